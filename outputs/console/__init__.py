@@ -1,0 +1,1 @@
+"""The ``console`` output: events as JSON lines on standard output."""

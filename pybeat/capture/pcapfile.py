@@ -1,0 +1,211 @@
+"""Read classic pcap and pcapng capture files.
+
+Owns: the file formats (pcap with micro- or nanosecond stamps in either byte order; pcapng
+section, interface, enhanced/simple/obsolete packet blocks with per-interface time resolution).
+Yields ``(ts_ns, link_type, frame)`` tuples. Never decodes a frame.
+
+A truncated last record is reported (``truncated_records``) rather than raised: a capture cut
+off by a full disk still replays up to its last whole packet.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import struct
+from collections.abc import Iterator
+from typing import BinaryIO
+
+PCAP_MAGIC_US = 0xA1B2C3D4
+PCAP_MAGIC_NS = 0xA1B23C4D
+PCAPNG_SHB = 0x0A0D0D0A
+PCAPNG_BOM = 0x1A2B3C4D
+
+
+class CaptureFileError(Exception):
+    """The file is not a capture we can read (bad magic, bad header)."""
+
+
+class PcapFileSource:
+    """A capture file as a packet iterator.
+
+    ``loops`` replays the file that many times (0 = forever); each new pass is shifted in time
+    by the file's span so packet time keeps moving forward and transactions expire as they would
+    live (Packetbeat replays the same stamps; shifting keeps pairing and timeouts meaningful).
+    """
+
+    def __init__(self, path: str, loops: int = 1):
+        self.path = path
+        self.loops = loops
+        self.packets = 0
+        self.bytes = 0
+        self.truncated_records = 0
+        self.link_types: set[int] = set()
+        self._fh: BinaryIO | None = None
+        self._map: mmap.mmap | bytes | None = None
+        self._open()
+
+    def _open(self) -> None:
+        try:
+            fh = open(self.path, "rb")
+        except OSError as exc:
+            raise CaptureFileError(f"cannot open capture file {self.path!r}: {exc.strerror}") from exc
+        self._fh = fh
+        size = os.fstat(fh.fileno()).st_size
+        if size == 0:
+            raise CaptureFileError(f"capture file {self.path!r} is empty")
+        try:
+            self._map = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):  # not mappable (a pipe, a special file): read it whole
+            self._map = fh.read()
+        head = self._map[:4]
+        if len(head) < 4:
+            raise CaptureFileError(f"{self.path!r} is too short to be a capture file")
+        magic_le = struct.unpack("<I", head)[0]
+        magic_be = struct.unpack(">I", head)[0]
+        if magic_le == PCAPNG_SHB:
+            self._format = "pcapng"
+        elif PCAP_MAGIC_US in (magic_le, magic_be) or PCAP_MAGIC_NS in (magic_le, magic_be):
+            self._format = "pcap"
+        else:
+            raise CaptureFileError(
+                f"{self.path!r} is not a pcap or pcapng file (magic {bytes(head).hex()})"
+            )
+
+    def close(self) -> None:
+        if isinstance(self._map, mmap.mmap):
+            self._map.close()
+        self._map = None
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+    def __enter__(self) -> "PcapFileSource":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[tuple[int, int, bytes]]:
+        passes = 0
+        shift = 0
+        while self.loops == 0 or passes < self.loops:
+            first = last = None
+            reader = self._read_pcap() if self._format == "pcap" else self._read_pcapng()
+            for ts, link, frame in reader:
+                if first is None:
+                    first = ts
+                last = ts
+                yield ts + shift, link, frame
+            passes += 1
+            if first is None or last is None:
+                return
+            shift += last - first + 1000
+
+    # -- classic pcap -----------------------------------------------------------------
+    def _read_pcap(self) -> Iterator[tuple[int, int, bytes]]:
+        buf = self._map
+        assert buf is not None
+        if len(buf) < 24:
+            raise CaptureFileError(f"{self.path!r}: pcap header is cut short")
+        magic = struct.unpack_from("<I", buf, 0)[0]
+        if magic in (PCAP_MAGIC_US, PCAP_MAGIC_NS):
+            endian = "<"
+        else:
+            endian = ">"
+            magic = struct.unpack_from(">I", buf, 0)[0]
+        scale = 1 if magic == PCAP_MAGIC_NS else 1000
+        link = struct.unpack_from(endian + "I", buf, 20)[0] & 0x0FFFFFFF
+        self.link_types.add(link)
+        rec = struct.Struct(endian + "IIII")
+        unpack = rec.unpack_from
+        pos = 24
+        end = len(buf)
+        packets = 0
+        nbytes = 0
+        while pos + 16 <= end:
+            sec, frac, caplen, _origlen = unpack(buf, pos)
+            pos += 16
+            if pos + caplen > end:
+                self.truncated_records += 1
+                break
+            frame = buf[pos : pos + caplen]
+            pos += caplen
+            packets += 1
+            nbytes += caplen
+            yield sec * 1_000_000_000 + frac * scale, link, frame
+        else:
+            if pos != end:
+                self.truncated_records += 1
+        self.packets += packets
+        self.bytes += nbytes
+
+    # -- pcapng -----------------------------------------------------------------------
+    def _read_pcapng(self) -> Iterator[tuple[int, int, bytes]]:
+        buf = self._map
+        assert buf is not None
+        end = len(buf)
+        pos = 0
+        endian = "<"
+        interfaces: list[tuple[int, int, int]] = []  # (link type, units per second, offset seconds)
+        while pos + 12 <= end:
+            btype = struct.unpack_from(endian + "I", buf, pos)[0]
+            if btype == PCAPNG_SHB:
+                bom = struct.unpack_from("<I", buf, pos + 8)[0]
+                endian = "<" if bom == PCAPNG_BOM else ">"
+                if struct.unpack_from(endian + "I", buf, pos + 8)[0] != PCAPNG_BOM:
+                    raise CaptureFileError(f"{self.path!r}: bad pcapng byte-order magic")
+                interfaces = []
+            blen = struct.unpack_from(endian + "I", buf, pos + 4)[0]
+            if blen < 12 or blen % 4 or pos + blen > end:
+                self.truncated_records += 1
+                break
+            body = pos + 8
+            body_end = pos + blen - 4
+            if btype == 1:  # interface description
+                link = struct.unpack_from(endian + "H", buf, body)[0]
+                tsres, tsoff = _idb_options(buf, body + 8, body_end, endian)
+                interfaces.append((link, tsres, tsoff))
+                self.link_types.add(link)
+            elif btype in (6, 2):  # enhanced packet block / obsolete packet block
+                if btype == 6:
+                    iface, ts_hi, ts_lo, caplen = struct.unpack_from(endian + "IIII", buf, body)
+                    data = body + 20
+                else:
+                    iface, _drops, ts_hi, ts_lo, caplen = struct.unpack_from(endian + "HHIII", buf, body)
+                    data = body + 20
+                if iface >= len(interfaces) or data + caplen > body_end:
+                    self.truncated_records += 1
+                else:
+                    link, units, offset = interfaces[iface]
+                    raw = (ts_hi << 32) | ts_lo
+                    ts_ns = raw * 1_000_000_000 // units if units != 1_000_000_000 else raw
+                    self.packets += 1
+                    self.bytes += caplen
+                    yield ts_ns + offset * 1_000_000_000, link, buf[data : data + caplen]
+            elif btype == 3:  # simple packet block: no timestamp, first interface
+                if interfaces:
+                    origlen = struct.unpack_from(endian + "I", buf, body)[0]
+                    caplen = min(origlen, body_end - body - 4)
+                    self.packets += 1
+                    self.bytes += caplen
+                    yield 0, interfaces[0][0], buf[body + 4 : body + 4 + caplen]
+            pos += blen
+
+
+def _idb_options(buf: bytes | mmap.mmap, pos: int, end: int, endian: str) -> tuple[int, int]:
+    """Return (time units per second, offset seconds) from an interface block's options."""
+    units = 1_000_000
+    offset = 0
+    while pos + 4 <= end:
+        code, length = struct.unpack_from(endian + "HH", buf, pos)
+        pos += 4
+        if code == 0:
+            break
+        if code == 9 and length >= 1:  # if_tsresol
+            value = buf[pos]
+            units = 2 ** (value & 0x7F) if value & 0x80 else 10 ** value
+        elif code == 14 and length == 8:  # if_tsoffset
+            offset = struct.unpack_from(endian + "q", buf, pos)[0]
+        pos += (length + 3) & ~3
+    return units, offset

@@ -1,0 +1,85 @@
+"""Event serialisation as Beats' JSON codec writes it (file, console and Logstash outputs).
+
+``{"@timestamp": "<UTC ms Z>", "@metadata": {"beat", "type": "_doc", "version", ...meta}, ...}``
+
+Also ``codec.format.string`` (``%{[field.path]}`` references, as Beats' fmtstr).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import orjson
+
+from pydantic import Field
+
+from pybeat.api import BeatInfo, Event, PluginConfig
+from pybeat.timefmt import format_ts
+
+_FIELD_REF = re.compile(r"%\{\[([^\]]+)\]\}")
+
+
+class JsonCodecConfig(PluginConfig):
+    pretty: bool = False
+    escape_html: bool = False
+
+
+class FormatCodecConfig(PluginConfig):
+    string: str
+
+
+class CodecConfig(PluginConfig):
+    json_: JsonCodecConfig | None = Field(default=None, alias="json")
+    format: FormatCodecConfig | None = None
+
+
+def _escape_html(data: bytes) -> bytes:
+    return data.replace(b"<", b"\\u003c").replace(b">", b"\\u003e").replace(b"&", b"\\u0026")
+
+
+class Codec:
+    """Turns an event into one line (bytes, without the newline)."""
+
+    def __init__(self, beat: BeatInfo, config: CodecConfig | None = None, pretty: bool = False, index: str | None = None):
+        self.beat_name = (index or beat.beat).lower()
+        self.version = beat.version
+        cfg = config or CodecConfig()
+        self.format = cfg.format.string if cfg.format else None
+        self.pretty = pretty or bool(cfg.json_ and cfg.json_.pretty)
+        self.escape = bool(cfg.json_ and cfg.json_.escape_html)
+        self._opts = orjson.OPT_INDENT_2 if self.pretty else 0
+
+    def document(self, event: Event) -> dict[str, Any]:
+        meta = {"beat": self.beat_name, "type": "_doc", "version": self.version}
+        if event.meta:
+            meta.update(event.meta)
+        doc = {"@timestamp": format_ts(event.timestamp_ns), "@metadata": meta}
+        doc.update(event.fields)
+        return doc
+
+    def encode(self, event: Event) -> bytes:
+        doc = self.document(event)
+        if self.format is not None:
+            return self._format(doc).encode()
+        data = orjson.dumps(doc, option=self._opts | orjson.OPT_NON_STR_KEYS, default=_default)
+        return _escape_html(data) if self.escape else data
+
+    def _format(self, doc: dict[str, Any]) -> str:
+        def lookup(m: re.Match[str]) -> str:
+            node: Any = doc
+            for part in m.group(1).split("."):
+                if not isinstance(node, dict) or part not in node:
+                    return ""
+                node = node[part]
+            return node if isinstance(node, str) else orjson.dumps(node).decode()
+
+        return _FIELD_REF.sub(lookup, self.format or "")
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, (bytes, bytearray, memoryview)):
+        return bytes(obj).decode("utf-8", "replace")
+    if isinstance(obj, (set, frozenset, tuple)):
+        return list(obj)
+    return str(obj)

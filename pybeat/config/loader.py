@@ -1,0 +1,183 @@
+"""Read a Beats-style YAML config into a plain nested dict, remembering where each key was.
+
+Owns: YAML loading with line numbers, dotted keys (``packetbeat.interfaces.device: any``) merged
+with nested ones, ``${VAR}`` / ``${VAR:default}`` expansion, ``-E key=value`` overrides, and the
+``pybeat.*`` alias of ``packetbeat.*``. Validation is models.py's job; this module only reads.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import yaml
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.]*)(?::([^}]*))?\}")
+
+
+class ConfigError(Exception):
+    """A config problem, phrased for the person who wrote the file."""
+
+    def __init__(self, message: str, problems: list[str] | None = None):
+        super().__init__(message)
+        self.problems = problems or [message]
+
+
+@dataclass
+class RawConfig:
+    """The merged config tree plus where each dotted key came from (``file:line`` or ``-E``)."""
+
+    data: dict[str, Any]
+    origins: dict[str, str] = field(default_factory=dict)
+    path: str | None = None
+
+    def origin(self, dotted: str) -> str | None:
+        """Where ``dotted`` (or its nearest parent) was set."""
+        key = dotted
+        while key:
+            if key in self.origins:
+                return self.origins[key]
+            key = key.rpartition(".")[0]
+        return None
+
+
+def _merge(target: dict[str, Any], key_path: list[str], value: Any) -> None:
+    node = target
+    for part in key_path[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = node[part] = {}
+        node = child
+    leaf = key_path[-1]
+    if isinstance(value, dict) and isinstance(node.get(leaf), dict):
+        for k, v in value.items():
+            _merge(node[leaf], [k], v)
+    else:
+        node[leaf] = value
+
+
+def _construct(node: yaml.Node, prefix: str, origins: dict[str, str], where: str) -> Any:
+    """Build Python values from a YAML node, expanding dotted keys and recording lines."""
+    if isinstance(node, yaml.MappingNode):
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = str(yaml.safe_load(yaml.serialize(key_node)))  # plain scalar of any tag
+            parts = key.split(".") if key else [key]
+            dotted = f"{prefix}.{key}" if prefix else key
+            origins[dotted] = f"{where}:{key_node.start_mark.line + 1}"
+            # Record every intermediate dotted prefix introduced by a dotted key too.
+            for i in range(1, len(parts)):
+                p = ".".join(parts[:i])
+                origins.setdefault(f"{prefix}.{p}" if prefix else p, f"{where}:{key_node.start_mark.line + 1}")
+            _merge(out, parts, _construct(value_node, dotted, origins, where))
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        items = []
+        for i, item in enumerate(node.value):
+            dotted = f"{prefix}.{i}"
+            origins[dotted] = f"{where}:{item.start_mark.line + 1}"
+            items.append(_construct(item, dotted, origins, where))
+        return items
+    return yaml.safe_load(yaml.serialize(node))
+
+
+def parse_yaml(text: str, where: str = "<config>") -> tuple[dict[str, Any], dict[str, str]]:
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{where}{line}: not valid YAML: {problem}") from exc
+    origins: dict[str, str] = {}
+    if root is None:
+        return {}, origins
+    data = _construct(root, "", origins, where)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: the config must be a mapping of keys, not a {type(data).__name__}")
+    return data, origins
+
+
+def expand_vars(value: Any, env: Mapping[str, str], keystore: Mapping[str, str] | None = None, key: str = "") -> Any:
+    """Replace ``${VAR}`` and ``${VAR:default}`` (keystore first, then environment)."""
+    if isinstance(value, dict):
+        return {k: expand_vars(v, env, keystore, f"{key}.{k}" if key else k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [expand_vars(v, env, keystore, f"{key}.{i}") for i, v in enumerate(value)]
+    if not isinstance(value, str) or "${" not in value:
+        return value
+
+    def lookup(m: re.Match[str]) -> str:
+        name, default = m.group(1), m.group(2)
+        if keystore and name in keystore:
+            return keystore[name]
+        if name in env:
+            return env[name]
+        if default is not None:
+            return default
+        raise ConfigError(
+            f"{key}: the variable ${{{name}}} is not set (set it in the environment, or give a "
+            f"default as ${{{name}:value}})"
+        )
+
+    whole = _VAR.fullmatch(value)
+    expanded = _VAR.sub(lookup, value)
+    if whole:
+        # A value that is only a reference takes the type its text has (``${PORT:9200}`` -> 9200).
+        try:
+            typed = yaml.safe_load(expanded) if expanded else expanded
+        except yaml.YAMLError:
+            return expanded
+        return typed if isinstance(typed, (int, float, bool, str)) else expanded
+    return expanded
+
+
+def apply_override(raw: RawConfig, setting: str) -> None:
+    """Apply one ``-E key=value`` (value parsed as YAML, like Beats)."""
+    key, sep, text = setting.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"-E {setting!r}: expected key=value")
+    try:
+        value = yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError:
+        value = text
+    _merge(raw.data, key.split("."), value)
+    raw.origins[key] = f"-E {key}"
+
+
+def merge_alias(data: dict[str, Any], origins: dict[str, str]) -> None:
+    """``pybeat.*`` is an alias of ``packetbeat.*``; both may be used, pybeat wins on conflicts."""
+    alias = data.pop("pybeat", None)
+    if isinstance(alias, dict):
+        target = data.setdefault("packetbeat", {})
+        for k, v in alias.items():
+            _merge(target, [k], v)
+        for key in [k for k in origins if k == "pybeat" or k.startswith("pybeat.")]:
+            origins["packetbeat" + key[len("pybeat"):]] = origins[key]
+
+
+def load(
+    path: str | None,
+    overrides: list[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    keystore: Mapping[str, str] | None = None,
+) -> RawConfig:
+    """Read ``path`` (None: an empty config), apply ``-E`` overrides, expand variables."""
+    data: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+    if path is not None:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                text = fh.read()
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path!r}: {exc.strerror}") from exc
+        data, origins = parse_yaml(text, os.path.basename(path))
+    raw = RawConfig(data, origins, path)
+    for setting in overrides or []:
+        apply_override(raw, setting)
+    merge_alias(raw.data, raw.origins)
+    raw.data = expand_vars(raw.data, os.environ if env is None else env, keystore)
+    return raw

@@ -1,0 +1,217 @@
+"""The agent's config schema: one pydantic model per section, unknown keys refused.
+
+Owns: what each key means, its default and its type, for the sections the agent core reads.
+Protocol, output and processor settings are validated by their plugins' own models (see
+pybeat/agent.py); here they are kept as raw mappings. Validation has no side effects.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import ConfigDict, Field, field_validator
+
+from pybeat.api import PluginConfig
+from pybeat.config.types import Duration
+
+
+class Section(PluginConfig):
+    pass
+
+
+class OpenSection(PluginConfig):
+    """Sections whose content pybeat passes through or does not use (kept for compatibility)."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class InterfaceConfig(Section):
+    device: str | int | None = None
+    type: Literal["pcap", "af_packet", "autodetect", ""] = "pcap"
+    snaplen: int = Field(default=65535, ge=1, le=262144)
+    buffer_size_mb: int = 30
+    bpf_filter: str | None = None
+    with_vlans: bool = False
+    internal_networks: list[str] = []
+    auto_promisc_mode: bool = False
+    poll_default_route: Duration = 0.0
+    metrics_interval: Duration = 5.0
+    fanout_group: int | None = Field(default=None, ge=0, le=65535)
+    file: str | None = None
+    dumpfile: str | None = None
+    ignore_outgoing: bool = False
+    id: str | None = None
+
+
+class FlowsConfig(Section):
+    enabled: bool = True
+    timeout: Duration = 30.0
+    period: Duration = 10.0
+    enable_delta_flow_reports: bool = False
+    fields: dict[str, Any] = {}
+    fields_under_root: bool = False
+    tags: list[str] = []
+    processors: list[dict[str, Any]] = []
+    keep_null: bool = False
+    index: str | None = None
+
+
+class ProcsConfig(Section):
+    enabled: bool = False
+    monitored: list[dict[str, Any]] = []
+    max_proc_read_errors: int | None = None
+    refresh_pids: Duration | None = None
+
+
+class PacketbeatSection(Section):
+    interfaces: InterfaceConfig | list[InterfaceConfig] = InterfaceConfig()
+    protocols: list[dict[str, Any]] | dict[str, dict[str, Any]] = []
+    flows: FlowsConfig | None = None
+    procs: ProcsConfig = ProcsConfig()
+    ignore_outgoing: bool = False
+    shutdown_timeout: Duration = 0.0
+    overwrite_pipelines: bool = False
+    npcap: dict[str, Any] = {}
+    # pybeat's own limits (not in Packetbeat): see ARCHITECTURE.md, "caps".
+    limits: dict[str, Any] = {}
+
+
+class FlushConfig(Section):
+    min_events: int = Field(default=1600, ge=0)
+    timeout: Duration = 10.0
+
+
+class MemQueueConfig(Section):
+    events: int = Field(default=3200, ge=1)
+    flush: FlushConfig = FlushConfig()
+    immediate_shutdown: bool = False
+
+
+class DiskQueueConfig(Section):
+    path: str | None = None
+    max_size: str | int | None = None
+    segment_size: str | int | None = None
+    read_ahead: int = 512
+    write_ahead: int = 2048
+    retry_interval: Duration = 1.0
+    max_retry_interval: Duration = 30.0
+
+
+class QueueConfig(Section):
+    mem: MemQueueConfig | None = None
+    disk: DiskQueueConfig | None = None
+
+
+class LoggingFilesConfig(Section):
+    path: str | None = None
+    name: str = "pybeat"
+    rotateeverybytes: int = 10485760
+    keepfiles: int = 7
+    permissions: int | str = "0600"
+    interval: Duration = 0.0
+    rotateonstartup: bool = True
+    redirect_stderr: bool = False
+
+
+class LoggingMetricsConfig(Section):
+    enabled: bool = True
+    period: Duration = 30.0
+    namespaces: list[str] = ["stats"]
+
+
+class LoggingConfig(Section):
+    level: Literal["debug", "info", "warning", "warn", "error", "critical"] = "info"
+    selectors: list[str] = []
+    to_stderr: bool = False
+    to_syslog: bool = False
+    to_eventlog: bool = False
+    to_files: bool = True
+    json_: bool = Field(default=True, alias="json")
+    files: LoggingFilesConfig = LoggingFilesConfig()
+    metrics: LoggingMetricsConfig = LoggingMetricsConfig()
+    event_data: dict[str, Any] = {}
+    ecs: bool = True
+
+
+class HttpConfig(Section):
+    enabled: bool = False
+    host: str = "localhost"
+    port: int = Field(default=5066, ge=0, le=65535)
+    named_pipe: dict[str, Any] = {}
+    pprof: dict[str, Any] = {}
+
+
+class PathConfig(Section):
+    home: str | None = None
+    config: str | None = None
+    data: str | None = None
+    logs: str | None = None
+
+
+class TemplateConfig(Section):
+    enabled: bool = True
+    name: str | None = None
+    pattern: str | None = None
+    fields: str | None = None
+    overwrite: bool = False
+    settings: dict[str, Any] = {}
+    json_: dict[str, Any] = Field(default={}, alias="json")
+    append_fields: list[dict[str, Any]] = []
+    type: str | None = None
+    priority: int | None = None
+
+
+class IlmConfig(Section):
+    enabled: bool | str = True
+    policy_name: str | None = None
+    policy_file: str | None = None
+    check_exists: bool = True
+    overwrite: bool = False
+    rollover_alias: str | None = None
+    pattern: str | None = None
+
+
+class SetupConfig(Section):
+    template: TemplateConfig = TemplateConfig()
+    ilm: IlmConfig = IlmConfig()
+    ism: dict[str, Any] = {}
+    kibana: OpenSection = OpenSection()
+    dashboards: OpenSection = OpenSection()
+
+
+class CloudConfig(Section):
+    id: str | None = None
+    auth: str | None = None
+
+
+class AgentConfig(Section):
+    """The whole file. ``packetbeat`` also answers to ``pybeat`` (merged by the loader)."""
+
+    packetbeat: PacketbeatSection = PacketbeatSection()
+    name: str | None = None
+    tags: list[str] = []
+    fields: dict[str, Any] = {}
+    fields_under_root: bool = False
+    processors: list[dict[str, Any]] = []
+    output: dict[str, dict[str, Any] | None] = {}
+    queue: QueueConfig = QueueConfig()
+    logging: LoggingConfig = LoggingConfig()
+    http: HttpConfig = HttpConfig()
+    path: PathConfig = PathConfig()
+    setup: SetupConfig = SetupConfig()
+    cloud: CloudConfig = CloudConfig()
+    monitoring: OpenSection = OpenSection()
+    xpack: OpenSection = OpenSection()
+    max_procs: int | None = None
+    seccomp: OpenSection = OpenSection()
+    keystore: OpenSection = OpenSection()
+    features: OpenSection = OpenSection()
+    instrumentation: OpenSection = OpenSection()
+    timestamp: OpenSection = OpenSection()
+
+    @field_validator("output", mode="before")
+    @classmethod
+    def _outputs_are_mappings(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: ({} if val is None else val) for k, val in v.items()}
+        return v

@@ -1,0 +1,365 @@
+"""Frames in, protocol analyzer calls out.
+
+Owns: link layers (Ethernet, Linux SLL and SLL2, raw IP, BSD loopback/null), 802.1Q / 802.1ad
+VLAN tags, IPv4 (with options) and IPv6 (with extension headers), one level of IP-in-IP
+tunnelling, fragment reassembly, UDP, TCP (through :class:`TcpReassembler`) and ICMP, and
+dispatch to analyzers by port (UDP: source port first, then destination port, as Packetbeat).
+
+It never raises for a packet: anything malformed is counted in ``errors`` by reason and the
+packet is skipped. This is the hot path: plain code, ``struct`` calls, no per-packet logging.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from dataclasses import dataclass
+
+from pybeat.api import Analyzer, Packet
+from pybeat.decode.ipfrag import FragmentReassembler
+from pybeat.decode.tcp import TcpReassembler
+
+LINKTYPE_NULL = 0
+LINKTYPE_ETHERNET = 1
+LINKTYPE_RAW_OLD = 12
+LINKTYPE_RAW_BSD = 14
+LINKTYPE_RAW = 101
+LINKTYPE_LOOP = 108
+LINKTYPE_LINUX_SLL = 113
+LINKTYPE_IPV4 = 228
+LINKTYPE_IPV6 = 229
+LINKTYPE_LINUX_SLL2 = 276
+
+SUPPORTED_LINK_TYPES = {
+    LINKTYPE_NULL: "BSD loopback",
+    LINKTYPE_ETHERNET: "Ethernet",
+    LINKTYPE_RAW_OLD: "raw IP",
+    LINKTYPE_RAW_BSD: "raw IP",
+    LINKTYPE_RAW: "raw IP",
+    LINKTYPE_LOOP: "OpenBSD loopback",
+    LINKTYPE_LINUX_SLL: "Linux cooked (SLL)",
+    LINKTYPE_IPV4: "raw IPv4",
+    LINKTYPE_IPV6: "raw IPv6",
+    LINKTYPE_LINUX_SLL2: "Linux cooked v2 (SLL2)",
+}
+
+_VLAN_TPIDS = (0x8100, 0x88A8, 0x9100)
+_IPV6_EXT = {0, 43, 60, 51, 135, 139, 140}
+_NULL_IPV6 = {24, 28, 30}
+_U16 = struct.Struct("!H").unpack_from
+_UDP = struct.Struct("!HHH").unpack_from
+_TCP = struct.Struct("!HHIIBB").unpack_from
+_IP4 = struct.Struct("!BxHHHBB").unpack_from  # vihl, total length, id, flags/offset, ttl, proto
+
+
+@dataclass
+class DecoderLimits:
+    """Caps of the decoding layer's buffers (see ipfrag.py and tcp.py)."""
+
+    max_fragmented_datagrams: int = 1024
+    fragment_timeout_s: float = 30.0
+    max_tcp_connections: int = 65536
+    tcp_idle_timeout_s: float = 120.0
+    max_ooo_segments: int = 64
+    max_ooo_bytes: int = 1 << 20
+    tick_interval_s: float = 0.5
+
+
+class Decoder:
+    """Decode frames and call the analyzers registered for their ports.
+
+    ``udp_ports``/``tcp_ports`` map a port to the analyzer that owns it; ``icmp`` receives every
+    ICMP/ICMPv6 message when set.
+    """
+
+    def __init__(
+        self,
+        udp_ports: dict[int, Analyzer] | None = None,
+        tcp_ports: dict[int, Analyzer] | None = None,
+        icmp: Analyzer | None = None,
+        limits: DecoderLimits | None = None,
+    ):
+        self.limits = limits or DecoderLimits()
+        self.udp_ports = dict(udp_ports or {})
+        self.tcp_ports = dict(tcp_ports or {})
+        self.icmp = icmp
+        self.analyzers: list[Analyzer] = []
+        for a in [*self.udp_ports.values(), *self.tcp_ports.values(), icmp]:
+            if a is not None and all(a is not b for b in self.analyzers):
+                self.analyzers.append(a)
+        self.frags = FragmentReassembler(
+            self.limits.max_fragmented_datagrams, int(self.limits.fragment_timeout_s * 1e9)
+        )
+        self.tcp = TcpReassembler(
+            self.limits.max_tcp_connections,
+            self.limits.max_ooo_segments,
+            self.limits.max_ooo_bytes,
+            int(self.limits.tcp_idle_timeout_s * 1e9),
+        )
+        self._tick_ns = int(self.limits.tick_interval_s * 1e9)
+        self._next_tick = 0
+        self.now_ns = 0
+        self._ip4_cache: dict[bytes, str] = {}
+        self._ip6_cache: dict[bytes, str] = {}
+        self.packets = 0
+        self.bytes = 0
+        self.dispatched = 0
+        self.errors: dict[str, int] = {}
+
+    # -- counters -------------------------------------------------------------------
+    def _error(self, reason: str) -> None:
+        self.errors[reason] = self.errors.get(reason, 0) + 1
+
+    def stats(self) -> dict[str, int]:
+        out = {
+            "packets": self.packets,
+            "bytes": self.bytes,
+            "dispatched": self.dispatched,
+            "ip_fragments.reassembled": self.frags.reassembled,
+            "ip_fragments.pending": len(self.frags),
+            "ip_fragments.evicted": self.frags.evicted,
+            "ip_fragments.expired": self.frags.expired,
+            "ip_fragments.rejected": self.frags.rejected,
+            "tcp.connections": self.tcp.connections,
+            "tcp.active": len(self.tcp),
+            "tcp.evicted": self.tcp.evicted,
+            "tcp.expired": self.tcp.expired,
+            "tcp.retransmitted": self.tcp.retransmitted,
+            "tcp.gaps": self.tcp.gaps,
+            "tcp.gap_bytes": self.tcp.gap_bytes,
+        }
+        for reason, count in self.errors.items():
+            out[f"errors.{reason}"] = count
+        return out
+
+    # -- addresses ------------------------------------------------------------------
+    def _ip4(self, raw: bytes) -> str:
+        s = self._ip4_cache.get(raw)
+        if s is None:
+            if len(self._ip4_cache) > 65536:
+                self._ip4_cache.clear()
+            s = self._ip4_cache[raw] = socket.inet_ntop(socket.AF_INET, raw)
+        return s
+
+    def _ip6(self, raw: bytes) -> str:
+        s = self._ip6_cache.get(raw)
+        if s is None:
+            if len(self._ip6_cache) > 65536:
+                self._ip6_cache.clear()
+            s = self._ip6_cache[raw] = socket.inet_ntop(socket.AF_INET6, raw)
+        return s
+
+    # -- entry point ----------------------------------------------------------------
+    def decode(self, ts_ns: int, link: int, frame: bytes) -> None:
+        """Decode one frame captured at ``ts_ns`` on a link of type ``link``."""
+        self.packets += 1
+        self.bytes += len(frame)
+        self.now_ns = ts_ns
+        if ts_ns >= self._next_tick:
+            self.tick(ts_ns)
+        try:
+            if link == LINKTYPE_ETHERNET:
+                self._ethernet(ts_ns, frame)
+            elif link == LINKTYPE_LINUX_SLL:
+                if len(frame) < 16:
+                    self._error("short_link_header")
+                    return
+                self._ether_payload(ts_ns, _U16(frame, 14)[0], frame, 16, ())
+            elif link == LINKTYPE_LINUX_SLL2:
+                if len(frame) < 20:
+                    self._error("short_link_header")
+                    return
+                self._ether_payload(ts_ns, _U16(frame, 0)[0], frame, 20, ())
+            elif link in (LINKTYPE_RAW, LINKTYPE_RAW_OLD, LINKTYPE_RAW_BSD, LINKTYPE_IPV4, LINKTYPE_IPV6):
+                if not frame:
+                    self._error("short_link_header")
+                    return
+                version = frame[0] >> 4
+                self._ip(ts_ns, frame, 0, version, (), 0)
+            elif link in (LINKTYPE_NULL, LINKTYPE_LOOP):
+                if len(frame) < 4:
+                    self._error("short_link_header")
+                    return
+                family = struct.unpack_from(">I" if link == LINKTYPE_LOOP else "=I", frame, 0)[0]
+                if family > 0xFFFF:  # written on a host of the other byte order
+                    family = struct.unpack_from("<I" if struct.pack("=I", 1)[0] == 0 else ">I", frame, 0)[0]
+                if family == 2:
+                    self._ip(ts_ns, frame, 4, 4, (), 0)
+                elif family in _NULL_IPV6:
+                    self._ip(ts_ns, frame, 4, 6, (), 0)
+                else:
+                    self._error("non_ip")
+            else:
+                self._error("unsupported_link_type")
+        except (struct.error, IndexError, ValueError, OSError):
+            self._error("malformed")
+
+    def _ethernet(self, ts_ns: int, frame: bytes) -> None:
+        if len(frame) < 14:
+            self._error("short_link_header")
+            return
+        etype = (frame[12] << 8) | frame[13]
+        off = 14
+        vlans: tuple[int, ...] = ()
+        while etype in _VLAN_TPIDS:
+            if len(frame) < off + 4 or len(vlans) >= 2:
+                self._error("bad_vlan")
+                return
+            vlans += (((frame[off] << 8) | frame[off + 1]) & 0x0FFF,)
+            etype = (frame[off + 2] << 8) | frame[off + 3]
+            off += 4
+        self._ether_payload(ts_ns, etype, frame, off, vlans)
+
+    def _ether_payload(self, ts_ns: int, etype: int, frame: bytes, off: int, vlans: tuple[int, ...]) -> None:
+        if etype == 0x0800:
+            self._ip(ts_ns, frame, off, 4, vlans, 0)
+        elif etype == 0x86DD:
+            self._ip(ts_ns, frame, off, 6, vlans, 0)
+        elif etype in _VLAN_TPIDS:  # tags inside cooked captures
+            if len(frame) < off + 4:
+                self._error("bad_vlan")
+                return
+            vlan = ((frame[off] << 8) | frame[off + 1]) & 0x0FFF
+            self._ether_payload(ts_ns, (frame[off + 2] << 8) | frame[off + 3], frame, off + 4, vlans + (vlan,))
+        else:
+            self._error("non_ip")
+
+    def _ip(self, ts_ns: int, frame: bytes, off: int, version: int, vlans: tuple[int, ...], depth: int) -> None:
+        if version == 4:
+            if len(frame) < off + 20:
+                self._error("short_ipv4_header")
+                return
+            vihl, total, ident, frag, _ttl, proto = _IP4(frame, off)
+            if vihl >> 4 != 4:
+                self._error("bad_ip_version")
+                return
+            ihl = (vihl & 0x0F) * 4
+            if ihl < 20 or total < ihl:
+                self._error("bad_ipv4_header")
+                return
+            end = off + total
+            if end > len(frame):
+                self._error("truncated_ip")
+                end = len(frame)
+            src_raw = frame[off + 12 : off + 16]
+            dst_raw = frame[off + 16 : off + 20]
+            payload = frame[off + ihl : end]
+            if frag & 0x3FFF:  # MF set or a non-zero offset
+                whole = self.frags.add(
+                    (4, src_raw, dst_raw, proto, ident), (frag & 0x1FFF) * 8, bool(frag & 0x2000), payload, ts_ns
+                )
+                if whole is None:
+                    return
+                payload = whole
+            src = self._ip4(src_raw)
+            dst = self._ip4(dst_raw)
+        elif version == 6:
+            if len(frame) < off + 40:
+                self._error("short_ipv6_header")
+                return
+            plen = (frame[off + 4] << 8) | frame[off + 5]
+            proto = frame[off + 6]
+            src_raw = frame[off + 8 : off + 24]
+            dst_raw = frame[off + 24 : off + 40]
+            end = off + 40 + plen
+            if end > len(frame):
+                self._error("truncated_ip")
+                end = len(frame)
+            pos = off + 40
+            frag_info = None
+            while proto in _IPV6_EXT or proto == 44:
+                if pos + 8 > end:
+                    self._error("bad_ipv6_extension")
+                    return
+                nxt = frame[pos]
+                if proto == 44:
+                    fo = (frame[pos + 2] << 8) | frame[pos + 3]
+                    ident = struct.unpack_from("!I", frame, pos + 4)[0]
+                    frag_info = ((fo & 0xFFF8), bool(fo & 1), ident)
+                    pos += 8
+                elif proto == 51:
+                    pos += (frame[pos + 1] + 2) * 4
+                else:
+                    pos += (frame[pos + 1] + 1) * 8
+                proto = nxt
+            if pos > end:
+                self._error("bad_ipv6_extension")
+                return
+            payload = frame[pos:end]
+            if frag_info is not None and (frag_info[0] or frag_info[1]):
+                whole = self.frags.add(
+                    (6, src_raw, dst_raw, frag_info[2]), frag_info[0], frag_info[1], payload, ts_ns
+                )
+                if whole is None:
+                    return
+                payload = whole
+            src = self._ip6(src_raw)
+            dst = self._ip6(dst_raw)
+        else:
+            self._error("bad_ip_version")
+            return
+        self._transport(ts_ns, proto, src, dst, version, payload, vlans, depth)
+
+    def _transport(
+        self, ts_ns: int, proto: int, src: str, dst: str, version: int, data: bytes,
+        vlans: tuple[int, ...], depth: int,
+    ) -> None:
+        if proto == 17:
+            if len(data) < 8:
+                self._error("short_udp_header")
+                return
+            sport, dport, ulen = _UDP(data, 0)
+            analyzer = self.udp_ports.get(sport) or self.udp_ports.get(dport)
+            if analyzer is None:
+                return
+            payload = data[8:ulen] if 8 <= ulen <= len(data) else data[8:]
+            if payload:
+                self.dispatched += 1
+                analyzer.on_udp(Packet(ts_ns, src, dst, sport, dport, "udp", version, vlans), payload)
+        elif proto == 6:
+            if len(data) < 20:
+                self._error("short_tcp_header")
+                return
+            sport, dport, seq, _ack, doff, flags = _TCP(data, 0)
+            analyzer = self.tcp_ports.get(sport) or self.tcp_ports.get(dport)
+            if analyzer is None:
+                return
+            hlen = (doff >> 4) * 4
+            if hlen < 20 or hlen > len(data):
+                self._error("bad_tcp_header")
+                return
+            self.dispatched += 1
+            self.tcp.segment(
+                src, sport, dst, dport, seq, flags, data[hlen:], ts_ns, analyzer,
+                dport in self.tcp_ports, version, vlans,
+            )
+        elif proto == 1 or proto == 58:
+            if self.icmp is None:
+                return
+            if (proto == 1) != (version == 4):
+                self._error("icmp_version_mismatch")
+                return
+            if len(data) < 4:
+                self._error("short_icmp_header")
+                return
+            self.dispatched += 1
+            transport = "icmp" if proto == 1 else "ipv6-icmp"
+            self.icmp.on_icmp(Packet(ts_ns, src, dst, 0, 0, transport, version, vlans), data)
+        elif (proto == 4 or proto == 41) and depth == 0:
+            self._ip(ts_ns, data, 0, 4 if proto == 4 else 6, vlans, 1)
+
+    # -- time -------------------------------------------------------------------------
+    def tick(self, now_ns: int) -> None:
+        """Expire buffers and pending transactions up to ``now_ns`` (packet time)."""
+        self._next_tick = now_ns + self._tick_ns
+        self.frags.expire(now_ns)
+        self.tcp.expire(now_ns)
+        for a in self.analyzers:
+            a.expire(now_ns)
+
+    def flush(self) -> None:
+        """End of input: close streams, then let analyzers publish what is pending."""
+        now = self.now_ns
+        self.tcp.flush(now)
+        for a in self.analyzers:
+            a.flush(now)

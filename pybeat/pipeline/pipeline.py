@@ -1,0 +1,307 @@
+"""The publishing pipeline: protocol events -> processors -> queue -> output workers.
+
+Owns: the per-protocol client (its ``fields``, ``tags``, ``processors``, ``index``), the
+agent's own fields (``agent.*``, ``ecs.version``, ``host.name``), global fields, tags and
+processors, batching (``flush.min_events`` / ``flush.timeout``), one bounded queue and a set of
+worker threads per output, and the event accounting that proves nothing was lost:
+
+    published = acked + dropped (by outputs) + dropped_full (live capture, queue full) + pending
+
+Several outputs may be enabled at once (Packetbeat allows one): each gets every event through
+its own queue, and replay waits for the slowest.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Callable
+
+from pybeat.api import Batch, BeatInfo, Event, Output
+from pybeat.pipeline.queue import MemQueue
+
+ECS_VERSION = "8.0.0"
+
+
+class OutputRunner:
+    """One output: its queue and its worker threads."""
+
+    def __init__(
+        self,
+        name: str,
+        make_client: Callable[[], Output],
+        workers: int,
+        batch_size: int,
+        queue_events: int,
+        logger: Any,
+    ):
+        self.name = name
+        self.queue = MemQueue(queue_events)
+        self.batch_size = batch_size
+        self.logger = logger
+        self.clients = [make_client() for _ in range(max(1, workers))]
+        self.acked = 0
+        self.duplicates = 0
+        self.dropped = 0
+        self.retried = 0
+        self.batches = 0
+        self.failures = 0
+        self._abandon = False
+        self._lock = threading.Lock()
+        self._threads = [
+            threading.Thread(target=self._work, args=(c,), name=f"output-{name}-{i}", daemon=True)
+            for i, c in enumerate(self.clients)
+        ]
+        for t in self._threads:
+            t.start()
+
+    def _on_settle(self, batch: Batch, acked: int, duplicates: int, retry: list[Event], dropped: int) -> None:
+        with self._lock:
+            self.acked += acked - duplicates
+            self.duplicates += duplicates
+            self.dropped += dropped
+            self.batches += 1
+            if retry:
+                self.retried += len(retry)
+        self.queue.release(acked + dropped)
+        if retry:
+            if self._abandon:
+                with self._lock:
+                    self.dropped += len(retry)
+                self.queue.release(len(retry))
+            else:
+                self.queue.requeue(retry, batch.retries + 1)
+
+    def _work(self, client: Output) -> None:
+        while True:
+            got = self.queue.get(self.batch_size)
+            if got is None:
+                return
+            events, retries = got
+            if not events:
+                continue
+            if self._abandon:
+                with self._lock:
+                    self.dropped += len(events)
+                self.queue.release(len(events))
+                continue
+            batch = Batch(events, self._on_settle, retries)
+            try:
+                client.publish(batch)
+            except Exception as exc:  # an output bug must not lose events or kill the worker
+                self.failures += 1
+                if self.logger is not None:
+                    self.logger.error("output publish failed", output=self.name, error=repr(exc))
+                if not batch.settled:
+                    time.sleep(min(1.0, 0.05 * (retries + 1)))
+                    batch.retry()
+                continue
+            if not batch.settled:
+                if self.logger is not None:
+                    self.logger.error("output returned without settling its batch", output=self.name)
+                batch.retry()
+
+    def close(self, timeout: float | None) -> bool:
+        """Wait for every queued event to settle (``timeout`` None = no limit), then stop."""
+        self.queue.close()
+        drained = self.queue.wait_empty(timeout)
+        if not drained:
+            self._abandon = True
+            # Drop what is still queued; in-flight batches settle into 'dropped' as they return.
+            self.queue.wait_empty(5.0)
+        for t in self._threads:
+            t.join(timeout=5.0)
+        for c in {id(c): c for c in self.clients}.values():
+            try:
+                c.close()
+            except Exception as exc:
+                if self.logger is not None:
+                    self.logger.warning("output close failed", output=self.name, error=repr(exc))
+        return drained
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "events.acked": self.acked,
+            "events.duplicates": self.duplicates,
+            "events.dropped": self.dropped,
+            "events.retried": self.retried,
+            "events.failed_publish_calls": self.failures,
+            "batches": self.batches,
+            "queue.used": self.queue.used,
+            "queue.capacity": self.queue.capacity,
+            "queue.peak": self.queue.peak,
+            "queue.dropped_full": self.queue.dropped_full,
+        }
+
+
+class Pipeline:
+    """Processors, batching and fan-out to output runners."""
+
+    def __init__(
+        self,
+        beat: BeatInfo,
+        runners: list[OutputRunner],
+        processors: list[Any] | None = None,
+        fields: dict[str, Any] | None = None,
+        fields_under_root: bool = False,
+        tags: list[str] | None = None,
+        min_events: int = 1600,
+        flush_timeout: float = 10.0,
+        block: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.beat = beat
+        self.runners = runners
+        self.processors = processors or []
+        self.global_fields = fields or {}
+        self.fields_under_root = fields_under_root
+        self.tags = tags or []
+        self.min_events = max(1, min_events)
+        self.flush_timeout = flush_timeout
+        self.block = block
+        self.clock = clock
+        self._pending: list[Event] = []
+        self._pending_since = 0.0
+        self.published = 0
+        self.filtered = 0
+        self.dropped_full = 0
+        self._agent = {
+            "type": beat.beat,
+            "name": beat.name or beat.hostname,
+            "version": beat.version,
+            "id": beat.agent_id,
+            "ephemeral_id": beat.ephemeral_id,
+            "build": {"original": f"{beat.product} {beat.version}"},
+        }
+
+    def builtin(self, fields: dict[str, Any]) -> None:
+        """Fields libbeat adds to every event before the processors run."""
+        fields["agent"] = dict(self._agent)
+        fields["ecs"] = {"version": ECS_VERSION}
+        host = fields.get("host")
+        if not isinstance(host, dict):
+            fields["host"] = {"name": self.beat.name or self.beat.hostname}
+
+    def publish(self, event: Event) -> None:
+        """Global stage: fields, tags, processors, then the batch buffer. Called per event."""
+        if self.global_fields:
+            _merge_fields(event.fields, self.global_fields, self.fields_under_root)
+        if self.tags:
+            _add_tags(event.fields, self.tags)
+        for proc in self.processors:
+            event = proc.run(event)
+            if event is None:
+                self.filtered += 1
+                return
+        self.published += 1
+        pending = self._pending
+        if not pending:
+            self._pending_since = self.clock()
+        pending.append(event)
+        if len(pending) >= self.min_events:
+            self._flush_pending()
+
+    def _flush_pending(self) -> None:
+        events, self._pending = self._pending, []
+        for runner in self.runners:
+            accepted = runner.queue.put(events, block=self.block)
+            if accepted < len(events):
+                self.dropped_full += len(events) - accepted
+
+    def tick(self) -> None:
+        """Flush a partial batch older than ``flush.timeout`` (call from the capture loop)."""
+        if self._pending and self.clock() - self._pending_since >= self.flush_timeout:
+            self._flush_pending()
+
+    def close(self, timeout: float | None = None) -> bool:
+        """Flush, wait for outputs to settle everything, stop workers. True if all settled."""
+        if self._pending:
+            self._flush_pending()
+        ok = True
+        for runner in self.runners:
+            ok = runner.close(timeout) and ok
+        return ok
+
+    def stats(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "events.published": self.published,
+            "events.filtered": self.filtered,
+            "events.dropped_queue_full": self.dropped_full,
+            "events.pending_batch": len(self._pending),
+        }
+        for runner in self.runners:
+            for k, v in runner.stats().items():
+                out[f"output.{runner.name}.{k}"] = v
+        return out
+
+
+class ProtocolClient:
+    """A protocol's connection to the pipeline (libbeat's per-input client): adds the agent's
+    fields, the protocol's ``fields``/``tags``/``index``, runs its ``processors``, then hands the
+    event to the pipeline. Its ``publish`` is the ``emit`` callback analyzers get."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        processors: list[Any] | None = None,
+        fields: dict[str, Any] | None = None,
+        fields_under_root: bool = False,
+        tags: list[str] | None = None,
+        index: str | None = None,
+    ):
+        self.pipeline = pipeline
+        self.processors = processors or []
+        self.fields = fields or {}
+        self.fields_under_root = fields_under_root
+        self.tags = tags or []
+        self.index = index
+        self.events = 0
+
+    def publish(self, event: Event) -> None:
+        self.events += 1
+        self.pipeline.builtin(event.fields)
+        if self.fields:
+            _merge_fields(event.fields, self.fields, self.fields_under_root)
+        if self.tags:
+            _add_tags(event.fields, self.tags)
+        if self.index:
+            event.meta["raw_index"] = self.index
+        for proc in self.processors:
+            event = proc.run(event)
+            if event is None:
+                self.pipeline.filtered += 1
+                return
+        self.pipeline.publish(event)
+
+
+def _merge_fields(target: dict[str, Any], fields: dict[str, Any], under_root: bool) -> None:
+    if under_root:
+        _deep_update(target, fields)
+    else:
+        node = target.setdefault("fields", {})
+        _deep_update(node, fields)
+
+
+def _deep_update(target: dict[str, Any], src: dict[str, Any]) -> None:
+    for k, v in src.items():
+        if isinstance(v, dict) and isinstance(target.get(k), dict):
+            _deep_update(target[k], v)
+        else:
+            target[k] = _copy(v)
+
+
+def _copy(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {k: _copy(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_copy(x) for x in v]
+    return v
+
+
+def _add_tags(fields: dict[str, Any], tags: list[str]) -> None:
+    existing = fields.get("tags")
+    if not isinstance(existing, list):
+        existing = fields["tags"] = []
+    for t in tags:
+        if t not in existing:
+            existing.append(t)

@@ -1,0 +1,19 @@
+"""Map the repository's top-level protocols/ and outputs/ folders into the pybeat namespace.
+
+A package named "outputs" exists on PyPI, so nothing may install under that name: protocols/
+installs as pybeat.protocols and outputs/ as pybeat.outputs. New plugin packages are found
+automatically (any folder with an __init__.py).
+"""
+
+from setuptools import find_packages, setup
+
+MAPPED = {"pybeat.protocols": "protocols", "pybeat.outputs": "outputs"}
+
+packages = find_packages(include=["pybeat", "pybeat.*"])
+package_dir = {"pybeat": "pybeat"}
+for name, folder in MAPPED.items():
+    packages.append(name)
+    package_dir[name] = folder
+    packages += [f"{name}.{sub}" for sub in find_packages(where=folder)]
+
+setup(packages=packages, package_dir=package_dir, package_data={"pybeat": ["py.typed", "data/*"]})
