@@ -162,6 +162,8 @@ class Pipeline:
         self.clock = clock
         self._pending: list[Event] = []
         self._pending_since = 0.0
+        #: called with every event that passed the processors (e.g. the exit summary)
+        self.observers: list[Callable[[Event], None]] = []
         self.published = 0
         self.filtered = 0
         self.dropped_full = 0
@@ -194,6 +196,8 @@ class Pipeline:
                 self.filtered += 1
                 return
         self.published += 1
+        for observe in self.observers:
+            observe(event)
         pending = self._pending
         if not pending:
             self._pending_since = self.clock()

@@ -1,0 +1,385 @@
+"""The agent: builds every component from validated settings and runs the capture loop.
+
+    source -> Decoder -> protocol analyzers -> ProtocolClient -> Pipeline -> OutputRunner(s)
+
+Owns: wiring (ports to analyzers, clients to the pipeline, outputs to runners), the run loop
+(fast or timed replay of a capture file, or a live source), signals, shutdown order (stop the
+source, flush analyzers, drain the queues) and the metrics that prove no event was lost.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from pybeat.api import Analyzer, BeatInfo, Event, OutputContext, ProtocolContext
+from pybeat.capture.pcapfile import PcapFileSource
+from pybeat.config.loader import ConfigError
+from pybeat.config.models import InterfaceConfig
+from pybeat.config.settings import Settings
+from pybeat.decode import Decoder, DecoderLimits
+from pybeat.envelope import Envelope
+from pybeat.monitoring import MetricsRegistry
+from pybeat.pipeline import Pipeline, ProtocolClient
+from pybeat.pipeline.pipeline import OutputRunner
+from pybeat.plugins import Registry
+from pybeat.processors import build_processors
+from pybeat.summary import SummaryObserver, render
+from pybeat.version import __version__
+
+
+@dataclass
+class Paths:
+    home: str
+    config: str
+    data: str
+    logs: str
+
+    @classmethod
+    def resolve(cls, home: str | None = None, config: str | None = None, data: str | None = None,
+                logs: str | None = None) -> "Paths":
+        home = os.path.abspath(home or os.getcwd())
+        return cls(
+            home,
+            os.path.abspath(config or home),
+            os.path.abspath(data or os.path.join(home, "data")),
+            os.path.abspath(logs or os.path.join(home, "logs")),
+        )
+
+
+@dataclass
+class RunOptions:
+    file: str | None = None  # -I
+    loops: int = 1  # -l (0 = forever)
+    fast: bool = False  # -t
+    dump: str | None = None  # --dump
+    shutdown_timeout: float | None = None  # None: wait until every event is settled
+
+
+@dataclass
+class RunResult:
+    metrics: dict[str, Any]
+    summary: str
+    all_settled: bool
+    elapsed: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _agent_id(data_dir: str) -> str:
+    """A stable agent id kept in ``<path.data>/meta.json`` (as Beats do)."""
+    path = os.path.join(data_dir, "meta.json")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return str(json.load(fh)["uuid"])
+    except (OSError, ValueError, KeyError):
+        pass
+    new = str(uuid.uuid4())
+    try:
+        os.makedirs(data_dir, mode=0o750, exist_ok=True)
+        with open(path, "w", encoding="utf-8") as fh:
+            json.dump({"uuid": new}, fh)
+    except OSError:
+        pass
+    return new
+
+
+def _interfaces(settings: Settings) -> list[InterfaceConfig]:
+    ifaces = settings.agent.packetbeat.interfaces
+    return ifaces if isinstance(ifaces, list) else [ifaces]
+
+
+class _IgnoreOutgoing:
+    """``ignore_outgoing``: drop events whose direction is egress."""
+
+    def run(self, event: Event) -> Event | None:
+        net = event.fields.get("network")
+        if isinstance(net, dict) and net.get("direction") == "egress":
+            return None
+        return event
+
+
+class Agent:
+    def __init__(
+        self,
+        settings: Settings,
+        registry: Registry,
+        paths: Paths,
+        logger: Any,
+        options: RunOptions | None = None,
+        stdout: Any = None,
+    ):
+        self.settings = settings
+        self.registry = registry
+        self.paths = paths
+        self.log = logger
+        self.options = options or RunOptions()
+        self.metrics = MetricsRegistry()
+        self._stop = threading.Event()
+        self._source: Any = None
+        hostname = socket.gethostname()
+        self.beat = BeatInfo(
+            beat="packetbeat",
+            name=settings.agent.name or hostname,
+            hostname=hostname,
+            version=__version__,
+            agent_id=_agent_id(paths.data),
+            ephemeral_id=str(uuid.uuid4()),
+        )
+        self.observer = SummaryObserver()
+        self._stdout = stdout
+        self._build()
+
+    # -- construction ------------------------------------------------------------------
+    def _build(self) -> None:
+        s = self.settings
+        a = s.agent
+        live = self.options.file is None
+        # Queue and batching (queue.mem; an output's own `queue` key is not supported yet).
+        mem = a.queue.mem
+        queue_events = mem.events if mem else 3200
+        min_events = mem.flush.min_events if mem else 1600
+        flush_timeout = mem.flush.timeout if mem else 10.0
+        if a.queue.disk is not None:
+            raise ConfigError("queue.disk: the disk queue is not implemented in pybeat yet; use queue.mem")
+
+        shared: dict[str, Any] = {"path_data": self.paths.data}
+        if self._stdout is not None:
+            shared["stdout"] = self._stdout
+        self.runners: list[OutputRunner] = []
+        for out in s.outputs:
+            ctx = OutputContext(beat=self.beat, metrics=self.metrics, logger=self.log, name=out.name, extra=shared)
+            runner = OutputRunner(
+                out.name,
+                lambda out=out, ctx=ctx: out.plugin.create(out.config, ctx),
+                out.plugin.workers(out.config),
+                out.plugin.batch_size(out.config),
+                queue_events,
+                self.log,
+            )
+            self.runners.append(runner)
+            if out.name == "file" and runner.clients:
+                path = getattr(runner.clients[0], "current_path", None)
+                if path:
+                    self.metrics.register("output.file", lambda c=runner.clients[0]: {"path": c.current_path})
+
+        processors = build_processors(a.processors, self.registry, self.beat, "processors", s.raw)
+        if a.packetbeat.ignore_outgoing or any(i.ignore_outgoing for i in _interfaces(s)):
+            processors.insert(0, _IgnoreOutgoing())
+        self.pipeline = Pipeline(
+            self.beat,
+            self.runners,
+            processors=processors,
+            fields=a.fields,
+            fields_under_root=a.fields_under_root,
+            tags=a.tags,
+            min_events=min_events,
+            flush_timeout=flush_timeout,
+            block=not live,  # replay applies backpressure; live capture drops and counts
+        )
+        self.pipeline.observers.append(self.observer)
+        self.metrics.register("pipeline", self.pipeline.stats)
+
+        internal: list[str] = []
+        for iface in _interfaces(s):
+            internal += iface.internal_networks
+        envelope = Envelope(internal, _local_ips())
+
+        udp: dict[int, Analyzer] = {}
+        tcp: dict[int, Analyzer] = {}
+        icmp: Analyzer | None = None
+        self.analyzers: dict[str, Analyzer] = {}
+        for p in s.protocols:
+            client = ProtocolClient(
+                self.pipeline,
+                processors=build_processors(p.config.processors, self.registry, self.beat, f"{p.key}.processors", s.raw),
+                fields=p.config.fields,
+                fields_under_root=p.config.fields_under_root,
+                tags=p.config.tags,
+                index=p.config.index,
+            )
+            ctx = ProtocolContext(
+                emit=client.publish, beat=self.beat, protocol_name=p.name, envelope=envelope, logger=self.log
+            )
+            analyzer = p.plugin.create(p.config, ctx)
+            self.analyzers[p.name] = analyzer
+            self.metrics.register(p.name, analyzer.stats)
+            ports = getattr(p.config, "ports", []) or []
+            for port in ports:
+                if "udp" in p.plugin.transports:
+                    udp[port] = analyzer
+                if "tcp" in p.plugin.transports:
+                    tcp[port] = analyzer
+            if "icmp" in p.plugin.transports:
+                icmp = analyzer
+        limits = DecoderLimits(**a.packetbeat.limits) if a.packetbeat.limits else DecoderLimits()
+        self.decoder = Decoder(udp, tcp, icmp, limits)
+        self.metrics.register("decode", self.decoder.stats)
+
+    # -- sources -----------------------------------------------------------------------
+    def _file_packets(self, source: PcapFileSource) -> Iterator[tuple[int, int, bytes] | None]:
+        if self.options.fast:
+            yield from source
+            return
+        # Replay with the capture's own timing.
+        start_wall = None
+        first_ts = 0
+        for pkt in source:
+            if start_wall is None:
+                start_wall = time.monotonic()
+                first_ts = pkt[0]
+            delay = start_wall + (pkt[0] - first_ts) / 1e9 - time.monotonic()
+            while delay > 0 and not self._stop.is_set():
+                step = min(delay, 0.25)
+                time.sleep(step)
+                delay -= step
+                yield None  # let timers run while waiting
+            yield pkt
+
+    def _open_source(self) -> Iterator[tuple[int, int, bytes] | None]:
+        if self.options.file is not None:
+            source = PcapFileSource(self.options.file, self.options.loops)
+            self._source = source
+            self.metrics.register(
+                "capture", lambda: {"file.packets": source.packets, "file.truncated_records": source.truncated_records}
+            )
+            return self._file_packets(source)
+        ifaces = _interfaces(self.settings)
+        if len(ifaces) != 1:
+            raise ConfigError("packetbeat.interfaces: pybeat captures one interface per process for now")
+        iface = ifaces[0]
+        if iface.file:
+            self.options.file = iface.file
+            return self._open_source()
+        try:
+            from pybeat.capture.bpf import build_filter
+            from pybeat.capture.live import open_live
+        except ImportError as exc:
+            raise ConfigError(f"live capture is not available in this build: {exc}") from None
+        bpf = iface.bpf_filter
+        if bpf is None:
+            protos = [
+                (p.name, set(p.plugin.transports), list(getattr(p.config, "ports", []) or []))
+                for p in self.settings.protocols if "icmp" not in p.plugin.transports
+            ]
+            has_icmp = any("icmp" in p.plugin.transports for p in self.settings.protocols)
+            flows = self.settings.agent.packetbeat.flows
+            bpf = "" if flows is not None and flows.enabled else build_filter(protos, has_icmp, iface.with_vlans)
+        live = open_live(iface, bpf or None, dump_path=self.options.dump)
+        self._source = live
+        self.metrics.register("capture", live.stats)
+        return live.packets()
+
+    # -- running -------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Ask the run loop to finish (signal-safe)."""
+        self._stop.set()
+        src = self._source
+        if src is not None and hasattr(src, "stop"):
+            src.stop()
+        elif src is not None and not isinstance(src, PcapFileSource) and hasattr(src, "close"):
+            src.close()
+
+    def run(self, install_signals: bool = True) -> RunResult:
+        started = time.monotonic()
+        old_handlers = {}
+        if install_signals and threading.current_thread() is threading.main_thread():
+            def on_signal(signum: int, frame: Any) -> None:
+                if self._stop.is_set():
+                    raise KeyboardInterrupt
+                self.log.info("stopping", signal=signal.Signals(signum).name)
+                self.stop()
+
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                old_handlers[sig] = signal.signal(sig, on_signal)
+        metrics_thread = self._start_metrics_log()
+        try:
+            packets = self._open_source()
+            self.log.info("started", file=self.options.file, protocols=[p.name for p in self.settings.protocols],
+                          outputs=[o.name for o in self.settings.outputs])
+            decode = self.decoder.decode
+            pipeline_tick = self.pipeline.tick
+            stop = self._stop
+            n = 0
+            for pkt in packets:
+                if pkt is None:
+                    pipeline_tick()
+                    if self.options.file is None:
+                        self.decoder.tick(time.time_ns())
+                    if stop.is_set():
+                        break
+                    continue
+                decode(pkt[0], pkt[1], pkt[2])
+                n += 1
+                if not n & 1023:
+                    pipeline_tick()
+                    if stop.is_set():
+                        break
+            self.decoder.flush()
+        finally:
+            if self._source is not None:
+                try:
+                    self._source.close()
+                except Exception as exc:
+                    self.log.warning("closing the capture source failed", error=repr(exc))
+            timeout = self.options.shutdown_timeout
+            if timeout is None and self.options.file is None:
+                timeout = self.settings.agent.packetbeat.shutdown_timeout or 5.0
+            settled = self.pipeline.close(timeout)
+            self._metrics_stop.set()
+            if metrics_thread is not None:
+                metrics_thread.join(timeout=2)
+            for sig, handler in old_handlers.items():
+                signal.signal(sig, handler)
+        elapsed = time.monotonic() - started
+        snap = self.metrics.snapshot()
+        summary = render(snap, self.observer, elapsed, [o.name for o in self.settings.outputs])
+        self.log.info("stopped", settled=settled, elapsed_s=round(elapsed, 3),
+                      metrics={k: v for k, v in snap.items() if v})
+        return RunResult(snap, summary, settled, elapsed)
+
+    def _start_metrics_log(self) -> threading.Thread | None:
+        self._metrics_stop = threading.Event()
+        cfg = self.settings.agent.logging.metrics
+        if not cfg.enabled or cfg.period <= 0:
+            return None
+
+        def loop() -> None:
+            while not self._metrics_stop.wait(cfg.period):
+                deltas = self.metrics.deltas()
+                if deltas:
+                    self.log.info(f"Non-zero metrics in the last {cfg.period:g}s", monitoring=deltas)
+
+        t = threading.Thread(target=loop, name="metrics-log", daemon=True)
+        t.start()
+        return t
+
+
+def _local_ips() -> list[str]:
+    """This host's addresses (for network.direction)."""
+    ips: set[str] = set()
+    try:
+        for info in socket.getaddrinfo(socket.gethostname(), None):
+            ips.add(str(info[4][0]).split("%")[0])
+    except OSError:
+        pass
+    try:
+        import ipaddress
+
+        with open("/proc/net/if_inet6", encoding="ascii") as fh:
+            for line in fh:
+                ips.add(str(ipaddress.ip_address(int(line.split()[0], 16))))
+        with open("/proc/net/fib_trie", encoding="ascii") as fh:
+            lines = fh.read().splitlines()
+        for i, line in enumerate(lines):
+            if "/32 host LOCAL" in line and i > 0:
+                ips.add(lines[i - 1].split()[-1])
+    except (OSError, ValueError):
+        pass
+    return sorted(ips)

@@ -1,0 +1,311 @@
+"""The ``pybeat`` command line, shaped like Packetbeat's.
+
+    pybeat [run] [-c FILE] [-I capture.pcap] [-t] [-l N] [--dump FILE] [-E key=value ...] [-e] [-d SEL]
+    pybeat test config | test output
+    pybeat export config | template | ilm-policy
+    pybeat setup [--index-management]
+    pybeat devices | plugins | version
+
+Global flags work before or after the command. Errors print one readable message and exit 1;
+a config error names the key, the file and line, the value and what was expected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import stat
+import sys
+from typing import Any, Sequence
+
+import yaml
+
+from pybeat.config.loader import ConfigError, RawConfig, load
+from pybeat.config.settings import Settings, load_settings
+from pybeat.plugins import PluginError, Registry, load_registry
+from pybeat.version import __version__
+
+_SECRET_KEYS = ("password", "passphrase", "api_key", "token", "secret", "auth", "key_passphrase")
+
+
+def _add_global(p: argparse.ArgumentParser, sub: bool) -> None:
+    d = argparse.SUPPRESS if sub else None
+    p.add_argument("-c", "--c", dest="config", metavar="FILE", default=d,
+                   help="config file (default: pybeat.yml or packetbeat.yml in path.config)")
+    p.add_argument("-E", "--E", dest="overrides", action="append", metavar="KEY=VALUE",
+                   default=d if sub else [], help="override a setting (repeatable)")
+    p.add_argument("-e", "--e", dest="log_stderr", action="store_true", default=d if sub else False,
+                   help="log to stderr instead of files")
+    p.add_argument("-d", "--d", dest="debug", metavar="SELECTORS", default=d,
+                   help='debug selectors ("*" for all)')
+    p.add_argument("-v", dest="verbose", action="store_true", default=d if sub else False, help="log at info level")
+    for name in ("home", "config", "data", "logs"):
+        p.add_argument(f"--path.{name}", dest=f"path_{name}", metavar="DIR", default=d)
+    p.add_argument("--strict.perms", dest="strict_perms", default=d if sub else "true",
+                   choices=["true", "false"], help="check config file ownership and mode (default true)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pybeat", description="A Packetbeat-compatible network agent.")
+    _add_global(parser, sub=False)
+    cmds = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def sub(name: str, help_text: str) -> argparse.ArgumentParser:
+        p = cmds.add_parser(name, help=help_text, description=help_text)
+        _add_global(p, sub=True)
+        return p
+
+    run = sub("run", "capture and publish (the default command)")
+    _add_run_flags(run)
+    test = sub("test", "test the config or the output connection")
+    test.add_argument("what", choices=["config", "output"])
+    export = sub("export", "print the effective config, the index template or the ILM/ISM policy")
+    export.add_argument("what", choices=["config", "template", "ilm-policy"])
+    export.add_argument("--es.version", dest="es_version", default=None)
+    setup = sub("setup", "set up index management in Elasticsearch/OpenSearch")
+    setup.add_argument("--index-management", action="store_true")
+    sub("devices", "list the capture devices")
+    sub("plugins", "list installed protocol, output and processor plugins")
+    sub("version", "print the version")
+    _add_run_flags(parser, top=True)
+    return parser
+
+
+def _add_run_flags(p: argparse.ArgumentParser, top: bool = False) -> None:
+    d = argparse.SUPPRESS if top else None
+    p.add_argument("-I", dest="file", metavar="FILE", default=d, help="read packets from a pcap/pcapng file")
+    p.add_argument("-t", dest="fast", action="store_true", default=d if top else False,
+                   help="read the file as fast as possible")
+    p.add_argument("-l", dest="loops", type=int, default=d if top else 1, metavar="N",
+                   help="replay the file N times (0 = forever)")
+    p.add_argument("--dump", dest="dump", metavar="FILE", default=d, help="write captured packets to a pcap")
+    p.add_argument("-N", dest="no_publish", action="store_true", default=d if top else False,
+                   help="disable publishing to every output but file and console")
+
+
+class CliError(Exception):
+    pass
+
+
+def _check_perms(path: str, strict: bool) -> None:
+    if not strict or os.name != "posix":
+        return
+    st = os.stat(path)
+    if st.st_uid not in (0, os.geteuid()):
+        raise CliError(
+            f"config file {path!r} must be owned by the user running pybeat or root (--strict.perms=false to skip)"
+        )
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise CliError(
+            f"config file {path!r} can be written by group or others (mode {oct(st.st_mode & 0o777)}); "
+            "chmod go-w it, or run with --strict.perms=false"
+        )
+
+
+def _config_path(args: argparse.Namespace) -> str | None:
+    from pybeat.agent import Paths
+
+    paths = Paths.resolve(args.path_home, args.path_config, args.path_data, args.path_logs)
+    if args.config:
+        return args.config if os.path.isabs(args.config) else os.path.join(paths.config, args.config) \
+            if not os.path.exists(args.config) else args.config
+    for name in ("pybeat.yml", "packetbeat.yml"):
+        candidate = os.path.join(paths.config, name)
+        if os.path.exists(candidate):
+            return candidate
+    return None
+
+
+def _load(args: argparse.Namespace, registry: Registry, require_output: bool) -> Settings:
+    path = _config_path(args)
+    if path is None and not args.overrides:
+        raise CliError("no config file: pass -c FILE (or put pybeat.yml in the current directory)")
+    if path is not None:
+        if not os.path.exists(path):
+            raise CliError(f"config file {path!r} not found")
+        _check_perms(path, args.strict_perms == "true")
+    raw: RawConfig = load(path, args.overrides)
+    return load_settings(raw, registry, require_output=require_output)
+
+
+def _mask(node: Any, key: str = "") -> Any:
+    if isinstance(node, dict):
+        return {k: _mask(v, k) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_mask(v, key) for v in node]
+    if key.lower() in _SECRET_KEYS and node not in (None, ""):
+        return "[redacted]"
+    return node
+
+
+def cmd_run(args: argparse.Namespace, registry: Registry) -> int:
+    from pybeat.agent import Agent, Paths, RunOptions
+    from pybeat.logs import setup_logging
+
+    settings = _load(args, registry, require_output=True)
+    if getattr(args, "no_publish", False):
+        settings.outputs = [o for o in settings.outputs if o.name in ("file", "console")]
+        if not settings.outputs:
+            raise CliError("-N leaves no output enabled (only file and console outputs stay on)")
+    paths = Paths.resolve(
+        args.path_home or settings.agent.path.home,
+        args.path_config or settings.agent.path.config,
+        args.path_data or settings.agent.path.data,
+        args.path_logs or settings.agent.path.logs,
+    )
+    lc = settings.agent.logging
+    selectors = [s for s in (args.debug or "").split(",") if s] or lc.selectors
+    log = setup_logging(
+        level="debug" if selectors else lc.level,
+        to_stderr=args.log_stderr or lc.to_stderr or not lc.to_files,
+        logs_dir=lc.files.path or paths.logs,
+        name=lc.files.name,
+        selectors=selectors,
+    )
+    for w in settings.warnings:
+        log.warning(w)
+    options = RunOptions(file=args.file, loops=args.loops, fast=args.fast, dump=args.dump)
+    agent = Agent(settings, registry, paths, log, options)
+    result = agent.run()
+    console_used = any(o.name == "console" for o in settings.outputs)
+    print(result.summary, file=sys.stderr if console_used else sys.stdout, flush=True)
+    return 0
+
+
+def cmd_test(args: argparse.Namespace, registry: Registry) -> int:
+    if args.what == "config":
+        settings = _load(args, registry, require_output=False)
+        for w in settings.warnings:
+            print(f"warning: {w}", file=sys.stderr)
+        print("Config OK")
+        return 0
+    settings = _load(args, registry, require_output=True)
+    ok = True
+    for out in settings.outputs:
+        tester = _admin(out.name, "test_output")
+        if tester is None:
+            print(f"{out.name}: nothing to test (no network connection)")
+            continue
+        from pybeat.api import BeatInfo
+
+        ok = tester(out.config, BeatInfo(version=__version__), sys.stdout) and ok
+    return 0 if ok else 1
+
+
+def _admin(output: str, func: str) -> Any:
+    try:
+        module = __import__(f"pybeat.outputs.{output}.admin", fromlist=[func])
+    except ImportError:
+        return None
+    return getattr(module, func, None)
+
+
+def cmd_export(args: argparse.Namespace, registry: Registry) -> int:
+    from pybeat.api import BeatInfo
+
+    if args.what == "config":
+        settings = _load(args, registry, require_output=False)
+        print(yaml.safe_dump(_mask(settings.raw.data), sort_keys=False, default_flow_style=False), end="")
+        return 0
+    settings = _load(args, registry, require_output=False)
+    es = next((o for o in settings.outputs if o.name == "elasticsearch"), None)
+    func = _admin("elasticsearch", "export_template" if args.what == "template" else "export_ilm_policy")
+    if func is None:
+        raise CliError("the elasticsearch output is not installed")
+    import orjson
+
+    es_config = es.config if es else registry.get("outputs", "elasticsearch").config_model()
+    setup = settings.agent.setup.model_dump(by_alias=True)
+    beat = BeatInfo(version=__version__)
+    if args.what == "template":
+        body = func(es_config, setup, beat, args.es_version)
+    else:
+        body = func(es_config, setup, beat)
+    print(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode())
+    return 0
+
+
+def cmd_setup(args: argparse.Namespace, registry: Registry) -> int:
+    from pybeat.api import BeatInfo
+
+    settings = _load(args, registry, require_output=True)
+    es = next((o for o in settings.outputs if o.name == "elasticsearch"), None)
+    if es is None:
+        raise CliError("setup needs output.elasticsearch (index management lives in Elasticsearch/OpenSearch)")
+    func = _admin("elasticsearch", "setup_index_management")
+    if func is None:
+        raise CliError("the elasticsearch output is not installed")
+    func(es.config, settings.agent.setup.model_dump(by_alias=True), BeatInfo(version=__version__), sys.stdout)
+    return 0
+
+
+def cmd_devices(args: argparse.Namespace, registry: Registry) -> int:
+    try:
+        from pybeat.capture.devices import format_devices
+    except ImportError as exc:
+        raise CliError(f"device listing is not available in this build: {exc}") from None
+    print(format_devices())
+    return 0
+
+
+def cmd_plugins(args: argparse.Namespace, registry: Registry) -> int:
+    for info in sorted(registry.all(), key=lambda i: (i.kind, i.name)):
+        state = f"BROKEN: {info.error}" if info.error else "ok"
+        print(f"{info.kind[:-1]:9} {info.name:18} {info.value:50} {info.distribution or '-':10} {state}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    for attr, default in (("file", None), ("fast", False), ("loops", 1), ("dump", None), ("no_publish", False)):
+        if not hasattr(args, attr):
+            setattr(args, attr, default)
+    for attr in ("config", "debug", "path_home", "path_config", "path_data", "path_logs"):
+        if not hasattr(args, attr):
+            setattr(args, attr, None)
+    if not getattr(args, "overrides", None):
+        args.overrides = []
+    command = args.command or "run"
+    if command == "version":
+        print(f"pybeat version {__version__} (packetbeat-compatible; python {sys.version.split()[0]})")
+        return 0
+    try:
+        registry = load_registry()
+        handler = {
+            "run": cmd_run, "test": cmd_test, "export": cmd_export, "setup": cmd_setup,
+            "devices": cmd_devices, "plugins": cmd_plugins,
+        }[command]
+        return handler(args, registry)
+    except ConfigError as exc:
+        print(f"pybeat: {exc}", file=sys.stderr)
+        return 1
+    except (CliError, PluginError) as exc:
+        print(f"pybeat: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("pybeat: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # the capture source or an output failed to start
+        from pybeat.capture import CaptureFileError
+
+        if isinstance(exc, CaptureFileError):
+            print(f"pybeat: error: {exc}", file=sys.stderr)
+            return 1
+        capture_error = _capture_error_type()
+        if capture_error is not None and isinstance(exc, capture_error):
+            print(f"pybeat: error: {exc}", file=sys.stderr)
+            return 1
+        raise
+
+
+def _capture_error_type() -> Any:
+    try:
+        from pybeat.capture.errors import CaptureError
+    except ImportError:
+        return None
+    return CaptureError
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,376 @@
+"""Built-in processors: add_fields, add_tags, add_labels, add_host_metadata, drop_event,
+drop_fields, include_fields, rename, copy_fields. Each module-level object is a plugin
+registered in the ``pybeat.processors`` entry-point group.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import platform
+import socket
+import threading
+import time
+from typing import Any
+
+from pydantic import Field
+
+from pybeat.api import BeatInfo, Event, PluginConfig
+
+
+class _Plugin:
+    name = ""
+    config_model: type[PluginConfig] = PluginConfig
+
+    def create(self, config: Any, beat: BeatInfo) -> Any:
+        raise NotImplementedError
+
+
+# -- add_fields ---------------------------------------------------------------------------
+class AddFieldsConfig(PluginConfig):
+    target: str | None = None
+    fields: dict[str, Any]
+
+
+class AddFields:
+    def __init__(self, target: str, fields: dict[str, Any]):
+        self.target = target
+        self.fields = fields
+
+    def run(self, event: Event) -> Event:
+        node = event.fields
+        if self.target:
+            for part in self.target.split("."):
+                child = node.get(part)
+                if not isinstance(child, dict):
+                    child = node[part] = {}
+                node = child
+        _deep_merge(node, copy.deepcopy(self.fields))
+        return event
+
+
+class AddFieldsPlugin(_Plugin):
+    name = "add_fields"
+    config_model = AddFieldsConfig
+
+    def create(self, config: AddFieldsConfig, beat: BeatInfo) -> AddFields:
+        return AddFields("fields" if config.target is None else config.target, config.fields)
+
+
+def _deep_merge(target: dict[str, Any], src: dict[str, Any]) -> None:
+    for k, v in src.items():
+        if isinstance(v, dict) and isinstance(target.get(k), dict):
+            _deep_merge(target[k], v)
+        else:
+            target[k] = v
+
+
+# -- add_tags / add_labels ---------------------------------------------------------------
+class AddTagsConfig(PluginConfig):
+    tags: list[str] | str
+    target: str = "tags"
+
+
+class AddTags:
+    def __init__(self, tags: list[str], target: str):
+        self.tags = tags
+        self.target = target
+
+    def run(self, event: Event) -> Event:
+        existing = event.get(self.target)
+        if not isinstance(existing, list):
+            existing = [] if existing is None else [existing]
+        for t in self.tags:
+            if t not in existing:
+                existing.append(t)
+        event.put(self.target, existing)
+        return event
+
+
+class AddTagsPlugin(_Plugin):
+    name = "add_tags"
+    config_model = AddTagsConfig
+
+    def create(self, config: AddTagsConfig, beat: BeatInfo) -> AddTags:
+        tags = [config.tags] if isinstance(config.tags, str) else list(config.tags)
+        return AddTags(tags, config.target)
+
+
+class AddLabelsConfig(PluginConfig):
+    labels: dict[str, Any]
+
+
+class AddLabelsPlugin(_Plugin):
+    name = "add_labels"
+    config_model = AddLabelsConfig
+
+    def create(self, config: AddLabelsConfig, beat: BeatInfo) -> AddFields:
+        flat: dict[str, Any] = {}
+
+        def walk(prefix: str, node: dict[str, Any]) -> None:
+            for k, v in node.items():
+                key = f"{prefix}.{k}" if prefix else k
+                if isinstance(v, dict):
+                    walk(key, v)
+                else:
+                    flat[key] = v
+
+        walk("", config.labels)
+        return AddFields("labels", flat)
+
+
+# -- add_host_metadata -------------------------------------------------------------------
+class AddHostMetadataConfig(PluginConfig):
+    netinfo: dict[str, Any] = {"enabled": True}
+    cache: dict[str, Any] = {}
+    geo: dict[str, Any] | None = None
+    replace_fields: bool = True
+    name: str | None = None
+
+
+def host_metadata(netinfo: bool = True, name: str | None = None) -> dict[str, Any]:
+    """ECS ``host.*`` of this machine (what libbeat's add_host_metadata reports)."""
+    hostname = socket.gethostname()
+    host: dict[str, Any] = {
+        "name": name or hostname,
+        "hostname": hostname,
+        "architecture": platform.machine(),
+        "os": {
+            "type": platform.system().lower(),
+            "family": "",
+            "platform": "",
+            "name": platform.system(),
+            "kernel": platform.release(),
+        },
+    }
+    try:
+        with open("/etc/os-release", encoding="utf-8") as fh:
+            rel = dict(line.rstrip("\n").split("=", 1) for line in fh if "=" in line)
+        strip = lambda v: v.strip().strip('"')  # noqa: E731
+        host["os"].update(
+            {
+                "name": strip(rel.get("NAME", "")),
+                "platform": strip(rel.get("ID", "")),
+                "version": strip(rel.get("VERSION", "")),
+                "family": strip(rel.get("ID_LIKE", rel.get("ID", ""))).split()[0] if rel.get("ID_LIKE") or rel.get("ID") else "",
+                "codename": strip(rel.get("VERSION_CODENAME", "")),
+            }
+        )
+    except OSError:
+        pass
+    try:
+        with open("/etc/machine-id", encoding="utf-8") as fh:
+            host["id"] = fh.read().strip()
+    except OSError:
+        pass
+    if netinfo:
+        ips, macs = _interfaces()
+        if ips:
+            host["ip"] = ips
+        if macs:
+            host["mac"] = macs
+    host["os"] = {k: v for k, v in host["os"].items() if v}
+    return host
+
+
+def _interfaces() -> tuple[list[str], list[str]]:
+    ips: list[str] = []
+    macs: list[str] = []
+    try:
+        import fcntl  # noqa: F401  (Linux only; elsewhere fall back to resolver)
+
+        base = "/sys/class/net"
+        for ifname in sorted(os.listdir(base)):
+            try:
+                with open(f"{base}/{ifname}/address", encoding="ascii") as fh:
+                    mac = fh.read().strip().upper().replace(":", "-")
+                if mac and mac != "00-00-00-00-00-00":
+                    macs.append(mac)
+            except OSError:
+                pass
+    except (ImportError, OSError):
+        pass
+    try:
+        with open("/proc/net/if_inet6", encoding="ascii") as fh:
+            for line in fh:
+                raw = line.split()[0]
+                ips.append(str(__import__("ipaddress").ip_address(int(raw, 16))))
+    except OSError:
+        pass
+    try:
+        for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET):
+            addr = str(info[4][0])
+            if addr not in ips:
+                ips.insert(0, addr)
+    except OSError:
+        pass
+    return ips, sorted(set(macs))
+
+
+class AddHostMetadata:
+    """Adds ``host.*``; the lookup is cached (refreshed every 5 minutes, off the event path)."""
+
+    def __init__(self, netinfo: bool, name: str | None, replace: bool):
+        self.netinfo = netinfo
+        self.name = name
+        self.replace = replace
+        self._host = host_metadata(netinfo, name)
+        self._stamp = time.monotonic()
+        self._lock = threading.Lock()
+
+    def _current(self) -> dict[str, Any]:
+        if time.monotonic() - self._stamp > 300:
+            with self._lock:
+                if time.monotonic() - self._stamp > 300:
+                    self._stamp = time.monotonic()
+                    threading.Thread(target=self._refresh, daemon=True).start()
+        return self._host
+
+    def _refresh(self) -> None:
+        self._host = host_metadata(self.netinfo, self.name)
+
+    def run(self, event: Event) -> Event:
+        host = event.fields.get("host")
+        if isinstance(host, dict) and not self.replace and len(host) > 1:
+            return event
+        event.fields["host"] = copy.deepcopy(self._current())
+        return event
+
+
+class AddHostMetadataPlugin(_Plugin):
+    name = "add_host_metadata"
+    config_model = AddHostMetadataConfig
+
+    def create(self, config: AddHostMetadataConfig, beat: BeatInfo) -> AddHostMetadata:
+        return AddHostMetadata(bool(config.netinfo.get("enabled", True)), config.name, config.replace_fields)
+
+
+# -- drop_event / drop_fields / include_fields ------------------------------------------
+class EmptyConfig(PluginConfig):
+    pass
+
+
+class DropEvent:
+    def run(self, event: Event) -> None:
+        return None
+
+
+class DropEventPlugin(_Plugin):
+    name = "drop_event"
+    config_model = EmptyConfig
+
+    def create(self, config: EmptyConfig, beat: BeatInfo) -> DropEvent:
+        return DropEvent()
+
+
+class DropFieldsConfig(PluginConfig):
+    fields: list[str]
+    ignore_missing: bool = False
+
+
+_PROTECTED = {"@timestamp", "type"}
+
+
+class DropFields:
+    def __init__(self, fields: list[str]):
+        self.fields = [f for f in fields if f not in _PROTECTED]
+
+    def run(self, event: Event) -> Event:
+        for f in self.fields:
+            event.delete(f)
+        return event
+
+
+class DropFieldsPlugin(_Plugin):
+    name = "drop_fields"
+    config_model = DropFieldsConfig
+
+    def create(self, config: DropFieldsConfig, beat: BeatInfo) -> DropFields:
+        return DropFields(config.fields)
+
+
+class IncludeFieldsConfig(PluginConfig):
+    fields: list[str]
+
+
+class IncludeFields:
+    def __init__(self, fields: list[str]):
+        self.fields = list(dict.fromkeys([*fields, "type"]))
+
+    def run(self, event: Event) -> Event:
+        kept = Event(event.timestamp_ns, {}, event.meta)
+        for f in self.fields:
+            value = event.get(f)
+            if value is not None:
+                kept.put(f, value)
+        event.fields = kept.fields
+        return event
+
+
+class IncludeFieldsPlugin(_Plugin):
+    name = "include_fields"
+    config_model = IncludeFieldsConfig
+
+    def create(self, config: IncludeFieldsConfig, beat: BeatInfo) -> IncludeFields:
+        return IncludeFields(config.fields)
+
+
+# -- rename / copy_fields ----------------------------------------------------------------
+class FromTo(PluginConfig):
+    from_: str = Field(alias="from")
+    to: str
+
+
+class RenameConfig(PluginConfig):
+    fields: list[FromTo]
+    ignore_missing: bool = False
+    fail_on_error: bool = True
+
+
+class Rename:
+    def __init__(self, pairs: list[tuple[str, str]], copy_only: bool = False):
+        self.pairs = pairs
+        self.copy_only = copy_only
+
+    def run(self, event: Event) -> Event:
+        for src, dst in self.pairs:
+            value = event.get(src)
+            if value is None or event.get(dst) is not None:
+                continue
+            event.put(dst, copy.deepcopy(value) if self.copy_only else value)
+            if not self.copy_only:
+                event.delete(src)
+        return event
+
+
+class RenamePlugin(_Plugin):
+    name = "rename"
+    config_model = RenameConfig
+
+    def create(self, config: RenameConfig, beat: BeatInfo) -> Rename:
+        return Rename([(p.from_, p.to) for p in config.fields])
+
+
+class CopyFieldsConfig(PluginConfig):
+    fields: list[FromTo]
+    ignore_missing: bool = False
+    fail_on_error: bool = True
+
+
+class CopyFieldsPlugin(_Plugin):
+    name = "copy_fields"
+    config_model = CopyFieldsConfig
+
+    def create(self, config: CopyFieldsConfig, beat: BeatInfo) -> Rename:
+        return Rename([(p.from_, p.to) for p in config.fields], copy_only=True)
+
+
+add_fields = AddFieldsPlugin()
+add_tags = AddTagsPlugin()
+add_labels = AddLabelsPlugin()
+add_host_metadata = AddHostMetadataPlugin()
+drop_event = DropEventPlugin()
+drop_fields = DropFieldsPlugin()
+include_fields = IncludeFieldsPlugin()
+rename = RenamePlugin()
+copy_fields = CopyFieldsPlugin()
