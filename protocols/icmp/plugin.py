@@ -1,0 +1,45 @@
+"""Entry point of the ``icmp`` protocol: config model and analyzer factory."""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+
+from pybeat.api import Analyzer, CommonProtocolConfig, Plugin, ProtocolContext
+
+from pybeat.protocols.icmp.analyzer import IcmpAnalyzer
+
+__all__ = ["IcmpConfig", "IcmpPlugin", "plugin"]
+
+
+class IcmpConfig(CommonProtocolConfig):
+    """``packetbeat.protocols: - type: icmp``. ICMP is not port based: ``ports`` must stay empty."""
+
+    type: str = "icmp"
+    #: cap on echo-style requests waiting for their reply; the oldest is published (noted) first
+    max_pending_requests: int = Field(default=65536, ge=1)
+
+    @field_validator("ports")
+    @classmethod
+    def _no_ports(cls, value: list[int]) -> list[int]:
+        if value:
+            raise ValueError("icmp is not port based: remove 'ports' (every ICMP/ICMPv6 message is analysed)")
+        return value
+
+    @field_validator("transaction_timeout")
+    @classmethod
+    def _positive_timeout(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("transaction_timeout must be a positive number of seconds")
+        return value
+
+
+class IcmpPlugin(Plugin):
+    name = "icmp"
+    transports = frozenset({"icmp"})
+    config_model = IcmpConfig
+
+    def create(self, config: IcmpConfig, ctx: ProtocolContext) -> Analyzer:
+        return IcmpAnalyzer(ctx, config.transaction_timeout, config.max_pending_requests)
+
+
+plugin = IcmpPlugin()
