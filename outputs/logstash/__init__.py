@@ -1,0 +1,1 @@
+"""``output.logstash``: Beats' Logstash output (Lumberjack protocol v2)."""

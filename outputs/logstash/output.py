@@ -1,0 +1,247 @@
+"""The Logstash output client: batches in, Lumberjack windows out, every event settled.
+
+Owns the delivery rules of Beats' Logstash output (reference §7.3, §8):
+
+* An event is acknowledged only when Logstash ACKed it (at-least-once): a batch that fails
+  half-way settles the ACKed prefix and hands the rest back for retry.
+* Connection failures (refused, unreachable, TLS handshake) are retried forever with
+  exponential backoff and do not count against ``max_retries``: nothing was sent. A failure
+  after sending counts one attempt for every unACKed event; past ``max_retries`` (``< 0`` =
+  forever) the event is dropped and counted, as Beats does for non-guaranteed events.
+* On failure the events go back to the queue *first* and the client then sleeps its backoff,
+  so with ``loadbalance`` another host's client sends them at once while this one waits.
+* ``slow_start``: windows start at 10 events, grow x1.5 per ACKed window up to
+  ``bulk_max_size``, halve on errors, restart at 10 after a ``ttl`` reconnect.
+* ``ttl``: reconnect (re-resolving and re-balancing) once the connection is that old; checked
+  between batches, so it works with pipelining too.
+
+One :class:`LogstashClient` per worker thread; it holds at most one connection at a time.
+Clients of one output share a :class:`SharedState` (attempt counts, counters).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+from typing import Any
+
+from pybeat.api import Batch, Event, OutputContext
+from pybeat.codec import Codec, CodecConfig, JsonCodecConfig
+from pybeat.outputs.logstash.config import LogstashConfig
+from pybeat.outputs.logstash.connection import ConnectError, Connection, SendError
+from pybeat.outputs.logstash.tls import TlsSettings
+
+SLOW_START_WINDOW = 10
+
+__all__ = ["LogstashClient", "SharedState"]
+
+
+class SharedState:
+    """What the worker clients of one output share: failed-send attempts per event, counters."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.attempts: dict[int, int] = {}  # id(event) -> failed sends; removed when it settles
+        self.next_client = 0
+        self.counters = {
+            "events.acked": 0,
+            "events.retried": 0,
+            "events.dropped_max_retries": 0,
+            "events.dropped_encoding": 0,
+            "batches.acked": 0,
+            "batches.failed": 0,
+            "windows": 0,
+            "connections.opened": 0,
+            "connections.failed": 0,
+            "connections.broken": 0,
+            "connections.ttl_reconnects": 0,
+            "acks.keepalive": 0,
+        }
+        self.per_host: dict[str, int] = {}
+
+    def add(self, **counts: int) -> None:
+        with self.lock:
+            for k, v in counts.items():
+                key = k.replace("__", ".")
+                self.counters[key] = self.counters.get(key, 0) + v
+
+    def failed_send(self, events: list[Event], max_retries: int) -> tuple[list[Event], int]:
+        """Count one failed attempt for each event; return (to retry, number dropped)."""
+        if max_retries < 0:
+            return events, 0
+        retry: list[Event] = []
+        dropped = 0
+        with self.lock:
+            attempts = self.attempts
+            for ev in events:
+                n = attempts.get(id(ev), 0) + 1
+                if n > max_retries:
+                    attempts.pop(id(ev), None)
+                    dropped += 1
+                else:
+                    attempts[id(ev)] = n
+                    retry.append(ev)
+        return retry, dropped
+
+    def settled(self, events: list[Event]) -> None:
+        if not self.attempts:
+            return
+        with self.lock:
+            for ev in events:
+                self.attempts.pop(id(ev), None)
+
+    def snapshot(self) -> dict[str, Any]:
+        with self.lock:
+            out: dict[str, Any] = dict(self.counters)
+            for host, n in self.per_host.items():
+                out[f"hosts.{host}.events.acked"] = n
+            return out
+
+
+class LogstashClient:
+    """One worker's client: see the module docstring for the rules it follows."""
+
+    def __init__(
+        self,
+        config: LogstashConfig,
+        ctx: OutputContext,
+        shared: SharedState,
+        hosts: list[tuple[str, int]],
+        tls: TlsSettings | None,
+        rng: random.Random | None = None,
+    ):
+        self.config = config
+        self.shared = shared
+        self.logger = ctx.logger
+        codec_cfg = CodecConfig(json_=JsonCodecConfig(escape_html=config.escape_html))
+        self.codec = Codec(ctx.beat, codec_cfg, index=config.index)
+        self.hosts = hosts
+        self.tls = tls
+        self.rng = rng or random.Random()
+        # Beats' failover mode starts on a random host and sticks to it until it fails.
+        self._host_index = self.rng.randrange(len(hosts)) if len(hosts) > 1 else 0
+        self.conn = self._connection()
+        self.limit = config.bulk_max_size if config.bulk_max_size > 0 else 1 << 30
+        self.window = float(SLOW_START_WINDOW if config.slow_start else self.limit)
+        self._failures = 0
+        self._stop = threading.Event()
+
+    # -- hosts and connections ------------------------------------------------------------------
+    def _connection(self) -> Connection:
+        host, port = self.hosts[self._host_index]
+        c = self.config
+        return Connection(
+            host, port, c.timeout, c.compression_level, self.tls, c.proxy_url, c.proxy_use_local_resolver
+        )
+
+    def _next_host(self) -> None:
+        if len(self.hosts) > 1:
+            self.conn.close()
+            self._host_index = (self._host_index + 1) % len(self.hosts)
+            self.conn = self._connection()
+
+    @property
+    def host(self) -> str:
+        return self.conn.where
+
+    # -- window sizing (slow_start) -----------------------------------------------------------
+    def _window_size(self) -> int:
+        return int(self.window)
+
+    def _window_acked(self, count: int) -> None:
+        self.shared.add(windows=1)
+        if self.config.slow_start:
+            self.window = min(float(self.limit), float(math.ceil(self.window * 1.5)))
+
+    def _shrink(self) -> None:
+        if self.config.slow_start:
+            self.window = max(1.0, float(int(self.window) // 2))
+
+    # -- backoff --------------------------------------------------------------------------------------
+    def _backoff(self) -> None:
+        """Equal-jitter exponential backoff (as Beats): half the step fixed, half random."""
+        self._failures += 1
+        b = self.config.backoff
+        step = min(b.max, b.init * (2 ** min(self._failures - 1, 30)))
+        self._stop.wait(step / 2 + self.rng.random() * step / 2)
+
+    # -- publishing ------------------------------------------------------------------------------------
+    def publish(self, batch: Batch) -> None:
+        payloads: list[bytes] = []
+        sendable: list[Event] = []
+        bad = 0
+        encode = self.codec.encode
+        for ev in batch.events:
+            try:
+                payloads.append(encode(ev))
+            except (TypeError, ValueError) as exc:
+                bad += 1
+                self._log("warning", "event could not be encoded, dropped", error=str(exc))
+                continue
+            sendable.append(ev)
+        if bad:
+            self.shared.add(events__dropped_encoding=bad)
+        if not sendable:
+            batch.settle(dropped=bad)
+            return
+
+        conn = self.conn
+        ttl = self.config.ttl
+        if ttl > 0 and conn.connected and conn.age() >= ttl:
+            conn.close()
+            self.shared.add(connections__ttl_reconnects=1)
+            if self.config.slow_start:
+                self.window = float(SLOW_START_WINDOW)
+        if not conn.connected:
+            try:
+                conn.connect()
+            except ConnectError as exc:
+                self.shared.add(connections__failed=1, events__retried=len(sendable))
+                self._log("error", "logstash connect failed", error=str(exc), retry_in="backoff")
+                batch.settle(retry=sendable, dropped=bad)
+                self._next_host()
+                self._backoff()
+                return
+            self.shared.add(connections__opened=1)
+            self._log("info", "connected to logstash", tls=self.tls is not None)
+
+        keepalives = conn.keepalives
+        try:
+            conn.send(payloads, self._window_size, self.config.pipelining, self._window_acked)
+        except SendError as exc:
+            conn.close()
+            self._shrink()
+            acked = exc.acked
+            retry, over = self.shared.failed_send(sendable[acked:], self.config.max_retries)
+            self.shared.settled(sendable[:acked])
+            self.shared.add(
+                events__acked=acked, events__retried=len(retry), events__dropped_max_retries=over,
+                batches__failed=1, connections__broken=1, acks__keepalive=conn.keepalives - keepalives,
+            )
+            self._count_host(conn.where, acked)
+            self._log("error", "logstash send failed", error=str(exc), acked=acked,
+                      retried=len(retry), dropped=over)
+            batch.settle(acked=acked, retry=retry, dropped=bad + over)
+            self._next_host()
+            self._backoff()
+            return
+        self._failures = 0
+        self.shared.settled(sendable)
+        self.shared.add(events__acked=len(sendable), batches__acked=1,
+                        acks__keepalive=conn.keepalives - keepalives)
+        self._count_host(conn.where, len(sendable))
+        batch.settle(acked=len(sendable), dropped=bad)
+
+    def _count_host(self, where: str, n: int) -> None:
+        if n:
+            with self.shared.lock:
+                self.shared.per_host[where] = self.shared.per_host.get(where, 0) + n
+
+    def _log(self, level: str, msg: str, **kv: Any) -> None:
+        if self.logger is not None:
+            getattr(self.logger, level)(msg, output="logstash", host=self.conn.where, **kv)
+
+    def close(self) -> None:
+        self._stop.set()
+        self.conn.close()

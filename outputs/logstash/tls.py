@@ -1,0 +1,248 @@
+"""TLS for the Logstash output: ``ssl.*`` to an ``SSLContext``, and TLS failures in words.
+
+Users of Beats see "connection reset by peer" for half a dozen different TLS mistakes. Here
+every handshake failure is turned into a sentence naming the cause (unknown CA, hostname
+mismatch, expired certificate, server not speaking TLS, client certificate refused, no
+protocol in common) and the setting that controls it.
+
+Owns: building the context (reads the certificate files, so it runs when the output is
+built, not when the config is validated) and checking ``ssl.ca_sha256`` pins after the
+handshake. Never connects anywhere itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import ssl
+import tempfile
+
+from pybeat.outputs.logstash.config import SslConfig
+
+__all__ = ["TlsError", "TlsSettings", "build_tls", "explain_tls_error"]
+
+_VERSIONS = {
+    "TLSv1.0": ssl.TLSVersion.TLSv1,
+    "TLSv1.1": ssl.TLSVersion.TLSv1_1,
+    "TLSv1.2": ssl.TLSVersion.TLSv1_2,
+    "TLSv1.3": ssl.TLSVersion.TLSv1_3,
+}
+# Go / Beats curve names -> OpenSSL names.
+_CURVES = {"P-256": "prime256v1", "P-384": "secp384r1", "P-521": "secp521r1", "X25519": "X25519"}
+
+
+class TlsError(Exception):
+    """A TLS setting cannot be used, or a handshake failed; the message names the cause."""
+
+
+class TlsSettings:
+    """A built context plus the checks Python's ``ssl`` does not do by itself (pins)."""
+
+    def __init__(self, context: ssl.SSLContext, check_hostname: bool, pins: list[bytes]):
+        self.context = context
+        self.check_hostname = check_hostname
+        self.pins = pins
+        self.ca_pins_extra: list[bytes] = []
+
+    def check_pins(self, sock: ssl.SSLSocket, where: str) -> None:
+        """``ssl.ca_sha256``: the SHA-256 of the server certificate's public key (or of a
+        configured CA that signed it) must be one of the pins."""
+        if not self.pins:
+            return
+        der = sock.getpeercert(binary_form=True)
+        found = [_spki_sha256(der)] if der else []
+        if any(p in self.pins for p in found) or any(p in self.pins for p in self.ca_pins_extra):
+            return
+        raise TlsError(
+            f"TLS to {where}: certificate pin mismatch: no certificate's public key matches ssl.ca_sha256 "
+            f"(server key sha256: {base64.b64encode(found[0]).decode() if found else 'none'})"
+        )
+
+
+def _spki_sha256(der: bytes) -> bytes:
+    try:
+        from cryptography import x509
+        from cryptography.hazmat.primitives import serialization
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise TlsError("ssl.ca_sha256 needs the 'cryptography' package") from exc
+    cert = x509.load_der_x509_certificate(der)
+    spki = cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return hashlib.sha256(spki).digest()
+
+
+def _pem_or_path(value: str, what: str) -> tuple[str | None, str | None]:
+    """Beats accepts a file path or the PEM text itself; returns (path, pem)."""
+    if value.lstrip().startswith("-----BEGIN"):
+        return None, value
+    if not os.path.isfile(value):
+        raise TlsError(f"{what}: file {value!r} does not exist")
+    return value, None
+
+
+def build_tls(cfg: SslConfig) -> TlsSettings:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    versions = sorted(_VERSIONS[v] for v in cfg.supported_protocols) or [ssl.TLSVersion.TLSv1_2]
+    try:
+        ctx.minimum_version, ctx.maximum_version = versions[0], versions[-1]
+    except (ValueError, ssl.SSLError) as exc:
+        raise TlsError(f"ssl.supported_protocols {cfg.supported_protocols}: {exc}") from exc
+
+    mode = cfg.verification_mode
+    check_hostname = mode in ("full", "strict")
+    ctx.check_hostname = check_hostname
+    ctx.verify_mode = ssl.CERT_NONE if mode == "none" else ssl.CERT_REQUIRED
+
+    if mode != "none":
+        if cfg.certificate_authorities:
+            for ca in cfg.certificate_authorities:
+                path, pem = _pem_or_path(ca, "ssl.certificate_authorities")
+                try:
+                    ctx.load_verify_locations(cafile=path, cadata=pem)
+                except (ssl.SSLError, ValueError) as exc:
+                    raise TlsError(f"ssl.certificate_authorities: {ca!r} is not a PEM certificate: {exc}") from exc
+        else:
+            ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
+
+    if cfg.certificate and cfg.key:
+        _load_client_cert(ctx, cfg)
+
+    if cfg.cipher_suites:
+        try:
+            ctx.set_ciphers(":".join(cfg.cipher_suites))
+        except ssl.SSLError as exc:
+            raise TlsError(
+                f"ssl.cipher_suites {cfg.cipher_suites}: none is known to OpenSSL (use OpenSSL names, "
+                f"e.g. ECDHE-RSA-AES128-GCM-SHA256; TLS 1.3 suites are not configurable)"
+            ) from exc
+    if cfg.curve_types:
+        # OpenSSL through Python's ssl takes a single ECDH curve: the first one listed wins.
+        name = _CURVES.get(cfg.curve_types[0], cfg.curve_types[0])
+        try:
+            ctx.set_ecdh_curve(name)
+        except (ValueError, ssl.SSLError) as exc:
+            raise TlsError(f"ssl.curve_types: unknown curve {cfg.curve_types[0]!r}") from exc
+    if cfg.renegotiation == "never" and hasattr(ssl, "OP_NO_RENEGOTIATION"):
+        ctx.options |= ssl.OP_NO_RENEGOTIATION
+    if cfg.ca_trusted_fingerprint:
+        raise TlsError(
+            "ssl.ca_trusted_fingerprint is not supported by pybeat yet: add the CA to "
+            "ssl.certificate_authorities, or pin its key with ssl.ca_sha256"
+        )
+
+    pins: list[bytes] = []
+    for pin in cfg.ca_sha256:
+        try:
+            raw = base64.b64decode(pin, validate=True)
+        except ValueError as exc:
+            raise TlsError(f"ssl.ca_sha256: {pin!r} is not base64") from exc
+        if len(raw) != 32:
+            raise TlsError(f"ssl.ca_sha256: {pin!r} is not a SHA-256 digest (got {len(raw)} bytes)")
+        pins.append(raw)
+    settings = TlsSettings(ctx, check_hostname, pins)
+    if pins:
+        settings.ca_pins_extra = [p for p in _ca_pins(cfg) if p in pins]
+    return settings
+
+
+def _ca_pins(cfg: SslConfig) -> list[bytes]:
+    """SPKI digests of the configured CAs: a pin on the CA that verified the server counts."""
+    out: list[bytes] = []
+    for ca in cfg.certificate_authorities:
+        path, pem = _pem_or_path(ca, "ssl.certificate_authorities")
+        text = pem if pem is not None else open(path or "", encoding="ascii", errors="replace").read()
+        for block in text.split("-----END CERTIFICATE-----"):
+            if "-----BEGIN CERTIFICATE-----" in block:
+                body = block.split("-----BEGIN CERTIFICATE-----", 1)[1]
+                der = base64.b64decode("".join(body.split()))
+                out.append(_spki_sha256(der))
+    return out
+
+
+def _load_client_cert(ctx: ssl.SSLContext, cfg: SslConfig) -> None:
+    assert cfg.certificate and cfg.key
+    password = cfg.key_passphrase
+    if cfg.key_passphrase_path:
+        with open(cfg.key_passphrase_path, encoding="utf-8") as fh:
+            password = fh.read().strip()
+    temps: list[str] = []
+    try:
+        paths = []
+        for value, what in ((cfg.certificate, "ssl.certificate"), (cfg.key, "ssl.key")):
+            path, pem = _pem_or_path(value, what)
+            if pem is not None:
+                fd, path = tempfile.mkstemp(prefix="pybeat-tls-", suffix=".pem")
+                with os.fdopen(fd, "w") as fh:
+                    fh.write(pem)
+                temps.append(path)
+            paths.append(path)
+        try:
+            ctx.load_cert_chain(paths[0], paths[1], password=password)
+        except ssl.SSLError as exc:
+            raise TlsError(
+                f"ssl.certificate / ssl.key: cannot load the client certificate ({exc.reason or exc}); "
+                "check that the key matches the certificate and ssl.key_passphrase is right"
+            ) from exc
+    finally:
+        for t in temps:
+            os.unlink(t)
+
+
+_VERIFY_CODES = {
+    2: "unknown CA: the issuer of the server's certificate is not in ssl.certificate_authorities",
+    9: "the server's certificate is not valid yet (check the clocks)",
+    10: "the server's certificate has expired",
+    18: "unknown CA: the server's certificate is self-signed and not in ssl.certificate_authorities",
+    19: "unknown CA: the server's chain ends in a CA that is not in ssl.certificate_authorities",
+    20: "unknown CA: the server's certificate was not issued by a CA in ssl.certificate_authorities",
+    21: "unknown CA: the server's certificate was not issued by a CA in ssl.certificate_authorities",
+    62: "hostname mismatch",
+    64: "IP address mismatch",
+}
+
+
+def explain_tls_error(exc: BaseException, where: str, server_name: str) -> str:
+    """One sentence for a failed TLS handshake with ``where`` (host:port)."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        code = getattr(exc, "verify_code", 0)
+        detail = getattr(exc, "verify_message", "") or str(exc)
+        cause = _VERIFY_CODES.get(code, f"certificate verification failed ({detail})")
+        if code in (62, 64):
+            cause = (
+                f"hostname mismatch: the server's certificate is not valid for {server_name!r} ({detail}); "
+                "connect by a name the certificate lists, or set ssl.verification_mode: certificate"
+            )
+        return f"TLS to {where}: {cause}"
+    if isinstance(exc, ssl.SSLError):
+        reason = (exc.reason or "").upper()
+        text = str(exc)
+        if reason in ("WRONG_VERSION_NUMBER", "UNEXPECTED_MESSAGE", "PACKET_LENGTH_TOO_LONG", "HTTP_REQUEST",
+                      "RECORD_LAYER_FAILURE") or "wrong version number" in text:
+            return (f"TLS to {where}: the server did not answer with TLS: is ssl enabled on the "
+                    "Logstash beats input? (or remove output.logstash.ssl)")
+        if reason in ("TLSV1_ALERT_UNKNOWN_CA", "SSLV3_ALERT_BAD_CERTIFICATE", "TLSV13_ALERT_CERTIFICATE_REQUIRED",
+                      "SSLV3_ALERT_CERTIFICATE_UNKNOWN", "TLSV1_ALERT_DECRYPT_ERROR"):
+            return (f"TLS to {where}: the server refused our client certificate ({reason.lower()}): it requires "
+                    "one signed by a CA it trusts; set ssl.certificate and ssl.key")
+        if reason in ("SSLV3_ALERT_HANDSHAKE_FAILURE", "NO_PROTOCOLS_AVAILABLE", "UNSUPPORTED_PROTOCOL",
+                      "TLSV1_ALERT_PROTOCOL_VERSION", "NO_SHARED_CIPHER", "NO_CIPHERS_AVAILABLE",
+                      "TLSV1_ALERT_INSUFFICIENT_SECURITY"):
+            return (f"TLS to {where}: handshake refused: no TLS version or cipher suite in common "
+                    f"({reason.lower()}); check ssl.supported_protocols and ssl.cipher_suites")
+        if isinstance(exc, ssl.SSLEOFError) or "EOF" in text:
+            return _closed_during_handshake(where)
+        return f"TLS to {where}: handshake failed: {reason.lower() or text}"
+    if isinstance(exc, (ConnectionResetError, BrokenPipeError, EOFError)):
+        return _closed_during_handshake(where)
+    if isinstance(exc, TimeoutError):
+        return f"TLS to {where}: no answer to the TLS handshake before the timeout (does the server speak TLS?)"
+    return f"TLS to {where}: {exc}"
+
+
+def _closed_during_handshake(where: str) -> str:
+    return (f"TLS to {where}: handshake refused: the server closed the connection during the TLS handshake; "
+            "it may not have ssl enabled on its beats input, may require a client certificate "
+            "(ssl.certificate/ssl.key), or may refuse our TLS versions")
+

@@ -1,0 +1,133 @@
+// lumber-receiver: a Lumberjack v2 receiver for pybeat's Logstash output tests.
+//
+// It is go-lumber's own v2 server (the implementation Beats is tested against) plus a few
+// lines of glue: every received event is written, exactly as the client sent its JSON, as one
+// line of an NDJSON file, then the batch is ACKed. Options add TLS (with optional client
+// certificate checking) and a per-batch ACK delay for backpressure tests.
+//
+// On start it prints "LISTENING <host:port>" on stdout, so a test can bind port 0.
+// On SIGTERM/SIGINT it closes the server and prints its counters on stderr.
+package main
+
+import (
+	"bufio"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/elastic/go-lumber/lj"
+	v2 "github.com/elastic/go-lumber/server/v2"
+)
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:0", "listen address")
+	out := flag.String("out", "", "NDJSON file the events are appended to (required)")
+	ackDelay := flag.Duration("ack-delay", 0, "wait this long before ACKing each batch")
+	keepalive := flag.Duration("keepalive", 3*time.Second, "interval of keep-alive ACKs (seq 0) while a batch waits")
+	timeout := flag.Duration("timeout", 30*time.Second, "network read/write timeout")
+	certFile := flag.String("tls-cert", "", "server certificate (PEM); enables TLS")
+	keyFile := flag.String("tls-key", "", "server key (PEM)")
+	clientCA := flag.String("tls-client-ca", "", "require client certificates signed by this CA (PEM)")
+	flag.Parse()
+	if *out == "" {
+		fmt.Fprintln(os.Stderr, "-out is required")
+		os.Exit(2)
+	}
+
+	fh, err := os.OpenFile(*out, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "open output:", err)
+		os.Exit(1)
+	}
+	w := bufio.NewWriterSize(fh, 1<<20)
+
+	opts := []v2.Option{
+		v2.Keepalive(*keepalive),
+		v2.Timeout(*timeout),
+		// Keep the raw JSON bytes: the test compares what arrived with what was sent.
+		v2.JSONDecoder(func(b []byte, v interface{}) error {
+			if !json.Valid(b) {
+				return fmt.Errorf("event is not valid JSON: %q", b)
+			}
+			raw := make([]byte, len(b))
+			copy(raw, b)
+			*(v.(*interface{})) = raw
+			return nil
+		}),
+	}
+	if *certFile != "" {
+		cert, err := tls.LoadX509KeyPair(*certFile, *keyFile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "load certificate:", err)
+			os.Exit(1)
+		}
+		cfg := &tls.Config{Certificates: []tls.Certificate{cert}}
+		if *clientCA != "" {
+			pem, err := os.ReadFile(*clientCA)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "read client CA:", err)
+				os.Exit(1)
+			}
+			pool := x509.NewCertPool()
+			pool.AppendCertsFromPEM(pem)
+			cfg.ClientCAs = pool
+			cfg.ClientAuth = tls.RequireAndVerifyClientCert
+		}
+		opts = append(opts, v2.TLS(cfg))
+	}
+
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "listen:", err)
+		os.Exit(1)
+	}
+	srv, err := v2.NewWithListener(ln, opts...)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "server:", err)
+		os.Exit(1)
+	}
+	fmt.Printf("LISTENING %s\n", ln.Addr().String())
+	os.Stdout.Sync()
+
+	var events, batches int64
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for batch := range srv.ReceiveChan() {
+			handle(batch, w, *ackDelay)
+			atomic.AddInt64(&batches, 1)
+			atomic.AddInt64(&events, int64(len(batch.Events)))
+		}
+	}()
+	<-sig
+	_ = srv.Close()
+	<-done
+	_ = w.Flush()
+	_ = fh.Close()
+	fmt.Fprintf(os.Stderr, "received events=%d batches=%d\n", events, batches)
+}
+
+// handle writes a batch to the file (flushed, so a test reading the file sees it) before
+// ACKing it: an event is ACKed only once it is stored, so a kill between the two gives a
+// duplicate on resend, never a loss.
+func handle(batch *lj.Batch, w *bufio.Writer, delay time.Duration) {
+	for _, ev := range batch.Events {
+		_, _ = w.Write(ev.([]byte))
+		_ = w.WriteByte('\n')
+	}
+	_ = w.Flush()
+	if delay > 0 {
+		time.Sleep(delay)
+	}
+	batch.ACK()
+}

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Build the Lumberjack v2 test receiver (go-lumber's server, from the Go module proxy).
+# Idempotent: go's build and module caches make a second run a no-op. The binary goes to
+# .build/ beside this file (ignored by git); lumber_receiver.py finds it there.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+
+GO="$(command -v go || true)"
+if [ -z "$GO" ] && [ -x /usr/local/go/bin/go ]; then
+  GO=/usr/local/go/bin/go
+fi
+if [ -z "$GO" ]; then
+  echo "lumber-receiver: no Go toolchain found, installing golang-go"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends golang-go >/dev/null
+  GO="$(command -v go)"
+fi
+
+mkdir -p "$here/.build"
+cd "$here"
+# GOFLAGS=-mod=mod lets go fetch the modules listed in go.mod/go.sum on a fresh machine.
+GOFLAGS="-mod=mod -buildvcs=false" "$GO" build -o "$here/.build/lumber-receiver" .
+echo "lumber-receiver: built $here/.build/lumber-receiver ($("$GO" version))"
