@@ -14,6 +14,7 @@ from __future__ import annotations
 import socket
 import struct
 from dataclasses import dataclass
+from typing import Any
 
 from pybeat.api import Analyzer, Packet
 from pybeat.decode.ipfrag import FragmentReassembler
@@ -105,6 +106,7 @@ class Decoder:
         self.bytes = 0
         self.dispatched = 0
         self.errors: dict[str, int] = {}
+        self.last_exception: BaseException | None = None
 
     # -- counters -------------------------------------------------------------------
     def _error(self, reason: str) -> None:
@@ -193,6 +195,9 @@ class Decoder:
                 self._error("unsupported_link_type")
         except (struct.error, IndexError, ValueError, OSError):
             self._error("malformed")
+        except Exception as exc:  # an analyzer bug: count it, keep the agent alive
+            self._error("analyzer_exception")
+            self.last_exception = exc
 
     def _ethernet(self, ts_ns: int, frame: bytes) -> None:
         if len(frame) < 14:
@@ -353,13 +358,20 @@ class Decoder:
         """Expire buffers and pending transactions up to ``now_ns`` (packet time)."""
         self._next_tick = now_ns + self._tick_ns
         self.frags.expire(now_ns)
-        self.tcp.expire(now_ns)
+        self._guard(self.tcp.expire, now_ns)
         for a in self.analyzers:
-            a.expire(now_ns)
+            self._guard(a.expire, now_ns)
 
     def flush(self) -> None:
         """End of input: close streams, then let analyzers publish what is pending."""
         now = self.now_ns
-        self.tcp.flush(now)
+        self._guard(self.tcp.flush, now)
         for a in self.analyzers:
-            a.flush(now)
+            self._guard(a.flush, now)
+
+    def _guard(self, fn: Any, now_ns: int) -> None:
+        try:
+            fn(now_ns)
+        except Exception as exc:  # an analyzer bug in a timer must not stop the agent
+            self._error("analyzer_exception")
+            self.last_exception = exc

@@ -51,46 +51,53 @@ def _condition(spec: Any, key: str, raw: RawConfig | None) -> Condition:
 def build_processors(
     specs: list[dict[str, Any]], registry: Registry, beat: BeatInfo, prefix: str, raw: RawConfig | None = None
 ) -> list[Any]:
-    chain = []
+    chain: list[Any] = []
+    problems: list[str] = []
     for i, spec in enumerate(specs or []):
-        key = f"{prefix}.{i}"
-        where = raw.origin(key) if raw else None
-        at = f" ({where})" if where else ""
-        if not isinstance(spec, dict) or not spec:
-            raise ConfigError(f"{key}{at}: a processor must be a mapping such as {{drop_fields: {{fields: [...]}}}}")
-        if "if" in spec:
-            extra = set(spec) - {"if", "then", "else"}
-            if extra or "then" not in spec:
-                raise ConfigError(f"{key}{at}: an if block takes exactly 'if', 'then' and optionally 'else'")
-            then = spec["then"] if isinstance(spec["then"], list) else [spec["then"]]
-            other = spec.get("else") or []
-            other = other if isinstance(other, list) else [other]
-            chain.append(
-                IfThenElse(
-                    _condition(spec["if"], f"{key}.if", raw),
-                    build_processors(then, registry, beat, f"{key}.then", raw),
-                    build_processors(other, registry, beat, f"{key}.else", raw),
-                )
-            )
-            continue
-        if len(spec) != 1:
-            raise ConfigError(f"{key}{at}: one processor per list item, found {', '.join(spec)}")
-        (name, settings), = spec.items()
-        settings = dict(settings or {})
-        when = settings.pop("when", None)
         try:
-            plugin = registry.get("processors", name)
-        except KeyError:
-            hint = difflib.get_close_matches(name, registry.names("processors"), 1)
-            raise ConfigError(
-                f"{key}.{name}{at}: unknown processor"
-                + (f"; did you mean {hint[0]!r}?" if hint else f" (installed: {', '.join(registry.names('processors'))})")
-            ) from None
-        except PluginError as exc:
-            raise ConfigError(f"{key}.{name}{at}: {exc}") from None
-        config = validate(plugin.config_model, settings, f"{key}.{name}", raw)
-        proc = plugin.create(config, beat)
-        if when is not None:
-            proc = When(_condition(when, f"{key}.{name}.when", raw), proc)
-        chain.append(proc)
+            chain.append(_build_one(i, spec, registry, beat, prefix, raw))
+        except ConfigError as exc:
+            problems += exc.problems
+    if problems:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems), problems)
     return chain
+
+
+def _build_one(i: int, spec: Any, registry: Registry, beat: BeatInfo, prefix: str, raw: RawConfig | None) -> Any:
+    key = f"{prefix}.{i}"
+    where = raw.origin(key) if raw else None
+    at = f" ({where})" if where else ""
+    if not isinstance(spec, dict) or not spec:
+        raise ConfigError(f"{key}{at}: a processor must be a mapping such as {{drop_fields: {{fields: [...]}}}}")
+    if "if" in spec:
+        extra = set(spec) - {"if", "then", "else"}
+        if extra or "then" not in spec:
+            raise ConfigError(f"{key}{at}: an if block takes exactly 'if', 'then' and optionally 'else'")
+        then = spec["then"] if isinstance(spec["then"], list) else [spec["then"]]
+        other = spec.get("else") or []
+        other = other if isinstance(other, list) else [other]
+        return IfThenElse(
+            _condition(spec["if"], f"{key}.if", raw),
+            build_processors(then, registry, beat, f"{key}.then", raw),
+            build_processors(other, registry, beat, f"{key}.else", raw),
+        )
+    if len(spec) != 1:
+        raise ConfigError(f"{key}{at}: one processor per list item, found {', '.join(spec)}")
+    (name, settings), = spec.items()
+    settings = dict(settings or {})
+    when = settings.pop("when", None)
+    try:
+        plugin = registry.get("processors", name)
+    except KeyError:
+        hint = difflib.get_close_matches(name, registry.names("processors"), 1)
+        raise ConfigError(
+            f"{key}.{name}{at}: unknown processor"
+            + (f"; did you mean {hint[0]!r}?" if hint else f" (installed: {', '.join(registry.names('processors'))})")
+        ) from None
+    except PluginError as exc:
+        raise ConfigError(f"{key}.{name}{at}: {exc}") from None
+    config = validate(plugin.config_model, settings, f"{key}.{name}", raw)
+    proc = plugin.create(config, beat)
+    if when is not None:
+        proc = When(_condition(when, f"{key}.{name}.when", raw), proc)
+    return proc

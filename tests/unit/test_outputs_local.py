@@ -1,0 +1,80 @@
+"""The file and console outputs: Beats' NDJSON shape, rotation, permissions."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+
+from pybeat.api import Batch, BeatInfo, Event, OutputContext
+from pybeat.outputs.console.plugin import ConsoleOutputConfig, plugin as console
+from pybeat.outputs.file.plugin import FileOutputConfig, plugin as filep
+
+
+def ctx(**extra):
+    return OutputContext(beat=BeatInfo(version="0.1.0"), metrics=None, logger=None, name="x", extra=dict(extra))
+
+
+def events(n):
+    return [Event(1_700_000_000_123_456_789 + i, {"type": "dns", "i": i, "s": "<&>"}) for i in range(n)]
+
+
+def settle_counts():
+    seen = {}
+
+    def on_settle(batch, acked, dup, retry, dropped):
+        seen.update(acked=acked, retry=len(retry), dropped=dropped)
+
+    return seen, on_settle
+
+
+def test_file_output_writes_beats_ndjson(tmp_path):
+    cfg = FileOutputConfig(path=str(tmp_path), filename="pb")
+    out = filep.create(cfg, ctx())
+    seen, cb = settle_counts()
+    out.publish(Batch(events(3), cb))
+    out.close()
+    (name,) = os.listdir(tmp_path)
+    assert name.startswith("pb-") and name.endswith(".ndjson")
+    lines = (tmp_path / name).read_text().splitlines()
+    doc = json.loads(lines[0])
+    assert doc["@timestamp"] == "2023-11-14T22:13:20.123Z"
+    assert doc["@metadata"] == {"beat": "packetbeat", "type": "_doc", "version": "0.1.0"}
+    assert doc["s"] == "<&>" and len(lines) == 3 and seen == {"acked": 3, "retry": 0, "dropped": 0}
+    assert oct(os.stat(tmp_path / name).st_mode & 0o777) == "0o600"
+
+
+def test_file_output_rotates_and_keeps_number_of_files(tmp_path):
+    cfg = FileOutputConfig(path=str(tmp_path), filename="pb", rotate_every_kb=1, number_of_files=3)
+    out = filep.create(cfg, ctx())
+    for _ in range(10):
+        out.publish(Batch(events(10), lambda *a: None))
+    out.close()
+    files = sorted(os.listdir(tmp_path))
+    assert len(files) == 3
+    assert all(os.path.getsize(tmp_path / f) <= 1024 for f in files)
+
+
+def test_file_output_rotates_on_startup(tmp_path):
+    cfg = FileOutputConfig(path=str(tmp_path), filename="pb")
+    for _ in range(2):
+        out = filep.create(cfg, ctx())
+        out.publish(Batch(events(1), lambda *a: None))
+        out.close()
+    assert len(os.listdir(tmp_path)) == 2
+
+
+def test_unencodable_event_is_dropped_and_counted(tmp_path):
+    out = filep.create(FileOutputConfig(path=str(tmp_path)), ctx())
+    bad = Event(0, {"x": 2**70})  # orjson refuses integers beyond 64 bits
+    seen, cb = settle_counts()
+    out.publish(Batch([bad, *events(1)], cb))
+    assert seen == {"acked": 1, "retry": 0, "dropped": 1}
+
+
+def test_console_output_pretty(tmp_path):
+    buf = io.BytesIO()
+    out = console.create(ConsoleOutputConfig(pretty=True), ctx(stdout=buf))
+    out.publish(Batch(events(1), lambda *a: None))
+    text = buf.getvalue().decode()
+    assert text.startswith("{\n") and json.loads(text)["type"] == "dns"

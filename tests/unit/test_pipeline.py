@@ -1,0 +1,170 @@
+"""The pipeline: queue bounds (block vs drop), batch settlement and retries, processors and
+conditions, per-protocol fields/tags, accounting that adds up."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from pybeat.api import Batch, BeatInfo, Event
+from pybeat.pipeline import MemQueue, Pipeline, ProtocolClient
+from pybeat.pipeline.pipeline import OutputRunner
+from pybeat.plugins import load_registry
+from pybeat.processors import build_condition, build_processors
+
+
+def ev(i=0, **fields):
+    return Event(1_700_000_000_000_000_000 + i, {"type": "dns", "n": i, **fields})
+
+
+class Collect:
+    """An output that acks everything (or fails the first `fail` publishes)."""
+
+    def __init__(self, fail=0, retry_items=0):
+        self.got: list[Event] = []
+        self.fail = fail
+        self.retry_items = retry_items
+        self.lock = threading.Lock()
+
+    def publish(self, batch: Batch) -> None:
+        with self.lock:
+            if self.fail:
+                self.fail -= 1
+                batch.retry()
+                return
+            if self.retry_items and batch.retries == 0:
+                keep, again = batch.events[self.retry_items:], batch.events[: self.retry_items]
+                self.got += keep
+                batch.settle(acked=len(keep), retry=again)
+                return
+            self.got += batch.events
+        batch.ack()
+
+    def close(self) -> None:
+        pass
+
+
+def test_queue_blocks_until_space_is_freed():
+    q = MemQueue(4)
+    assert q.put([ev(i) for i in range(4)]) == 4
+    done = []
+    t = threading.Thread(target=lambda: done.append(q.put([ev(9)])))
+    t.start()
+    time.sleep(0.1)
+    assert not done
+    events, _ = q.get(2)
+    q.release(len(events))
+    t.join(2)
+    assert done == [1]
+
+
+def test_queue_drops_and_counts_when_full_in_live_mode():
+    q = MemQueue(3)
+    assert q.put([ev(i) for i in range(5)], block=False) == 3
+    assert q.dropped_full == 2
+
+
+def test_batch_must_settle_every_event_once():
+    b = Batch([ev(1), ev(2)], lambda *a: None)
+    with pytest.raises(ValueError):
+        b.settle(acked=1)
+    b.settle(acked=1, dropped=1)
+    with pytest.raises(RuntimeError):
+        b.ack()
+
+
+def _pipeline(output, **kw):
+    runner = OutputRunner("t", lambda: output, 1, kw.pop("batch", 10), kw.pop("queue", 100), None)
+    return Pipeline(BeatInfo(version="9.9.9", name="h"), [runner], min_events=kw.pop("min_events", 5), **kw), runner
+
+
+def test_every_event_is_delivered_and_retries_are_counted():
+    out = Collect(fail=2, retry_items=3)
+    p, runner = _pipeline(out)
+    client = ProtocolClient(p)
+    for i in range(23):
+        client.publish(ev(i))
+    assert p.close(10)
+    assert sorted(e.fields["n"] for e in out.got) == list(range(23))
+    st = runner.stats()
+    assert st["events.acked"] == 23 and st["events.retried"] > 0 and st["queue.used"] == 0
+
+
+def test_agent_fields_protocol_fields_tags_and_index():
+    out = Collect()
+    p, _ = _pipeline(out, tags=["global"], fields={"env": "lab"})
+    client = ProtocolClient(p, fields={"team": "dns"}, tags=["proto"], index="dns-idx")
+    client.publish(ev(1))
+    p.close(5)
+    e = out.got[0]
+    assert e.fields["agent"]["type"] == "packetbeat" and e.fields["agent"]["version"] == "9.9.9"
+    assert e.fields["agent"]["build"]["original"].startswith("pybeat")
+    assert e.fields["ecs"]["version"] and e.fields["host"]["name"] == "h"
+    assert e.fields["fields"] == {"team": "dns", "env": "lab"}
+    assert e.fields["tags"] == ["proto", "global"]
+    assert e.meta["raw_index"] == "dns-idx"
+
+
+def test_processors_with_conditions_drop_and_reshape():
+    reg = load_registry()
+    procs = build_processors(
+        [
+            {"drop_event": {"when": {"equals": {"dns.question.type": "PTR"}}}},
+            {"add_fields": {"target": "site", "fields": {"name": "hq"}}},
+            {"drop_fields": {"fields": ["n"]}},
+            {"rename": {"fields": [{"from": "dns.id", "to": "dns.txid"}]}},
+            {"if": {"contains": {"dns.question.name": "evil"}}, "then": [{"add_tags": {"tags": ["suspicious"]}}]},
+        ],
+        reg, BeatInfo(), "processors",
+    )
+    out = Collect()
+    p, _ = _pipeline(out, processors=procs)
+    for i, (qtype, name) in enumerate([("A", "a.example"), ("PTR", "1.in-addr.arpa"), ("TXT", "x.evil.test")]):
+        ProtocolClient(p).publish(ev(i, dns={"id": i, "question": {"type": qtype, "name": name}}))
+    p.close(5)
+    assert [e.fields["dns"]["question"]["type"] for e in out.got] == ["A", "TXT"]
+    assert all(e.fields["site"] == {"name": "hq"} and "n" not in e.fields for e in out.got)
+    assert out.got[0].fields["dns"]["txid"] == 0 and "id" not in out.got[0].fields["dns"]
+    assert out.got[1].fields["tags"] == ["suspicious"]
+    assert p.filtered == 1
+
+
+@pytest.mark.parametrize(
+    "cond,expected",
+    [
+        ({"equals": {"status": "OK"}}, True),
+        ({"equals": {"dns.id": 7}}, True),
+        ({"contains": {"related.ip": "10.0."}}, True),
+        ({"regexp": {"dns.question.name": r"^www\."}}, True),
+        ({"range": {"event.duration.gte": 1000, "event.duration.lt": 5000}}, True),
+        ({"network": {"source.ip": "private"}}, True),
+        ({"network": {"source.ip": ["192.168.0.0/16"]}}, False),
+        ({"has_fields": ["dns.id", "status"]}, True),
+        ({"has_fields": ["nope"]}, False),
+        ({"not": {"equals": {"status": "OK"}}}, False),
+        ({"or": [{"equals": {"status": "Error"}}, {"equals": {"dns.id": 7}}]}, True),
+        ({"and": [{"equals": {"status": "OK"}}, {"equals": {"dns.id": 8}}]}, False),
+    ],
+)
+def test_conditions(cond, expected):
+    e = Event(0, {"status": "OK", "dns": {"id": 7, "question": {"name": "www.x.test"}},
+                  "related": {"ip": ["10.0.0.1", "10.0.0.2"]}, "source": {"ip": "10.0.0.1"},
+                  "event": {"duration": 2000}})
+    assert build_condition(cond)(e) is expected
+
+
+def test_live_mode_drops_when_the_output_cannot_keep_up_and_counts_it():
+    class Slow(Collect):
+        def publish(self, batch):
+            time.sleep(0.2)
+            super().publish(batch)
+
+    out = Slow()
+    p, runner = _pipeline(out, queue=10, batch=10, min_events=10, block=False)
+    for i in range(200):
+        ProtocolClient(p).publish(ev(i))
+    p.close(10)
+    delivered = len(out.got)
+    assert delivered + p.dropped_full == 200 and p.dropped_full > 0
