@@ -1,0 +1,81 @@
+"""DHCPv6 events: one per message under ``dhcpv6.*`` (Packetbeat has no DHCPv6), correlated.
+
+Owns the event shape: client/server from the message type (server-to-client types make the
+destination the client), ``related.ip`` with the leased addresses, notes for damaged options, and
+the exchange correlation (transaction id + client DUID) shared with DHCPv4.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pybeat.api import Analyzer, Event, Packet, ProtocolContext
+from pybeat.envelope import Envelope
+
+from pybeat.protocols.dhcpv4.exchange import ExchangeTracker
+from pybeat.protocols.dhcpv6.parser import SERVER_TYPES, Dhcpv6ParseError, parse
+
+__all__ = ["Dhcpv6Analyzer"]
+
+# client messages a server answers with ADVERTISE/REPLY (RFC 8415 18)
+_EXPECTS_REPLY = frozenset({
+    "solicit", "request", "confirm", "renew", "rebind", "release", "decline", "information-request",
+})
+
+
+class Dhcpv6Analyzer(Analyzer):
+    def __init__(self, ctx: ProtocolContext, timeout_s: float, max_exchanges: int, track_exchanges: bool = True):
+        self.emit = ctx.emit
+        self.envelope: Envelope = ctx.envelope if ctx.envelope is not None else Envelope()
+        self.exchanges = ExchangeTracker(int(timeout_s * 1e9), max_exchanges) if track_exchanges else None
+        self.counters = {"total_packets": 0, "parse_failures": 0, "malformed_options": 0, "events": 0}
+
+    def on_udp(self, pkt: Packet, payload: bytes) -> None:
+        self.counters["total_packets"] += 1
+        try:
+            dhcp, notes, related = parse(payload)
+        except Dhcpv6ParseError:
+            self.counters["parse_failures"] += 1
+            return
+        if notes:
+            self.counters["malformed_options"] += 1
+        from_server = payload[0] in SERVER_TYPES
+        if self.exchanges is not None:
+            inner: dict[str, Any] = dhcp
+            while "relayed" in inner:
+                inner = inner["relayed"]
+            if "transaction_id" in inner:
+                client = inner.get("client_id", {}).get("duid", "")
+                mtype = inner["message_type"]
+                dhcp["exchange"] = self.exchanges.observe(
+                    (inner["transaction_id"], client), pkt.ts_ns, from_server, mtype,
+                    expects_reply=mtype in _EXPECTS_REPLY,
+                )
+        fields = self.envelope.build(
+            "dhcpv6", "udp", pkt.src_ip, pkt.src_port, pkt.dst_ip, pkt.dst_port,
+            pkt.ts_ns, None, src_bytes=len(payload), related_extra=related,
+        )
+        if from_server:
+            fields["client"] = dict(fields["destination"])
+            fields["server"] = dict(fields["source"])
+        fields["type"] = "dhcpv6"
+        fields["status"] = "OK"
+        fields["dhcpv6"] = dhcp
+        if notes:
+            fields["error"] = {"message": notes[0] if len(notes) == 1 else list(notes)}
+        self.counters["events"] += 1
+        self.emit(Event(pkt.ts_ns, fields))
+
+    def expire(self, now_ns: int) -> None:
+        if self.exchanges is not None:
+            self.exchanges.expire(now_ns)
+
+    def flush(self, now_ns: int) -> None:
+        if self.exchanges is not None:
+            self.exchanges.flush()
+
+    def stats(self) -> dict[str, int]:
+        out = dict(self.counters)
+        if self.exchanges is not None:
+            out.update(self.exchanges.stats())
+        return out
