@@ -79,7 +79,10 @@ def encode_compressed(frames: bytes, level: int) -> bytes:
 
 
 def encode_batch(payloads: Sequence[bytes], compression_level: int = 0) -> bytes:
-    """One window: W, then the J frames (seq 1..n), zlib-wrapped in one C frame if level > 0."""
+    """One window: W, then the J frames (seq 1..n), zlib-wrapped in one C frame if level > 0.
+    An empty batch is the window frame alone (count 0)."""
+    if not payloads:
+        return encode_window(0)
     parts = [_JHDR.pack(VERSION, JSON, seq, len(p)) + p for seq, p in enumerate(payloads, 1)]
     frames = b"".join(parts)
     if compression_level > 0:

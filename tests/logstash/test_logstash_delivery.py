@@ -1,0 +1,163 @@
+"""The agent's Logstash output against real go-lumber receivers, driven through the CLI on shared
+captures. Each run also writes the same events with ``output.file``; the receiver's NDJSON
+(the exact JSON bytes it got) is compared with that file line for line."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from tests.logstash.conftest import run_agent
+from lumber_receiver import wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def _compare(sent: list[bytes], got: list[bytes]) -> tuple[int, int]:
+    """(missing, duplicates): every sent line must have arrived at least as often as sent."""
+    want, have = Counter(sent), Counter(got)
+    missing = sum((want - have).values())
+    extra = have - want
+    unknown = [line for line in extra if line not in want]
+    assert not unknown, f"receiver got lines that were never sent, e.g. {unknown[:1]}"
+    return missing, sum(extra.values())
+
+
+def _fast(**kw: Any) -> dict[str, Any]:
+    cfg: dict[str, Any] = {"backoff": {"init": "50ms", "max": "500ms"}, "timeout": "10s"}
+    cfg.update(kw)
+    return cfg
+
+
+@pytest.mark.parametrize("compression_level", [0, 3])
+def test_every_capture_event_arrives_once_intact(tmp_path: Path, receivers: Any, compression_level: int) -> None:
+    """Every event of icmp.pcap and dhcp.pcap reaches the receiver exactly once, byte-identical to the
+    file output's copy, with and without compression; @metadata.beat is the index option."""
+    r = receivers()
+    for capture, loops in (("icmp.pcap", 10), ("dhcp.pcap", 5)):
+        r.out.unlink(missing_ok=True)
+        r.restart()
+        run = run_agent(tmp_path, _fast(hosts=[r.address], compression_level=compression_level), capture, loops)
+        assert run.proc.returncode == 0, run.log_tail()
+        sent = run.file_lines()
+        assert len(sent) > 20
+        assert wait_for(lambda: r.count() >= len(sent), 5)
+        missing, dups = _compare(sent, r.lines())
+        assert (missing, dups) == (0, 0)
+        m = run.metrics
+        assert m["output.logstash.events.acked"] == len(sent)
+        assert m.get("pipeline.output.logstash.events.dropped", 0) == 0
+    doc = orjson.loads(r.lines()[0])
+    assert doc["@metadata"]["beat"] == "packetbeat"
+
+
+def test_index_option_sets_metadata_beat(tmp_path: Path, receivers: Any) -> None:
+    """``index: Custom`` arrives as ``@metadata.beat: custom`` (lower-cased), as Beats sends it."""
+    r = receivers()
+    run = run_agent(tmp_path, _fast(hosts=[r.address], index="Custom"), with_file=False)
+    assert run.proc.returncode == 0, run.log_tail()
+    docs = [orjson.loads(x) for x in r.lines()]
+    assert docs and {d["@metadata"]["beat"] for d in docs} == {"custom"}
+
+
+def test_receiver_killed_and_restarted_mid_stream(tmp_path: Path, receivers: Any) -> None:
+    """kill -9 of the receiver while the agent streams, then a restart on the same port: nothing is
+    lost, events sent but not ACKed before the kill arrive again (duplicates, counted)."""
+    r = receivers(ack_delay=0.05)
+    run = run_agent(
+        tmp_path, _fast(hosts=[r.address], bulk_max_size=250), "icmp.pcap", loops=200, wait=None,
+        extra={"queue.mem": {"events": 1000, "flush.min_events": 250, "flush.timeout": "100ms"}},
+    )
+    assert wait_for(lambda: r.count() >= 2000, 60), run.log_tail()
+    r.kill()
+    before = r.count()
+    time.sleep(0.5)  # the agent sees refused connections for a while
+    r.start()
+    run.wait(120)
+    assert run.proc.returncode == 0, run.log_tail()
+    sent = run.file_lines()
+    assert before < len(sent), "the kill came after the last event; make the stream longer"
+    assert wait_for(lambda: r.count() >= len(sent), 5)
+    missing, dups = _compare(sent, r.lines())
+    m = run.metrics
+    print(f"restart: sent {len(sent)}, received {r.count()}, duplicates {dups}, "
+          f"connections failed {m.get('output.logstash.connections.failed', 0)}, "
+          f"broken {m.get('output.logstash.connections.broken', 0)}")
+    assert missing == 0
+    assert m.get("pipeline.output.logstash.events.dropped", 0) == 0
+    assert m["output.logstash.connections.opened"] >= 2
+    assert dups == r.count() - len(sent)
+
+
+def test_loadbalance_spreads_batches_over_two_receivers(tmp_path: Path, receivers: Any) -> None:
+    """``loadbalance: true`` with two receivers: each gets a fair share (at least a third) of the
+    batches, and together they get every event once."""
+    a, b = receivers("a", ack_delay=0.01), receivers("b", ack_delay=0.01)
+    run = run_agent(
+        tmp_path, _fast(hosts=[a.address, b.address], loadbalance=True, bulk_max_size=200), "icmp.pcap", loops=60,
+        extra={"queue.mem": {"events": 2000, "flush.min_events": 200, "flush.timeout": "100ms"}},
+    )
+    assert run.proc.returncode == 0, run.log_tail()
+    sent = run.file_lines()
+    assert wait_for(lambda: a.count() + b.count() >= len(sent), 5)
+    missing, dups = _compare(sent, a.lines() + b.lines())
+    print(f"loadbalance: {len(sent)} events, a={a.count()} b={b.count()}")
+    assert (missing, dups) == (0, 0)
+    assert min(a.count(), b.count()) >= len(sent) / 3
+
+
+def test_loadbalance_one_receiver_dies_the_other_takes_all(tmp_path: Path, receivers: Any) -> None:
+    """One of two load-balanced receivers is killed mid-stream and stays dead: the other gets
+    everything that follows, nothing is lost, and the run ends without waiting for the dead one."""
+    a, b = receivers("a", ack_delay=0.03), receivers("b", ack_delay=0.03)
+    run = run_agent(
+        tmp_path, _fast(hosts=[a.address, b.address], loadbalance=True, bulk_max_size=200), "icmp.pcap",
+        loops=150, wait=None,
+        extra={"queue.mem": {"events": 1000, "flush.min_events": 200, "flush.timeout": "100ms"}},
+    )
+    assert wait_for(lambda: b.count() >= 400 and a.count() >= 400, 60), run.log_tail()
+    b.kill()
+    b_at_kill = b.count()
+    a_at_kill = a.count()
+    run.wait(120)
+    assert run.proc.returncode == 0, run.log_tail()
+    sent = run.file_lines()
+    assert wait_for(lambda: a.count() + b.count() >= len(sent), 5)
+    missing, dups = _compare(sent, a.lines() + b.lines())
+    print(f"failover: {len(sent)} events; b had {b_at_kill} when killed; a {a_at_kill} -> {a.count()}; dups {dups}")
+    assert missing == 0
+    assert b.count() == b_at_kill
+    assert a.count() - a_at_kill >= len(sent) - a_at_kill - b_at_kill
+    assert run.metrics.get("pipeline.output.logstash.events.dropped", 0) == 0
+
+
+def test_slow_receiver_backpressure_bounded_memory_nothing_dropped(tmp_path: Path, receivers: Any) -> None:
+    """A receiver that waits 100 ms before each ACK: the replay slows to its pace through the
+    bounded queue (peak = capacity, never above), the agent's memory stays flat, nothing dropped."""
+    r = receivers(ack_delay=0.1)
+    cap = 1000
+    run = run_agent(
+        tmp_path, _fast(hosts=[r.address], bulk_max_size=250, pipelining=1), "icmp.pcap", loops=300,
+        with_file=False, wait=None,
+        extra={"queue.mem": {"events": cap, "flush.min_events": 250, "flush.timeout": "100ms"}},
+    )
+    run.wait(180)
+    assert run.proc.returncode == 0, run.log_tail()
+    m = run.metrics
+    published = m["pipeline.events.published"]
+    assert r.count() == published == m["output.logstash.events.acked"]
+    assert m.get("pipeline.output.logstash.events.dropped", 0) == 0
+    assert m["pipeline.output.logstash.queue.peak"] == cap  # the queue filled up: backpressure
+    rss = run.rss_samples
+    assert len(rss) > 20
+    # Memory after the first quarter of the run (imports done, queue full) vs the peak.
+    settled = max(rss[: len(rss) // 4])
+    growth = max(rss) - settled
+    print(f"slow receiver: {published} events in {len(rss) * 0.05:.1f}s, rss {settled >> 20} MiB -> "
+          f"peak {max(rss) >> 20} MiB (growth {growth >> 10} KiB), queue peak {m['pipeline.output.logstash.queue.peak']}")
+    assert growth < 20 << 20
