@@ -37,6 +37,21 @@ class PluginInfo:
     distribution: str
     plugin: Any = None
     error: str | None = None
+    entry_point: EntryPoint | None = None
+    loaded: bool = False
+
+    def load(self) -> None:
+        """Import the plugin on first use (a run imports only the plugins its config names)."""
+        if self.loaded:
+            return
+        self.loaded = True
+        if self.entry_point is not None:
+            try:
+                self.plugin = self.entry_point.load()
+            except Exception as exc:  # a broken plugin must not stop the agent from listing the rest
+                self.error = f"import failed: {type(exc).__name__}: {exc}"
+                return
+        self.error = _check(self.kind, self.name, self.plugin)
 
 
 @dataclass
@@ -47,15 +62,21 @@ class Registry:
         info = self.plugins[kind].get(name)
         if info is None:
             raise KeyError(name)
+        info.load()
         if info.error:
             raise PluginError(f"{kind[:-1]} plugin {name!r} ({info.value}) cannot be used: {info.error}")
         return info.plugin
 
     def names(self, kind: str) -> list[str]:
-        return sorted(n for n, i in self.plugins[kind].items() if not i.error)
+        """Registered names (not imported: a broken one is reported when it is used)."""
+        return sorted(self.plugins[kind])
 
     def all(self) -> list[PluginInfo]:
-        return [i for group in self.plugins.values() for i in group.values()]
+        """Every plugin, imported and checked (for ``pybeat plugins``)."""
+        infos = [i for group in self.plugins.values() for i in group.values()]
+        for info in infos:
+            info.load()
+        return infos
 
 
 def _check(kind: str, name: str, obj: Any) -> str | None:
@@ -67,37 +88,24 @@ def _check(kind: str, name: str, obj: Any) -> str | None:
     return None
 
 
-def _load_one(kind: str, ep: EntryPoint) -> PluginInfo:
-    dist = getattr(getattr(ep, "dist", None), "name", "") or ""
-    info = PluginInfo(kind, ep.name, ep.value, dist)
-    try:
-        info.plugin = ep.load()
-    except Exception as exc:  # a broken plugin must not stop the agent from listing the rest
-        info.error = f"import failed: {type(exc).__name__}: {exc}"
-        return info
-    info.error = _check(kind, ep.name, info.plugin)
-    return info
-
-
 def load_registry(extra: dict[str, dict[str, Any]] | None = None) -> Registry:
-    """Load every entry point; ``extra`` adds in-process plugins (tests, embedding)."""
+    """Find every entry point; ``extra`` adds in-process plugins (tests, embedding)."""
     reg = Registry()
     for kind, group in GROUPS.items():
         seen: dict[str, PluginInfo] = {}
         for ep in entry_points(group=group):
-            info = _load_one(kind, ep)
+            dist = getattr(getattr(ep, "dist", None), "name", "") or ""
             if ep.name in seen and seen[ep.name].value != ep.value:
                 raise PluginError(
                     f"two {kind} plugins are named {ep.name!r}: {seen[ep.name].value} "
-                    f"({seen[ep.name].distribution}) and {ep.value} ({info.distribution})"
+                    f"({seen[ep.name].distribution}) and {ep.value} ({dist})"
                 )
-            seen[ep.name] = info
+            seen[ep.name] = PluginInfo(kind, ep.name, ep.value, dist, entry_point=ep)
         reg.plugins[kind] = seen
     for kind, plugins in (extra or {}).items():
         for name, obj in plugins.items():
             if name in reg.plugins[kind]:
                 raise PluginError(f"two {kind} plugins are named {name!r}")
             info = PluginInfo(kind, name, f"{type(obj).__module__}:{type(obj).__name__}", "<in-process>", obj)
-            info.error = _check(kind, name, obj)
             reg.plugins[kind][name] = info
     return reg

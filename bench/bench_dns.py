@@ -1,0 +1,147 @@
+#!/usr/bin/env python3
+"""Benchmark: pybeat vs tshark -T ek on the same capture, in the same run.
+
+    python3 bench/bench_dns.py                      # the shared 100k-packet capture, 3 rounds
+    python3 bench/bench_dns.py --loops 10           # the capture looped to 1M packets
+    python3 bench/bench_dns.py --workers 2          # pybeat split across 2 processes by flow
+
+pybeat runs with the file output and every DNS field switched on (authorities, additionals,
+request and response strings). tshark runs as Wireshark's Elasticsearch export
+(``tshark -r FILE -T ek``) writing to /dev/null. Each round runs both tools back to back and
+the best round of each is reported (these machines are noisy), with packets/s, events/s, peak
+RSS and the ratio. Results also go to ``bench/results/<timestamp>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_PCAP = REPO.parent / "shared" / "data" / "pcaps" / "dns_bulk_100k.pcap"
+
+CONFIG = """
+packetbeat.protocols:
+  - type: dns
+    ports: [53]
+    include_authorities: true
+    include_additionals: true
+    send_request: true
+    send_response: true
+output.file:
+  path: {out}
+  filename: bench
+  rotate_every_kb: 10485760
+logging.to_stderr: true
+logging.level: warning
+logging.metrics.enabled: false
+"""
+
+
+def _run(cmd: list[str], stdout=subprocess.DEVNULL) -> tuple[float, int, subprocess.CompletedProcess]:
+    """Wall time and peak RSS (KiB) of a child process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, stdout=stdout, stderr=subprocess.PIPE, text=True)
+    elapsed = time.perf_counter() - t0
+    if proc.returncode != 0:
+        sys.exit(f"{cmd[0]} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return elapsed, max(peak, before), proc
+
+
+def _peak_rss_of(cmd: list[str]) -> tuple[float, int, subprocess.CompletedProcess]:
+    """Run through /usr/bin/time -v when present, for the child's own peak RSS."""
+    gnu_time = shutil.which("time") or ("/usr/bin/time" if os.path.exists("/usr/bin/time") else None)
+    if gnu_time is None:
+        return _run(cmd)
+    t0 = time.perf_counter()
+    proc = subprocess.run([gnu_time, "-v", *cmd], stdout=subprocess.PIPE if cmd[0] != "tshark" else subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True)
+    elapsed = time.perf_counter() - t0
+    if proc.returncode != 0:
+        sys.exit(f"{cmd[0]} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    rss = 0
+    for line in proc.stderr.splitlines():
+        if "Maximum resident set size" in line:
+            rss = int(line.split(":")[1])
+    return elapsed, rss, proc
+
+
+def count_lines(directory: Path) -> int:
+    return sum(sum(1 for _ in open(p, "rb")) for p in directory.glob("*.ndjson"))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("pcap", nargs="?", default=str(DEFAULT_PCAP))
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--loops", type=int, default=1, help="replay the capture N times (pybeat -l, tshark on a looped copy)")
+    ap.add_argument("--workers", type=int, default=0, help="pybeat worker processes (0 = the config default)")
+    ap.add_argument("--no-tshark", action="store_true")
+    args = ap.parse_args()
+
+    pcap = Path(args.pcap)
+    packets = 0
+    with open(pcap, "rb") as fh:
+        from pybeat.capture.pcapfile import PcapFileSource
+
+        packets = sum(1 for _ in PcapFileSource(str(pcap)))
+    total_packets = packets * args.loops
+    tshark = shutil.which("tshark")
+    work = Path(tempfile.mkdtemp(prefix="pybeat-bench-"))
+    looped = pcap
+    if args.loops > 1 and tshark and not args.no_tshark:
+        looped = work / "looped.pcap"
+        subprocess.run(["mergecap", "-a", "-w", str(looped), *[str(pcap)] * args.loops], check=True)
+
+    best_py = best_ts = None
+    results = {"pcap": str(pcap), "loops": args.loops, "packets": total_packets, "rounds": []}
+    for r in range(args.rounds):
+        out = work / f"out{r}"
+        cfg = work / "bench.yml"
+        cfg.write_text(CONFIG.format(out=out))
+        cmd = [sys.executable, "-m", "pybeat.cli", "run", "-c", str(cfg), "-I", str(pcap), "-t",
+               "-l", str(args.loops), "--path.home", str(work)]
+        if args.workers:
+            cmd += ["-E", f"packetbeat.workers={args.workers}"]
+        py_s, py_rss, _ = _peak_rss_of(cmd)
+        events = count_lines(out)
+        shutil.rmtree(out, ignore_errors=True)
+        row = {"pybeat_s": py_s, "pybeat_rss_kib": py_rss, "events": events}
+        if tshark and not args.no_tshark:
+            ts_s, ts_rss, _ = _peak_rss_of(["tshark", "-r", str(looped), "-T", "ek"])
+            row.update(tshark_s=ts_s, tshark_rss_kib=ts_rss)
+            best_ts = ts_s if best_ts is None else min(best_ts, ts_s)
+        best_py = py_s if best_py is None else min(best_py, py_s)
+        results["rounds"].append(row)
+        print(f"round {r + 1}: pybeat {py_s:.2f}s ({total_packets / py_s:,.0f} packets/s, {events:,} events, "
+              f"peak RSS {py_rss / 1024:.0f} MiB)"
+              + (f"; tshark -T ek {row['tshark_s']:.2f}s ({total_packets / row['tshark_s']:,.0f} packets/s, "
+                 f"peak RSS {row['tshark_rss_kib'] / 1024:.0f} MiB)" if "tshark_s" in row else ""))
+    assert best_py is not None
+    results["best_pybeat_packets_per_s"] = total_packets / best_py
+    results["events"] = results["rounds"][-1]["events"]
+    print(f"\npybeat: {total_packets / best_py:,.0f} packets/s, {results['events'] / best_py:,.0f} events/s (best of {args.rounds})")
+    if best_ts is not None:
+        results["best_tshark_packets_per_s"] = total_packets / best_ts
+        results["ratio"] = best_ts / best_py
+        print(f"tshark -T ek: {total_packets / best_ts:,.0f} packets/s")
+        print(f"ratio pybeat / tshark: {best_ts / best_py:.1f}x")
+    dest = REPO / "bench" / "results"
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / time.strftime("%Y%m%dT%H%M%S.json")).write_text(json.dumps(results, indent=2))
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
