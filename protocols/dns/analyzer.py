@@ -1,0 +1,420 @@
+"""DNS transactions: pairing queries with responses over UDP and TCP, timeouts, mDNS.
+
+Owns the pending-query table (bounded: the oldest query is evicted and counted when it is
+full), Packetbeat's pairing rules and notes (reference §3.3), DNS-over-TCP framing (2-byte
+length prefix; messages split over segments or several per segment; gaps; FIN), zone
+transfers answered in several TCP messages (kept as one transaction), and mDNS on port 5353.
+Sans-IO: time only comes from packet timestamps (``now_ns``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pybeat.api import Analyzer, Event, Packet, ProtocolContext, TcpConnection
+from pybeat.envelope import Envelope
+from pybeat.protocols.dns import errors as notes_
+from pybeat.protocols.dns.domain import DomainParts
+from pybeat.protocols.dns.event import dns_fields, merge_messages, message_string, question_string
+from pybeat.protocols.dns.tables import opcode_name
+from pybeat.protocols.dns.wire import Message, MessageCache, parse_message
+
+__all__ = ["DnsAnalyzer"]
+
+MDNS_PORT = 5353
+MAX_UDP_NON_EDNS = 512
+_ZONE_TRANSFERS = (251, 252)  # IXFR, AXFR
+_MDNS_GROUPS = ("224.0.0.251", "ff02::fb")
+
+
+class _Txn:
+    """One transaction: a query and/or its response(s), with the endpoints of the query."""
+
+    __slots__ = (
+        "ts", "src_ip", "src_port", "dst_ip", "dst_port", "transport", "request", "responses",
+        "resp_ts", "notes", "mdns_only",
+    )
+
+    def __init__(self, ts: int, src_ip: str, src_port: int, dst_ip: str, dst_port: int, transport: str):
+        self.ts = ts
+        self.src_ip = src_ip
+        self.src_port = src_port
+        self.dst_ip = dst_ip
+        self.dst_port = dst_port
+        self.transport = transport
+        self.request: Message | None = None
+        self.responses: list[Message] = []
+        self.resp_ts = 0
+        self.notes: list[str] = []
+        self.mdns_only = False
+
+
+class _TcpState:
+    """Per-connection parser state (kept in ``TcpConnection.state``); index = from_client."""
+
+    __slots__ = ("bufs", "start_ts", "skip", "last_query", "transfer")
+
+    def __init__(self) -> None:
+        self.bufs = (bytearray(), bytearray())
+        self.start_ts = [0, 0]
+        self.skip = [0, 0]  # bytes of a message cut by a gap still to skip, to resync
+        self.last_query: tuple | None = None  # pending key of the last query on this connection
+        self.transfer: _Txn | None = None  # zone transfer still receiving answer messages
+
+
+class DnsAnalyzer(Analyzer):
+    def __init__(self, config: Any, ctx: ProtocolContext):
+        self.emit = ctx.emit
+        self.envelope: Envelope = ctx.envelope if ctx.envelope is not None else Envelope()
+        self.timeout_ns = int(config.transaction_timeout * 1_000_000_000)
+        self.max_pending = config.max_pending_transactions
+        self.include_authorities = config.include_authorities
+        self.include_additionals = config.include_additionals
+        self.send_request = config.send_request
+        self.send_response = config.send_response
+        self.mdns = config.mdns
+        self.domains = DomainParts(config.domain_cache_size)
+        self.cache = MessageCache(config.message_cache_size)
+        self.pending: dict[tuple, _Txn] = {}
+        self.transfers: dict[int, tuple[_TcpState, _Txn]] = {}
+        self.counters = {
+            "messages": 0, "transactions": 0, "unmatched_requests": 0, "unmatched_responses": 0,
+            "duplicate_queries": 0, "evicted": 0, "malformed": 0, "undecodable": 0,
+            "mdns_messages": 0, "tcp_errors": 0,
+        }
+
+    # -- UDP ----------------------------------------------------------------------------------
+    def on_udp(self, pkt: Packet, payload: bytes) -> None:
+        mdns = self.mdns and (pkt.src_port == MDNS_PORT or pkt.dst_port == MDNS_PORT)
+        msg = self.cache.parse(payload, mdns)
+        c = self.counters
+        c["messages"] += 1
+        if msg is None:
+            c["undecodable"] += 1
+            return
+        if msg.error is not None:
+            c["malformed"] += 1
+        self._message(msg, pkt.ts_ns, pkt.src_ip, pkt.src_port, pkt.dst_ip, pkt.dst_port, "udp", None)
+
+    # -- TCP ----------------------------------------------------------------------------------
+    def on_tcp_data(self, conn: TcpConnection, from_client: bool, data: bytes, ts_ns: int) -> None:
+        st = conn.state
+        if st is None:
+            st = conn.state = _TcpState()
+        d = 1 if from_client else 0
+        skip = st.skip[d]
+        if skip:
+            if len(data) <= skip:
+                st.skip[d] = skip - len(data)
+                return
+            data = data[skip:]
+            st.skip[d] = 0
+        buf = st.bufs[d]
+        if not buf:
+            st.start_ts[d] = ts_ns
+        buf += data
+        pos, n = 0, len(buf)
+        while n - pos >= 2:
+            length = (buf[pos] << 8) | buf[pos + 1]
+            if length == 0:
+                self._tcp_error(st, d, notes_.ZERO_LENGTH)
+                pos = n  # the stream cannot be framed any more: drop what is buffered
+                break
+            if n - pos < length + 2:
+                break
+            raw = bytes(buf[pos + 2 : pos + 2 + length])
+            pos += length + 2
+            self._tcp_message(conn, st, d, raw, length + 2, st.start_ts[d])
+            st.start_ts[d] = ts_ns
+        if pos:
+            del buf[:pos]
+
+    def on_tcp_gap(self, conn: TcpConnection, from_client: bool, nbytes: int, ts_ns: int) -> None:
+        st = conn.state
+        if st is None:
+            return
+        d = 1 if from_client else 0
+        buf = st.bufs[d]
+        if not buf:
+            # Gap between messages: we cannot know where the next one starts; carry on as
+            # Packetbeat does (the next bytes are read as a length prefix).
+            return
+        if len(buf) >= 2:
+            missing = ((buf[0] << 8) | buf[1]) + 2 - len(buf)
+            if nbytes <= missing:
+                st.skip[d] = missing - nbytes  # resynchronise at the next message
+        buf.clear()
+        self._tcp_error(st, d, notes_.INCOMPLETE)
+
+    def on_tcp_close(self, conn: TcpConnection, from_client: bool, ts_ns: int) -> None:
+        st = conn.state
+        if st is None:
+            return
+        d = 1 if from_client else 0
+        if st.bufs[d]:
+            st.bufs[d].clear()
+            self._tcp_error(st, d, notes_.INCOMPLETE)
+        if st.transfer is not None:
+            self._finish_transfer(st)
+
+    def _tcp_error(self, st: _TcpState, d: int, note: str) -> None:
+        """An error in one direction: on the response side, the connection's pending query is
+        published with ``Response: <note>`` (Packetbeat's publishResponseError)."""
+        self.counters["tcp_errors"] += 1
+        if d == 1:
+            return
+        if st.transfer is not None:
+            st.transfer.notes.append(notes_.response(note))
+            self._finish_transfer(st)
+            return
+        key = st.last_query
+        txn = self.pending.pop(key, None) if key is not None else None
+        if txn is not None:
+            txn.notes.append(notes_.response(note))
+            self._publish(txn)
+
+    def _tcp_message(self, conn: TcpConnection, st: _TcpState, d: int, raw: bytes, length: int, ts: int) -> None:
+        c = self.counters
+        c["messages"] += 1
+        msg = parse_message(raw)
+        if msg is None:
+            c["undecodable"] += 1
+            self._tcp_error(st, d, notes_.NON_DNS)
+            return
+        if msg.error is not None:
+            c["malformed"] += 1
+        msg.length = length
+        if d:
+            src_ip, sport, dst_ip, dport = conn.client_ip, conn.client_port, conn.server_ip, conn.server_port
+        else:
+            src_ip, sport, dst_ip, dport = conn.server_ip, conn.server_port, conn.client_ip, conn.client_port
+        tr = st.transfer
+        if tr is not None:
+            if msg.qr and tr.request is not None and msg.id == tr.request.id:
+                tr.responses.append(msg)
+                tr.resp_ts = ts
+                if _transfer_complete(tr):
+                    self._finish_transfer(st)
+                return
+            self._finish_transfer(st)
+        self._message(msg, ts, src_ip, sport, dst_ip, dport, "tcp", st)
+
+    def _finish_transfer(self, st: _TcpState) -> None:
+        txn = st.transfer
+        st.transfer = None
+        if txn is not None:
+            self.transfers.pop(id(st), None)
+            self._publish(txn)
+
+    # -- pairing ------------------------------------------------------------------------------
+    def _message(
+        self, msg: Message, ts: int, src_ip: str, sport: int, dst_ip: str, dport: int, transport: str,
+        st: _TcpState | None,
+    ) -> None:
+        if msg.mdns:
+            self.counters["mdns_messages"] += 1
+        if msg.qr == 0:
+            self._query(msg, ts, src_ip, sport, dst_ip, dport, transport, st)
+        else:
+            self._response(msg, ts, src_ip, sport, dst_ip, dport, transport, st)
+
+    def _query(
+        self, msg: Message, ts: int, src_ip: str, sport: int, dst_ip: str, dport: int, transport: str,
+        st: _TcpState | None,
+    ) -> None:
+        pending = self.pending
+        if msg.mdns and dst_ip in _MDNS_GROUPS:
+            if sport == MDNS_PORT:
+                # A multicast mDNS query: answers go to the group, not back to this tuple.
+                txn = _Txn(ts, src_ip, sport, dst_ip, dport, transport)
+                txn.request = msg
+                txn.mdns_only = True
+                self._note_malformed(txn, msg, False)
+                self._publish(txn)
+                return
+            # Legacy unicast query (RFC 6762 §6.7): the reply comes from a responder's own address.
+            key: tuple = ("mdns", transport, src_ip, sport, msg.id)
+        else:
+            key = (transport, src_ip, sport, dst_ip, dport, msg.id)
+        old = pending.pop(key, None)
+        if old is not None:
+            if ts - old.ts >= self.timeout_ns:
+                self._expire_one(old)
+            else:
+                self.counters["duplicate_queries"] += 1
+                old.notes.append(notes_.DUPLICATE_QUERY)
+                self._publish(old)
+        txn = _Txn(ts, src_ip, sport, dst_ip, dport, transport)
+        txn.request = msg
+        self._note_malformed(txn, msg, False)
+        if transport == "udp" and msg.opt is not None and msg.length > MAX_UDP_NON_EDNS:
+            txn.notes.append(notes_.UDP_TOO_LARGE)
+        if len(pending) >= self.max_pending:
+            oldest = next(iter(pending))
+            victim = pending.pop(oldest)
+            self.counters["evicted"] += 1
+            victim.notes.append(notes_.EVICTED)
+            self._expire_one(victim)
+        pending[key] = txn
+        if st is not None:
+            st.last_query = key
+
+    def _response(
+        self, msg: Message, ts: int, src_ip: str, sport: int, dst_ip: str, dport: int, transport: str,
+        st: _TcpState | None,
+    ) -> None:
+        pending = self.pending
+        txn = pending.pop((transport, dst_ip, dport, src_ip, sport, msg.id), None)
+        if txn is None and msg.mdns:
+            txn = pending.pop(("mdns", transport, dst_ip, dport, msg.id), None)
+        if txn is not None and ts - txn.ts >= self.timeout_ns:
+            self._expire_one(txn)  # expired but not yet swept: invisible, as in Packetbeat
+            txn = None
+        if txn is None:
+            if msg.mdns and sport == MDNS_PORT:
+                # An mDNS announcement or multicast answer: an event of its own, not an error.
+                txn = _Txn(ts, src_ip, sport, dst_ip, dport, transport)
+                txn.mdns_only = True
+                txn.responses.append(msg)
+                txn.resp_ts = ts
+                self._note_malformed(txn, msg, True)
+                self._publish(txn)
+                return
+            txn = _Txn(ts, dst_ip, dport, src_ip, sport, transport)
+            txn.notes.append(notes_.ORPHANED_RESPONSE)
+            self.counters["unmatched_responses"] += 1
+        txn.responses.append(msg)
+        txn.resp_ts = ts
+        self._note_malformed(txn, msg, True)
+        if transport == "udp":
+            resp_edns = msg.opt is not None
+            if not resp_edns and msg.length > MAX_UDP_NON_EDNS:
+                txn.notes.append(notes_.RESP_UDP_TOO_LARGE)
+            req = txn.request
+            if req is not None:
+                req_edns = req.opt is not None
+                if req_edns and not resp_edns:
+                    txn.notes.append(notes_.RESP_EDNS_NO_SUPPORT)
+                elif resp_edns and not req_edns:
+                    txn.notes.append(notes_.RESP_EDNS_UNEXPECTED)
+        elif (
+            st is not None and txn.request is not None and txn.request.questions
+            and txn.request.questions[0][1] in _ZONE_TRANSFERS and not _transfer_complete(txn)
+        ):
+            st.transfer = txn
+            self.transfers[id(st)] = (st, txn)
+            return
+        self._publish(txn)
+
+    @staticmethod
+    def _note_malformed(txn: _Txn, msg: Message, is_response: bool) -> None:
+        if msg.error is not None:
+            txn.notes.append(notes_.response(notes_.NON_DNS) if is_response else notes_.NON_DNS)
+
+    # -- time ---------------------------------------------------------------------------------
+    def _expire_one(self, txn: _Txn) -> None:
+        txn.notes.append(notes_.NO_RESPONSE)
+        self.counters["unmatched_requests"] += 1
+        self._publish(txn)
+
+    def expire(self, now_ns: int) -> None:
+        pending = self.pending
+        limit = now_ns - self.timeout_ns
+        while pending:
+            key = next(iter(pending))
+            txn = pending[key]
+            if txn.ts > limit:
+                break
+            del pending[key]
+            self._expire_one(txn)
+        if self.transfers:
+            for st, txn in list(self.transfers.values()):
+                if txn.resp_ts <= limit:
+                    self._finish_transfer(st)
+
+    def flush(self, now_ns: int) -> None:
+        for st, _txn in list(self.transfers.values()):
+            self._finish_transfer(st)
+        pending = self.pending
+        self.pending = {}
+        for txn in pending.values():
+            self._expire_one(txn)
+
+    def stats(self) -> dict[str, int]:
+        out = dict(self.counters)
+        out["pending"] = len(self.pending)
+        out["message_cache_hits"] = self.cache.hits
+        return out
+
+    # -- events -------------------------------------------------------------------------------
+    def _publish(self, txn: _Txn) -> None:
+        self.counters["transactions"] += 1
+        req = txn.request
+        resp = merge_messages(txn.responses) if txn.responses else None
+        main = resp if resp is not None else req
+        assert main is not None
+        dns = dns_fields(main, self.domains, self.include_authorities, self.include_additionals)
+        if txn.mdns_only:
+            # A lone mDNS message: its sender is the source, and it is not an error.
+            fields = self.envelope.build(
+                "dns", txn.transport, txn.src_ip, txn.src_port, txn.dst_ip, txn.dst_port,
+                txn.ts, None, main.length, 0, main.resolved,
+            )
+            status = "OK" if main.rcode == 0 else "Error"
+        elif req is not None and resp is not None:
+            fields = self.envelope.build(
+                "dns", txn.transport, txn.src_ip, txn.src_port, txn.dst_ip, txn.dst_port,
+                txn.ts, txn.resp_ts, req.length, resp.length, resp.resolved,
+            )
+            status = "OK" if resp.rcode == 0 else "Error"
+        elif req is not None:
+            fields = self.envelope.build(
+                "dns", txn.transport, txn.src_ip, txn.src_port, txn.dst_ip, txn.dst_port,
+                txn.ts, None, req.length, 0, req.resolved,
+            )
+            status = "Error"
+        else:
+            assert resp is not None
+            fields = self.envelope.build(
+                "dns", txn.transport, txn.src_ip, txn.src_port, txn.dst_ip, txn.dst_port,
+                None, txn.resp_ts, 0, resp.length, resp.resolved,
+            )
+            status = "Error"
+        dns["type"] = "answer" if resp is not None else "query"
+        fields["type"] = "dns"
+        fields["status"] = status
+        first = req if req is not None else main
+        fields["method"] = opcode_name(first.opcode)
+        if first.questions:
+            name, qtype, qclass = first.questions[0]
+            fields["query"] = question_string(name, qtype, qclass, first.mdns)
+            fields["resource"] = name
+        fields["dns"] = dns
+        if self.send_request and req is not None:
+            fields["request"] = message_string(req)
+        if self.send_response and resp is not None:
+            fields["response"] = message_string(resp)
+        notes = txn.notes
+        if notes:
+            fields["error"] = {"message": notes[0] if len(notes) == 1 else list(notes)}
+        self.emit(Event(txn.ts, fields))
+
+
+def _transfer_complete(txn: _Txn) -> bool:
+    """Whether a zone transfer answer is complete: an error, a single up-to-date SOA (IXFR), or
+    the closing SOA that repeats the first one's serial."""
+    msgs = txn.responses
+    if not msgs:
+        return False
+    first = msgs[0]
+    if first.rcode != 0 or first.error is not None or not first.answers:
+        return True
+    head = first.answers[0]
+    if head is None or head.get("type") != "SOA":
+        return True
+    total = sum(len(m.answers) for m in msgs)
+    if total == 1:
+        req = txn.request
+        return bool(req and req.questions and req.questions[0][1] == 251)
+    tail = msgs[-1].answers[-1] if msgs[-1].answers else None
+    return tail is not None and tail.get("type") == "SOA" and tail.get("serial") == head.get("serial")

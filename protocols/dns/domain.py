@@ -1,0 +1,84 @@
+"""Registered domain, top-level domain and subdomain of a question name, and IDN decoding.
+
+Uses the offline ``publicsuffixlist`` package (ICANN and private sections, unknown TLDs follow
+the default rule ``*``), the same list Go's ``x/net/publicsuffix`` embeds. Names are lower-cased
+before the lookup (Packetbeat's case bug elastic/beats#36535 is not reproduced), so the derived
+fields are lower-case while ``dns.question.name`` keeps the case seen on the wire.
+
+Lookups are cached per name in a bounded dict (cleared when full): DNS traffic repeats names.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from publicsuffixlist import PublicSuffixList
+
+__all__ = ["DomainParts", "unicode_name"]
+
+_Parts = tuple[str | None, str | None, str | None, bool]  # registered, tld, subdomain, is_etld1
+
+
+class DomainParts:
+    """``question_fields(name)`` -> the PSL-derived keys of ``dns.question``."""
+
+    def __init__(self, cache_size: int = 65536):
+        self._psl = PublicSuffixList()
+        self._cache: dict[str, _Parts] = {}
+        self._cache_size = cache_size
+
+    def lookup(self, name: str) -> _Parts:
+        hit = self._cache.get(name)
+        if hit is None:
+            if len(self._cache) >= self._cache_size:
+                self._cache.clear()
+            hit = self._cache[name] = self._compute(name)
+        return hit
+
+    def _compute(self, name: str) -> _Parts:
+        low = name.lower()
+        if low == "." or not low:
+            return (None, None, None, False)
+        etld1 = None
+        if not (low.startswith(".") or low.endswith(".") or ".." in low):
+            try:
+                etld1 = self._psl.privatesuffix(low)
+            except Exception:  # the library's own parsing quirks: treat as no answer
+                etld1 = None
+        if etld1:
+            dot = etld1.find(".")
+            tld = etld1[dot + 1 :] if dot >= 0 else None
+            sub = low[: len(low) - len(etld1)].rstrip(".") or None
+            return (etld1, tld, sub, True)
+        if low.count(".") == 1:
+            tld = low.split(".")[1] or None
+            return (low, tld, None, False)
+        return (None, None, None, False)
+
+    def add_to(self, question: dict[str, Any], name: str) -> None:
+        reg, tld, sub, full = self.lookup(name)
+        if reg is None:
+            return
+        question["registered_domain"] = reg
+        if full:
+            question["etld_plus_one"] = reg
+        if tld:
+            question["top_level_domain"] = tld
+        if sub:
+            question["subdomain"] = sub
+
+
+def unicode_name(name: str) -> str | None:
+    """The Unicode form of a name with punycode (``xn--``) labels, or None if it has none
+    or they do not decode."""
+    if "xn--" not in name.lower():
+        return None
+    out = []
+    for label in name.split("."):
+        if label[:4].lower() == "xn--":
+            try:
+                label = label[4:].encode("ascii").decode("punycode")
+            except (UnicodeError, ValueError):
+                return None
+        out.append(label)
+    return ".".join(out)

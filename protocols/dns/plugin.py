@@ -1,0 +1,44 @@
+"""The ``dns`` protocol plugin: configuration model and factory (entry point
+``pybeat.protocols: dns = pybeat.protocols.dns.plugin:plugin``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from pybeat.api import Analyzer, CommonProtocolConfig, ProtocolContext
+from pybeat.protocols.dns.analyzer import DnsAnalyzer
+
+__all__ = ["DnsConfig", "DnsPlugin", "plugin"]
+
+
+class DnsConfig(CommonProtocolConfig):
+    """``packetbeat.protocols: - type: dns`` (Packetbeat's keys plus pybeat's caps)."""
+
+    type: str = "dns"
+    include_authorities: bool = False
+    include_additionals: bool = False
+    #: cap on queries waiting for a response; when full the oldest is published as
+    #: unanswered (note + ``evicted`` counter), so a query flood cannot grow memory
+    max_pending_transactions: int = Field(default=100_000, ge=1)
+    #: treat UDP port 5353 as multicast DNS (RFC 6762) instead of pairing it like unicast DNS
+    mdns: bool = True
+    #: size of the per-name cache of public-suffix lookups
+    domain_cache_size: int = Field(default=65_536, ge=1)
+    #: decoded UDP messages remembered by their bytes (after the ID); 0 turns the cache off
+    message_cache_size: int = Field(default=32_768, ge=0)
+
+
+class DnsPlugin:
+    name = "dns"
+    transports = frozenset({"udp", "tcp"})
+    config_model = DnsConfig
+
+    def create(self, config: Any, ctx: ProtocolContext) -> Analyzer:
+        if not isinstance(config, DnsConfig):
+            config = DnsConfig.model_validate(config if isinstance(config, dict) else dict(config))
+        return DnsAnalyzer(config, ctx)
+
+
+plugin = DnsPlugin()
