@@ -49,20 +49,33 @@ class Codec:
         self.pretty = pretty or bool(cfg.json_ and cfg.json_.pretty)
         self.escape = bool(cfg.json_ and cfg.json_.escape_html)
         self._opts = orjson.OPT_INDENT_2 if self.pretty else 0
+        self._meta = {"beat": self.beat_name, "type": "_doc", "version": self.version}
+        self._meta_json = b'","@metadata":' + orjson.dumps(self._meta) + b","
 
     def document(self, event: Event) -> dict[str, Any]:
-        meta = {"beat": self.beat_name, "type": "_doc", "version": self.version}
-        if event.meta:
-            meta.update(event.meta)
+        meta = {**self._meta, **event.meta} if event.meta else self._meta
         doc = {"@timestamp": format_ts(event.timestamp_ns), "@metadata": meta}
         doc.update(event.fields)
         return doc
 
     def encode(self, event: Event) -> bytes:
-        doc = self.document(event)
         if self.format is not None:
-            return self._format(doc).encode()
-        data = orjson.dumps(doc, option=self._opts | orjson.OPT_NON_STR_KEYS, default=_default)
+            return self._format(self.document(event)).encode()
+        if self.pretty or event.meta or "@timestamp" in event.fields or not event.fields:
+            return self._encode_doc(self.document(event))
+        # Fast path: splice the pre-encoded envelope in front of the encoded fields.
+        try:
+            body = orjson.dumps(event.fields)
+        except TypeError:
+            return self._encode_doc(self.document(event))
+        data = b'{"@timestamp":"' + format_ts(event.timestamp_ns).encode() + self._meta_json + body[1:]
+        return _escape_html(data) if self.escape else data
+
+    def _encode_doc(self, doc: dict[str, Any]) -> bytes:
+        try:
+            data = orjson.dumps(doc, option=self._opts)
+        except TypeError:  # a plugin used a non-string key or an exotic value: slower path
+            data = orjson.dumps(doc, option=self._opts | orjson.OPT_NON_STR_KEYS, default=_default)
         return _escape_html(data) if self.escape else data
 
     def _format(self, doc: dict[str, Any]) -> str:
