@@ -97,7 +97,9 @@ def messages_from_events(e4: list[Event], e6: list[Event]) -> tuple[Counter, Cou
         d = e.fields["dhcpv4"]
         v4[(d.get("option", {}).get("message_type", "bootp"), int(d["transaction_id"], 16), d.get("assigned_ip"))] += 1
     for e in e6:
-        d = e.fields["dhcpv6"]
+        d = outer = e.fields["dhcpv6"]
+        while "relayed" in d:  # tshark reports the relay's type with the relayed message's xid
+            d = d["relayed"]
         addrs = [a["ip"] for ia in d.get("ia_na", []) for a in ia.get("addresses", [])]
-        v6[(d["message_type"], int(d["transaction_id"], 16), addrs[0] if addrs else None)] += 1
+        v6[(outer["message_type"], int(d["transaction_id"], 16), addrs[0] if addrs else None)] += 1
     return v4, v6
