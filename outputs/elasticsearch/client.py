@@ -1,0 +1,339 @@
+"""The connection to the cluster: hosts, TLS, auth, proxy, and what the cluster is.
+
+Owns: turning ``output.elasticsearch`` into an elastic-transport ``Transport`` (round-robin
+over ``hosts`` with dead-node backoff and failover, one shared pool for every worker), the TLS
+context from ``ssl.*``, ``proxy_url`` (HTTP CONNECT for https), the auth header, and
+:class:`ClusterInfo` (flavour, version, features) read at connect time. There is no product
+check: Elasticsearch 7/8/9 and OpenSearch 1-3 are all accepted, and the output adapts.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import ssl
+import tempfile
+import threading
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import urllib3
+from elastic_transport import (
+    ConnectionError as TransportConnectionError,
+    NodeConfig,
+    OrjsonSerializer,
+    Transport,
+    TransportError,
+    Urllib3HttpNode,
+)
+
+from pybeat.outputs.elasticsearch.config import ElasticsearchConfig, SslConfig
+
+__all__ = ["ClusterInfo", "Connection", "HostURL", "parse_host", "ssl_context"]
+
+_TLS_VERSIONS = {
+    "TLSv1.0": ssl.TLSVersion.TLSv1,
+    "TLSv1.1": ssl.TLSVersion.TLSv1_1,
+    "TLSv1.2": ssl.TLSVersion.TLSv1_2,
+    "TLSv1.3": ssl.TLSVersion.TLSv1_3,
+}
+
+
+@dataclass(frozen=True)
+class HostURL:
+    scheme: str
+    host: str
+    port: int
+    path: str
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}{self.path}"
+
+
+def parse_host(entry: str, protocol: str = "", path: str = "") -> HostURL:
+    """A ``hosts`` entry as libbeat reads it: scheme and path optional, port 9200 by default."""
+    text = entry.strip()
+    if "://" not in text:
+        text = f"{protocol or 'http'}://{text}"
+    parts = urllib.parse.urlsplit(text)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"unsupported scheme {parts.scheme!r} in host {entry!r} (use http or https)")
+    if not parts.hostname:
+        raise ValueError(f"no host name in {entry!r}")
+    try:
+        port = parts.port or 9200
+    except ValueError:
+        raise ValueError(f"invalid port in host {entry!r}") from None
+    url_path = parts.path.rstrip("/") or (("/" + path.strip("/")) if path.strip("/") else "")
+    return HostURL(parts.scheme, parts.hostname, port, url_path)
+
+
+def _read_pem(value: str) -> str:
+    if "-----BEGIN" in value:
+        return value
+    with open(value, encoding="ascii") as fh:
+        return fh.read()
+
+
+def ssl_context(cfg: SslConfig) -> tuple[ssl.SSLContext, str | None]:
+    """An SSLContext for ``ssl.*`` and the path of the CA bundle it trusts (None: system)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if cfg.supported_protocols:
+        versions = sorted(_TLS_VERSIONS[p] for p in cfg.supported_protocols)
+        ctx.minimum_version, ctx.maximum_version = versions[0], versions[-1]
+    else:
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ca_file: str | None = None
+    cas = list(cfg.certificate_authorities)  # type: ignore[arg-type]
+    if cas:
+        bundle = "\n".join(_read_pem(c) for c in cas)
+        ctx.load_verify_locations(cadata=bundle)
+        if len(cas) == 1 and "-----BEGIN" not in cas[0]:
+            ca_file = cas[0]
+        else:
+            fd, ca_file = tempfile.mkstemp(prefix="pybeat-ca-", suffix=".pem")
+            with os.fdopen(fd, "w") as fh:
+                fh.write(bundle)
+    else:
+        ctx.load_default_certs()
+    if cfg.certificate:
+        password = cfg.key_passphrase
+        if password is None and cfg.key_passphrase_path:
+            with open(cfg.key_passphrase_path, encoding="utf-8") as fh:
+                password = fh.read().strip()
+        ctx.load_cert_chain(cfg.certificate, cfg.key, password=password)
+    if cfg.cipher_suites:
+        # Beats spells suites Go's way (ECDHE-RSA-AES-128-GCM-SHA256); OpenSSL drops a dash.
+        names = [c.replace("AES-128", "AES128").replace("AES-256", "AES256") for c in cfg.cipher_suites]
+        ctx.set_ciphers(":".join(names))
+    mode = cfg.verification_mode
+    if mode == "none":
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    elif mode == "certificate":
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_REQUIRED
+    else:  # full, strict
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.check_hostname = True
+    return ctx, ca_file
+
+
+def auth_header(cfg: ElasticsearchConfig) -> str | None:
+    if cfg.api_key:
+        key = cfg.api_key
+        # Beats takes "id:key"; an already encoded key (no ':') is sent as it is.
+        token = base64.b64encode(key.encode()).decode() if ":" in key else key
+        return f"ApiKey {token}"
+    if cfg.username is not None:
+        raw = f"{cfg.username}:{cfg.password or ''}".encode()
+        return "Basic " + base64.b64encode(raw).decode()
+    return None
+
+
+def _env_proxy(scheme: str, host: str) -> str | None:
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(scheme)
+    if proxy and not urllib.request.proxy_bypass(host):
+        return proxy
+    return None
+
+
+class ProxyAwareNode(Urllib3HttpNode):
+    """Urllib3HttpNode that can go through an HTTP proxy (``proxy_url``; CONNECT for https)."""
+
+    def __init__(self, config: NodeConfig):
+        super().__init__(config)
+        proxy = config._extras.get("proxy_url")
+        if not proxy:
+            return
+        old = self.pool
+        kw: dict[str, Any] = {"timeout": old.timeout, "maxsize": config.connections_per_node, "block": True}
+        if config.scheme == "https":
+            kw["ssl_context"] = config.ssl_context
+            kw["assert_hostname"] = config.ssl_assert_hostname
+            kw["cert_reqs"] = "CERT_REQUIRED" if config.verify_certs else "CERT_NONE"
+            if config.ca_certs:
+                kw["ca_certs"] = config.ca_certs
+        manager = urllib3.ProxyManager(proxy, proxy_headers=config._extras.get("proxy_headers") or None)
+        self.pool = manager.connection_from_host(config.host, config.port, config.scheme, pool_kwargs=kw)
+        old.close()
+
+
+@dataclass
+class ClusterInfo:
+    """What the cluster said about itself at connect time."""
+
+    flavour: str  # "elasticsearch" or "opensearch"
+    number: str
+    version: tuple[int, int, int]
+    cluster_name: str = ""
+    build_flavor: str = ""
+    xpack: bool = False
+    ilm: bool = False
+    data_streams: bool = False
+    ism: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def composable_templates(self) -> bool:
+        return self.flavour == "opensearch" or self.version >= (7, 8, 0)
+
+    @property
+    def bulk_op(self) -> str:
+        """``create`` where the cluster has it for auto ids (ES >= 7.5, every OpenSearch)."""
+        return "create" if self.flavour == "opensearch" or self.version >= (7, 5, 0) else "index"
+
+
+def _version_tuple(number: str) -> tuple[int, int, int]:
+    nums = []
+    for part in number.split("-")[0].split(".")[:3]:
+        try:
+            nums.append(int(part))
+        except ValueError:
+            nums.append(0)
+    while len(nums) < 3:
+        nums.append(0)
+    return nums[0], nums[1], nums[2]
+
+
+class Connection:
+    """One elastic-transport pool shared by every worker of the output."""
+
+    def __init__(self, cfg: ElasticsearchConfig, workers: int = 1):
+        self.cfg = cfg
+        # A host without a scheme takes ``protocol``, or https when ``ssl.enabled`` is set.
+        default_scheme = cfg.protocol or ("https" if cfg.ssl.enabled else "http")
+        self.hosts = [parse_host(h, default_scheme, cfg.path) for h in cfg.hosts]
+        headers: dict[str, str] = {"user-agent": "pybeat"}
+        headers.update(cfg.headers)
+        auth = auth_header(cfg)
+        if auth:
+            headers["authorization"] = auth
+        self.query = ("&" + urllib.parse.urlencode(cfg.parameters)) if cfg.parameters else ""
+        nodes = []
+        ctx: ssl.SSLContext | None = None
+        ca_file: str | None = None
+        for h in self.hosts:
+            extras: dict[str, Any] = {}
+            proxy = None if cfg.proxy_disable else (cfg.proxy_url or _env_proxy(h.scheme, h.host))
+            if proxy:
+                extras = {"proxy_url": proxy, "proxy_headers": dict(cfg.proxy_headers)}
+            kw: dict[str, Any] = {}
+            if h.scheme == "https":
+                if ctx is None:
+                    ctx, ca_file = ssl_context(cfg.ssl)
+                kw = {
+                    "ssl_context": ctx,
+                    "verify_certs": cfg.ssl.verification_mode != "none",
+                    "ssl_show_warn": False,
+                }
+                if cfg.ssl.verification_mode in ("certificate", "none"):
+                    kw["ssl_assert_hostname"] = False
+                if ca_file:
+                    kw["ca_certs"] = ca_file
+            nodes.append(
+                NodeConfig(
+                    scheme=h.scheme,
+                    host=h.host,
+                    port=h.port,
+                    path_prefix=h.path,
+                    headers=headers,
+                    connections_per_node=max(2, workers + 1),
+                    request_timeout=cfg.timeout,
+                    _extras=extras,
+                    **kw,
+                )
+            )
+        self.transport = Transport(
+            nodes,
+            node_class=ProxyAwareNode,
+            randomize_nodes_in_pool=cfg.loadbalance,
+            serializers={"application/json": OrjsonSerializer()},
+            max_retries=max(0, len(nodes) - 1),  # fail over once to each other host
+            retry_on_status=(),
+            retry_on_timeout=True,
+            meta_header=False,
+            dead_node_backoff_factor=cfg.backoff.init,
+            max_dead_node_backoff=cfg.backoff.max,
+        )
+        self.info: ClusterInfo | None = None
+        self.lock = threading.Lock()
+        self.setup_done = False
+
+    def request(
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> tuple[int, Any]:
+        """``(status, parsed body)``; transport-level failures raise ``TransportError``."""
+        h = dict(headers or {})
+        if body is not None and "content-type" not in h:
+            h["content-type"] = "application/json"
+        h.setdefault("accept", "application/json")
+        kw: dict[str, Any] = {}
+        if timeout is not None:
+            kw["request_timeout"] = timeout
+        resp = self.transport.perform_request(method, path, body=body, headers=h, **kw)
+        return resp.meta.status, resp.body
+
+    def discover(self) -> ClusterInfo:
+        """GET / and the feature endpoints; sets and returns :attr:`info`."""
+        status, body = self.request("GET", "/")
+        if status in (401, 403):
+            raise AuthError(status, body)
+        if status != 200 or not isinstance(body, dict) or not isinstance(body.get("version"), dict):
+            raise TransportConnectionError(f"unexpected answer to GET / (HTTP {status}): {str(body)[:300]}")
+        ver = body["version"]
+        number = str(ver.get("number", "0.0.0"))
+        flavour = "opensearch" if ver.get("distribution") == "opensearch" else "elasticsearch"
+        info = ClusterInfo(
+            flavour=flavour,
+            number=number,
+            version=_version_tuple(number),
+            cluster_name=str(body.get("cluster_name", "")),
+            build_flavor=str(ver.get("build_flavor", "")),
+        )
+        if flavour == "elasticsearch":
+            try:
+                st, xp = self.request("GET", "/_xpack")
+            except TransportError:
+                st, xp = 0, None
+            if st == 200 and isinstance(xp, dict):
+                feats = xp.get("features") or {}
+                info.xpack = True
+                info.ilm = bool((feats.get("ilm") or {}).get("available") and (feats.get("ilm") or {}).get("enabled", True))
+                ds = feats.get("data_streams")
+                info.data_streams = bool(ds.get("available")) if isinstance(ds, dict) else info.version >= (8, 0, 0)
+        else:
+            info.data_streams = True
+            try:
+                st, _ = self.request("GET", "/_plugins/_ism/policies?size=1")
+            except TransportError:
+                st = 0
+            info.ism = st == 200
+        self.info = info
+        return info
+
+    def close(self) -> None:
+        self.transport.close()
+
+
+class AuthError(Exception):
+    """The cluster refused our credentials (HTTP 401/403)."""
+
+    def __init__(self, status: int, body: Any):
+        reason = ""
+        if isinstance(body, dict):
+            err = body.get("error")
+            reason = err.get("reason", "") if isinstance(err, dict) else str(err or "")
+        super().__init__(f"HTTP {status} {'unauthorized' if status == 401 else 'forbidden'}: {reason}".strip())
+        self.status = status
+
+
+def dumps(obj: Any) -> bytes:
+    return orjson.dumps(obj)

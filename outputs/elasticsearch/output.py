@@ -1,0 +1,353 @@
+"""The running output: ``_bulk`` per batch, every event settled with a reason.
+
+Owns: connecting (and retrying to connect forever, with backoff), choosing each event's index and
+pipeline, sending the bulk request (gzip per ``compression_level``, split in halves on HTTP 413),
+sorting the per-item outcomes, backoff with jitter before handing retryable events back, the
+dead-letter index, and the counters that account for every event:
+
+    events = acked + duplicates + retried + dropped (non_indexable, max_retries, unencodable)
+
+Connection-level failures (no node reachable, whole request refused with 429/5xx, auth errors)
+are retried inside ``publish`` with backoff and do not count against ``max_retries``; a
+retryable *item* (429/5xx in the bulk response) does, through ``batch.retries``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import random
+import threading
+import time
+from collections import Counter
+from typing import Any, Callable
+
+import orjson
+from elastic_transport import TransportError
+
+from pybeat.api import Batch, BeatInfo, Event, OutputContext
+from pybeat.outputs.elasticsearch.bulk import BulkEncoder, ItemOutcome, Outcome, classify_response
+from pybeat.outputs.elasticsearch.client import AuthError, ClusterInfo, Connection
+from pybeat.outputs.elasticsearch.config import ElasticsearchConfig
+from pybeat.outputs.elasticsearch.selector import Selector, SelectorError
+from pybeat.timefmt import format_ts
+
+__all__ = ["ElasticsearchOutput", "Stats", "backoff_delay", "default_index"]
+
+_FILTER = "filter_path=errors,items.*.status,items.*.error"
+_DLQ_MARK = "_pybeat_dead_letter"
+
+
+def backoff_delay(attempt: int, init: float, cap: float, rand: Callable[[], float] = random.random) -> float:
+    """Exponential backoff with jitter: between half and all of ``min(cap, init * 2**attempt)``."""
+    base = min(cap, init * (2 ** min(attempt, 30)))
+    return base / 2 + rand() * base / 2
+
+
+def default_index(beat: BeatInfo, info: ClusterInfo | None) -> str:
+    """Beats 8's name ``<beat>-<version>`` as a data stream where the cluster has them (ES with
+    x-pack), else Beats 7's daily ``<beat>-<version>-yyyy.MM.dd`` (OpenSearch, OSS/embedded ES)
+    so ``<beat>-*`` data views keep working either way."""
+    base = f"{beat.beat}-{beat.version}".lower()
+    if info is not None and info.flavour == "elasticsearch" and info.data_streams:
+        return base
+    return base + "-%{+yyyy.MM.dd}"
+
+
+class Stats:
+    """Counters shared by the workers of one output (read by the metrics registry)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.c: Counter[str] = Counter()
+
+    def add(self, **kw: int) -> None:
+        with self.lock:
+            for k, v in kw.items():
+                if v:
+                    self.c[k] += v
+
+    def snapshot(self) -> dict[str, int]:
+        with self.lock:
+            return dict(self.c)
+
+
+class _Shared:
+    """What every worker of one output shares: the connection pool, cluster info, counters."""
+
+    def __init__(self, cfg: ElasticsearchConfig, ctx: OutputContext):
+        self.conn = Connection(cfg, cfg.worker_count)
+        self.stats = Stats()
+        self.ctx = ctx
+        self.setup_lock = threading.Lock()
+        self.ready = False
+
+
+class ElasticsearchOutput:
+    def __init__(self, cfg: ElasticsearchConfig, ctx: OutputContext, shared: _Shared):
+        self.cfg = cfg
+        self.ctx = ctx
+        self.beat = ctx.beat
+        self.shared = shared
+        self.conn = shared.conn
+        self.stats = shared.stats
+        self.log = ctx.logger
+        self.encoder = BulkEncoder(cfg.escape_html)
+        self.meta_base = {"beat": ctx.beat.beat, "type": "_doc", "version": ctx.beat.version}
+        self.index_sel: Selector | None = None
+        self.pipeline_sel = Selector(cfg.pipeline, cfg.pipelines, "pipeline", ("pipeline",))
+        dl = cfg.non_indexable_policy.dead_letter_index
+        self.dead_letter = dl.index if dl else None
+        self._closing = False
+        self._conn_failures = 0
+        self._sleep = time.sleep
+        self._wake = threading.Event()
+
+    # -- logging ------------------------------------------------------------------------
+    def _warn(self, msg: str, **kw: Any) -> None:
+        if self.log is not None:
+            self.log.warning(msg, output="elasticsearch", **kw)
+
+    def _info(self, msg: str, **kw: Any) -> None:
+        if self.log is not None:
+            self.log.info(msg, output="elasticsearch", **kw)
+
+    def _pause(self, seconds: float) -> None:
+        """Sleep, but wake at once when the output is closed."""
+        self._wake.wait(seconds)
+
+    # -- connecting -------------------------------------------------------------------------
+    def _ensure_connected(self) -> bool:
+        """Connect (once per output, shared by workers); False only when closing."""
+        sh = self.shared
+        while not sh.ready:
+            if self._closing:
+                return False
+            with sh.setup_lock:
+                if sh.ready:
+                    break
+                try:
+                    info = self.conn.discover()
+                    self._on_connect(info)
+                    sh.ready = True
+                    self._conn_failures = 0
+                    break
+                except (TransportError, AuthError, OSError) as exc:
+                    self.stats.add(connection_errors=1)
+                    delay = backoff_delay(self._conn_failures, self.cfg.backoff.init, self.cfg.backoff.max)
+                    self._conn_failures += 1
+                    self._warn("cannot connect to Elasticsearch, retrying", error=str(exc), retry_in=round(delay, 2))
+            self._pause(delay)
+        if self.index_sel is None:
+            info = self.conn.info
+            self.index_sel = Selector(self.cfg.index or default_index(self.beat, info), self.cfg.indices, "index",
+                                      ("raw_index",))
+            self.op = info.bulk_op if info else "create"
+        return True
+
+    def _on_connect(self, info: ClusterInfo) -> None:
+        self._info(
+            "connected", flavour=info.flavour, version=info.number, ilm=info.ilm, ism=info.ism,
+            data_streams=info.data_streams,
+        )
+        if info.flavour == "elasticsearch" and info.version[0] < 7 and not self.cfg.allow_older_versions:
+            raise AuthError(0, {"error": f"Elasticsearch {info.number} is older than 7 and allow_older_versions is false"})
+        setup = self.ctx.extra.get("setup")
+        if not isinstance(setup, dict):
+            setup = {}
+        template = setup.get("template") if isinstance(setup.get("template"), dict) else {}
+        if template.get("enabled", True) and not self.cfg.index:
+            from pybeat.outputs.elasticsearch.admin import ensure_index_management
+
+            ensure_index_management(self.conn, setup, self.beat, self.log)
+
+    # -- encoding ----------------------------------------------------------------------------
+    def _meta(self, event: Event) -> dict[str, Any]:
+        if not event.meta:
+            return self.meta_base
+        meta = dict(self.meta_base)
+        meta.update(event.meta)
+        return meta
+
+    def _encode(self, events: list[Event]) -> tuple[list[Event], list[bytes], Counter[str]]:
+        """Action and document lines; events that cannot be named or encoded are left out."""
+        sel = self.index_sel
+        assert sel is not None
+        psel = self.pipeline_sel
+        op = self.op
+        enc = self.encoder
+        kept: list[Event] = []
+        lines: list[bytes] = []
+        failed: Counter[str] = Counter()
+        for ev in events:
+            meta = self._meta(ev)
+            try:
+                index = sel.select(ev, meta)
+                pipeline = psel.select(ev, meta)
+                doc = enc.document(ev)
+            except SelectorError as exc:
+                failed[f"index selection failed: {exc}"] += 1
+                continue
+            except (TypeError, ValueError) as exc:
+                failed[f"event could not be encoded: {exc}"] += 1
+                continue
+            doc_id = ev.meta.get("_id") if ev.meta else None
+            lines.append(enc.action("create" if doc_id is not None else op, index or "", pipeline,
+                                    None if doc_id is None else str(doc_id)))
+            lines.append(doc)
+            kept.append(ev)
+        return kept, lines, failed
+
+    # -- sending -------------------------------------------------------------------------
+    def _post(self, lines: list[bytes]) -> tuple[int, Any] | None:
+        """POST one bulk body; loops on connection-level failures. None when closing."""
+        body = self.encoder.body(lines)
+        headers = {"content-type": "application/x-ndjson", "accept": "application/json"}
+        level = self.cfg.compression_level
+        if level > 0:
+            body = gzip.compress(body, compresslevel=level)
+            headers["content-encoding"] = "gzip"
+        path = f"/_bulk?{_FILTER}{self.conn.query}"
+        while True:
+            if self._closing:
+                return None
+            try:
+                status, parsed = self.conn.request("POST", path, body=body, headers=headers)
+            except TransportError as exc:
+                status, parsed, problem = 0, None, f"{type(exc).__name__}: {exc}"
+            else:
+                if status == 413 or (200 <= status < 300) or status == 400 or status == 404:
+                    self._conn_failures = 0
+                    self.stats.add(bulk_requests=1)
+                    return status, parsed
+                problem = f"HTTP {status}: {str(parsed)[:300]}"
+                if status in (401, 403):
+                    problem = f"authentication/authorization failed ({problem})"
+            self.stats.add(connection_errors=1)
+            delay = backoff_delay(self._conn_failures, self.cfg.backoff.init, self.cfg.backoff.max)
+            self._conn_failures += 1
+            self._warn("bulk request failed, retrying", error=problem, retry_in=round(delay, 2))
+            self._pause(delay)
+
+    def _send(self, events: list[Event], lines: list[bytes]) -> list[ItemOutcome] | None:
+        """Outcomes for ``events`` (whose action+doc lines are ``lines``); splits on 413."""
+        got = self._post(lines)
+        if got is None:
+            return None
+        status, body = got
+        if status == 413:
+            if len(events) == 1:
+                return [ItemOutcome(Outcome.NON_INDEXABLE, 413, "request_entity_too_large", "document larger than http.max_content_length")]
+            self.stats.add(batches_split=1)
+            half = len(events) // 2
+            first = self._send(events[:half], lines[: 2 * half])
+            if first is None:
+                return None
+            second = self._send(events[half:], lines[2 * half:])
+            if second is None:
+                return None
+            return first + second
+        if status in (400, 404):
+            reason = str(body)[:300]
+            return [ItemOutcome(Outcome.RETRY, status, "bulk_request_refused", reason)] * len(events)
+        return classify_response(body, len(events), self.op)
+
+    # -- publish ----------------------------------------------------------------------------
+    def publish(self, batch: Batch) -> None:
+        if not self._ensure_connected():
+            batch.retry()
+            return
+        events, lines, failed = self._encode(batch.events)
+        dropped = sum(failed.values())
+        for reason, n in failed.items():
+            self._warn("events dropped", count=n, reason=reason)
+        self.stats.add(dropped_unencodable=dropped)
+        if not events:
+            batch.settle(dropped=dropped)
+            return
+        outcomes = self._send(events, lines)
+        if outcomes is None:  # closing while the cluster is unreachable
+            if dropped:
+                batch.settle(retry=events, dropped=dropped)
+            else:
+                batch.retry()
+            return
+        acked = duplicates = 0
+        retry: list[Event] = []
+        bad: list[tuple[Event, ItemOutcome]] = []
+        reasons: Counter[tuple[str, int, str]] = Counter()
+        toomany = 0
+        for ev, out in zip(events, outcomes):
+            if out.outcome is Outcome.ACKED:
+                acked += 1
+            elif out.outcome is Outcome.DUPLICATE:
+                duplicates += 1
+            elif out.outcome is Outcome.RETRY:
+                retry.append(ev)
+                toomany += out.status == 429
+                reasons[("retry", out.status, out.error_type or out.reason[:80])] += 1
+            else:
+                bad.append((ev, out))
+                reasons[("non_indexable", out.status, f"{out.error_type}: {out.reason}"[:300])] += 1
+        for (kind, status, why), n in reasons.items():
+            self._warn("bulk items failed", kind=kind, status=status, count=n, reason=why)
+        dl_acked, dl_retry, dl_dropped = self._non_indexable(bad)
+        acked += dl_acked
+        retry.extend(dl_retry)
+        dropped += dl_dropped
+        max_retries = self.cfg.max_retries
+        if retry and 0 <= max_retries <= batch.retries:
+            self._warn("events dropped after max_retries", count=len(retry), max_retries=max_retries)
+            self.stats.add(dropped_max_retries=len(retry))
+            dropped += len(retry)
+            retry = []
+        self.stats.add(acked=acked, duplicates=duplicates, toomany=toomany, retried=len(retry))
+        if retry:
+            self._pause(backoff_delay(batch.retries, self.cfg.backoff.init, self.cfg.backoff.max))
+        batch.settle(acked=acked, duplicates=duplicates, retry=retry, dropped=dropped)
+
+    def _non_indexable(self, bad: list[tuple[Event, ItemOutcome]]) -> tuple[int, list[Event], int]:
+        """Dead-letter or drop what the cluster refused; returns (acked, retry, dropped)."""
+        if not bad:
+            return 0, [], 0
+        if self.dead_letter is None:
+            self.stats.add(dropped_non_indexable=len(bad))
+            return 0, [], len(bad)
+        dl_events = [ev for ev, _ in bad if not (ev.meta and ev.meta.get(_DLQ_MARK))]
+        already = len(bad) - len(dl_events)
+        if already:  # a dead-letter document itself was refused: nothing more to try
+            self.stats.add(dropped_non_indexable=already)
+        if not dl_events:
+            return 0, [], already
+        lines: list[bytes] = []
+        for ev, out in bad:
+            if ev.meta and ev.meta.get(_DLQ_MARK):
+                continue
+            try:
+                original = self.encoder.document(ev).decode("utf-8", "replace")
+            except (TypeError, ValueError):
+                original = repr(ev.fields)[:10000]
+            doc = {
+                "@timestamp": format_ts(ev.timestamp_ns),
+                "message": original,
+                "error": {"type": out.status, "message": f"{out.error_type}: {out.reason}"},
+            }
+            lines.append(self.encoder.action("create", self.dead_letter))
+            lines.append(orjson.dumps(doc))
+        outs = self._send(dl_events, lines)
+        if outs is None:
+            return 0, dl_events, already
+        acked, retry, dropped = 0, [], already
+        for ev, out in zip(dl_events, outs):
+            if out.outcome in (Outcome.ACKED, Outcome.DUPLICATE):
+                acked += 1
+            elif out.outcome is Outcome.RETRY:
+                retry.append(ev)
+            else:
+                dropped += 1
+                self._warn("dead-letter document refused", status=out.status, reason=out.reason[:300])
+        self.stats.add(dead_letter=acked, dropped_non_indexable=dropped - already)
+        return acked, retry, dropped
+
+    def close(self) -> None:
+        self._closing = True
+        self._wake.set()

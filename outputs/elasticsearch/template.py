@@ -1,0 +1,226 @@
+"""The index template and the lifecycle policies, as pure data. No I/O except reading
+``fields.yml`` (shipped in this package) and the user's own files named in ``setup.*``.
+
+Owns: mappings from the field list (ECS types, dynamic templates for what is not listed),
+composable (``_index_template``, ES >= 7.8 and OpenSearch) or legacy (``_template``) bodies,
+data stream or plain indices, Beats' default ILM policy and an ISM policy for OpenSearch.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pybeat.api import BeatInfo
+
+__all__ = ["FIELDS_FILE", "TemplateTarget", "build_template", "field_types", "ilm_policy", "ism_policy", "mappings"]
+
+FIELDS_FILE = Path(__file__).with_name("fields.yml")
+
+# The fields Kibana's query bar searches by default (the part of Beats' list that we emit).
+DEFAULT_FIELDS = [
+    "message", "tags", "agent.name", "agent.type", "host.name", "type", "status", "method", "query",
+    "resource", "path", "network.protocol", "network.transport", "dns.question.name",
+    "dns.question.registered_domain", "dns.response_code", "error.message",
+]
+
+
+class TemplateTarget:
+    """What the template is for: which engine and version, data stream or not."""
+
+    def __init__(self, flavour: str = "elasticsearch", version: tuple[int, int, int] = (8, 0, 0),
+                 data_stream: bool | None = None):
+        self.flavour = flavour
+        self.version = version
+        self.data_stream = (flavour == "elasticsearch" and version >= (8, 0, 0)) if data_stream is None else data_stream
+
+    @classmethod
+    def parse(cls, text: str | None) -> "TemplateTarget":
+        """``--es.version`` values: ``8.15.0``, ``7.17.0``, ``opensearch:2.19.0`` (or ``os-2.19``)."""
+        if not text:
+            return cls()
+        flavour = "elasticsearch"
+        t = text.strip().lower()
+        for prefix in ("opensearch:", "opensearch-", "os-", "os:", "opensearch"):
+            if t.startswith(prefix):
+                flavour, t = "opensearch", t[len(prefix):]
+                break
+        nums = [int(p) if p.isdigit() else 0 for p in (t.split("-")[0].split(".") + ["0", "0", "0"])[:3]]
+        return cls(flavour, (nums[0], nums[1], nums[2]))
+
+    @property
+    def composable(self) -> bool:
+        return self.flavour == "opensearch" or self.version >= (7, 8, 0)
+
+    @property
+    def match_only_text(self) -> bool:
+        return self.flavour == "elasticsearch" and self.version >= (7, 14, 0)
+
+
+@lru_cache(maxsize=4)
+def _load_fields(path: str) -> dict[str, str]:
+    with open(path, encoding="utf-8") as fh:
+        data = yaml.safe_load(fh) or {}
+    return {str(k): str(v) for k, v in data.items()}
+
+
+def field_types(extra_file: str | None = None, append: list[dict[str, Any]] | None = None) -> dict[str, str]:
+    """Dotted field name -> type: the packaged list, a user ``fields`` file, ``append_fields``."""
+    types = dict(_load_fields(str(FIELDS_FILE)))
+    if extra_file:
+        types.update(_load_fields(extra_file))
+    for item in append or []:
+        if isinstance(item, dict) and item.get("name") and item.get("type"):
+            types[str(item["name"])] = str(item["type"])
+    return types
+
+
+def _leaf(ftype: str, target: TemplateTarget) -> dict[str, Any]:
+    if ftype == "match_only_text" and not target.match_only_text:
+        ftype = "text"
+    if ftype == "keyword":
+        return {"type": "keyword", "ignore_above": 1024}
+    if ftype == "date":
+        return {"type": "date"}
+    if ftype == "object":
+        return {"type": "object"}
+    return {"type": ftype}
+
+
+def mappings(types: dict[str, str], target: TemplateTarget, beat: BeatInfo) -> dict[str, Any]:
+    props: dict[str, Any] = {}
+    for name in sorted(types):
+        node = props
+        parts = name.split(".")
+        for part in parts[:-1]:
+            entry = node.get(part)
+            if not isinstance(entry, dict) or "properties" not in entry:
+                entry = node[part] = {"properties": {}}  # an object with children, not a leaf
+            node = entry["properties"]
+        leaf = _leaf(types[name], target)
+        if leaf["type"] == "object" and parts[-1] in node:
+            continue
+        node[parts[-1]] = leaf
+    record_keyword = [
+        {f"dns_{sec}_as_keyword": {"path_match": f"dns.{sec}.*", "mapping": {"type": "keyword", "ignore_above": 1024}}}
+        for sec in ("answers", "authorities", "additionals")
+    ]
+    return {
+        "_meta": {"beat": beat.beat, "version": beat.version, "product": beat.product},
+        "date_detection": False,
+        "dynamic_templates": record_keyword + [
+            {"strings_as_keyword": {"match_mapping_type": "string", "mapping": {"type": "keyword", "ignore_above": 1024}}},
+        ],
+        "properties": props,
+    }
+
+
+def _nested_settings(flat: dict[str, Any]) -> dict[str, Any]:
+    """``{"index.number_of_shards": 1}`` and nested forms merged into one nested mapping."""
+    out: dict[str, Any] = {}
+
+    def put(path: list[str], value: Any) -> None:
+        node = out
+        for p in path[:-1]:
+            node = node.setdefault(p, {})
+        if isinstance(value, dict):
+            for k, v in value.items():
+                put(path + str(k).split("."), v)
+        else:
+            node[path[-1]] = value
+
+    for k, v in flat.items():
+        put(str(k).split("."), v)
+    return out
+
+
+def build_template(
+    setup: dict[str, Any], beat: BeatInfo, target: TemplateTarget, ilm_policy_name: str | None = None
+) -> tuple[str, dict[str, Any]]:
+    """``(name, body)`` of the index template for ``setup.template.*`` and the target."""
+    tcfg = setup.get("template") if isinstance(setup.get("template"), dict) else {}
+    base = f"{beat.beat}-{beat.version}".lower()
+    name = str(tcfg.get("name") or base)
+    pattern = str(tcfg.get("pattern") or f"{base}*")
+    json_cfg = tcfg.get("json") if isinstance(tcfg.get("json"), dict) else {}
+    if json_cfg.get("enabled") and json_cfg.get("path"):
+        with open(str(json_cfg["path"]), encoding="utf-8") as fh:
+            body = json.load(fh)
+        return str(json_cfg.get("name") or name), body
+    types = field_types(tcfg.get("fields"), tcfg.get("append_fields"))
+    user_settings = tcfg.get("settings") if isinstance(tcfg.get("settings"), dict) else {}
+    user = _nested_settings(user_settings)
+    index_settings: dict[str, Any] = {
+        "refresh_interval": "5s",
+        "mapping": {"total_fields": {"limit": 10000}},
+        "query": {"default_field": DEFAULT_FIELDS},
+        "max_docvalue_fields_search": 200,
+    }
+    if ilm_policy_name and target.flavour == "elasticsearch":
+        index_settings["lifecycle"] = {"name": ilm_policy_name}
+    settings = {"index": index_settings}
+    # setup.template.settings.index.* / ._source are the user's; they win.
+    for k, v in user.items():
+        if k == "_source":
+            continue
+        if k == "index" and isinstance(v, dict):
+            index_settings.update(v)
+        else:
+            settings[k] = v
+    maps = mappings(types, target, beat)
+    if isinstance(user.get("_source"), dict):
+        maps["_source"] = user["_source"]
+    priority = int(tcfg.get("priority") or 150)
+    if target.composable:
+        body: dict[str, Any] = {
+            "index_patterns": [pattern],
+            "priority": priority,
+            "template": {"settings": settings, "mappings": maps},
+            "_meta": {"beat": beat.beat, "version": beat.version, "managed_by": beat.product},
+        }
+        if target.data_stream:
+            body["data_stream"] = {}
+    else:
+        body = {"index_patterns": [pattern], "order": 1, "settings": settings, "mappings": maps}
+    return name, body
+
+
+def ilm_policy(setup: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Beats' default ILM policy (rollover at 30 days or 50 GB per primary shard), or the file."""
+    icfg = setup.get("ilm") if isinstance(setup.get("ilm"), dict) else {}
+    name = str(icfg.get("policy_name") or "packetbeat")
+    if icfg.get("policy_file"):
+        with open(str(icfg["policy_file"]), encoding="utf-8") as fh:
+            return name, json.load(fh)
+    return name, {
+        "policy": {
+            "phases": {
+                "hot": {"actions": {"rollover": {"max_age": "30d", "max_primary_shard_size": "50gb"}}},
+            }
+        }
+    }
+
+
+def ism_policy(setup: dict[str, Any], beat: BeatInfo) -> tuple[str, dict[str, Any]]:
+    """An OpenSearch ISM policy for the daily indices: delete them after ``delete_after`` (30d)."""
+    scfg = setup.get("ism") if isinstance(setup.get("ism"), dict) else {}
+    name = str(scfg.get("policy_name") or beat.beat)
+    if scfg.get("policy_file"):
+        with open(str(scfg["policy_file"]), encoding="utf-8") as fh:
+            return name, json.load(fh)
+    after = str(scfg.get("delete_after") or "30d")
+    return name, {
+        "policy": {
+            "description": f"{beat.beat}: delete daily indices after {after}",
+            "default_state": "hot",
+            "states": [
+                {"name": "hot", "actions": [], "transitions": [{"state_name": "delete", "conditions": {"min_index_age": after}}]},
+                {"name": "delete", "actions": [{"delete": {}}], "transitions": []},
+            ],
+            "ism_template": [{"index_patterns": [f"{beat.beat}-*"], "priority": 100}],
+        }
+    }
