@@ -73,9 +73,9 @@ class Dhcpv4Analyzer(Analyzer):
         if msg.chaddr:
             dhcp["client_mac"] = ":".join(f"{b:02x}" for b in msg.chaddr)
         related: list[str] = []
-        for key, ip in (("client_ip", msg.ciaddr), ("assigned_ip", msg.yiaddr), ("relay_ip", msg.giaddr)):
+        for name, ip in (("client_ip", msg.ciaddr), ("assigned_ip", msg.yiaddr), ("relay_ip", msg.giaddr)):
             if ip != "0.0.0.0":
-                dhcp[key] = ip
+                dhcp[name] = ip
                 related.append(ip)
         if msg.sname:
             dhcp["server_name"] = msg.sname.decode("utf-8", "replace")
