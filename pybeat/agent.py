@@ -114,6 +114,7 @@ class Agent:
         logger: Any,
         options: RunOptions | None = None,
         stdout: Any = None,
+        shard: tuple[int, int] | None = None,
     ):
         self.settings = settings
         self.registry = registry
@@ -134,6 +135,7 @@ class Agent:
         )
         self.observer = SummaryObserver()
         self._stdout = stdout
+        self.shard = shard
         self._build()
 
     # -- construction ------------------------------------------------------------------
@@ -150,6 +152,8 @@ class Agent:
             raise ConfigError("queue.disk: the disk queue is not implemented in pybeat yet; use queue.mem")
 
         shared: dict[str, Any] = {"path_data": self.paths.data}
+        if self.shard is not None:
+            shared["file_suffix"] = f"-w{self.shard[0]}"
         if self._stdout is not None:
             shared["stdout"] = self._stdout
         self.runners: list[OutputRunner] = []
@@ -219,7 +223,7 @@ class Agent:
             if "icmp" in p.plugin.transports:
                 icmp = analyzer
         limits = DecoderLimits(**a.packetbeat.limits) if a.packetbeat.limits else DecoderLimits()
-        self.decoder = Decoder(udp, tcp, icmp, limits)
+        self.decoder = Decoder(udp, tcp, icmp, limits, shard=self.shard)
         self.metrics.register("decode", self.decoder.stats)
 
     # -- sources -----------------------------------------------------------------------
@@ -359,6 +363,64 @@ class Agent:
         t = threading.Thread(target=loop, name="metrics-log", daemon=True)
         t.start()
         return t
+
+
+def run_sharded(
+    settings: Settings, registry: Registry, paths: Paths, logger: Any, options: RunOptions, workers: int
+) -> RunResult:
+    """Replay a capture file in ``workers`` processes, each decoding its share of the flows
+    (a DNS transaction's query and response always land in the same process: the split key is
+    the flow plus what the analyzer's ``shard_key`` returns). Each process runs the whole
+    pipeline with its own outputs (file outputs write ``<filename>-w<i>-...`` files); the
+    metrics and the summary are added up here."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    results = ctx.Queue()
+
+    def child(index: int) -> None:
+        try:
+            agent = Agent(settings, registry, paths, logger, options, shard=(index, workers))
+            res = agent.run(install_signals=False)
+            results.put((index, res.metrics, res.all_settled, agent.observer, None))
+        except BaseException as exc:  # report, never hang the parent
+            results.put((index, {}, False, None, f"{type(exc).__name__}: {exc}"))
+
+    started = time.monotonic()
+    procs = [ctx.Process(target=child, args=(i,), name=f"pybeat-worker-{i}") for i in range(workers)]
+    for p in procs:
+        p.start()
+    merged: dict[str, Any] = {}
+    observer = SummaryObserver()
+    settled = True
+    errors = []
+    for _ in procs:
+        index, metrics, ok, obs, error = results.get()
+        if error:
+            errors.append(f"worker {index}: {error}")
+        settled = settled and ok
+        for k, v in metrics.items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and not k.endswith((".capacity", ".peak")):
+                merged[k] = merged.get(k, 0) + v
+            elif k not in merged:
+                merged[k] = v
+        if obs is not None:
+            for attr in ("by_type", "by_status", "names", "notes"):
+                getattr(observer, attr).update(getattr(obs, attr))
+    for p in procs:
+        p.join()
+    if errors:
+        raise RuntimeError("; ".join(errors))
+    # Every worker reads every packet; count the capture once.
+    for key in ("decode.packets", "decode.bytes", "capture.file.packets"):
+        if key in merged:
+            merged[key] //= workers
+    if isinstance(merged.get("output.file.path"), str):
+        first = merged["output.file.path"]
+        merged["output.file.path"] = os.path.join(os.path.dirname(first), "*-w[0-9]*.ndjson")
+    elapsed = time.monotonic() - started
+    summary = render(merged, observer, elapsed, [o.name for o in settings.outputs])
+    return RunResult(merged, summary, settled, elapsed, {"workers": workers})
 
 
 def _local_ips() -> list[str]:

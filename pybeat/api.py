@@ -213,6 +213,12 @@ class Analyzer:
         """Counters for the metrics registry (``{"unmatched_requests": 3, ...}``)."""
         return {}
 
+    def shard_key(self, payload: bytes) -> int:
+        """For runs split across processes: datagrams of one flow whose keys differ may go to
+        different processes. Return what ties a request to its response (DNS: the message id);
+        the default 0 keeps a whole flow in one process."""
+        return 0
+
 
 @dataclass
 class BeatInfo:

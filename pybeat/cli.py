@@ -165,8 +165,13 @@ def cmd_run(args: argparse.Namespace, registry: Registry) -> int:
     for w in settings.warnings:
         log.warning(w)
     options = RunOptions(file=args.file, loops=args.loops, fast=args.fast, dump=args.dump)
-    agent = Agent(settings, registry, paths, log, options)
-    result = agent.run()
+    workers = settings.agent.packetbeat.workers
+    if workers > 1 and args.file:
+        from pybeat.agent import run_sharded
+
+        result = run_sharded(settings, registry, paths, log, options, workers)
+    else:
+        result = Agent(settings, registry, paths, log, options).run()
     console_used = any(o.name == "console" for o in settings.outputs)
     print(result.summary, file=sys.stderr if console_used else sys.stdout, flush=True)
     return 0

@@ -48,7 +48,8 @@ class FileOutput:
         self.config = config
         self.codec = Codec(ctx.beat, config.codec)
         self.dir = config.path or ctx.extra.get("path_data") or "data"
-        self.name = config.filename or ctx.beat.beat
+        # In a run split across processes each writes its own files (<filename>-w<i>-...).
+        self.name = (config.filename or ctx.beat.beat) + ctx.extra.get("file_suffix", "")
         self.limit = config.rotate_every_kb * 1024
         self.metrics = ctx.metrics
         self.logger = ctx.logger

@@ -72,8 +72,9 @@ class PacketbeatSection(Section):
     shutdown_timeout: Duration = 0.0
     overwrite_pipelines: bool = False
     npcap: dict[str, Any] = {}
-    # pybeat's own limits (not in Packetbeat): see ARCHITECTURE.md, "caps".
-    limits: dict[str, Any] = {}
+    # pybeat's own settings (not in Packetbeat):
+    limits: dict[str, Any] = {}  # decoder caps, see ARCHITECTURE.md "caps"
+    workers: int = Field(default=1, ge=1, le=64)  # processes for -I replay, split by flow
 
 
 class FlushConfig(Section):

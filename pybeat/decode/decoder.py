@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import socket
 import struct
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,8 +80,12 @@ class Decoder:
         tcp_ports: dict[int, Analyzer] | None = None,
         icmp: Analyzer | None = None,
         limits: DecoderLimits | None = None,
+        shard: tuple[int, int] | None = None,
     ):
         self.limits = limits or DecoderLimits()
+        #: (index, count): decode only this process's share of the flows (see agent.run_sharded)
+        self.shard = shard if shard and shard[1] > 1 else None
+        self.skipped_other_shard = 0
         self.udp_ports = dict(udp_ports or {})
         self.tcp_ports = dict(tcp_ports or {})
         self.icmp = icmp
@@ -117,6 +122,7 @@ class Decoder:
             "packets": self.packets,
             "bytes": self.bytes,
             "dispatched": self.dispatched,
+            "skipped_other_shard": self.skipped_other_shard,
             "ip_fragments.reassembled": self.frags.reassembled,
             "ip_fragments.pending": len(self.frags),
             "ip_fragments.evicted": self.frags.evicted,
@@ -318,6 +324,8 @@ class Decoder:
             if analyzer is None:
                 return
             payload = data[8:ulen] if 8 <= ulen <= len(data) else data[8:]
+            if self.shard is not None and not self._mine(src, sport, dst, dport, analyzer.shard_key(payload) if payload else 0):
+                return
             if payload:
                 self.dispatched += 1
                 analyzer.on_udp(Packet(ts_ns, src, dst, sport, dport, "udp", version, vlans), payload)
@@ -328,6 +336,8 @@ class Decoder:
             sport, dport, seq, _ack, doff, flags = _TCP(data, 0)
             analyzer = self.tcp_ports.get(sport) or self.tcp_ports.get(dport)
             if analyzer is None:
+                return
+            if self.shard is not None and not self._mine(src, sport, dst, dport, 0):
                 return
             hlen = (doff >> 4) * 4
             if hlen < 20 or hlen > len(data):
@@ -347,11 +357,24 @@ class Decoder:
             if len(data) < 4:
                 self._error("short_icmp_header")
                 return
+            if self.shard is not None and not self._mine(src, 0, dst, 0, 0):
+                return
             self.dispatched += 1
             transport = "icmp" if proto == 1 else "ipv6-icmp"
             self.icmp.on_icmp(Packet(ts_ns, src, dst, 0, 0, transport, version, vlans), data)
         elif (proto == 4 or proto == 41) and depth == 0:
             self._ip(ts_ns, data, 0, 4 if proto == 4 else 6, vlans, 1)
+
+    def _mine(self, src: str, sport: int, dst: str, dport: int, key: int) -> bool:
+        """Whether this process owns the flow (both directions hash alike)."""
+        a, b = (src, sport), (dst, dport)
+        lo, hi = (a, b) if a <= b else (b, a)
+        h = zlib.crc32(f"{lo[0]}|{lo[1]}|{hi[0]}|{hi[1]}|{key}".encode())
+        assert self.shard is not None
+        if h % self.shard[1] == self.shard[0]:
+            return True
+        self.skipped_other_shard += 1
+        return False
 
     # -- time -------------------------------------------------------------------------
     def tick(self, now_ns: int) -> None:

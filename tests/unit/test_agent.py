@@ -36,6 +36,9 @@ class EchoAnalyzer(Analyzer):
     def stats(self):
         return {"seen": self.seen}
 
+    def shard_key(self, payload):
+        return payload[-1]  # spread one flow's datagrams across processes
+
 
 class EchoPlugin:
     name = "echo"
@@ -77,3 +80,27 @@ def test_capture_to_file_end_to_end(tmp_path):
     assert d["tags"] == ["echo"] and d["network"]["community_id"].startswith("1:")
     assert d["source"]["ip"] == "10.0.0.1" and d["client"] == d["source"]
     assert "5,000" in result.summary and "acked 4,999" in result.summary
+
+
+def test_a_run_split_across_two_processes_loses_and_duplicates_nothing(tmp_path):
+    from pybeat.agent import run_sharded
+
+    pcap = tmp_path / "in.pcap"
+    pkts = []
+    for i in range(3000):
+        p = Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=1024 + i % 7, dport=7) / f"m{i}".encode()
+        p.time = 1_700_000_000 + i / 1000
+        pkts.append(p)
+    PcapWriter(str(pcap)).write(pkts)
+    cfg = tmp_path / "pybeat.yml"
+    cfg.write_text(f"packetbeat.protocols: [{{type: echo, ports: [7]}}]\noutput.file: {{path: {tmp_path}/out, filename: ev}}\n")
+    registry = load_registry(extra={"protocols": {"echo": EchoPlugin()}})
+    settings = load_settings(load(str(cfg)), registry)
+    log = setup_logging(logs_dir=str(tmp_path / "logs"))
+    result = run_sharded(settings, registry, Paths.resolve(str(tmp_path)), log, RunOptions(file=str(pcap), fast=True), 2)
+    files = sorted(os.listdir(tmp_path / "out"))
+    assert [f.split("-")[1] for f in files] == ["w0", "w1"]
+    texts = sorted(json.loads(line)["echo"]["text"] for f in files for line in (tmp_path / "out" / f).read_text().splitlines())
+    assert texts == sorted(f"m{i}" for i in range(3000))
+    assert all(os.path.getsize(tmp_path / "out" / f) > 0 for f in files)  # both processes got a share
+    assert result.metrics["decode.packets"] == 3000 and result.metrics["pipeline.output.file.events.acked"] == 3000
