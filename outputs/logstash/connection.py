@@ -32,11 +32,16 @@ class ConnectError(Exception):
 
 
 class SendError(Exception):
-    """The connection failed during a batch; ``acked`` events (a prefix) were ACKed before."""
+    """The connection failed during a batch; ``acked`` events (a prefix) were ACKed before.
 
-    def __init__(self, message: str, acked: int):
+    ``refused`` marks a TLS 1.3 server refusing us (our client certificate) on the first read:
+    the handshake only completes there, so it is a connection failure, not a failed send.
+    """
+
+    def __init__(self, message: str, acked: int, refused: bool = False):
         super().__init__(message)
         self.acked = acked
+        self.refused = refused
 
 
 class Connection:
@@ -193,7 +198,9 @@ class Connection:
                 acked,
             ) from exc
         except ssl.SSLError as exc:
-            raise SendError(f"TLS error on {self.where}: {exc.reason or exc}", acked) from exc
+            msg = explain_tls_error(exc, self.where, self.host)
+            refused = self.windows_sent <= depth and acked == 0 and "refused" in msg
+            raise SendError(msg, acked, refused=refused) from exc
         except OSError as exc:
             raise SendError(f"connection to {self.where} failed: {_os_reason(exc)} "
                             f"({acked} of {total} events ACKed)", acked) from exc

@@ -213,7 +213,10 @@ class LogstashClient:
             conn.close()
             self._shrink()
             acked = exc.acked
-            retry, over = self.shared.failed_send(sendable[acked:], self.config.max_retries)
+            if exc.refused:  # TLS 1.3 refusal seen on the first read: a connection failure
+                retry, over = sendable, 0
+            else:
+                retry, over = self.shared.failed_send(sendable[acked:], self.config.max_retries)
             self.shared.settled(sendable[:acked])
             self.shared.add(
                 events__acked=acked, events__retried=len(retry), events__dropped_max_retries=over,

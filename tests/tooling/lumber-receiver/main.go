@@ -63,6 +63,7 @@ func main() {
 			return nil
 		}),
 	}
+	var tlsConfig *tls.Config
 	if *certFile != "" {
 		cert, err := tls.LoadX509KeyPair(*certFile, *keyFile)
 		if err != nil {
@@ -81,13 +82,18 @@ func main() {
 			cfg.ClientCAs = pool
 			cfg.ClientAuth = tls.RequireAndVerifyClientCert
 		}
-		opts = append(opts, v2.TLS(cfg))
+		tlsConfig = cfg
 	}
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "listen:", err)
 		os.Exit(1)
+	}
+	if tlsConfig != nil {
+		// go-lumber applies its TLS option only in ListenAndServe; with our own listener
+		// (bound first, so the port is known) we wrap it ourselves, exactly as it would.
+		ln = tls.NewListener(ln, tlsConfig)
 	}
 	srv, err := v2.NewWithListener(ln, opts...)
 	if err != nil {

@@ -1,0 +1,155 @@
+"""TLS between the Logstash output and a real go-lumber receiver: delivery, and every common
+mistake reported by name instead of "connection reset"."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pybeat.api import Batch, BeatInfo, Event, OutputContext
+from pybeat.outputs.logstash.config import LogstashConfig
+from pybeat.outputs.logstash.connection import ConnectError, Connection
+from pybeat.outputs.logstash.plugin import plugin
+from pybeat.outputs.logstash.tls import build_tls
+from tests.logstash.conftest import run_agent
+from lumber_receiver import wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def _tls_receiver(receivers: Any, certs: dict[str, Path], **kw: Any) -> Any:
+    return receivers(tls_cert=certs["server.crt"], tls_key=certs["server.key"], **kw)
+
+
+def _connect(address: str, ssl: dict[str, Any] | None, host: str | None = None) -> Connection:
+    raw: dict[str, Any] = {"hosts": [address], "timeout": "5s"}
+    if ssl is not None:
+        raw["ssl"] = ssl
+    cfg = LogstashConfig.model_validate(raw)
+    h, port = cfg.addresses[0]
+    conn = Connection(host or h, port, cfg.timeout, tls=build_tls(cfg.ssl) if cfg.tls_enabled else None)
+    conn.connect()
+    return conn
+
+
+def _error(address: str, ssl: dict[str, Any] | None, host: str | None = None) -> str:
+    with pytest.raises(ConnectError) as info:
+        _connect(address, ssl, host).close()
+    return str(info.value)
+
+
+def test_tls_capture_events_arrive_intact(tmp_path: Path, receivers: Any, certs: dict[str, Path]) -> None:
+    """With ssl.certificate_authorities and full verification, every capture event arrives once."""
+    r = _tls_receiver(receivers, certs)
+    run = run_agent(
+        tmp_path, {"hosts": [r.address], "ssl": {"certificate_authorities": [str(certs["ca.crt"])]},
+                   "backoff": {"init": "50ms", "max": "500ms"}},
+        "icmp.pcap", loops=5,
+    )
+    assert run.proc.returncode == 0, run.log_tail()
+    sent = run.file_lines()
+    assert wait_for(lambda: r.count() >= len(sent), 5)
+    assert sorted(r.lines()) == sorted(sent)
+    assert any(e.get("tls") is True for e in run.log_events() if e.get("event") == "connected to logstash")
+
+
+def test_tls_with_client_certificate(receivers: Any, certs: dict[str, Path]) -> None:
+    """A receiver that requires client certificates accepts ssl.certificate/ssl.key and names the
+    cause when they are missing."""
+    r = _tls_receiver(receivers, certs, tls_client_ca=certs["ca.crt"])
+    ok = {"certificate_authorities": [str(certs["ca.crt"])], "certificate": str(certs["client.crt"]),
+          "key": str(certs["client.key"])}
+    ctx = OutputContext(beat=BeatInfo(version="8.0.0"), metrics=None, logger=None, name="logstash")
+    client = plugin.create(LogstashConfig.model_validate({"hosts": [r.address], "ssl": ok}), ctx)
+    settled: list[tuple[int, int]] = []
+    batch = Batch([Event(0, {"n": i}) for i in range(3)], lambda b, a, d, rt, dr: settled.append((a, len(rt))))
+    client.publish(batch)
+    client.close()
+    assert settled == [(3, 0)]
+    # Without a client certificate (TLS 1.3: the refusal comes with the first read).
+    errors: list[str] = []
+
+    class Log:
+        def error(self, msg: str, **kv: Any) -> None:
+            errors.append(str(kv.get("error")))
+
+        info = warning = error
+
+    ctx = OutputContext(beat=BeatInfo(), metrics=None, logger=Log(), name="logstash")
+    cfg = {"hosts": [r.address], "ssl": {"certificate_authorities": [str(certs["ca.crt"])]}, "max_retries": 0,
+           "backoff": {"init": "10ms"}}
+    client = plugin.create(LogstashConfig.model_validate(cfg), ctx)
+    settled = []
+    client.publish(Batch([Event(0, {"n": 1})], lambda b, a, d, rt, dr: settled.append((a, len(rt)))))
+    client.close()
+    assert settled == [(0, 1)]  # retried, not dropped, although max_retries is 0
+    assert any("client certificate" in e for e in errors), errors
+
+
+def test_unknown_ca_is_named(receivers: Any, certs: dict[str, Path]) -> None:
+    """A server certificate from a CA we were not given: 'unknown CA'."""
+    r = _tls_receiver(receivers, certs)
+    msg = _error(r.address, {"certificate_authorities": [str(certs["other-ca.crt"])]})
+    assert "unknown CA" in msg and r.address in msg, msg
+
+
+def test_hostname_mismatch_is_named(receivers: Any, certs: dict[str, Path]) -> None:
+    """A certificate (from the trusted CA) issued for another name than the one dialled:
+    'hostname mismatch'; verification_mode: certificate accepts it (the chain is still checked)."""
+    r = receivers(tls_cert=certs["wrong-name.crt"], tls_key=certs["wrong-name.key"])
+    ssl = {"certificate_authorities": [str(certs["ca.crt"])]}
+    msg = _error(r.address, ssl)
+    assert "hostname mismatch" in msg and "127.0.0.1" in msg, msg
+    _connect(r.address, {**ssl, "verification_mode": "certificate"}).close()
+    msg = _error(r.address, {**ssl, "verification_mode": "certificate", "certificate_authorities": [
+        str(certs["other-ca.crt"])]})
+    assert "unknown CA" in msg, msg
+
+
+def test_tls_client_to_plain_receiver_is_named(receivers: Any, certs: dict[str, Path]) -> None:
+    """ssl configured but the receiver speaks plain Lumberjack: the handshake is refused, and the
+    message says the beats input may not have ssl enabled."""
+    r = receivers()
+    msg = _error(r.address, {"certificate_authorities": [str(certs["ca.crt"])]})
+    assert "handshake refused" in msg and "ssl enabled" in msg, msg
+
+
+def test_plain_client_to_tls_receiver_is_named(receivers: Any, certs: dict[str, Path]) -> None:
+    """No ssl configured but the receiver wants TLS: the batch is retried and the error says to
+    configure output.logstash.ssl."""
+    r = _tls_receiver(receivers, certs)
+    errors: list[str] = []
+
+    class Log:
+        def error(self, msg: str, **kv: Any) -> None:
+            errors.append(str(kv.get("error")))
+
+        info = warning = error
+
+    ctx = OutputContext(beat=BeatInfo(), metrics=None, logger=Log(), name="logstash")
+    client = plugin.create(LogstashConfig.model_validate({"hosts": [r.address], "backoff": {"init": "10ms"}}), ctx)
+    settled: list[tuple[int, int]] = []
+    client.publish(Batch([Event(0, {"n": 1})], lambda b, a, d, rt, dr: settled.append((a, len(rt)))))
+    client.close()
+    assert settled == [(0, 1)]
+    assert any("output.logstash.ssl" in e for e in errors), errors
+
+
+def test_ca_sha256_pin(receivers: Any, certs: dict[str, Path]) -> None:
+    """ssl.ca_sha256 pinning the CA's key connects; a wrong pin is refused as a pin mismatch."""
+    pytest.importorskip("cryptography")
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    r = _tls_receiver(receivers, certs)
+    ca = x509.load_pem_x509_certificate(certs["ca.crt"].read_bytes())
+    spki = ca.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    pin = base64.b64encode(hashlib.sha256(spki).digest()).decode()
+    ssl = {"certificate_authorities": [str(certs["ca.crt"])]}
+    _connect(r.address, {**ssl, "ca_sha256": pin}).close()
+    msg = _error(r.address, {**ssl, "ca_sha256": base64.b64encode(b"x" * 32).decode()})
+    assert "pin mismatch" in msg, msg
