@@ -303,6 +303,14 @@ class Agent:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 old_handlers[sig] = signal.signal(sig, on_signal)
         metrics_thread = self._start_metrics_log()
+        http = None
+        if self.settings.agent.http.enabled:
+            from pybeat.monitoring.http import StatsServer
+
+            hc = self.settings.agent.http
+            http = StatsServer(hc.host, hc.port, self.beat, self.metrics)
+            self.http_port = http.port
+            self.log.info("stats endpoint listening", host=hc.host, port=http.port)
         try:
             packets = self._open_source()
             self.log.info("started", file=self.options.file, protocols=[p.name for p in self.settings.protocols],
@@ -341,6 +349,8 @@ class Agent:
                 metrics_thread.join(timeout=2)
             for sig, handler in old_handlers.items():
                 signal.signal(sig, handler)
+            if http is not None:
+                http.close()
         elapsed = time.monotonic() - started
         snap = self.metrics.snapshot()
         summary = render(snap, self.observer, elapsed, [o.name for o in self.settings.outputs])

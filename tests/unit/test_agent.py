@@ -104,3 +104,45 @@ def test_a_run_split_across_two_processes_loses_and_duplicates_nothing(tmp_path)
     assert texts == sorted(f"m{i}" for i in range(3000))
     assert all(os.path.getsize(tmp_path / "out" / f) > 0 for f in files)  # both processes got a share
     assert result.metrics["decode.packets"] == 3000 and result.metrics["pipeline.output.file.events.acked"] == 3000
+
+
+def test_http_stats_endpoint_serves_the_metrics_registry(tmp_path):
+    import threading
+    import urllib.request
+
+    pcap = tmp_path / "in.pcap"
+    pkts = []
+    for i in range(10):  # replayed with the capture's timing: the run lasts about a second
+        p = Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=1024, dport=7) / b"x"
+        p.time = 1_700_000_000 + i / 10
+        pkts.append(p)
+    PcapWriter(str(pcap)).write(pkts)
+    cfg = tmp_path / "pybeat.yml"
+    cfg.write_text("packetbeat.protocols: [{type: echo, ports: [7]}]\noutput.console: {}\n"
+                   "http: {enabled: true, host: 127.0.0.1, port: 0}\n")
+    registry = load_registry(extra={"protocols": {"echo": EchoPlugin()}})
+    settings = load_settings(load(str(cfg)), registry)
+    import io
+
+    agent = Agent(settings, registry, Paths.resolve(str(tmp_path)), setup_logging(logs_dir=str(tmp_path / "l")),
+                  RunOptions(file=str(pcap), fast=False), stdout=io.BytesIO())
+    seen = {}
+
+    def poll():
+        import time
+
+        for _ in range(100):
+            port = getattr(agent, "http_port", None)
+            if port:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/stats") as r:
+                    seen["stats"] = json.loads(r.read())
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/") as r:
+                    seen["root"] = json.loads(r.read())
+                return
+            time.sleep(0.02)
+
+    t = threading.Thread(target=poll)
+    t.start()
+    agent.run(install_signals=False)
+    t.join()
+    assert seen["root"]["beat"] == "packetbeat" and "decode" in seen["stats"]
