@@ -31,3 +31,98 @@ if str(TOOLING) not in sys.path:
 import esnode  # noqa: E402  (tests/tooling/esnode/esnode.py)
 
 __all__ = ["PCAPS", "SHARED", "IN_CI", "esnode", "need", "need_tool"]
+
+
+# -- events and an in-process pipeline -------------------------------------------------------
+
+import threading  # noqa: E402
+import time  # noqa: E402
+from typing import Any, Callable  # noqa: E402
+
+from pybeat.api import BeatInfo, Event, OutputContext  # noqa: E402
+from pybeat.pipeline.pipeline import OutputRunner, Pipeline  # noqa: E402
+
+BEAT = BeatInfo(beat="packetbeat", name="test-agent", hostname="test-host", version="0.1.0",
+                agent_id="a1", ephemeral_id="e1")
+DOMAINS = ["example.com", "example.org", "corp.example.net", "tunnel.example.test"]
+
+
+def dns_event(i: int, ts_ns: int, with_id: bool = True) -> Event:
+    """A DNS transaction shaped like the agent's, numbered ``i`` (its ``_id`` when ``with_id``)."""
+    dom = DOMAINS[i % len(DOMAINS)]
+    client = f"10.1.{(i >> 8) & 255}.{i & 255}"
+    fields: dict[str, Any] = {
+        "type": "dns", "status": "OK",
+        "client": {"ip": client, "port": 40000 + i % 20000, "bytes": 40},
+        "source": {"ip": client, "port": 40000 + i % 20000, "bytes": 40},
+        "server": {"ip": "10.0.0.53", "port": 53, "bytes": 90},
+        "destination": {"ip": "10.0.0.53", "port": 53, "bytes": 90},
+        "network": {"transport": "udp", "type": "ipv4", "protocol": "dns", "direction": "internal", "bytes": 130},
+        "event": {"kind": "event", "category": ["network"], "type": ["connection", "protocol"], "dataset": "dns",
+                  "duration": 1_500_000},
+        "related": {"ip": [client, "10.0.0.53"]},
+        "dns": {"id": i & 0xFFFF, "type": "answer", "op_code": "QUERY", "response_code": "NOERROR",
+                "question": {"name": f"h{i}.{dom}", "type": "A", "class": "IN", "registered_domain": dom},
+                "answers_count": 1, "resolved_ip": [f"192.0.2.{i % 250 + 1}"],
+                "answers": [{"name": f"h{i}.{dom}", "type": "A", "class": "IN", "ttl": "300", "data": f"192.0.2.{i % 250 + 1}"}]},
+    }
+    return Event(ts_ns + i * 1000, fields, {"_id": f"test-{i}"} if with_id else {})
+
+
+class Harness:
+    """An output runner and pipeline like the agent's, feeding events from a thread."""
+
+    def __init__(self, es: dict[str, Any], setup: dict[str, Any] | None = None, queue_events: int = 8192,
+                 logger: Any = None):
+        from pybeat.outputs.elasticsearch.plugin import plugin
+
+        import structlog
+
+        self.cfg = plugin.config_model.model_validate(es)
+        extra: dict[str, Any] = {}
+        if setup is not None:
+            extra["setup"] = setup
+        self.log = logger or structlog.get_logger("es-test")
+        self.ctx = OutputContext(beat=BEAT, metrics=None, logger=self.log, name="elasticsearch", extra=extra)
+        self.runner = OutputRunner("elasticsearch", lambda: plugin.create(self.cfg, self.ctx),
+                                   plugin.workers(self.cfg), plugin.batch_size(self.cfg), queue_events, self.log)
+        self.pipeline = Pipeline(BEAT, [self.runner], min_events=plugin.batch_size(self.cfg) or 1600,
+                                 flush_timeout=0.2)
+        self.produced = 0
+
+    @property
+    def stats(self) -> dict[str, int]:
+        return self.ctx.extra["_elasticsearch_output_elasticsearch"].stats.snapshot()
+
+    def feed(self, events: list[Event], rate_per_s: float | None = None,
+             at: dict[int, Callable[[], None]] | None = None) -> None:
+        """Publish ``events`` (optionally paced), calling ``at[i]`` before event ``i``."""
+        t0 = time.monotonic()
+        for i, ev in enumerate(events):
+            if at and i in at:
+                at[i]()
+            self.pipeline.publish(ev)
+            self.produced += 1
+            if rate_per_s and i % 100 == 0:
+                ahead = i / rate_per_s - (time.monotonic() - t0)
+                if ahead > 0:
+                    time.sleep(ahead)
+            if i % 500 == 0:
+                self.pipeline.tick()
+
+    def close(self, timeout: float = 120.0) -> bool:
+        return self.pipeline.close(timeout)
+
+
+def count(url: str, index: str = "packetbeat-*", query: dict | None = None) -> int:
+    esnode.http_json(f"{url}/{index}/_refresh", "POST")
+    code, body = esnode.http_json(f"{url}/{index}/_count", "POST", {"query": query or {"match_all": {}}})
+    assert code == 200, body
+    assert isinstance(body, dict)
+    return int(body["count"])
+
+
+def in_thread(fn: Callable[[], None]) -> threading.Thread:
+    t = threading.Thread(target=fn, daemon=True)
+    t.start()
+    return t
