@@ -250,7 +250,7 @@ def _nsec3_head(buf: bytes, off: int, end: int, rec: dict[str, Any], nc: _NameCa
 
 
 def _nsec3(buf: bytes, off: int, end: int, rec: dict[str, Any], nc: _NameCache) -> str:
-    off, salt = _nsec3_head(buf, off, end, rec)
+    off, salt = _nsec3_head(buf, off, end, rec, nc)
     if off >= end:
         raise DnsFormError("NSEC3 hash cut off")
     hlen = buf[off]
@@ -264,7 +264,7 @@ def _nsec3(buf: bytes, off: int, end: int, rec: dict[str, Any], nc: _NameCache) 
 
 
 def _nsec3param(buf: bytes, off: int, end: int, rec: dict[str, Any], nc: _NameCache) -> str:
-    off, salt = _nsec3_head(buf, off, end, rec)
+    off, salt = _nsec3_head(buf, off, end, rec, nc)
     _check(off, end)
     rec["data"] = _salt(salt)
     return ""

@@ -140,6 +140,8 @@ def parse_message(buf: bytes, mdns: bool = False) -> Message | None:
         m.error = str(exc)
     except (struct.error, IndexError, ValueError, UnicodeError, OverflowError) as exc:
         m.error = f"{type(exc).__name__}: {exc}"
+    except Exception as exc:  # a decoder bug must not stop the agent; tests look for this text
+        m.error = f"internal decoder error: {type(exc).__name__}: {exc}"
     if m.error is None and n == HEADER_LEN and (qd or an or ns or ar):
         m.error = "header announces records but the message has none"
     return m
