@@ -153,3 +153,27 @@ def test_ca_sha256_pin(receivers: Any, certs: dict[str, Path]) -> None:
     _connect(r.address, {**ssl, "ca_sha256": pin}).close()
     msg = _error(r.address, {**ssl, "ca_sha256": base64.b64encode(b"x" * 32).decode()})
     assert "pin mismatch" in msg, msg
+
+
+def test_cli_test_output_shows_tls_steps_and_causes(tmp_path: Path, receivers: Any, certs: dict[str, Path]) -> None:
+    """``pybeat test output`` dials each host: TLS version on success, the named cause on failure."""
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    r = _tls_receiver(receivers, certs)
+    results = {}
+    for name, ca in (("good", "ca.crt"), ("bad", "other-ca.crt")):
+        cfg = tmp_path / f"{name}.yml"
+        cfg.write_text(yaml.safe_dump({
+            "packetbeat.protocols": [{"type": "icmp"}],
+            "output.logstash": {"hosts": [r.address], "ssl": {"certificate_authorities": [str(certs[ca])]}},
+        }))
+        os.chmod(cfg, 0o600)
+        results[name] = subprocess.run([sys.executable, "-m", "pybeat.cli", "-c", str(cfg), "test", "output"],
+                                       capture_output=True, text=True, timeout=60)
+    good, bad = results["good"], results["bad"]
+    assert good.returncode == 0 and "TLS version: TLSv1.3" in good.stdout, good.stdout + good.stderr
+    assert bad.returncode == 1 and "unknown CA" in bad.stdout, bad.stdout + bad.stderr
