@@ -7,6 +7,7 @@ giaddr, notes for damaged options) and the counters. Parsing is ``parser.py``, o
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
 from pybeat.api import Analyzer, Event, Packet, ProtocolContext
@@ -105,6 +106,12 @@ class Dhcpv4Analyzer(Analyzer):
             fields["error"] = {"message": notes[0] if len(notes) == 1 else list(notes)}
         self.counters["events"] += 1
         self.emit(Event(pkt.ts_ns, fields))
+
+    def shard_key(self, payload: bytes) -> int:
+        """Transaction id and chaddr: what ties the messages of one exchange together."""
+        if len(payload) < 44:
+            return 0
+        return zlib.crc32(payload[4:8] + payload[28:44])
 
     def expire(self, now_ns: int) -> None:
         if self.exchanges is not None:

@@ -7,6 +7,7 @@ the exchange correlation (transaction id + client DUID) shared with DHCPv4.
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 from pybeat.api import Analyzer, Event, Packet, ProtocolContext
@@ -65,6 +66,22 @@ class Dhcpv6Analyzer(Analyzer):
             fields["error"] = {"message": notes[0] if len(notes) == 1 else list(notes)}
         self.counters["events"] += 1
         self.emit(Event(pkt.ts_ns, fields))
+
+    def shard_key(self, payload: bytes) -> int:
+        """The transaction id (of the relayed message for relays): what ties an exchange together."""
+        depth = 0
+        while len(payload) >= 34 and payload[0] in (12, 13) and depth < 8:
+            depth += 1
+            pos = 34
+            inner = b""
+            while pos + 4 <= len(payload):
+                code, length = struct.unpack_from("!HH", payload, pos)
+                if code == 9:
+                    inner = payload[pos + 4 : pos + 4 + length]
+                    break
+                pos += 4 + length
+            payload = inner
+        return int.from_bytes(payload[1:4], "big") if len(payload) >= 4 else 0
 
     def expire(self, now_ns: int) -> None:
         if self.exchanges is not None:

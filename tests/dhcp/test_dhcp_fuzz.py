@@ -85,3 +85,12 @@ def test_deeply_nested_relays_are_bounded():
     analyzer, events = make_v6()
     analyzer.on_udp(udp("fe80::1", 547, "fe80::2", 547), inner)
     assert "nested deeper" in str(events[0].fields["error"]["message"])
+    analyzer.shard_key(inner)  # bounded too
+
+
+def test_relay_shard_key_is_the_relayed_transaction_id():
+    """A relay's shard key is its client message's transaction id, so both land together."""
+    solicit = bytes.fromhex("01abcdef00080002000a")
+    relay = b"\x0c\x00" + bytes(32) + b"\x00\x09" + len(solicit).to_bytes(2, "big") + solicit
+    analyzer, _ = make_v6()
+    assert analyzer.shard_key(relay) == analyzer.shard_key(solicit) == 0xABCDEF

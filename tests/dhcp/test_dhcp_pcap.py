@@ -81,3 +81,30 @@ def test_dhcpv6_fields():
     assert reply["network"]["protocol"] == "dhcpv6" and reply["network"]["type"] == "ipv6"
     assert [x["dhcpv6"]["exchange"]["sequence"] for x in f] == [1, 2, 1, 2, 1, 2, 1, 2]
     assert a6.stats()["unmatched_requests"] == 0
+
+
+def test_shard_keys_tie_exchanges_together():
+    """shard_key is the same for every message of one exchange (for runs split by flow)."""
+    from pybeat.capture.pcapfile import PcapFileSource
+    from pybeat.decode import Decoder
+
+    a4, e4, a6, e6 = run_pcap(_pcap())
+    keys: dict[str, set[int]] = {}
+
+    class Keys:
+        def on_udp(self, p, payload):
+            analyzer = a6 if p.ip_version == 6 else a4
+            xid = payload[1:4].hex() if p.ip_version == 6 else payload[4:8].hex()
+            keys.setdefault(xid, set()).add(analyzer.shard_key(payload))
+
+        def expire(self, now):
+            pass
+
+        def flush(self, now):
+            pass
+
+    k = Keys()
+    dec = Decoder(udp_ports={67: k, 68: k, 546: k, 547: k})  # type: ignore[dict-item]
+    for ts, link, frame in PcapFileSource(str(_pcap())):
+        dec.decode(ts, link, frame)
+    assert len(keys) == 8 + 4 and all(len(v) == 1 and 0 not in v for v in keys.values())
