@@ -179,7 +179,10 @@ def _relay_agent_information(data: bytes, notes: list[str]) -> dict[str, Any]:
                 info[f"{name}_text"] = text
         elif code == 9:
             vendors = _vendor_list(value)
-            info[name] = vendors if vendors is not None else value.hex()
+            if vendors is None:  # keep the field's type stable: the raw bytes stay in sub_options
+                notes.append(f"relay agent sub-option {name} ({code}) lengths do not add up")
+            else:
+                info[name] = vendors
         elif code == 10:
             flags = _u8(value)
             if flags is not None:
