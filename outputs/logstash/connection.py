@@ -126,7 +126,7 @@ class Connection:
                     raise ConnectError(f"{where} refused the username/password")
             target = self.host
             if self.proxy_local:  # else the proxy resolves the name (socks5h-style)
-                target = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)[0][4][0]
+                target = str(socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)[0][4][0])
             try:
                 ip = ipaddress.ip_address(target)
                 addr = (b"\x01" if ip.version == 4 else b"\x04") + ip.packed

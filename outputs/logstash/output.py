@@ -114,7 +114,7 @@ class LogstashClient:
         self.config = config
         self.shared = shared
         self.logger = ctx.logger
-        codec_cfg = CodecConfig(json_=JsonCodecConfig(escape_html=config.escape_html))
+        codec_cfg = CodecConfig.model_validate({"json": JsonCodecConfig(escape_html=config.escape_html)})
         self.codec = Codec(ctx.beat, codec_cfg, index=config.index)
         self.hosts = hosts
         self.tls = tls

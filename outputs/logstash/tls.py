@@ -169,7 +169,7 @@ def _load_client_cert(ctx: ssl.SSLContext, cfg: SslConfig) -> None:
             password = fh.read().strip()
     temps: list[str] = []
     try:
-        paths = []
+        paths: list[str] = []
         for value, what in ((cfg.certificate, "ssl.certificate"), (cfg.key, "ssl.key")):
             path, pem = _pem_or_path(value, what)
             if pem is not None:
@@ -177,6 +177,7 @@ def _load_client_cert(ctx: ssl.SSLContext, cfg: SslConfig) -> None:
                 with os.fdopen(fd, "w") as fh:
                     fh.write(pem)
                 temps.append(path)
+            assert path is not None
             paths.append(path)
         try:
             ctx.load_cert_chain(paths[0], paths[1], password=password)

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.logstash.conftest import run_agent
+from tests.logstash.agent_run import run_agent
 from lumber_receiver import wait_for
 
 pytestmark = pytest.mark.integration

@@ -15,7 +15,7 @@ from pybeat.outputs.logstash.config import LogstashConfig
 from pybeat.outputs.logstash.connection import ConnectError, Connection
 from pybeat.outputs.logstash.plugin import plugin
 from pybeat.outputs.logstash.tls import build_tls
-from tests.logstash.conftest import run_agent
+from tests.logstash.agent_run import run_agent
 from lumber_receiver import wait_for
 
 pytestmark = pytest.mark.integration
