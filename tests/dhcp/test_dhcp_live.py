@@ -1,4 +1,4 @@
-"""A capture nobody has seen before: real ISC dhcpd and dhclient (plus ping and a UDP probe to a
+"""A capture nobody has seen before: real ISC dhcpd and dhclient, v4 and v6 (plus ping and a UDP probe to a
 closed port) in two network namespaces made by the test, captured with tcpdump, replayed through
 the DHCPv4 and ICMP analyzers and compared with tshark's decode of the same file."""
 
@@ -29,6 +29,16 @@ subnet 10.231.3.0 netmask 255.255.255.0 {
   range 10.231.3.100 10.231.3.150;
   option routers 10.231.3.1;
   option subnet-mask 255.255.255.0;
+}
+"""
+DHCPD6_CONF = """
+default-lease-time 600;
+max-lease-time 7200;
+preferred-lifetime 300;
+option dhcp6.name-servers fd00:231:3::1;
+option dhcp6.domain-search "live.example.test";
+subnet6 fd00:231:3::/64 {
+  range6 fd00:231:3::1000 fd00:231:3::1fff;
 }
 """
 
@@ -73,6 +83,8 @@ def lab(tmp_path: Path):
         subprocess.run(["ip", "link", "add", "pbs0", "netns", srv, "type", "veth", "peer", "name", "pbc0",
                         "netns", cli], check=True, timeout=10)
         subprocess.run(["ip", "-n", srv, "addr", "add", "10.231.3.1/24", "dev", "pbs0"], check=True, timeout=10)
+        subprocess.run(["ip", "-n", srv, "addr", "add", "fd00:231:3::1/64", "dev", "pbs0", "nodad"], check=True,
+                       timeout=10)
         subprocess.run(["ip", "-n", cli, "link", "set", "pbc0", "address", "02:77:03:00:00:11"], check=True, timeout=10)
         for ns, ifc in ((srv, "pbs0"), (cli, "pbc0")):
             subprocess.run(["ip", "-n", ns, "link", "set", ifc, "up"], check=True, timeout=10)
@@ -85,15 +97,23 @@ def lab(tmp_path: Path):
             stdout=subprocess.DEVNULL, stderr=open(tmp_path / "dhcpd.log", "w"),
         )
         procs.append(dhcpd)
+        (tmp_path / "dhcpd6.conf").write_text(DHCPD6_CONF)
+        (tmp_path / "dhcpd6.leases").write_text("")
+        dhcpd6 = subprocess.Popen(
+            ["ip", "netns", "exec", srv, "dhcpd", "-6", "-f", "-d", "-cf", str(tmp_path / "dhcpd6.conf"),
+             "-lf", str(tmp_path / "dhcpd6.leases"), "-pf", str(tmp_path / "dhcpd6.pid"), "pbs0"],
+            stdout=subprocess.DEVNULL, stderr=open(tmp_path / "dhcpd6.log", "w"),
+        )
+        procs.append(dhcpd6)
         yield {"srv": srv, "cli": cli, "dir": tmp_path, "procs": procs}
     finally:
         # dhclient daemonises once it has its lease: stop it by the pid it wrote
-        pidfile = tmp_path / "client.pid"
-        if pidfile.is_file():
-            try:
-                os.kill(int(pidfile.read_text().split()[0]), signal.SIGTERM)
-            except (ValueError, IndexError, ProcessLookupError):
-                pass
+        for pidfile in (tmp_path / "client.pid", tmp_path / "client6.pid"):
+            if pidfile.is_file():
+                try:
+                    os.kill(int(pidfile.read_text().split()[0]), signal.SIGTERM)
+                except (ValueError, IndexError, ProcessLookupError):
+                    pass
         for p in procs:
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
@@ -125,6 +145,16 @@ def _capture(lab) -> Path:
     lease = d / "client.leases"
     _ns(cli, "timeout", "25", "dhclient", "-4", "-1", "-sf", "/bin/true", "-lf", str(lease),
         "-pf", str(d / "client.pid"), "pbc0")
+    # DHCPv6: wait until the link-local address is usable, then SOLICIT/ADVERTISE/REQUEST/REPLY
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        out = subprocess.run(["ip", "-n", cli, "-6", "addr", "show", "dev", "pbc0"], capture_output=True,
+                             text=True, timeout=10).stdout
+        if "fe80::" in out and "tentative" not in out:
+            break
+        time.sleep(0.2)
+    _ns(cli, "timeout", "25", "dhclient", "-6", "-1", "-sf", "/bin/true", "-lf", str(d / "client6.leases"),
+        "-pf", str(d / "client6.pid"), "pbc0")
     # give the client an address by hand (the script above is /bin/true) to ping and probe
     subprocess.run(["ip", "-n", cli, "addr", "add", "10.231.3.9/24", "dev", "pbc0"], check=True, timeout=10)
     _ns(cli, "python3", "-c", PROBES)
@@ -135,14 +165,21 @@ def _capture(lab) -> Path:
 
 
 def test_live_dhcp_and_icmp_match_tshark(lab):
-    """DORA from real dhcpd/dhclient, 3 echo pairs and one port-unreachable: the events
+    """DORA and DHCPv6 SOLICIT..REPLY from real dhcpd/dhclient, 3 echo pairs and one port-unreachable: the events
     agree with tshark on every DHCP message and on ICMP pairs and errors."""
     tshark = need_tool("tshark")
     pcap = _capture(lab)
-    a4, e4, _, _ = run_pcap(pcap)
-    got4, _ = messages_from_events(e4, [])
-    want4, _ = messages_from_rows(tshark_rows(tshark, pcap))
-    assert got4 == want4
+    a4, e4, a6, e6 = run_pcap(pcap)
+    got4, got6 = messages_from_events(e4, e6)
+    want4, want6 = messages_from_rows(tshark_rows(tshark, pcap))
+    assert got4 == want4 and got6 == want6
+    v6types = [e.fields["dhcpv6"]["message_type"] for e in e6]
+    assert v6types == ["solicit", "advertise", "request", "reply"]
+    reply = e6[-1].fields["dhcpv6"]
+    assert reply["ia_na"][0]["addresses"][0]["ip"].startswith("fd00:231:3::1")
+    assert reply["option"]["dns_servers"] == ["fd00:231:3::1"]
+    assert reply["client_id"]["link_layer_address"] == "02:77:03:00:00:11"
+    assert a6.stats()["unmatched_requests"] == 0
     types = [e.fields["dhcpv4"]["option"]["message_type"] for e in e4]
     assert {"discover", "offer", "request", "ack"} <= set(types)
     ack = next(e.fields for e in e4 if e.fields["dhcpv4"]["option"]["message_type"] == "ack")
