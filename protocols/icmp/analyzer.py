@@ -83,6 +83,8 @@ class IcmpAnalyzer(Analyzer):
         msg = _Message(pkt.ts_ns, icmp_type, code, len(message) - m.HEADER_LEN)
         if icmp_type in _QUOTING[version]:
             msg.extras = self._error_fields(version, message)
+        elif version == 6 and icmp_type == 137:
+            msg.extras = m.error_extras(version, message)
         if m.is_request(version, icmp_type):
             self._request(version, pkt.src_ip, pkt.dst_ip, ident, seq, msg)
         else:

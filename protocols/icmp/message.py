@@ -182,4 +182,7 @@ def error_extras(version: int, message: bytes) -> dict[str, Any]:
             extras["gateway"] = socket.inet_ntop(socket.AF_INET, message[4:8])
     elif icmp_type == 2:
         extras["mtu"] = struct.unpack_from("!I", message, 4)[0]
+    elif icmp_type == 137 and len(message) >= 40:  # RFC 4861 redirect: better first hop, destination
+        extras["gateway"] = socket.inet_ntop(socket.AF_INET6, message[8:24])
+        extras["redirected_destination"] = socket.inet_ntop(socket.AF_INET6, message[24:40])
     return extras

@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("scapy")
 from scapy.layers.inet import ICMP, IP, TCP, UDP, IPerror, TCPerror, UDPerror  # noqa: E402
 from scapy.layers.inet6 import (  # noqa: E402
-    ICMPv6DestUnreach, ICMPv6EchoReply, ICMPv6EchoRequest, ICMPv6ND_NS, IPerror6, IPv6,
+    ICMPv6DestUnreach, ICMPv6EchoReply, ICMPv6EchoRequest, ICMPv6ND_NS, ICMPv6ND_Redirect, IPerror6, IPv6,
     IPv6ExtHdrFragment, UDPerror as UDPerror6,
 )
 from scapy.layers.l2 import Dot1AD, Dot1Q, Ether  # noqa: E402
@@ -81,6 +81,7 @@ def _other_frames():
         / IPerror6(src="fd00::1", dst="fd00::2") / IPv6ExtHdrFragment(nh=17, offset=0, m=1, id=77)
         / UDPerror6(sport=5353, dport=5353))
     add(IPv6(src="fe80::1", dst="ff02::1:ff00:2") / ICMPv6ND_NS(tgt="fe80::2"))
+    add(IPv6(src="fe80::1", dst="fd00::1") / ICMPv6ND_Redirect(tgt="fe80::99", dst="2001:db8::5"))
     add(IP(src=a, dst=b) / ICMP(type=200, code=3) / Raw(b"\x00" * 4))  # unknown type
     return f
 
@@ -141,6 +142,8 @@ def test_other_messages(crafted):
     unreach6 = by_req["DestinationUnreachable(PortUnreachable)"][0]
     assert unreach6["icmp"]["original"]["source"] == {"ip": "fd00::1", "port": 5353}
     assert by_req["200(3)"][0]["status"] == "OK"
+    redirect6 = by_req["Redirect(0)"][0]["icmp"]
+    assert redirect6["gateway"] == "fe80::99" and redirect6["redirected_destination"] == "2001:db8::5"
     assert by_req["NeighborSolicitation(0)"][0]["network"]["transport"] == "ipv6-icmp"
     stats = analyzer.stats()
     assert stats["duplicate_requests"] == 1 and stats["unmatched_responses"] == 1
