@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import pytest
 
+from pybeat.envelope import community_id
 from tests.conftest import PCAPS, need, need_tool
 from tests.icmp.support import (
     csv_rows, expected_from_events, expected_from_rows, run_pcap, tshark_quotes, tshark_rows,
@@ -57,6 +58,11 @@ def test_icmp_errors_carry_the_quoted_flow():
         got = (orig["source"]["ip"], orig["destination"]["ip"],
                orig["source"].get("port"), orig["destination"].get("port"))
         assert got == want
+        if "port" in orig["source"]:  # the failed flow's own Community ID, from either direction
+            flow = (orig["source"]["ip"], orig["destination"]["ip"], 17, orig["source"]["port"],
+                    orig["destination"]["port"])
+            assert orig["community_id"] == community_id(*flow)
+            assert orig["community_id"] == community_id(flow[1], flow[0], 17, flow[4], flow[3])
         assert orig["community_id"].startswith("1:")
         assert orig["destination"]["ip"] in e.fields["related"]["ip"]
 
