@@ -87,6 +87,7 @@ class Connection:
             sock = self._handshake(raw)
         self.sock = sock
         self.connected_at = time.monotonic()
+        self.windows_sent = 0
 
     def _handshake(self, raw: socket.socket) -> ssl.SSLSocket:
         assert self.tls is not None

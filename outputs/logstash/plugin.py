@@ -36,6 +36,9 @@ class LogstashPlugin:
                 tls = build_tls(config.ssl)
             except TlsError as exc:
                 raise ValueError(f"output.logstash.ssl: {exc}") from exc
+        if index == 0 and config.ssl.restart_on_cert_change.enabled and ctx.logger is not None:
+            ctx.logger.warning("ssl.restart_on_cert_change is not supported yet: restart pybeat after "
+                               "replacing certificates", output="logstash")
         hosts = config.addresses
         if config.loadbalance:
             hosts = [hosts[index % len(hosts)]]

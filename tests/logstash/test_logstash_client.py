@@ -390,3 +390,139 @@ def test_ssl_section_enables_tls_unless_disabled() -> None:
     """As Beats: an ``ssl`` section turns TLS on, ``ssl.enabled: false`` turns it off."""
     assert LogstashConfig.model_validate({"hosts": ["x"], "ssl": {"verification_mode": "none"}}).tls_enabled
     assert not LogstashConfig.model_validate({"hosts": ["x"], "ssl": {"enabled": False}}).tls_enabled
+
+
+def test_ipv6_loopback_host(receivers: Any) -> None:
+    """A receiver on [::1] is reached through ``hosts: ["[::1]:port"]``."""
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    try:
+        r = receivers(host="::1")
+    except RuntimeError as exc:
+        pytest.skip(f"cannot listen on ::1: {exc}")
+    s = Settled()
+    c = _client({"hosts": [r.address]})
+    c.publish(s.batch(_events(3)))
+    c.close()
+    assert s.calls == [(3, 0, 0)]
+
+
+def test_escape_html_reaches_the_wire(receivers: Any) -> None:
+    """``escape_html: true`` writes <, > and & as \\u003c, \\u003e, \\u0026, as Beats does."""
+    from lumber_receiver import wait_for
+
+    r = receivers()
+    c = _client({"hosts": [r.address], "escape_html": True})
+    c.publish(Settled().batch([Event(0, {"q": "<a&b>"})]))
+    c.close()
+    assert wait_for(lambda: r.count() == 1, 5)
+    assert b'"q":"\\u003ca\\u0026b\\u003e"' in r.lines()[0]
+
+
+class Socks5Relay:
+    """A minimal SOCKS5 server (RFC 1928/1929) that only connects to loopback targets."""
+
+    def __init__(self, user: str = "", password: str = ""):
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(0.05)
+        self.port = self.sock.getsockname()[1]
+        self.user, self.password = user, password
+        self.targets: list[tuple[str, int]] = []
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        t = threading.Thread(target=self._accept, daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            t = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def _serve(self, c: socket.socket) -> None:
+        c.settimeout(10)
+        with c:
+            ver, n = c.recv(2)
+            methods = c.recv(n)
+            want = 2 if self.user else 0
+            if want not in methods:
+                c.sendall(b"\x05\xff")
+                return
+            c.sendall(bytes([5, want]))
+            if want == 2:
+                _, ulen = c.recv(2)
+                user = c.recv(ulen).decode()
+                (plen,) = c.recv(1)
+                pw = c.recv(plen).decode()
+                ok = (user, pw) == (self.user, self.password)
+                c.sendall(b"\x01" + (b"\x00" if ok else b"\x01"))
+                if not ok:
+                    return
+            _, cmd, _, atyp = c.recv(4)
+            if atyp == 1:
+                host = socket.inet_ntop(socket.AF_INET, c.recv(4))
+            elif atyp == 4:
+                host = socket.inet_ntop(socket.AF_INET6, c.recv(16))
+            else:
+                host = c.recv(c.recv(1)[0]).decode()
+            port = int.from_bytes(c.recv(2), "big")
+            self.targets.append((host, port))
+            assert host in ("127.0.0.1", "localhost", "::1"), "test relay connects to loopback only"
+            up = socket.create_connection((host, port), timeout=10)
+            c.sendall(b"\x05\x00\x00\x01" + bytes(4) + b"\x00\x00")
+            with up:
+                t = threading.Thread(target=self._pump, args=(up, c), daemon=True)
+                t.start()
+                self._pump(c, up)
+                t.join(10)
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        try:
+            dst.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self._stop.set()
+        self.sock.close()
+
+
+def test_socks5_proxy_with_password(receivers: Any) -> None:
+    """``proxy_url: socks5://user:pass@...``: events reach the receiver through the proxy, which
+    resolves the name itself unless ``proxy_use_local_resolver`` is set."""
+    r = receivers()
+    relay = Socks5Relay("pb", "s3cret")
+    try:
+        s = Settled()
+        c = _client({"hosts": [f"localhost:{r.port}"], "proxy_url": f"socks5://pb:s3cret@127.0.0.1:{relay.port}"})
+        c.publish(s.batch(_events(4)))
+        c.close()
+        c = _client({"hosts": [f"localhost:{r.port}"], "proxy_use_local_resolver": True,
+                     "proxy_url": f"socks5://pb:s3cret@127.0.0.1:{relay.port}"})
+        c.publish(s.batch(_events(4, 4)))
+        c.close()
+        bad = _client({"hosts": [r.address], "proxy_url": f"socks5://pb:wrong@127.0.0.1:{relay.port}"})
+        bad.publish(s.batch(_events(1)))
+        bad.close()
+    finally:
+        relay.close()
+    assert s.calls == [(4, 0, 0), (4, 0, 0), (0, 1, 0)]
+    assert relay.targets[0] == ("localhost", r.port)
+    assert relay.targets[1][0] in ("127.0.0.1", "::1")
+    assert r.count() == 8

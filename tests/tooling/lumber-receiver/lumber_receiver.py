@@ -50,14 +50,14 @@ class Receiver:
 
     @property
     def address(self) -> str:
-        return f"{self.host}:{self.port}"
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
     def start(self, timeout: float = 10.0) -> "Receiver":
         exe = binary()
         if exe is None:
             raise RuntimeError("lumber-receiver is not built (run tests/tooling/lumber-receiver/setup.sh)")
         cmd = [
-            str(exe), "-addr", f"{self.host}:{self.port}", "-out", str(self.out),
+            str(exe), "-addr", self.address, "-out", str(self.out),
             "-ack-delay", f"{int(self.ack_delay * 1000)}ms", "-keepalive", f"{int(self.keepalive * 1000)}ms",
         ]
         cert, key, client_ca = self.tls
