@@ -63,7 +63,9 @@ class ExchangeTracker:
                 oldest = next(iter(self.table))
                 self.evicted += 1
                 self._close(self.table.pop(oldest))
-            digest = hashlib.sha1(f"{key!r}|{ts_ns}".encode()).hexdigest()[:16]
+            # From the key alone, not the time: every process of a run split by flow
+            # (packetbeat.workers) names the exchange alike even when it sees only part of it.
+            digest = hashlib.sha1(repr(key).encode()).hexdigest()[:16]
             ex = _Exchange(digest, ts_ns, ts_ns)
             self.started += 1
             if from_server:
