@@ -101,3 +101,18 @@ def test_system_test_exchange(vectors):
     assert ex[3]["sequence"] == 2 and ex[3]["duration"] == S
     analyzer.flush(TS + 10 * S)
     assert analyzer.stats()["unmatched_requests"] == 0
+
+
+def test_exchange_id_is_the_same_in_every_process(vectors):
+    """Two analyzers (two processes of a split run) seeing different messages of one exchange
+    name it alike; an exchange resumed after a long gap restarts its sequence."""
+    request = bytes.fromhex(vectors["dhcpRequest"]["payload_hex"])
+    ack = bytes.fromhex(vectors["dhcpACK"]["payload_hex"])
+    a1, e1 = make_v4()
+    a2, e2 = make_v4()
+    a1.on_udp(udp("0.0.0.0", 68, "255.255.255.255", 67, TS), request)
+    a2.on_udp(udp("192.168.0.1", 67, "192.168.0.10", 68, TS + S), ack)
+    assert e1[0].fields["dhcpv4"]["exchange"]["id"] == e2[0].fields["dhcpv4"]["exchange"]["id"]
+    a1.on_udp(udp("0.0.0.0", 68, "255.255.255.255", 67, TS + 60 * S), request)
+    assert e1[1].fields["dhcpv4"]["exchange"]["sequence"] == 1
+    assert a1.stats()["unmatched_requests"] == 1  # the first REQUEST's exchange ended unanswered
