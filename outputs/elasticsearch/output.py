@@ -35,6 +35,7 @@ __all__ = ["ElasticsearchOutput", "Stats", "backoff_delay", "default_index"]
 
 _FILTER = "filter_path=errors,items.*.status,items.*.error"
 _DLQ_MARK = "_pybeat_dead_letter"
+LOG_EVERY = 10.0
 
 
 def backoff_delay(attempt: int, init: float, cap: float, rand: Callable[[], float] = random.random) -> float:
@@ -80,6 +81,22 @@ class _Shared:
         self.ctx = ctx
         self.setup_lock = threading.Lock()
         self.ready = False
+        self.log_lock = threading.Lock()
+        # Repeated failure logs are folded: one line per reason per LOG_EVERY seconds, with
+        # the number of events it stands for (a 429 storm must not become a log storm).
+        self.log_state: dict[tuple[Any, ...], tuple[float, int]] = {}
+
+    def should_log(self, key: tuple[Any, ...], count: int, now: float) -> int:
+        """0 to stay quiet, else the number of events the line reports (folded ones included)."""
+        with self.log_lock:
+            last, folded = self.log_state.get(key, (-1e9, 0))
+            if now - last < LOG_EVERY:
+                self.log_state[key] = (last, folded + count)
+                return 0
+            if len(self.log_state) > 1000:
+                self.log_state.clear()
+            self.log_state[key] = (now, 0)
+            return folded + count
 
 
 class ElasticsearchOutput:
@@ -288,8 +305,12 @@ class ElasticsearchOutput:
             else:
                 bad.append((ev, out))
                 reasons[("non_indexable", out.status, f"{out.error_type}: {out.reason}"[:300])] += 1
+        now = time.monotonic()
         for (kind, status, why), n in reasons.items():
-            self._warn("bulk items failed", kind=kind, status=status, count=n, reason=why)
+            total = self.shared.should_log((kind, status, why), n, now)
+            if total:
+                self._warn("bulk items failed", kind=kind, status=status, count=total, reason=why,
+                           note=f"similar failures are logged at most every {LOG_EVERY:g}s")
         dl_acked, dl_retry, dl_dropped = self._non_indexable(bad)
         acked += dl_acked
         retry.extend(dl_retry)

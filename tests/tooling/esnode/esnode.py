@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import shutil
 import subprocess
 import tempfile
@@ -81,7 +80,8 @@ class NodeProcess:
         self.home = home or tempfile.mkdtemp(prefix=f"pybeat-{engine}-")
         self.http_ports: dict[int, int] = {}
         self.start_ms: dict[int, int] = {}
-        self._lines: "queue.Queue[str]" = queue.Queue()
+        self._events: list[str] = []  # READY/STOPPED/FAILED/... lines, in order
+        self._cond = threading.Condition()
         self.log: list[str] = []
         main, mod = ENGINES[engine]
         jvm = java()
@@ -105,7 +105,7 @@ class NodeProcess:
         self._reader.start()
         try:
             for i in range(nodes):
-                self._wait_for(f"READY", i, start_timeout)
+                self._wait_for("READY", i, start_timeout)
             self.wait_nodes(nodes, timeout=start_timeout)
         except BaseException:
             self.close()
@@ -126,25 +126,31 @@ class NodeProcess:
             if parts and parts[0] in ("READY", "STOPPED", "FAILED", "BYE", "ERROR"):
                 if parts[0] == "READY" and len(parts) >= 4 and parts[3].endswith("ms"):
                     self.start_ms[int(parts[1])] = int(parts[3][:-2])
-                self._lines.put(line)
+                with self._cond:
+                    self._events.append(line)
+                    self._cond.notify_all()
+        with self._cond:
+            self._cond.notify_all()
 
-    def _wait_for(self, word: str, index: int, timeout: float) -> None:
+    def _wait_for(self, word: str, index: int, timeout: float, since: int = 0) -> None:
+        """Wait for ``<word> <index>`` among the launcher's lines from position ``since`` on."""
         deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise LauncherError(f"node {index} of {self.engine}: no {word} within {timeout}s; log tail: {self.log[-20:]}")
-            try:
-                line = self._lines.get(timeout=min(left, 1.0))
-            except queue.Empty:
+        with self._cond:
+            while True:
+                for line in self._events[since:]:
+                    parts = line.split()
+                    if len(parts) > 1 and parts[1] == str(index):
+                        if parts[0] == word:
+                            return
+                        if parts[0] == "FAILED":
+                            raise LauncherError(f"node {index} of {self.engine} failed: {line}")
                 if self.proc.poll() is not None:
                     raise LauncherError(f"launcher exited ({self.proc.returncode}); log tail: {self.log[-30:]}")
-                continue
-            parts = line.split()
-            if parts[0] == "FAILED" and len(parts) > 1 and parts[1] == str(index):
-                raise LauncherError(f"node {index} of {self.engine} failed: {line}")
-            if parts[0] == word and len(parts) > 1 and parts[1] == str(index):
-                return
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise LauncherError(
+                        f"node {index} of {self.engine}: no {word} within {timeout}s; log tail: {self.log[-20:]}")
+                self._cond.wait(min(left, 1.0))
 
     def _send(self, command: str) -> None:
         assert self.proc.stdin is not None
@@ -160,12 +166,16 @@ class NodeProcess:
         return [self.url(i) for i in range(self.count)]
 
     def stop_node(self, index: int, timeout: float = 60.0) -> None:
+        with self._cond:
+            mark = len(self._events)
         self._send(f"stop {index}")
-        self._wait_for("STOPPED", index, timeout)
+        self._wait_for("STOPPED", index, timeout, since=mark)
 
     def start_node(self, index: int, timeout: float = 120.0) -> None:
+        with self._cond:
+            mark = len(self._events)
         self._send(f"start {index}")
-        self._wait_for("READY", index, timeout)
+        self._wait_for("READY", index, timeout, since=mark)
 
     def wait_nodes(self, n: int, status: str = "yellow", timeout: float = 120.0, via: int | None = None) -> dict:
         """Wait until the cluster has ``n`` nodes and at least ``status``."""
