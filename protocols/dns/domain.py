@@ -19,11 +19,22 @@ __all__ = ["DomainParts", "unicode_name"]
 _Parts = tuple[str | None, str | None, str | None, bool]  # registered, tld, subdomain, is_etld1
 
 
+_PSL: PublicSuffixList | None = None
+
+
+def _shared_psl() -> PublicSuffixList:
+    """One parsed list per process (it is read-only and takes ~0.1 s to build)."""
+    global _PSL
+    if _PSL is None:
+        _PSL = PublicSuffixList()
+    return _PSL
+
+
 class DomainParts:
-    """``question_fields(name)`` -> the PSL-derived keys of ``dns.question``."""
+    """``add_to(question, name)`` sets the PSL-derived keys of ``dns.question``."""
 
     def __init__(self, cache_size: int = 65536):
-        self._psl = PublicSuffixList()
+        self._psl = _shared_psl()
         self._cache: dict[str, _Parts] = {}
         self._cache_size = cache_size
 
