@@ -14,10 +14,9 @@ from typing import Any, Callable
 
 __all__ = ["OPTION_NAMES", "MESSAGE_TYPES", "option_name", "map_options", "read_typed", "TYPED_READERS"]
 
+# The eight types of the insomniacslk/dhcp version Packetbeat vendors; others print "unknown (n)".
 MESSAGE_TYPES = {
     1: "discover", 2: "offer", 3: "request", 4: "decline", 5: "ack", 6: "nak", 7: "release", 8: "inform",
-    9: "forcerenew", 10: "leasequery", 11: "leaseunassigned", 12: "leaseunknown", 13: "leaseactive",
-    14: "bulkleasequery", 15: "leasequerydone", 16: "activeleasequery", 17: "leasequerystatus", 18: "tls",
 }
 
 OPTION_NAMES = {
