@@ -16,7 +16,7 @@ import yaml
 
 from tests.conftest import PCAPS, need
 
-__all__ = ["AgentRun", "run_agent"]
+__all__ = ["AgentRun", "dns_capture", "run_agent"]
 
 
 class AgentRun:
@@ -79,6 +79,19 @@ class AgentRun:
         return lines
 
 
+def _have_dns() -> bool:
+    try:
+        import pybeat.protocols.dns.plugin  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def dns_capture(fallback: str = "icmp.pcap") -> str:
+    """The DNS capture the volume tests replay (the ICMP one until the DNS plugin is installed)."""
+    return "dns_udp_mixed.pcap" if _have_dns() else fallback
+
+
 def run_agent(
     tmp_path: Path,
     logstash: dict[str, Any],
@@ -91,8 +104,11 @@ def run_agent(
     """Run ``pybeat -c cfg.yml -I <capture> -t -l <loops>`` with ``output.logstash`` (and an
     ``output.file`` copy of the same events to compare with, unless ``with_file`` is False)."""
     need(PCAPS.is_dir(), f"shared captures at {PCAPS}")
+    protocols: list[dict[str, Any]] = [{"type": "icmp"}, {"type": "dhcpv4", "ports": [67, 68]}]
+    if _have_dns():
+        protocols.insert(0, {"type": "dns", "ports": [53]})
     cfg: dict[str, Any] = {
-        "packetbeat.protocols": [{"type": "icmp"}, {"type": "dhcpv4", "ports": [67, 68]}],
+        "packetbeat.protocols": protocols,
         "output.logstash": logstash,
     }
     file_out = None
