@@ -13,6 +13,7 @@ mid-batch. Knows nothing about batches, retries or backoff.
 from __future__ import annotations
 
 import ipaddress
+import select
 import socket
 import ssl
 import struct
@@ -212,6 +213,21 @@ class Connection:
         if self.tls is None and self.windows_sent <= 1 and acked == 0:
             msg += "; if its beats input has ssl enabled, configure output.logstash.ssl"
         return msg
+
+    def stale(self) -> bool:
+        """True when the server closed (or reset) a connection that has no window in flight:
+        Logstash drops idle clients (``client_inactivity_timeout``) and firewalls drop idle
+        flows. Seen before sending, this is a reconnect, not a failed send. Only after a first
+        window, so a TLS 1.3 session ticket still unread after the handshake is not mistaken
+        for it."""
+        if self.sock is None or self.windows_sent == 0:
+            return False
+        try:
+            p = select.poll()
+            p.register(self.sock.fileno(), select.POLLIN | select.POLLERR | select.POLLHUP)
+            return bool(p.poll(0))
+        except (OSError, ValueError):
+            return True
 
     def age(self) -> float:
         return time.monotonic() - self.connected_at if self.sock is not None else 0.0

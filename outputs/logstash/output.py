@@ -56,6 +56,7 @@ class SharedState:
             "connections.failed": 0,
             "connections.broken": 0,
             "connections.ttl_reconnects": 0,
+            "connections.closed_by_server": 0,
             "acks.keepalive": 0,
         }
         self.per_host: dict[str, int] = {}
@@ -193,6 +194,9 @@ class LogstashClient:
             self.shared.add(connections__ttl_reconnects=1)
             if self.config.slow_start:
                 self.window = float(SLOW_START_WINDOW)
+        if conn.stale():
+            conn.close()
+            self.shared.add(connections__closed_by_server=1)
         if not conn.connected:
             try:
                 conn.connect()

@@ -526,3 +526,18 @@ def test_socks5_proxy_with_password(receivers: Any) -> None:
     assert relay.targets[0] == ("localhost", r.port)
     assert relay.targets[1][0] in ("127.0.0.1", "::1")
     assert r.count() == 8
+
+
+def test_connection_closed_while_idle_is_a_reconnect_not_a_failed_send(receivers: Any) -> None:
+    """The server closed the idle connection between batches (Logstash's inactivity timeout, a
+    firewall, a restart): the next batch reconnects first, so nothing fails or counts as a retry."""
+    r = receivers()
+    s = Settled()
+    c = _client({"hosts": [r.address], "max_retries": 0})
+    c.publish(s.batch(_events(3)))
+    r.restart()
+    c.publish(s.batch(_events(3, 3)))
+    c.close()
+    assert s.calls == [(3, 0, 0), (3, 0, 0)]
+    assert c.shared.counters["connections.closed_by_server"] == 1
+    assert c.shared.counters["batches.failed"] == 0

@@ -48,12 +48,15 @@ def test_tls_capture_events_arrive_intact(tmp_path: Path, receivers: Any, certs:
     run = run_agent(
         tmp_path, {"hosts": [r.address], "ssl": {"certificate_authorities": [str(certs["ca.crt"])]},
                    "backoff": {"init": "50ms", "max": "500ms"}},
-        "icmp.pcap", loops=5,
+        "icmp.pcap", loops=10, extra={"queue.mem": {"events": 1000, "flush.min_events": 100, "flush.timeout": "50ms"}},
     )
     assert run.proc.returncode == 0, run.log_tail()
     sent = run.file_lines()
     assert wait_for(lambda: r.count() >= len(sent), 5)
     assert sorted(r.lines()) == sorted(sent)
+    m = run.metrics
+    assert m["output.logstash.batches.acked"] > 1
+    assert m["output.logstash.connections.opened"] == 1  # no reconnect per batch (TLS 1.3 tickets)
     assert any(e.get("tls") is True for e in run.log_events() if e.get("event") == "connected to logstash")
 
 
