@@ -74,6 +74,39 @@ def ring_geometry(buffer_size_mb: int, snaplen: int, page_size: int = mmap.PAGES
     return block_size, max(2, total // block_size)
 
 
+_INSN = struct.Struct("=HBBI")  # struct sock_filter
+BPF_LD, BPF_LDX = 0x00, 0x01
+BPF_ABS, BPF_IND, BPF_MSH = 0x20, 0x40, 0xA0
+SLL_HDR_LEN = 16
+SKF_AD_OFF = -0x1000
+SKF_AD_PROTOCOL = 0
+SKF_AD_PKTTYPE = 4
+
+
+def cook_program(program: bytes) -> bytes | None:
+    """Rewrite a filter compiled for Linux cooked (SLL) frames to run on a SOCK_DGRAM socket.
+
+    The kernel runs the filter on the packet without the 16-byte SLL header we build later:
+    loads past the header move back by 16, the packet type and protocol fields become the
+    kernel's ancillary loads (libpcap's ``fix_program`` does the same). ``None`` when the
+    filter reads other header bytes (the link-layer address), which the kernel cannot supply.
+    """
+    out = bytearray()
+    for off in range(0, len(program), 8):
+        code, jt, jf, k = _INSN.unpack_from(program, off)
+        if code & 0x07 in (BPF_LD, BPF_LDX) and code & 0xE0 in (BPF_ABS, BPF_IND, BPF_MSH):
+            if k >= SLL_HDR_LEN:
+                k -= SLL_HDR_LEN
+            elif k == 0:
+                k = (SKF_AD_OFF + SKF_AD_PKTTYPE) & 0xFFFFFFFF
+            elif k == 14:
+                k = (SKF_AD_OFF + SKF_AD_PROTOCOL) & 0xFFFFFFFF
+            else:
+                return None
+        out += _INSN.pack(code, jt, jf, k)
+    return bytes(out)
+
+
 def _device_arp_type(device: str) -> int:
     try:
         with open(f"/sys/class/net/{device}/type") as fh:
@@ -107,6 +140,7 @@ class AfPacketSource:
         self._closed = False
         self._lock = threading.Lock()
         self._ignore_outgoing_in_ring = False
+        self._iter: Iterator[tuple[int, int, bytes] | None] | None = None
         self.any_device = device == "any"
         if self.any_device:
             ifindex = 0
@@ -119,13 +153,18 @@ class AfPacketSource:
                 raise CaptureError(
                     f"no such device {device!r} (see `pybeat devices` for the list)"
                 ) from None
-            if _device_arp_type(device) in (ARPHRD_ETHER, ARPHRD_LOOPBACK):
+            arp_type = _device_arp_type(device)
+            if arp_type in (ARPHRD_ETHER, ARPHRD_LOOPBACK):
                 kind = socket.SOCK_RAW
                 self.link_type = LINKTYPE_ETHERNET
             else:
                 kind = socket.SOCK_DGRAM
                 self.link_type = LINKTYPE_LINUX_SLL
         self._cooked = kind == socket.SOCK_DGRAM
+        # On loopback every packet passes twice (out, then in); libpcap keeps only the incoming
+        # copy, and so do we, or every DNS query would be seen twice.
+        if not self.any_device and arp_type == ARPHRD_LOOPBACK:
+            ignore_outgoing = True
         self.ifindex = ifindex
         # "any" cannot be bound through Python's AF_PACKET address, so it listens from the
         # start; a named device gets protocol 0 (deaf) until its filter and ring are in place.
@@ -197,7 +236,7 @@ class AfPacketSource:
         if fanout_group is not None:
             arg = fanout_group | ((PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG) << 16)
             try:
-                sock.setsockopt(SOL_PACKET, PACKET_FANOUT, arg)
+                sock.setsockopt(SOL_PACKET, PACKET_FANOUT, struct.pack("=I", arg))
             except OSError as exc:
                 raise explain_os_error(exc, f"joining fanout group {fanout_group}", device) from exc
         if promisc and not self.any_device:
@@ -212,6 +251,14 @@ class AfPacketSource:
 
         if len(program) % 8:
             raise CaptureError("compiled BPF program has a partial instruction")
+        if self._cooked:
+            cooked = cook_program(program)
+            if cooked is None:
+                raise CaptureError(
+                    f"this bpf_filter cannot run in the kernel on device {self.device!r} "
+                    "(it reads link-layer address bytes); use type: pcap for it"
+                )
+            program = cooked
         # struct sock_fprog { unsigned short len; struct sock_filter *filter; }: the kernel
         # copies the instructions during the call, so the buffer only has to live until then.
         buf = ctypes.create_string_buffer(program, len(program))
@@ -223,7 +270,15 @@ class AfPacketSource:
 
     # -- reading --------------------------------------------------------------------
     def packets(self) -> Iterator[tuple[int, int, bytes] | None]:
-        """Frames as ``(ts_ns, link_type, frame)``; ``None`` after ``POLL_TIMEOUT_MS`` idle."""
+        """Frames as ``(ts_ns, link_type, frame)``; ``None`` after ``POLL_TIMEOUT_MS`` idle.
+
+        Always the same iterator: a caller may stop iterating and pick up again later.
+        """
+        if self._iter is None:
+            self._iter = self._read()
+        return self._iter
+
+    def _read(self) -> Iterator[tuple[int, int, bytes] | None]:
         ring = self._ring
         if ring is None or self._closing:
             return
@@ -250,7 +305,6 @@ class AfPacketSource:
                         yield None
                     continue
                 pos = base + first
-                delivered = 0
                 for _ in range(count):
                     (next_off, sec, nsec, snap, _wire, pstatus, mac, _net, _hash, tci, tpid) = unpack_pkt(
                         ring, pos
@@ -279,11 +333,10 @@ class AfPacketSource:
                         )
                     else:
                         frame = ring[start : start + snap]
-                    delivered += 1
+                    self.received += 1
                     yield sec * 1_000_000_000 + nsec, link, frame
                     pos += next_off
                 pack_into("=I", ring, base + 8, TP_STATUS_KERNEL)
-                self.received += delivered
                 index = (index + 1) % block_count
         finally:
             self._release()

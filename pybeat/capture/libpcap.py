@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
+import select
 import sys
 import threading
 from collections.abc import Iterator
@@ -164,6 +166,8 @@ def _declare(lib: Any) -> None:
         "pcap_freealldevs": (None, [ctypes.POINTER(PcapIf)]),
         "pcap_open_dead": (p, [ctypes.c_int, ctypes.c_int]),
         "pcap_lib_version": (ctypes.c_char_p, []),
+        "pcap_setnonblock": (ctypes.c_int, [p, ctypes.c_int, ctypes.c_char_p]),
+        "pcap_get_selectable_fd": (ctypes.c_int, [p]),
     }
     for name, (restype, argtypes) in sigs.items():
         fn = getattr(lib, name, None)
@@ -259,7 +263,10 @@ class PcapLiveSource:
         self._closed = False
         self._lock = threading.Lock()
         self.received = 0
+        self._iter: Iterator[tuple[int, int, bytes] | None] | None = None
         self._last_stats = {"kernel_received": 0, "kernel_dropped": 0, "if_dropped": 0}
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
         errbuf = ctypes.create_string_buffer(PCAP_ERRBUF_SIZE)
         handle = lib.pcap_create(device.encode(), errbuf)
         if not handle:
@@ -295,6 +302,8 @@ class PcapLiveSource:
         except BaseException:
             lib.pcap_close(handle)
             self._handle = None
+            os.close(self._wake_r)
+            os.close(self._wake_w)
             raise
 
     def _geterr(self) -> str:
@@ -319,6 +328,15 @@ class PcapLiveSource:
         return CaptureError(f"cannot activate capture on {dev!r}: {detail}")
 
     def packets(self) -> Iterator[tuple[int, int, bytes] | None]:
+        """Frames as ``(ts_ns, link_type, frame)``; ``None`` after ~0.5 s without one.
+
+        Always the same iterator: a caller may stop iterating and pick up again later.
+        """
+        if self._iter is None:
+            self._iter = self._read()
+        return self._iter
+
+    def _read(self) -> Iterator[tuple[int, int, bytes] | None]:
         lib = self._lib
         handle = self._handle
         if handle is None or self._closing:
@@ -332,6 +350,7 @@ class PcapLiveSource:
         scale = self._ts_scale
         byref_h = ctypes.byref(hdr_p)
         byref_d = ctypes.byref(data_p)
+        poller = self._poller()
         try:
             while not self._closing:
                 rc = next_ex(handle, byref_h, byref_d)
@@ -344,7 +363,10 @@ class PcapLiveSource:
                         string_at(data_p, hdr.caplen),
                     )
                 elif rc == 0:
-                    yield None
+                    # Non-blocking: nothing buffered, so wait here. Blocking (Windows): the
+                    # library's own read timeout has already passed.
+                    if poller is None or not poller.poll(READ_TIMEOUT_MS):
+                        yield None
                 elif rc == -2:  # pcap_breakloop
                     return
                 else:
@@ -354,9 +376,35 @@ class PcapLiveSource:
         finally:
             self._release()
 
+    def _poller(self) -> "select.poll | None":
+        """A poll set on the capture fd and the wake pipe, with the handle made non-blocking.
+
+        libpcap's TPACKET_V3 reader waits in poll() with no timeout when the ring is empty (an
+        empty block is never retired), so ``pcap_next_ex`` would not return on an idle link;
+        polling here gives the 0.5 s tick and lets ``close`` wake the reader.
+        """
+        lib = self._lib
+        get_fd = getattr(lib, "pcap_get_selectable_fd", None)
+        if get_fd is None or not hasattr(select, "poll"):
+            return None
+        fd = get_fd(self._handle)
+        if fd < 0:
+            return None
+        errbuf = ctypes.create_string_buffer(PCAP_ERRBUF_SIZE)
+        if lib.pcap_setnonblock(self._handle, 1, errbuf) != 0:
+            return None
+        poller = select.poll()
+        poller.register(fd, select.POLLIN | select.POLLERR)
+        poller.register(self._wake_r, select.POLLIN)
+        return poller
+
     def close(self) -> None:
         """Stop reading; safe from a signal handler or another thread."""
         self._closing = True
+        try:
+            os.write(self._wake_w, b"x")
+        except OSError:
+            pass
         handle = self._handle
         if handle is not None:
             self._lib.pcap_breakloop(handle)
@@ -371,6 +419,11 @@ class PcapLiveSource:
             self._closed = True
             handle, self._handle = self._handle, None
             self._lib.pcap_close(handle)
+            for fd in (self._wake_r, self._wake_w):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
 
     def stats(self) -> dict[str, int]:
         """Counters as libpcap reports them (received by the filter, dropped by the kernel)."""

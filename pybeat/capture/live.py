@@ -47,11 +47,13 @@ class LiveSource:
         self.bpf_filter = bpf_filter
         self.link_type = source.link_type
         self._dump = dump
+        self._iter: Iterator[tuple[int, int, bytes] | None] | None = None
 
     def packets(self) -> Iterator[tuple[int, int, bytes] | None]:
-        if self._dump is None:
-            return self._source.packets()
-        return self._dumping(self._dump)
+        """Always the same iterator: a caller may stop iterating and pick up again later."""
+        if self._iter is None:
+            self._iter = self._source.packets() if self._dump is None else self._dumping(self._dump)
+        return self._iter
 
     def _dumping(self, dump: PcapWriter) -> Iterator[tuple[int, int, bytes] | None]:
         write = dump.write
