@@ -213,6 +213,11 @@ class Analyzer:
         """Counters for the metrics registry (``{"unmatched_requests": 3, ...}``)."""
         return {}
 
+    #: True when ``shard_key`` alone ties messages together across different address pairs
+    #: (DHCP: an exchange moves from 0.0.0.0/broadcast to unicast addresses); the flow is then
+    #: left out of the split key.
+    shard_by_key_only: bool = False
+
     def shard_key(self, payload: bytes) -> int:
         """For runs split across processes: datagrams of one flow whose keys differ may go to
         different processes. Return what ties a request to its response (DNS: the message id);

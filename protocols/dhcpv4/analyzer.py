@@ -107,6 +107,8 @@ class Dhcpv4Analyzer(Analyzer):
         self.counters["events"] += 1
         self.emit(Event(pkt.ts_ns, fields))
 
+    shard_by_key_only = True  # an exchange changes addresses (0.0.0.0 -> unicast): split by its key alone
+
     def shard_key(self, payload: bytes) -> int:
         """Transaction id and chaddr: what ties the messages of one exchange together."""
         if len(payload) < 44:

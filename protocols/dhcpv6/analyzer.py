@@ -67,6 +67,8 @@ class Dhcpv6Analyzer(Analyzer):
         self.counters["events"] += 1
         self.emit(Event(pkt.ts_ns, fields))
 
+    shard_by_key_only = True  # an exchange changes addresses (0.0.0.0 -> unicast): split by its key alone
+
     def shard_key(self, payload: bytes) -> int:
         """The transaction id (of the relayed message for relays): what ties an exchange together."""
         depth = 0

@@ -324,8 +324,13 @@ class Decoder:
             if analyzer is None:
                 return
             payload = data[8:ulen] if 8 <= ulen <= len(data) else data[8:]
-            if self.shard is not None and not self._mine(src, sport, dst, dport, analyzer.shard_key(payload) if payload else 0):
-                return
+            if self.shard is not None:
+                key = analyzer.shard_key(payload) if payload else 0
+                if analyzer.shard_by_key_only:
+                    if not self._mine("", 0, "", 0, key):
+                        return
+                elif not self._mine(src, sport, dst, dport, key):
+                    return
             if payload:
                 self.dispatched += 1
                 analyzer.on_udp(Packet(ts_ns, src, dst, sport, dport, "udp", version, vlans), payload)

@@ -108,3 +108,28 @@ def test_shard_keys_tie_exchanges_together():
     for ts, link, frame in PcapFileSource(str(_pcap())):
         dec.decode(ts, link, frame)
     assert len(keys) == 8 + 4 and all(len(v) == 1 and 0 not in v for v in keys.values())
+
+
+def test_two_workers_keep_each_exchange_in_one_process(tmp_path):
+    """With the run split across 2 processes, every DHCPv4 exchange is counted whole in one."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import PCAPS
+
+    cfg = tmp_path / "w.yml"
+    cfg.write_text("packetbeat.protocols: [{type: dhcpv4, ports: [67, 68]}]\n"
+                   "packetbeat.workers: 2\noutput.file: {path: out, filename: d}\n")
+    r = subprocess.run([sys.executable, "-m", "pybeat.cli", "run", "-c", str(cfg), "-I", str(PCAPS / "dhcp.pcap"), "-t"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    docs = [json.loads(line) for f in (tmp_path / "out").iterdir() for line in f.read_text().splitlines()]
+    assert len(docs) == 23
+    by_exchange: dict[str, list[dict]] = {}
+    for d in docs:
+        by_exchange.setdefault(d["dhcpv4"]["exchange"]["id"], []).append(d)
+    for exchange in by_exchange.values():
+        # "messages" is the count seen so far in the exchange: whole exchanges count 1..n in one process.
+        seqs = sorted(d["dhcpv4"]["exchange"]["sequence"] for d in exchange)
+        assert seqs[: len(set(seqs))] == list(range(1, len(set(seqs)) + 1)), exchange
