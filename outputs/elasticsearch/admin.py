@@ -188,7 +188,7 @@ def _test_host(cfg: ElasticsearchConfig, conn: Connection, host: Any, out: TextI
           + ("enabled\n" if mode != "none" else "DISABLED\n"))
         if sock is not None:
             try:
-                ctx, _ = ssl_context(cfg.ssl)
+                ctx = ssl_context(cfg.ssl)
                 with ctx.wrap_socket(sock, server_hostname=host.host) as tls:
                     w("    handshake... OK\n")
                     w(f"    TLS version: {tls.version()}\n")

@@ -10,9 +10,7 @@ check: Elasticsearch 7/8/9 and OpenSearch 1-3 are all accepted, and the output a
 from __future__ import annotations
 
 import base64
-import os
 import ssl
-import tempfile
 import threading
 import urllib.parse
 import urllib.request
@@ -80,25 +78,18 @@ def _read_pem(value: str) -> str:
         return fh.read()
 
 
-def ssl_context(cfg: SslConfig) -> tuple[ssl.SSLContext, str | None]:
-    """An SSLContext for ``ssl.*`` and the path of the CA bundle it trusts (None: system)."""
+def ssl_context(cfg: SslConfig) -> ssl.SSLContext:
+    """The SSLContext for ``ssl.*``: only the configured CAs when there are some, else the
+    system's; client certificate; protocol range; verification mode."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     if cfg.supported_protocols:
         versions = sorted(_TLS_VERSIONS[p] for p in cfg.supported_protocols)
         ctx.minimum_version, ctx.maximum_version = versions[0], versions[-1]
     else:
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ca_file: str | None = None
     cas = list(cfg.certificate_authorities)  # type: ignore[arg-type]
     if cas:
-        bundle = "\n".join(_read_pem(c) for c in cas)
-        ctx.load_verify_locations(cadata=bundle)
-        if len(cas) == 1 and "-----BEGIN" not in cas[0]:
-            ca_file = cas[0]
-        else:
-            fd, ca_file = tempfile.mkstemp(prefix="pybeat-ca-", suffix=".pem")
-            with os.fdopen(fd, "w") as fh:
-                fh.write(bundle)
+        ctx.load_verify_locations(cadata="\n".join(_read_pem(c) for c in cas))
     else:
         ctx.load_default_certs()
     if cfg.certificate:
@@ -121,7 +112,7 @@ def ssl_context(cfg: SslConfig) -> tuple[ssl.SSLContext, str | None]:
     else:  # full, strict
         ctx.verify_mode = ssl.CERT_REQUIRED
         ctx.check_hostname = True
-    return ctx, ca_file
+    return ctx
 
 
 def auth_header(cfg: ElasticsearchConfig) -> str | None:
@@ -144,25 +135,57 @@ def _env_proxy(scheme: str, host: str) -> str | None:
     return None
 
 
-class ProxyAwareNode(Urllib3HttpNode):
-    """Urllib3HttpNode that can go through an HTTP proxy (``proxy_url``; CONNECT for https)."""
+class PybeatNode(Urllib3HttpNode):
+    """Urllib3HttpNode whose TLS follows ``ssl.*`` exactly and that can use ``proxy_url``.
+
+    elastic-transport's own pool adds certifi's CAs and its own hostname rules to a given
+    SSLContext; the pool is rebuilt here from our context alone (before any connection is
+    made), with the verification mode carried in ``_extras``. Through a proxy, https uses
+    CONNECT.
+    """
 
     def __init__(self, config: NodeConfig):
         super().__init__(config)
-        proxy = config._extras.get("proxy_url")
-        if not proxy:
+        extras = config._extras
+        proxy = extras.get("proxy_url")
+        if config.scheme != "https" and not proxy:
             return
         old = self.pool
         kw: dict[str, Any] = {"timeout": old.timeout, "maxsize": config.connections_per_node, "block": True}
         if config.scheme == "https":
             kw["ssl_context"] = config.ssl_context
-            kw["assert_hostname"] = config.ssl_assert_hostname
-            kw["cert_reqs"] = "CERT_REQUIRED" if config.verify_certs else "CERT_NONE"
-            if config.ca_certs:
-                kw["ca_certs"] = config.ca_certs
-        manager = urllib3.ProxyManager(proxy, proxy_headers=config._extras.get("proxy_headers") or None)
-        self.pool = manager.connection_from_host(config.host, config.port, config.scheme, pool_kwargs=kw)
+            kw["cert_reqs"] = extras.get("cert_reqs", ssl.CERT_REQUIRED)
+            kw["assert_hostname"] = extras.get("assert_hostname")
+        if proxy:
+            manager = urllib3.ProxyManager(proxy, proxy_headers=extras.get("proxy_headers") or None,
+                                           num_pools=2, **kw)
+            if config.scheme == "https":  # CONNECT tunnel: a pool to the node through the proxy
+                self.pool = manager.connection_from_host(config.host, config.port, "https", pool_kwargs=kw)
+            else:  # plain http: absolute-form request lines to the proxy
+                self.pool = _AbsoluteFormPool(manager, f"http://{_url_host(config.host)}:{config.port}")
+        else:
+            self.pool = urllib3.HTTPSConnectionPool(config.host, port=config.port, **kw)
         old.close()
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+class _AbsoluteFormPool:
+    """Looks like a connection pool to Urllib3HttpNode; sends through an HTTP proxy."""
+
+    def __init__(self, manager: urllib3.ProxyManager, base: str):
+        self.manager = manager
+        self.base = base
+        self.timeout = urllib3.Timeout()
+
+    def urlopen(self, method: str, url: str, **kw: Any) -> Any:
+        kw.pop("assert_same_host", None)
+        return self.manager.urlopen(method, self.base + url, redirect=False, **kw)
+
+    def close(self) -> None:
+        self.manager.clear()
 
 
 @dataclass
@@ -218,25 +241,19 @@ class Connection:
         self.query = ("&" + urllib.parse.urlencode(cfg.parameters)) if cfg.parameters else ""
         nodes = []
         ctx: ssl.SSLContext | None = None
-        ca_file: str | None = None
         for h in self.hosts:
             extras: dict[str, Any] = {}
             proxy = None if cfg.proxy_disable else (cfg.proxy_url or _env_proxy(h.scheme, h.host))
             if proxy:
-                extras = {"proxy_url": proxy, "proxy_headers": dict(cfg.proxy_headers)}
+                extras.update(proxy_url=proxy, proxy_headers=dict(cfg.proxy_headers))
             kw: dict[str, Any] = {}
             if h.scheme == "https":
                 if ctx is None:
-                    ctx, ca_file = ssl_context(cfg.ssl)
-                kw = {
-                    "ssl_context": ctx,
-                    "verify_certs": cfg.ssl.verification_mode != "none",
-                    "ssl_show_warn": False,
-                }
+                    ctx = ssl_context(cfg.ssl)
+                kw = {"ssl_context": ctx, "ssl_show_warn": False}
+                extras["cert_reqs"] = ctx.verify_mode
                 if cfg.ssl.verification_mode in ("certificate", "none"):
-                    kw["ssl_assert_hostname"] = False
-                if ca_file:
-                    kw["ca_certs"] = ca_file
+                    extras["assert_hostname"] = False
             nodes.append(
                 NodeConfig(
                     scheme=h.scheme,
@@ -252,7 +269,7 @@ class Connection:
             )
         self.transport = Transport(
             nodes,
-            node_class=ProxyAwareNode,
+            node_class=PybeatNode,
             randomize_nodes_in_pool=cfg.loadbalance,
             serializers={"application/json": OrjsonSerializer()},
             max_retries=max(0, len(nodes) - 1),  # fail over once to each other host

@@ -109,6 +109,8 @@ class Harness:
                     time.sleep(ahead)
             if i % 500 == 0:
                 self.pipeline.tick()
+        time.sleep(0.25)  # past flush_timeout: hand the last partial batch to the queue now
+        self.pipeline.tick()
 
     def close(self, timeout: float = 120.0) -> bool:
         return self.pipeline.close(timeout)
