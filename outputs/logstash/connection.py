@@ -240,6 +240,12 @@ class Connection:
         sock, self.sock = self.sock, None
         if sock is not None:
             try:
+                # shutdown first: it wakes a worker blocked in recv() on this socket (agent
+                # shutdown), which close() alone does not do on Linux.
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            try:
                 sock.close()
             except OSError:
                 pass

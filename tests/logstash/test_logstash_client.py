@@ -541,3 +541,21 @@ def test_connection_closed_while_idle_is_a_reconnect_not_a_failed_send(receivers
     assert s.calls == [(3, 0, 0), (3, 0, 0)]
     assert c.shared.counters["connections.closed_by_server"] == 1
     assert c.shared.counters["batches.failed"] == 0
+
+
+def test_close_wakes_a_worker_waiting_for_acks(receivers: Any) -> None:
+    """Agent shutdown: ``close()`` from another thread ends a publish blocked on a slow ACK at
+    once (the batch goes back for retry), instead of after ``timeout``."""
+    import time
+
+    r = receivers(ack_delay=5.0, keepalive=0)
+    s = Settled()
+    c = _client({"hosts": [r.address], "timeout": "30s"})
+    t = threading.Thread(target=c.publish, args=(s.batch(_events(2)),))
+    t.start()
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    c.close()
+    t.join(10)
+    assert not t.is_alive() and time.monotonic() - t0 < 2
+    assert s.calls == [(0, 2, 0)]

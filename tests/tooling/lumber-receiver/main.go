@@ -107,15 +107,17 @@ func main() {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	done := make(chan struct{})
+	quit := make(chan struct{})
 	go func() {
 		defer close(done)
 		for batch := range srv.ReceiveChan() {
-			handle(batch, w, *ackDelay)
+			handle(batch, w, *ackDelay, quit)
 			atomic.AddInt64(&batches, 1)
 			atomic.AddInt64(&events, int64(len(batch.Events)))
 		}
 	}()
 	<-sig
+	close(quit)
 	_ = srv.Close()
 	<-done
 	_ = w.Flush()
@@ -126,14 +128,17 @@ func main() {
 // handle writes a batch to the file (flushed, so a test reading the file sees it) before
 // ACKing it: an event is ACKed only once it is stored, so a kill between the two gives a
 // duplicate on resend, never a loss.
-func handle(batch *lj.Batch, w *bufio.Writer, delay time.Duration) {
+func handle(batch *lj.Batch, w *bufio.Writer, delay time.Duration, quit <-chan struct{}) {
 	for _, ev := range batch.Events {
 		_, _ = w.Write(ev.([]byte))
 		_ = w.WriteByte('\n')
 	}
 	_ = w.Flush()
 	if delay > 0 {
-		time.Sleep(delay)
+		select {
+		case <-time.After(delay):
+		case <-quit: // shutting down: do not make the test wait out the delay
+		}
 	}
 	batch.ACK()
 }
