@@ -169,11 +169,37 @@ class LogstashClient:
 
     # -- publishing ------------------------------------------------------------------------------------
     def publish(self, batch: Batch) -> None:
+        payloads, sendable, bad = self._encode(batch.events)
+        if not sendable:
+            batch.settle(dropped=bad)
+            return
+        if not self._ensure_connection():
+            self.shared.add(events__retried=len(sendable))
+            batch.settle(retry=sendable, dropped=bad)
+            self._next_host()
+            self._backoff()
+            return
+        conn = self.conn
+        keepalives = conn.keepalives
+        try:
+            conn.send(payloads, self._window_size, self.config.pipelining, self._window_acked)
+        except SendError as exc:
+            self._send_failed(batch, sendable, bad, exc, conn.keepalives - keepalives)
+            return
+        self._failures = 0
+        self.shared.settled(sendable)
+        self.shared.add(events__acked=len(sendable), batches__acked=1,
+                        acks__keepalive=conn.keepalives - keepalives)
+        self._count_host(conn.where, len(sendable))
+        batch.settle(acked=len(sendable), dropped=bad)
+
+    def _encode(self, events: list[Event]) -> tuple[list[bytes], list[Event], int]:
+        """JSON per event; an event the codec refuses is dropped alone (counted), as Beats does."""
         payloads: list[bytes] = []
         sendable: list[Event] = []
         bad = 0
         encode = self.codec.encode
-        for ev in batch.events:
+        for ev in events:
             try:
                 payloads.append(encode(ev))
             except (TypeError, ValueError) as exc:
@@ -183,10 +209,11 @@ class LogstashClient:
             sendable.append(ev)
         if bad:
             self.shared.add(events__dropped_encoding=bad)
-        if not sendable:
-            batch.settle(dropped=bad)
-            return
+        return payloads, sendable, bad
 
+    def _ensure_connection(self) -> bool:
+        """Reconnect when the TTL is up or the server closed the idle connection; False if no
+        connection could be made (logged and counted)."""
         conn = self.conn
         ttl = self.config.ttl
         if ttl > 0 and conn.connected and conn.age() >= ttl:
@@ -197,48 +224,38 @@ class LogstashClient:
         if conn.stale():
             conn.close()
             self.shared.add(connections__closed_by_server=1)
-        if not conn.connected:
-            try:
-                conn.connect()
-            except ConnectError as exc:
-                self.shared.add(connections__failed=1, events__retried=len(sendable))
-                self._log("error", "logstash connect failed", error=str(exc), retry_in="backoff")
-                batch.settle(retry=sendable, dropped=bad)
-                self._next_host()
-                self._backoff()
-                return
-            self.shared.add(connections__opened=1)
-            self._log("info", "connected to logstash", tls=self.tls is not None)
-
-        keepalives = conn.keepalives
+        if conn.connected:
+            return True
         try:
-            conn.send(payloads, self._window_size, self.config.pipelining, self._window_acked)
-        except SendError as exc:
-            conn.close()
-            self._shrink()
-            acked = exc.acked
-            if exc.refused:  # TLS 1.3 refusal seen on the first read: a connection failure
-                retry, over = sendable, 0
-            else:
-                retry, over = self.shared.failed_send(sendable[acked:], self.config.max_retries)
-            self.shared.settled(sendable[:acked])
-            self.shared.add(
-                events__acked=acked, events__retried=len(retry), events__dropped_max_retries=over,
-                batches__failed=1, connections__broken=1, acks__keepalive=conn.keepalives - keepalives,
-            )
-            self._count_host(conn.where, acked)
-            self._log("error", "logstash send failed", error=str(exc), acked=acked,
-                      retried=len(retry), dropped=over)
-            batch.settle(acked=acked, retry=retry, dropped=bad + over)
-            self._next_host()
-            self._backoff()
-            return
-        self._failures = 0
-        self.shared.settled(sendable)
-        self.shared.add(events__acked=len(sendable), batches__acked=1,
-                        acks__keepalive=conn.keepalives - keepalives)
-        self._count_host(conn.where, len(sendable))
-        batch.settle(acked=len(sendable), dropped=bad)
+            conn.connect()
+        except ConnectError as exc:
+            self.shared.add(connections__failed=1)
+            self._log("error", "logstash connect failed", error=str(exc), retry_in="backoff")
+            return False
+        self.shared.add(connections__opened=1)
+        self._log("info", "connected to logstash", tls=self.tls is not None)
+        return True
+
+    def _send_failed(self, batch: Batch, sendable: list[Event], bad: int, exc: SendError, keepalives: int) -> None:
+        """Settle the ACKed prefix, retry the rest (dropping what ran out of retries), back off."""
+        conn = self.conn
+        conn.close()
+        self._shrink()
+        acked = exc.acked
+        if exc.refused:  # TLS 1.3 refusal seen on the first read: a connection failure
+            retry, over = sendable, 0
+        else:
+            retry, over = self.shared.failed_send(sendable[acked:], self.config.max_retries)
+        self.shared.settled(sendable[:acked])
+        self.shared.add(
+            events__acked=acked, events__retried=len(retry), events__dropped_max_retries=over,
+            batches__failed=1, connections__broken=1, acks__keepalive=keepalives,
+        )
+        self._count_host(conn.where, acked)
+        self._log("error", "logstash send failed", error=str(exc), acked=acked, retried=len(retry), dropped=over)
+        batch.settle(acked=acked, retry=retry, dropped=bad + over)
+        self._next_host()
+        self._backoff()
 
     def _count_host(self, where: str, n: int) -> None:
         if n:
