@@ -153,3 +153,24 @@ def test_random_bytes_never_crash_the_parsers(data: bytes) -> None:
             parser.feed(data)
         except ProtocolError:
             pass
+
+
+def test_frames_match_go_lumber_client_byte_for_byte() -> None:
+    """Our uncompressed window is byte-identical to what go-lumber's v2 client (Beats' own
+    sender) writes for the same event JSON, including multi-byte UTF-8 and a large event."""
+    import subprocess
+
+    from tests.conftest import need
+    from lumber_receiver import binary
+
+    exe = binary()
+    need(exe is not None, "the lumber-receiver test program (tests/tooling/lumber-receiver/setup.sh, needs Go)")
+    payloads = [
+        b'{"@timestamp":"2026-11-27T06:00:00.000Z","dns":{"question":{"name":"www.example.test"}}}',
+        '{"q":"b\u00fccher.example","emoji":"\U0001f600"}'.encode(),
+        b'{"big":"' + b"x" * 70000 + b'"}',
+        b"{}",
+    ]
+    go = subprocess.run([str(exe), "-encode"], input=b"\n".join(payloads) + b"\n", capture_output=True,
+                        timeout=30, check=True).stdout
+    assert encode_batch(payloads, 0) == go

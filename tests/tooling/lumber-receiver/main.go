@@ -11,11 +11,13 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/signal"
@@ -23,6 +25,7 @@ import (
 	"syscall"
 	"time"
 
+	client "github.com/elastic/go-lumber/client/v2"
 	"github.com/elastic/go-lumber/lj"
 	v2 "github.com/elastic/go-lumber/server/v2"
 )
@@ -36,7 +39,16 @@ func main() {
 	certFile := flag.String("tls-cert", "", "server certificate (PEM); enables TLS")
 	keyFile := flag.String("tls-key", "", "server key (PEM)")
 	clientCA := flag.String("tls-client-ca", "", "require client certificates signed by this CA (PEM)")
+	encode := flag.Bool("encode", false, "instead of serving: read JSON lines on stdin and write the bytes "+
+		"go-lumber's v2 client sends for them as one window (uncompressed) to stdout")
 	flag.Parse()
+	if *encode {
+		if err := encodeWindow(os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "encode:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *out == "" {
 		fmt.Fprintln(os.Stderr, "-out is required")
 		os.Exit(2)
@@ -141,4 +153,35 @@ func handle(batch *lj.Batch, w *bufio.Writer, delay time.Duration, quit <-chan s
 		}
 	}
 	batch.ACK()
+}
+
+// writeConn is the smallest net.Conn go-lumber's client can send into: writes go to w.
+type writeConn struct {
+	net.Conn
+	w io.Writer
+}
+
+func (c writeConn) Write(b []byte) (int, error)        { return c.w.Write(b) }
+func (c writeConn) SetWriteDeadline(t time.Time) error { return nil }
+
+// encodeWindow lets the tests compare pybeat's frames byte for byte with go-lumber's client
+// (the code Beats' Logstash output runs): each stdin line is one event's JSON, sent as is.
+func encodeWindow(in io.Reader, out io.Writer) error {
+	data, err := io.ReadAll(in)
+	if err != nil {
+		return err
+	}
+	var events []interface{}
+	for _, line := range bytes.Split(data, []byte("\n")) {
+		if len(line) > 0 {
+			events = append(events, line)
+		}
+	}
+	c, err := client.NewWithConn(writeConn{w: out},
+		client.CompressionLevel(0),
+		client.JSONEncoder(func(v interface{}) ([]byte, error) { return v.([]byte), nil }))
+	if err != nil {
+		return err
+	}
+	return c.Send(events)
 }
