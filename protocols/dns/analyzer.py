@@ -9,6 +9,7 @@ Sans-IO: time only comes from packet timestamps (``now_ns``).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
 from pybeat.api import Analyzer, Event, Packet, ProtocolContext, TcpConnection
@@ -75,7 +76,9 @@ class DnsAnalyzer(Analyzer):
         self.mdns = config.mdns
         self.domains = DomainParts(config.domain_cache_size)
         self.cache = MessageCache(config.message_cache_size)
-        self.pending: dict[tuple, _Txn] = {}
+        # Insertion-ordered (queries arrive in packet-time order), and an OrderedDict so that
+        # taking the oldest entry stays O(1) however many were removed before it.
+        self.pending: OrderedDict[tuple, _Txn] = OrderedDict()
         self.transfers: dict[int, tuple[_TcpState, _Txn]] = {}
         self.counters = {
             "messages": 0, "transactions": 0, "unmatched_requests": 0, "unmatched_responses": 0,
@@ -250,8 +253,7 @@ class DnsAnalyzer(Analyzer):
         if transport == "udp" and msg.opt is not None and msg.length > MAX_UDP_NON_EDNS:
             txn.notes.append(notes_.UDP_TOO_LARGE)
         if len(pending) >= self.max_pending:
-            oldest = next(iter(pending))
-            victim = pending.pop(oldest)
+            _oldest, victim = pending.popitem(last=False)
             self.counters["evicted"] += 1
             victim.notes.append(notes_.EVICTED)
             self._expire_one(victim)
@@ -336,7 +338,7 @@ class DnsAnalyzer(Analyzer):
         for st, _txn in list(self.transfers.values()):
             self._finish_transfer(st)
         pending = self.pending
-        self.pending = {}
+        self.pending = OrderedDict()
         for txn in pending.values():
             self._expire_one(txn)
 

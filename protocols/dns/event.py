@@ -162,11 +162,9 @@ def merge_messages(msgs: list[Message]) -> Message:
     m = Message(first.id, first.flags, sum(x.length for x in msgs), first.mdns)
     m.questions = first.questions
     m.opt = first.opt
-    for x in msgs:
-        m.answers.extend(x.answers)
-        m.authorities.extend(x.authorities)
-        m.additionals.extend(x.additionals)
-        m.resolved.extend(x.resolved)
-        if x.error and not m.error:
-            m.error = x.error
+    m.answers = tuple(r for x in msgs for r in x.answers)
+    m.authorities = tuple(r for x in msgs for r in x.authorities)
+    m.additionals = tuple(r for x in msgs for r in x.additionals)
+    m.resolved = tuple(ip for x in msgs for ip in x.resolved)
+    m.error = next((x.error for x in msgs if x.error), None)
     return m

@@ -48,12 +48,14 @@ class Message:
         self.qr = flags >> 15
         self.opcode = (flags >> 11) & 0xF
         self.rcode = flags & 0xF
-        self.questions: list[tuple[str, int, int]] = []
-        self.answers: list[dict[str, Any] | None] = []
-        self.authorities: list[dict[str, Any] | None] = []
-        self.additionals: list[dict[str, Any] | None] = []
+        # Tuples, not lists: a decoded message never changes, and tuples of plain dicts are
+        # invisible to the cyclic GC (thousands of messages live in the cache).
+        self.questions: tuple[tuple[str, int, int], ...] = ()
+        self.answers: tuple[dict[str, Any] | None, ...] = ()
+        self.authorities: tuple[dict[str, Any] | None, ...] = ()
+        self.additionals: tuple[dict[str, Any] | None, ...] = ()
         self.opt: dict[str, Any] | None = None
-        self.resolved: list[str] = []
+        self.resolved: tuple[str, ...] = ()
         self.length = length
         self.error: str | None = None
         self.mdns = mdns
@@ -120,8 +122,10 @@ def parse_message(buf: bytes, mdns: bool = False) -> Message | None:
     m.counts = (qd, an, ns, ar)
     off = HEADER_LEN
     nc: dict[int, tuple[str, int]] = {}
+    questions: list[tuple[str, int, int]] = []
+    sections: tuple[list, list, list] = ([], [], [])
+    resolved: list[str] = []
     try:
-        questions = m.questions
         for _ in range(qd):
             if off >= n:
                 break
@@ -131,24 +135,36 @@ def parse_message(buf: bytes, mdns: bool = False) -> Message | None:
             qtype, qclass = _HH(buf, off)
             off += 4
             questions.append((name, qtype, qclass))
-        for section, count, sect_no in ((m.answers, an, 0), (m.authorities, ns, 1), (m.additionals, ar, 2)):
+        for sect_no, count in ((0, an), (1, ns), (2, ar)):
+            section = sections[sect_no]
             for _ in range(count):
                 if off >= n:
                     break
-                off = _read_rr(buf, off, n, m, section, sect_no, nc)
+                off = _read_rr(buf, off, n, m, section, sect_no, nc, resolved)
     except DnsFormError as exc:
         m.error = str(exc)
     except (struct.error, IndexError, ValueError, UnicodeError, OverflowError) as exc:
         m.error = f"{type(exc).__name__}: {exc}"
     except Exception as exc:  # a decoder bug must not stop the agent; tests look for this text
         m.error = f"internal decoder error: {type(exc).__name__}: {exc}"
+    if questions:
+        m.questions = tuple(questions)
+    if sections[0]:
+        m.answers = tuple(sections[0])
+    if sections[1]:
+        m.authorities = tuple(sections[1])
+    if sections[2]:
+        m.additionals = tuple(sections[2])
+    if resolved:
+        m.resolved = tuple(resolved)
     if m.error is None and n == HEADER_LEN and (qd or an or ns or ar):
         m.error = "header announces records but the message has none"
     return m
 
 
 def _read_rr(
-    buf: bytes, off: int, n: int, m: Message, section: list, sect_no: int, nc: dict[int, tuple[str, int]]
+    buf: bytes, off: int, n: int, m: Message, section: list, sect_no: int, nc: dict[int, tuple[str, int]],
+    resolved: list[str],
 ) -> int:
     name, off = read_name(buf, off, nc)
     if off + 10 > n:
@@ -172,7 +188,7 @@ def _read_rr(
         section.append(None)
         return end
     if ip and sect_no == 0:
-        m.resolved.append(ip)
+        resolved.append(ip)
     rec["type"] = TYPES.get(rtype) or str(rtype)
     rec["class"] = CLASSES.get(rclass) or str(rclass)
     if m.mdns:

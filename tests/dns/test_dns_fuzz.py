@@ -95,7 +95,7 @@ def _header(qd: int = 1, an: int = 0) -> bytes:
 def test_pointer_loops_and_forward_pointers_rejected(name_bytes: bytes) -> None:
     """Compression pointers that loop or point forward are errors, not hangs."""
     m = parse_message(_header() + name_bytes + b"\x00\x01\x00\x01")
-    assert m is not None and m.error is not None and m.questions == []
+    assert m is not None and m.error is not None and not m.questions
 
 
 def test_long_backward_pointer_chain_terminates() -> None:
