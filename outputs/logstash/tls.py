@@ -28,6 +28,34 @@ _VERSIONS = {
     "TLSv1.2": ssl.TLSVersion.TLSv1_2,
     "TLSv1.3": ssl.TLSVersion.TLSv1_3,
 }
+# Beats' (Go-style) cipher suite names -> OpenSSL names; OpenSSL names pass through unchanged.
+_CIPHERS = {
+    "ECDHE-ECDSA-AES-128-CBC-SHA": "ECDHE-ECDSA-AES128-SHA",
+    "ECDHE-ECDSA-AES-128-CBC-SHA256": "ECDHE-ECDSA-AES128-SHA256",
+    "ECDHE-ECDSA-AES-128-GCM-SHA256": "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "ECDHE-ECDSA-AES-256-CBC-SHA": "ECDHE-ECDSA-AES256-SHA",
+    "ECDHE-ECDSA-AES-256-GCM-SHA384": "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "ECDHE-ECDSA-CHACHA20-POLY1305": "ECDHE-ECDSA-CHACHA20-POLY1305",
+    "ECDHE-ECDSA-RC4-128-SHA": "ECDHE-ECDSA-RC4-SHA",
+    "ECDHE-RSA-3DES-CBC3-SHA": "ECDHE-RSA-DES-CBC3-SHA",
+    "ECDHE-RSA-AES-128-CBC-SHA": "ECDHE-RSA-AES128-SHA",
+    "ECDHE-RSA-AES-128-CBC-SHA256": "ECDHE-RSA-AES128-SHA256",
+    "ECDHE-RSA-AES-128-GCM-SHA256": "ECDHE-RSA-AES128-GCM-SHA256",
+    "ECDHE-RSA-AES-256-CBC-SHA": "ECDHE-RSA-AES256-SHA",
+    "ECDHE-RSA-AES-256-GCM-SHA384": "ECDHE-RSA-AES256-GCM-SHA384",
+    "ECDHE-RSA-CHACHA20-POLY1205": "ECDHE-RSA-CHACHA20-POLY1305",  # Beats' spelling
+    "ECDHE-RSA-CHACHA20-POLY1305": "ECDHE-RSA-CHACHA20-POLY1305",
+    "ECDHE-RSA-RC4-128-SHA": "ECDHE-RSA-RC4-SHA",
+    "RSA-3DES-CBC3-SHA": "DES-CBC3-SHA",
+    "RSA-AES-128-CBC-SHA": "AES128-SHA",
+    "RSA-AES-128-CBC-SHA256": "AES128-SHA256",
+    "RSA-AES-128-GCM-SHA256": "AES128-GCM-SHA256",
+    "RSA-AES-256-CBC-SHA": "AES256-SHA",
+    "RSA-AES-256-GCM-SHA384": "AES256-GCM-SHA384",
+    "RSA-RC4-128-SHA": "RC4-SHA",
+}
+# TLS 1.3 suites cannot be chosen through Python's ssl; they are accepted and left to OpenSSL.
+_TLS13_CIPHERS = {"TLS-AES-128-GCM-SHA256", "TLS-AES-256-GCM-SHA384", "TLS-CHACHA20-POLY1305-SHA256"}
 # Go / Beats curve names -> OpenSSL names.
 _CURVES = {"P-256": "prime256v1", "P-384": "secp384r1", "P-521": "secp521r1", "X25519": "X25519"}
 
@@ -109,13 +137,14 @@ def build_tls(cfg: SslConfig) -> TlsSettings:
     if cfg.certificate and cfg.key:
         _load_client_cert(ctx, cfg)
 
-    if cfg.cipher_suites:
+    suites = [_CIPHERS.get(c, c) for c in cfg.cipher_suites if c not in _TLS13_CIPHERS]
+    if suites:
         try:
-            ctx.set_ciphers(":".join(cfg.cipher_suites))
+            ctx.set_ciphers(":".join(suites))
         except ssl.SSLError as exc:
             raise TlsError(
-                f"ssl.cipher_suites {cfg.cipher_suites}: none is known to OpenSSL (use OpenSSL names, "
-                f"e.g. ECDHE-RSA-AES128-GCM-SHA256; TLS 1.3 suites are not configurable)"
+                f"ssl.cipher_suites {cfg.cipher_suites}: none is usable (Beats names such as "
+                f"ECDHE-RSA-AES-128-GCM-SHA256 or OpenSSL names are accepted)"
             ) from exc
     if cfg.curve_types:
         # OpenSSL through Python's ssl takes a single ECDH curve: the first one listed wins.

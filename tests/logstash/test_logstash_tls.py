@@ -180,3 +180,18 @@ def test_cli_test_output_shows_tls_steps_and_causes(tmp_path: Path, receivers: A
     good, bad = results["good"], results["bad"]
     assert good.returncode == 0 and "TLS version: TLSv1.3" in good.stdout, good.stdout + good.stderr
     assert bad.returncode == 1 and "unknown CA" in bad.stdout, bad.stdout + bad.stderr
+
+
+def test_beats_cipher_suite_names_and_protocol_versions(receivers: Any, certs: dict[str, Path]) -> None:
+    """``cipher_suites`` in Beats' spelling with ``supported_protocols: [TLSv1.2]`` negotiates that
+    suite; a receiver that only speaks TLS 1.3 to a TLS 1.2-only client is 'no TLS version in common'."""
+    r = _tls_receiver(receivers, certs)
+    ssl = {"certificate_authorities": [str(certs["ca.crt"])], "supported_protocols": ["TLSv1.2"],
+           "cipher_suites": ["ECDHE-RSA-AES-256-GCM-SHA384"]}
+    conn = _connect(r.address, ssl)
+    sock: Any = conn.sock
+    assert sock.version() == "TLSv1.2" and sock.cipher()[0] == "ECDHE-RSA-AES256-GCM-SHA384"
+    conn.close()
+    r13 = _tls_receiver(receivers, certs, tls_min_version="1.3")
+    msg = _error(r13.address, {"certificate_authorities": [str(certs["ca.crt"])], "supported_protocols": ["TLSv1.2"]})
+    assert "no TLS version or cipher suite in common" in msg, msg

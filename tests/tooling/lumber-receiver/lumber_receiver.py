@@ -38,6 +38,7 @@ class Receiver:
         tls_cert: Path | None = None,
         tls_key: Path | None = None,
         tls_client_ca: Path | None = None,
+        tls_min_version: str = "1.2",
     ):
         self.out = Path(out)
         self.host = host
@@ -45,6 +46,7 @@ class Receiver:
         self.ack_delay = ack_delay
         self.keepalive = keepalive
         self.tls = (tls_cert, tls_key, tls_client_ca)
+        self.tls_min_version = tls_min_version
         self.proc: subprocess.Popen[str] | None = None
         self.stderr_log = self.out.with_suffix(".stderr.log")
 
@@ -62,7 +64,7 @@ class Receiver:
         ]
         cert, key, client_ca = self.tls
         if cert is not None:
-            cmd += ["-tls-cert", str(cert), "-tls-key", str(key)]
+            cmd += ["-tls-cert", str(cert), "-tls-key", str(key), "-tls-min-version", self.tls_min_version]
         if client_ca is not None:
             cmd += ["-tls-client-ca", str(client_ca)]
         err = open(self.stderr_log, "a")

@@ -39,6 +39,7 @@ func main() {
 	certFile := flag.String("tls-cert", "", "server certificate (PEM); enables TLS")
 	keyFile := flag.String("tls-key", "", "server key (PEM)")
 	clientCA := flag.String("tls-client-ca", "", "require client certificates signed by this CA (PEM)")
+	minVersion := flag.String("tls-min-version", "1.2", "lowest TLS version accepted: 1.2 or 1.3")
 	encode := flag.Bool("encode", false, "instead of serving: read JSON lines on stdin and write the bytes "+
 		"go-lumber's v2 client sends for them as one window (uncompressed) to stdout")
 	flag.Parse()
@@ -82,7 +83,10 @@ func main() {
 			fmt.Fprintln(os.Stderr, "load certificate:", err)
 			os.Exit(1)
 		}
-		cfg := &tls.Config{Certificates: []tls.Certificate{cert}}
+		cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		if *minVersion == "1.3" {
+			cfg.MinVersion = tls.VersionTLS13
+		}
 		if *clientCA != "" {
 			pem, err := os.ReadFile(*clientCA)
 			if err != nil {
