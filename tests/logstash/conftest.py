@@ -40,8 +40,8 @@ def receivers(tmp_path: Path) -> Iterator[Any]:
 
 @pytest.fixture(scope="session")
 def certs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """A test CA, a server certificate for 127.0.0.1/localhost, one for another name only, a
-    client certificate, and a second CA that signed nothing we use (the "unknown CA" case)."""
+    """A test CA, a server certificate for 127.0.0.1/localhost, one for another name only, an
+    expired one, a client certificate, and a second CA that signed nothing we use."""
     openssl = need_tool("openssl")
     d = tmp_path_factory.mktemp("certs")
 
@@ -54,9 +54,10 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     (d / "server.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
     (d / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
     (d / "wrong-name.ext").write_text("subjectAltName=DNS:logstash.example\n")
-    for name, ext in (("server", "server.ext"), ("client", "client.ext"), ("wrong-name", "wrong-name.ext")):
+    for name, ext, days in (("server", "server.ext", "2"), ("client", "client.ext", "2"),
+                            ("wrong-name", "wrong-name.ext", "2"), ("expired", "server.ext", "-1")):
         run("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}", "-keyout", f"{name}.key",
             "-out", f"{name}.csr")
         run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-            "-days", "2", "-extfile", ext, "-out", f"{name}.crt")
+            "-days", days, "-extfile", ext, "-out", f"{name}.crt")
     return {p.name: p for p in d.iterdir()}

@@ -195,3 +195,10 @@ def test_beats_cipher_suite_names_and_protocol_versions(receivers: Any, certs: d
     r13 = _tls_receiver(receivers, certs, tls_min_version="1.3")
     msg = _error(r13.address, {"certificate_authorities": [str(certs["ca.crt"])], "supported_protocols": ["TLSv1.2"]})
     assert "no TLS version or cipher suite in common" in msg, msg
+
+
+def test_expired_certificate_is_named(receivers: Any, certs: dict[str, Path]) -> None:
+    """A server certificate past its end date: 'has expired'."""
+    r = receivers(tls_cert=certs["expired.crt"], tls_key=certs["expired.key"])
+    msg = _error(r.address, {"certificate_authorities": [str(certs["ca.crt"])]})
+    assert "has expired" in msg, msg
