@@ -13,9 +13,13 @@ if [ -z "$GO" ] && [ -x /usr/local/go/bin/go ]; then
 fi
 if [ -z "$GO" ]; then
   echo "lumber-receiver: no Go toolchain found, installing golang-go"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends golang-go >/dev/null
-  GO="$(command -v go)"
+  apt-get update -qq || true
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends golang-go >/dev/null || true
+  GO="$(command -v go || true)"
+fi
+if [ -z "$GO" ]; then
+  echo "lumber-receiver: no Go toolchain; the Logstash output tests will fail" >&2
+  exit 0
 fi
 
 mkdir -p "$here/.build"
