@@ -68,6 +68,7 @@ class Connection:
         self.connected_at = 0.0
         self.keepalives = 0
         self.windows_sent = 0
+        self.bytes_sent = 0  # over the connection object's life (all reconnects)
 
     # -- connecting -------------------------------------------------------------------------
     def connect(self) -> None:
@@ -170,7 +171,9 @@ class Connection:
             while pos < total or in_flight:
                 while pos < total and len(in_flight) < depth:
                     size = max(1, min(window(), total - pos))
-                    sock.sendall(encode_batch(payloads[pos : pos + size], self.compression_level))
+                    frame = encode_batch(payloads[pos : pos + size], self.compression_level)
+                    sock.sendall(frame)
+                    self.bytes_sent += len(frame)
                     in_flight.append(WindowAcks(size))
                     pos += size
                     self.windows_sent += 1

@@ -58,6 +58,7 @@ class SharedState:
             "connections.ttl_reconnects": 0,
             "connections.closed_by_server": 0,
             "acks.keepalive": 0,
+            "write.bytes": 0,  # Lumberjack frames as written (after compression, before TLS)
         }
         self.per_host: dict[str, int] = {}
 
@@ -180,15 +181,16 @@ class LogstashClient:
             self._backoff()
             return
         conn = self.conn
-        keepalives = conn.keepalives
+        keepalives, written = conn.keepalives, conn.bytes_sent
         try:
             conn.send(payloads, self._window_size, self.config.pipelining, self._window_acked)
         except SendError as exc:
+            self.shared.add(write__bytes=conn.bytes_sent - written)
             self._send_failed(batch, sendable, bad, exc, conn.keepalives - keepalives)
             return
         self._failures = 0
         self.shared.settled(sendable)
-        self.shared.add(events__acked=len(sendable), batches__acked=1,
+        self.shared.add(events__acked=len(sendable), batches__acked=1, write__bytes=conn.bytes_sent - written,
                         acks__keepalive=conn.keepalives - keepalives)
         self._count_host(conn.where, len(sendable))
         batch.settle(acked=len(sendable), dropped=bad)

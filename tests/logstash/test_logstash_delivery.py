@@ -54,6 +54,11 @@ def test_every_capture_event_arrives_once_intact(tmp_path: Path, receivers: Any,
         assert (missing, dups) == (0, 0)
         m = run.metrics
         assert m["output.logstash.events.acked"] == len(sent)
+        raw = sum(len(x) for x in sent) + 10 * len(sent)  # J frames uncompressed
+        if compression_level:
+            assert m["output.logstash.write.bytes"] < raw / 3, capture
+        else:
+            assert m["output.logstash.write.bytes"] >= raw, capture
         assert m.get("pipeline.output.logstash.events.dropped", 0) == 0
     doc = orjson.loads(r.lines()[0])
     assert doc["@metadata"]["beat"] == "packetbeat"
