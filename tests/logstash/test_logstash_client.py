@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from pybeat.api import Batch, BeatInfo, Event, OutputContext
@@ -559,3 +561,35 @@ def test_close_wakes_a_worker_waiting_for_acks(receivers: Any) -> None:
     t.join(10)
     assert not t.is_alive() and time.monotonic() - t0 < 2
     assert s.calls == [(0, 2, 0)]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    count=st.integers(1, 30),
+    data=st.data(),
+)
+def test_any_ack_pattern_settles_exactly_the_acked_prefix(peer: Any, count: int, data: st.DataObject) -> None:
+    """Whatever mix of keep-alives, partial and repeated ACKs the server sends, in whatever
+    pieces, and whether or not it then closes early, the batch settles the highest ACKed
+    sequence as acked and hands the rest back."""
+    steps = data.draw(st.lists(st.integers(0, count), max_size=8), label="acks")
+    finish = data.draw(st.booleans(), label="ack all at the end")
+    chunk = data.draw(st.integers(1, 7), label="bytes per write")
+    acks = steps + ([count] if finish else [])
+    expected = max([0, *acks])
+
+    def script(conn: socket.socket, dec: FrameDecoder) -> None:
+        _read_windows(conn, dec, 1)
+        stream = b"".join(encode_ack(a) for a in acks)
+        for i in range(0, len(stream), chunk):
+            conn.sendall(stream[i : i + chunk])
+        if expected == count:
+            conn.recv(1)  # wait for the client to finish; otherwise close early
+
+    p = peer(script)
+    s = Settled()
+    c = _client({"hosts": [p.address], "bulk_max_size": 0, "compression_level": 0})
+    c.publish(s.batch(_events(count)))
+    c.close()
+    p.close()
+    assert s.calls == [(expected, count - expected, 0)]
