@@ -86,6 +86,12 @@ class DnsAnalyzer(Analyzer):
             "mdns_messages": 0, "tcp_errors": 0,
         }
 
+    # -- sharding -----------------------------------------------------------------------------
+    def shard_key(self, payload: bytes) -> int:
+        """The DNS ID: with the flow, it keeps a query and its response in one process (mDNS
+        legacy replies come from another address and may land elsewhere: see docs/dns.md)."""
+        return (payload[0] << 8) | payload[1] if len(payload) >= 2 else 0
+
     # -- UDP ----------------------------------------------------------------------------------
     def on_udp(self, pkt: Packet, payload: bytes) -> None:
         mdns = self.mdns and (pkt.src_port == MDNS_PORT or pkt.dst_port == MDNS_PORT)

@@ -24,6 +24,37 @@ def question_string(name: str, qtype: int, qclass: int, mdns: bool = False) -> s
     return f"class {CLASSES.get(qclass) or qclass}, type {TYPES.get(qtype) or qtype}, {name}"
 
 
+_FLAG_BITS = (
+    ("AA", "authoritative", 0x0400), ("TC", "truncated_response", 0x0200),
+    ("RD", "recursion_desired", 0x0100), ("RA", "recursion_available", 0x0080),
+    ("AD", "authentic_data", 0x0020), ("CD", "checking_disabled", 0x0010),
+)
+# Everything derived from the 16-bit flags word alone, computed once per value seen (at most
+# 65,536 entries): flags dict, header_flags, op_code, response_code, the string's head.
+_HEAD: dict[int, tuple[dict[str, bool], tuple[str, ...], str, str, str]] = {}
+
+
+def _head(flags: int) -> tuple[dict[str, bool], tuple[str, ...], str, str, str]:
+    h = _HEAD.get(flags)
+    if h is None:
+        fd = {long: bool(flags & bit) for _s, long, bit in _FLAG_BITS}
+        hf = tuple(short for short, _l, bit in _FLAG_BITS if flags & bit)
+        op = opcode_name((flags >> 11) & 0xF)
+        rc = rcode_name(flags & 0xF)
+        fl = " ".join(s.lower() for s in hf)
+        text = f"QR {'response' if flags >> 15 else 'query'}; OPCODE {op}; FLAGS {fl}; RCODE {rc}"
+        h = _HEAD[flags] = (fd, hf, op, rc, text)
+    return h
+
+
+# How each key of a rendered dns.* object is copied for a new event: 0 dict, 1 list of
+# dicts, 2 list of scalars.
+_COPY_KINDS = (
+    ("flags", 0), ("question", 0), ("opt", 0), ("answers", 1), ("authorities", 1),
+    ("additionals", 1), ("header_flags", 2), ("resolved_ip", 2),
+)
+
+
 def dns_fields(msg: Message, domains: DomainParts, authorities: bool, additionals: bool) -> dict[str, Any]:
     """``dns.*`` for one message (the response when there is one). ``resolved_ip`` included.
 
@@ -34,54 +65,27 @@ def dns_fields(msg: Message, domains: DomainParts, authorities: bool, additional
     base = memo[0]
     if base is None:
         base = memo[0] = _render(msg, domains, authorities, additionals)
+        memo[2] = tuple(kk for kk in _COPY_KINDS if kk[0] in base)
     d = base.copy()
     d["id"] = msg.id
-    d["flags"] = base["flags"].copy()
-    q = base.get("question")
-    if q is not None:
-        d["question"] = q.copy()
-    for key in _RECORD_KEYS:
-        recs = base.get(key)
-        if recs is not None:
-            d[key] = [r.copy() for r in recs]
-    for key in _LIST_KEYS:
-        lst = base.get(key)
-        if lst is not None:
-            d[key] = list(lst)
-    opt = base.get("opt")
-    if opt is not None:
-        d["opt"] = opt.copy()
+    for key, kind in memo[2]:
+        v = base[key]
+        if kind == 0:
+            d[key] = v.copy()
+        elif kind == 1:
+            d[key] = [r.copy() for r in v]
+        else:
+            d[key] = list(v)
     return d
 
 
-_RECORD_KEYS = ("answers", "authorities", "additionals")
-_LIST_KEYS = ("header_flags", "resolved_ip")
-
-
 def _render(msg: Message, domains: DomainParts, authorities: bool, additionals: bool) -> dict[str, Any]:
-    flags = msg.flags
-    aa, tc, rd, ra, ad, cd = (
-        bool(flags & 0x0400), bool(flags & 0x0200), bool(flags & 0x0100),
-        bool(flags & 0x0080), bool(flags & 0x0020), bool(flags & 0x0010),
-    )
-    d: dict[str, Any] = {
-        "id": msg.id,
-        "op_code": opcode_name(msg.opcode),
-        "flags": {
-            "authoritative": aa,
-            "truncated_response": tc,
-            "recursion_desired": rd,
-            "recursion_available": ra,
-            "authentic_data": ad,
-            "checking_disabled": cd,
-        },
-        "response_code": rcode_name(msg.rcode),
-    }
+    fd, hf, op, rc, _text = _head(msg.flags)
+    d: dict[str, Any] = {"id": msg.id, "op_code": op, "flags": fd, "response_code": rc}
     opt = msg.opt
-    hf = [n for n, on in (("AA", aa), ("TC", tc), ("RD", rd), ("RA", ra), ("AD", ad), ("CD", cd)) if on]
     if opt is not None and opt["do"]:
-        hf.append("DO")
-    if hf:
+        d["header_flags"] = (*hf, "DO")
+    elif hf:
         d["header_flags"] = hf
     if msg.questions:
         name, qtype, qclass = msg.questions[0]
@@ -92,9 +96,10 @@ def _render(msg: Message, domains: DomainParts, authorities: bool, additionals: 
         else:
             q["class"] = CLASSES.get(qclass) or str(qclass)
         domains.add_to(q, name)
-        uni = unicode_name(name) if "xn--" in name or "XN--" in name.upper() else None
-        if uni is not None:
-            q["name_unicode"] = uni
+        if "n--" in name or "N--" in name:
+            uni = unicode_name(name)
+            if uni is not None:
+                q["name_unicode"] = uni
         d["question"] = q
     if opt is not None:
         d["opt"] = opt
@@ -120,13 +125,28 @@ def _render(msg: Message, domains: DomainParts, authorities: bool, additionals: 
     return d
 
 
+# Sorted string-valued keys of a record, by (type, number of keys): the value types of a
+# record type's keys never change, so this is computed once per shape.
+_STRING_KEYS: dict[tuple[str, int], tuple[str, ...]] = {}
+
+
 def _rr_string(rec: dict[str, Any] | None) -> str:
     # Packetbeat's rrToString: string-valued keys sorted, then the data; numbers are skipped
     # because its switch only matches Go's int and string (the values are uint16/uint32).
     if rec is None:
         return ""
-    parts = [f"{k} {rec[k]}, " for k in sorted(rec) if k not in _RR_FIXED and isinstance(rec[k], str)]
-    return "".join(parts) + str(rec.get("data", ""))
+    shape = (rec["type"], len(rec))
+    keys = _STRING_KEYS.get(shape)
+    if keys is None:
+        if len(_STRING_KEYS) > 4096:
+            _STRING_KEYS.clear()
+        keys = _STRING_KEYS[shape] = tuple(
+            sorted(k for k in rec if k not in _RR_FIXED and isinstance(rec[k], str))
+        )
+    data = rec.get("data", "")
+    if not keys:
+        return data
+    return "".join([f"{k} {rec[k]}, " for k in keys]) + data
 
 
 def message_string(msg: Message) -> str:
@@ -139,12 +159,7 @@ def message_string(msg: Message) -> str:
 
 
 def _message_text(msg: Message) -> str:
-    flags = msg.flags
-    fl = " ".join(
-        n for n, bit in (("aa", 0x0400), ("tc", 0x0200), ("rd", 0x0100), ("ra", 0x0080), ("ad", 0x0020), ("cd", 0x0010))
-        if flags & bit
-    )
-    out = [f"QR {'response' if msg.qr else 'query'}; OPCODE {opcode_name(msg.opcode)}; FLAGS {fl}; RCODE {rcode_name(msg.rcode)}"]
+    out = [_head(msg.flags)[4]]
     if msg.questions:
         out.append("QUESTION " + "; ".join(question_string(n, t, c, msg.mdns) for n, t, c in msg.questions))
     for title, section in (("ANSWER", msg.answers), ("AUTHORITY", msg.authorities), ("ADDITIONAL", msg.additionals)):

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from pathlib import Path
 
 import pytest
 
-from conftest import PCAPS, need
-from dnstest import check_expected, load_json, replay, truth_rows
+from tests.conftest import PCAPS, need
+from tests.dns.dnstest import check_expected, load_json, replay, truth_rows
 from pybeat.protocols.dns.tables import rcode_name
 
 TRUTH = PCAPS / "truth"
@@ -251,7 +250,3 @@ def test_bulk_capture_pairs_every_transaction() -> None:
     assert len(events) == 50_000
     assert stats["unmatched_requests"] == 0 and stats["unmatched_responses"] == 0
     assert sum(1 for e in events if e.get("dns.response_code") == "REFUSED") > 0
-
-
-def _path(p: Path) -> str:
-    return str(p)

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import PCAPS
-from dnstest import make, tcp_conn, udp
+from tests.conftest import PCAPS
+from tests.dns.dnstest import make, tcp_conn, udp
 from pybeat.capture.pcapfile import PcapFileSource
 from pybeat.protocols.dns.domain import DomainParts
 from pybeat.protocols.dns.event import dns_fields, message_string

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, need
-from dnstest import replay
+from tests.conftest import REPO, need
+from tests.dns.dnstest import replay
 from pybeat.protocols.dns import errors as notes
 
 CLIENT, SERVER = "10.9.0.2", "10.9.0.1"

@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from conftest import PCAPS, need
+from tests.conftest import PCAPS, need
 from pybeat.api import Analyzer, Packet, TcpConnection
 from pybeat.capture.pcapfile import PcapFileSource
 from pybeat.decode import Decoder

@@ -10,7 +10,12 @@ import dns.message
 import dns.rrset
 import orjson
 
-from dnstest import SECOND, make, tcp_conn, udp
+import pytest
+
+from pybeat.capture.pcapfile import PcapFileSource
+from pybeat.decode import Decoder
+from tests.conftest import PCAPS, need
+from tests.dns.dnstest import SECOND, make, tcp_conn, udp
 from pybeat.protocols.dns import errors as notes
 
 
@@ -177,3 +182,24 @@ def test_events_are_independent_copies() -> None:
     events[0].fields["dns"]["question"]["name"] = "changed"
     assert events[1].get("dns.answers")[0]["data"] == "192.0.2.1"
     assert events[1].get("dns.question.name") == "same.example.test"
+
+
+@pytest.mark.parametrize("capture", ["dns_udp_mixed.pcap", "dns_tcp.pcap", "dns_tunnel_iodine.pcap"])
+def test_split_across_processes_by_flow_and_id(capture: str) -> None:
+    """With the decoder split in 3 shards (packetbeat.workers), shard_key (the DNS ID) keeps
+    every query with its response: the shards together publish what one process does."""
+    pcap = PCAPS / capture
+    need(pcap.exists(), f"capture {pcap}")
+    frames = list(PcapFileSource(str(pcap)))
+
+    def run(shard: tuple[int, int] | None) -> list[tuple]:
+        an, events = make()
+        dec = Decoder(udp_ports={53: an}, tcp_ports={53: an}, shard=shard)
+        for ts, link, frame in frames:
+            dec.decode(ts, link, frame)
+        dec.flush()
+        return [(e.get("client.port"), e.get("dns.id"), e.get("status"), str(e.get("error.message"))) for e in events]
+
+    whole = sorted(run(None))
+    split = sorted(x for i in range(3) for x in run((i, 3)))
+    assert split == whole

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import VECTORS, need
-from dnstest import SECOND, check_expected, load_json, make, tcp_conn, udp
+from tests.conftest import VECTORS, need
+from tests.dns.dnstest import SECOND, check_expected, load_json, make, tcp_conn, udp
 from pybeat.protocols.dns import errors as notes
 from pybeat.protocols.dns.domain import DomainParts
 from pybeat.protocols.dns.event import dns_fields
