@@ -60,9 +60,9 @@ def test_captures_searchable_with_ecs_mappings(search_node: "esnode.NodeProcess"
     for cap in CAPTURES:
         run = _pybeat("run", "-c", str(cfg), "-I", str(PCAPS / cap), "-t", "--strict.perms", "false", "-e")
         assert run.returncode == 0, run.stdout + run.stderr
-        m = re.search(r"^\s*events\s+(\d+)", run.stdout, re.M)
+        m = re.search(r"^\s*events\s+([\d,]+)", run.stdout, re.M)
         assert m, run.stdout
-        produced += int(m.group(1))
+        produced += int(m.group(1).replace(",", ""))
         assert re.search(r"elasticsearch: acked \d+, dropped 0", run.stdout), run.stdout
     assert produced > 300
     assert count(url, f"{name}-*") == produced
