@@ -83,7 +83,7 @@ class DnsAnalyzer(Analyzer):
         self.counters = {
             "messages": 0, "transactions": 0, "unmatched_requests": 0, "unmatched_responses": 0,
             "duplicate_queries": 0, "evicted": 0, "malformed": 0, "undecodable": 0,
-            "mdns_messages": 0, "tcp_errors": 0,
+            "mdns_messages": 0, "tcp_errors": 0, "internal_errors": 0,
         }
 
     # -- sharding -----------------------------------------------------------------------------
@@ -93,7 +93,46 @@ class DnsAnalyzer(Analyzer):
         return (payload[0] << 8) | payload[1] if len(payload) >= 2 else 0
 
     # -- UDP ----------------------------------------------------------------------------------
+    # The public entry points never raise: a bug here must cost one message, not the agent.
+    # (try is free in CPython 3.11 until something is raised.)
     def on_udp(self, pkt: Packet, payload: bytes) -> None:
+        try:
+            self._on_udp(pkt, payload)
+        except Exception:
+            self.counters["internal_errors"] += 1
+
+    def on_tcp_data(self, conn: TcpConnection, from_client: bool, data: bytes, ts_ns: int) -> None:
+        try:
+            self._on_tcp_data(conn, from_client, data, ts_ns)
+        except Exception:
+            self.counters["internal_errors"] += 1
+            conn.state = None
+
+    def on_tcp_gap(self, conn: TcpConnection, from_client: bool, nbytes: int, ts_ns: int) -> None:
+        try:
+            self._on_tcp_gap(conn, from_client, nbytes, ts_ns)
+        except Exception:
+            self.counters["internal_errors"] += 1
+
+    def on_tcp_close(self, conn: TcpConnection, from_client: bool, ts_ns: int) -> None:
+        try:
+            self._on_tcp_close(conn, from_client, ts_ns)
+        except Exception:
+            self.counters["internal_errors"] += 1
+
+    def expire(self, now_ns: int) -> None:
+        try:
+            self._expire(now_ns)
+        except Exception:
+            self.counters["internal_errors"] += 1
+
+    def flush(self, now_ns: int) -> None:
+        try:
+            self._flush(now_ns)
+        except Exception:
+            self.counters["internal_errors"] += 1
+
+    def _on_udp(self, pkt: Packet, payload: bytes) -> None:
         mdns = self.mdns and (pkt.src_port == MDNS_PORT or pkt.dst_port == MDNS_PORT)
         msg = self.cache.parse(payload, mdns)
         c = self.counters
@@ -106,7 +145,7 @@ class DnsAnalyzer(Analyzer):
         self._message(msg, pkt.ts_ns, pkt.src_ip, pkt.src_port, pkt.dst_ip, pkt.dst_port, "udp", None)
 
     # -- TCP ----------------------------------------------------------------------------------
-    def on_tcp_data(self, conn: TcpConnection, from_client: bool, data: bytes, ts_ns: int) -> None:
+    def _on_tcp_data(self, conn: TcpConnection, from_client: bool, data: bytes, ts_ns: int) -> None:
         st = conn.state
         if st is None:
             st = conn.state = _TcpState()
@@ -138,7 +177,7 @@ class DnsAnalyzer(Analyzer):
         if pos:
             del buf[:pos]
 
-    def on_tcp_gap(self, conn: TcpConnection, from_client: bool, nbytes: int, ts_ns: int) -> None:
+    def _on_tcp_gap(self, conn: TcpConnection, from_client: bool, nbytes: int, ts_ns: int) -> None:
         st = conn.state
         if st is None:
             return
@@ -155,7 +194,7 @@ class DnsAnalyzer(Analyzer):
         buf.clear()
         self._tcp_error(st, d, notes_.INCOMPLETE)
 
-    def on_tcp_close(self, conn: TcpConnection, from_client: bool, ts_ns: int) -> None:
+    def _on_tcp_close(self, conn: TcpConnection, from_client: bool, ts_ns: int) -> None:
         st = conn.state
         if st is None:
             return
@@ -325,7 +364,7 @@ class DnsAnalyzer(Analyzer):
         self.counters["unmatched_requests"] += 1
         self._publish(txn)
 
-    def expire(self, now_ns: int) -> None:
+    def _expire(self, now_ns: int) -> None:
         pending = self.pending
         limit = now_ns - self.timeout_ns
         while pending:
@@ -340,7 +379,7 @@ class DnsAnalyzer(Analyzer):
                 if txn.resp_ts <= limit:
                     self._finish_transfer(st)
 
-    def flush(self, now_ns: int) -> None:
+    def _flush(self, now_ns: int) -> None:
         for st, _txn in list(self.transfers.values()):
             self._finish_transfer(st)
         pending = self.pending

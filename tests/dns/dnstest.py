@@ -42,6 +42,7 @@ def replay(path: Path | str, ports: Iterable[int] = (53,), **cfg: Any) -> tuple[
     for ts, link, frame in PcapFileSource(str(path)):
         dec.decode(ts, link, frame)
     dec.flush()
+    assert an.stats()["internal_errors"] == 0, "the DNS analyzer hit a bug (internal_errors)"
     return events, an
 
 

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import PCAPS
-from tests.dns.dnstest import make, tcp_conn, udp
+from tests.dns.dnstest import SECOND, make, tcp_conn, udp
 from pybeat.capture.pcapfile import PcapFileSource
 from pybeat.protocols.dns.domain import DomainParts
 from pybeat.protocols.dns.event import dns_fields, message_string
@@ -142,7 +142,7 @@ def test_pending_cap_holds_under_a_query_flood(payloads: list[bytes]) -> None:
         sent += 1
         assert len(an.pending) <= 5
     an.flush(10**12)
-    assert an.stats()["pending"] == 0
+    assert an.stats()["pending"] == 0 and an.stats()["internal_errors"] == 0
     assert len(events) == sent  # every query published exactly once: duplicate, evicted or flushed
 
 
@@ -168,6 +168,7 @@ def test_tcp_streams_with_lying_length_prefixes(ops: list[tuple[str, bool, bytes
         if conn.state is not None:
             assert all(len(b) <= 65_537 + 300 for b in conn.state.bufs)
     an.flush(10**12)
+    assert an.stats()["internal_errors"] == 0
     for ev in events:
         orjson.dumps(ev.fields)
 
@@ -183,3 +184,23 @@ def test_tcp_real_message_in_random_pieces(msg: bytes, step: int) -> None:
         an.on_tcp_data(conn, bool(msg[2] & 0x80) is False, framed[i : i + step], i)
     an.flush(10**12)
     assert len(events) == 1 or parse_message(msg) is None
+
+
+@FUZZ
+@given(st.lists(st.tuples(st.binary(max_size=200), st.booleans(), st.sampled_from([53, 5353]), st.integers(0, 3)), max_size=30))
+def test_analyzer_with_random_datagrams(datagrams: list[tuple[bytes, bool, int, int]]) -> None:
+    """Random datagrams in both directions, on port 53 and 5353, to unicast and multicast
+    destinations: the analyzer never hits an internal error and every event is JSON."""
+    an, events = make(ports=[53, 5353], include_authorities=True, include_additionals=True,
+                      send_request=True, send_response=True)
+    peers = ["10.0.0.1", "10.0.0.2", "224.0.0.251", "ff02::fb"]
+    for i, (payload, to_server, port, peer) in enumerate(datagrams):
+        other = peers[peer]
+        if to_server:
+            udp(an, i * SECOND // 4, "10.0.0.9", 40000 + (i % 3), other, port, payload)
+        else:
+            udp(an, i * SECOND // 4, other, port, "10.0.0.9", 40000 + (i % 3), payload)
+    an.flush(10**12)
+    assert an.stats()["internal_errors"] == 0 and an.stats()["pending"] == 0
+    for ev in events:
+        orjson.dumps(ev.fields)
