@@ -48,10 +48,16 @@ class LogstashPlugin:
         return config.worker * (len(config.hosts) if config.loadbalance else 1)
 
     def batch_size(self, config: LogstashConfig) -> int:
-        """``bulk_max_size`` events per window, ``pipelining`` windows in flight per publish
-        call; 0 (take what is queued) when ``bulk_max_size <= 0``."""
+        """Events per publish call. With a single client, ``pipelining`` windows of
+        ``bulk_max_size`` go out back to back in one call (the pipelining Beats gets from
+        asynchronous batches). With several clients (``loadbalance``, ``worker > 1``), the
+        parallel connections are the concurrency and a batch is one window, so that one client
+        cannot take the whole queue while the others wait. 0 (take what is queued) when
+        ``bulk_max_size <= 0``."""
         if config.bulk_max_size <= 0:
             return 0
+        if self.workers(config) > 1:
+            return config.bulk_max_size
         return config.bulk_max_size * max(1, config.pipelining)
 
 

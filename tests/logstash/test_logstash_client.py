@@ -338,7 +338,9 @@ def test_config_defaults_match_packetbeat() -> None:
     assert (c.loadbalance, c.worker, c.bulk_max_size, c.pipelining, c.compression_level) == (False, 1, 2048, 2, 3)
     assert (c.timeout, c.max_retries, c.backoff.init, c.backoff.max, c.ttl, c.slow_start) == (30, 3, 1, 60, 0, False)
     assert not c.tls_enabled and c.index is None and c.escape_html is False
-    assert plugin.batch_size(c) == 4096
+    assert plugin.batch_size(c) == 4096  # one client: two pipelined windows per publish call
+    lb = LogstashConfig.model_validate({"hosts": ["a", "b"], "loadbalance": True})
+    assert plugin.batch_size(lb) == 2048  # several clients: one window each, fair share of the queue
     assert plugin.batch_size(LogstashConfig.model_validate({"hosts": ["x"], "bulk_max_size": 0})) == 0
 
 
