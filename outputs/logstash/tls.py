@@ -71,21 +71,39 @@ class TlsSettings:
         self.context = context
         self.check_hostname = check_hostname
         self.pins = pins
-        self.ca_pins_extra: list[bytes] = []
 
     def check_pins(self, sock: ssl.SSLSocket, where: str) -> None:
-        """``ssl.ca_sha256``: the SHA-256 of the server certificate's public key (or of a
-        configured CA that signed it) must be one of the pins."""
+        """``ssl.ca_sha256``: the SHA-256 of the public key of a certificate in the verified
+        chain (the server's or a CA's) must be one of the pins, as Beats checks it."""
         if not self.pins:
             return
-        der = sock.getpeercert(binary_form=True)
-        found = [_spki_sha256(der)] if der else []
-        if any(p in self.pins for p in found) or any(p in self.pins for p in self.ca_pins_extra):
+        found = [_spki_sha256(der) for der in _verified_chain(sock)]
+        if any(p in self.pins for p in found):
             return
+        server = base64.b64encode(found[0]).decode() if found else "none"
         raise TlsError(
-            f"TLS to {where}: certificate pin mismatch: no certificate's public key matches ssl.ca_sha256 "
-            f"(server key sha256: {base64.b64encode(found[0]).decode() if found else 'none'})"
+            f"TLS to {where}: certificate pin mismatch: no certificate in the server's chain has a public key "
+            f"matching ssl.ca_sha256 (server key sha256: {server})"
         )
+
+
+def _verified_chain(sock: ssl.SSLSocket) -> list[bytes]:
+    """DER of the verified chain, server first. Python 3.13 has ``get_verified_chain``; 3.10-3.12
+    have it on the private ``_sslobj``; else only the server's certificate is known."""
+    for obj in (sock, getattr(sock, "_sslobj", None)):
+        get = getattr(obj, "get_verified_chain", None)
+        if get is not None:
+            try:
+                chain = get()
+            except (ssl.SSLError, ValueError):
+                break
+            out = []
+            for cert in chain or []:
+                out.append(cert if isinstance(cert, bytes) else cert.public_bytes(ssl._ssl.ENCODING_DER))  # type: ignore[attr-defined]
+            if out:
+                return out
+    der = sock.getpeercert(binary_form=True)
+    return [der] if der else []
 
 
 def _spki_sha256(der: bytes) -> bytes:
@@ -170,24 +188,7 @@ def build_tls(cfg: SslConfig) -> TlsSettings:
         if len(raw) != 32:
             raise TlsError(f"ssl.ca_sha256: {pin!r} is not a SHA-256 digest (got {len(raw)} bytes)")
         pins.append(raw)
-    settings = TlsSettings(ctx, check_hostname, pins)
-    if pins:
-        settings.ca_pins_extra = [p for p in _ca_pins(cfg) if p in pins]
-    return settings
-
-
-def _ca_pins(cfg: SslConfig) -> list[bytes]:
-    """SPKI digests of the configured CAs: a pin on the CA that verified the server counts."""
-    out: list[bytes] = []
-    for ca in cfg.certificate_authorities:
-        path, pem = _pem_or_path(ca, "ssl.certificate_authorities")
-        text = pem if pem is not None else open(path or "", encoding="ascii", errors="replace").read()
-        for block in text.split("-----END CERTIFICATE-----"):
-            if "-----BEGIN CERTIFICATE-----" in block:
-                body = block.split("-----BEGIN CERTIFICATE-----", 1)[1]
-                der = base64.b64decode("".join(body.split()))
-                out.append(_spki_sha256(der))
-    return out
+    return TlsSettings(ctx, check_hostname, pins)
 
 
 def _load_client_cert(ctx: ssl.SSLContext, cfg: SslConfig) -> None:
