@@ -178,10 +178,11 @@ def test_dump_to_an_unwritable_place_is_a_capture_error(tmp_path: Path) -> None:
 
 
 def test_ring_geometry_fits_the_buffer_and_the_snaplen() -> None:
-    """1 MiB blocks (room for the largest snaplen) fill buffer_size_mb; never fewer than 2."""
-    assert ring_geometry(30, 65535) == (1 << 20, 30)
-    assert ring_geometry(1, 65535) == (1 << 20, 2)
-    assert ring_geometry(64, 262144) == (1 << 20, 64)
+    """128 KiB blocks fill buffer_size_mb; a bigger snaplen gets the next power of two that holds it."""
+    assert ring_geometry(30, 65535) == (1 << 17, 240)
+    assert ring_geometry(1, 65535) == (1 << 17, 8)
+    assert ring_geometry(1, 1 << 17) == (1 << 18, 4)
+    assert ring_geometry(64, 262144) == (1 << 19, 128)
 
 
 def test_cooked_filter_rewrite_moves_offsets_past_the_sll_header() -> None:
