@@ -82,6 +82,15 @@ class Connection:
             raise
         except OSError as exc:
             raise ConnectError(f"cannot connect to {self.where}: {_os_reason(exc)}") from exc
+        if self.tls is not None and self.tls.fingerprint is not None:
+            try:
+                self.tls.learn_ca(raw, self.host, self.where)
+            except TlsError as exc:
+                raise ConnectError(str(exc)) from exc
+            except (ssl.SSLError, OSError) as exc:
+                raise ConnectError(explain_tls_error(exc, self.where, self.host)) from exc
+            self.connect()  # again, now verifying against the learned CA
+            return
         raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         raw.settimeout(self.timeout)
         sock: socket.socket = raw

@@ -6,8 +6,9 @@ mismatch, expired certificate, server not speaking TLS, client certificate refus
 protocol in common) and the setting that controls it.
 
 Owns: building the context (reads the certificate files, so it runs when the output is
-built, not when the config is validated) and checking ``ssl.ca_sha256`` pins after the
-handshake. Never connects anywhere itself.
+built, not when the config is validated), checking ``ssl.ca_sha256`` pins after the
+handshake, and learning a CA by ``ssl.ca_trusted_fingerprint``. Never dials anywhere itself
+(it handshakes on sockets the connection gives it).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import socket
 import ssl
 import tempfile
 
@@ -65,12 +67,41 @@ class TlsError(Exception):
 
 
 class TlsSettings:
-    """A built context plus the checks Python's ``ssl`` does not do by itself (pins)."""
+    """A built context plus what Python's ``ssl`` does not do by itself: key pins
+    (``ca_sha256``) and learning a CA from the server's chain (``ca_trusted_fingerprint``)."""
 
-    def __init__(self, context: ssl.SSLContext, check_hostname: bool, pins: list[bytes]):
+    def __init__(
+        self, context: ssl.SSLContext, check_hostname: bool, pins: list[bytes], fingerprint: bytes | None = None
+    ):
         self.context = context
         self.check_hostname = check_hostname
         self.pins = pins
+        #: SHA-256 of a CA certificate to trust when the server presents it; cleared once learned
+        self.fingerprint = fingerprint
+        self._probe_context: ssl.SSLContext | None = None
+
+    def learn_ca(self, raw: socket.socket, server_name: str | None, where: str) -> None:
+        """``ssl.ca_trusted_fingerprint`` (as Beats): on a first, unverified handshake, look for a
+        certificate with that SHA-256 in the chain the server presents; if found it becomes a
+        trusted CA and the caller connects again with full verification. ``raw`` is consumed."""
+        assert self.fingerprint is not None
+        if self._probe_context is None:
+            probe = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            probe.check_hostname = False
+            probe.verify_mode = ssl.CERT_NONE
+            probe.minimum_version, probe.maximum_version = self.context.minimum_version, self.context.maximum_version
+            self._probe_context = probe
+        with self._probe_context.wrap_socket(raw, server_hostname=server_name) as tsock:
+            chain = _unverified_chain(tsock)
+        for der in chain:
+            if hashlib.sha256(der).digest() == self.fingerprint:
+                self.context.load_verify_locations(cadata=der)
+                self.fingerprint = None
+                return
+        raise TlsError(
+            f"TLS to {where}: unknown CA: no certificate in the server's chain matches ssl.ca_trusted_fingerprint "
+            f"(the chain has {len(chain)} certificate(s); the server must send its CA certificate too)"
+        )
 
     def check_pins(self, sock: ssl.SSLSocket, where: str) -> None:
         """``ssl.ca_sha256``: the SHA-256 of the public key of a certificate in the verified
@@ -85,6 +116,17 @@ class TlsSettings:
             f"TLS to {where}: certificate pin mismatch: no certificate in the server's chain has a public key "
             f"matching ssl.ca_sha256 (server key sha256: {server})"
         )
+
+
+def _unverified_chain(sock: ssl.SSLSocket) -> list[bytes]:
+    for obj in (sock, getattr(sock, "_sslobj", None)):
+        get = getattr(obj, "get_unverified_chain", None)
+        if get is not None:
+            chain = get() or []
+            return [c if isinstance(c, bytes) else c.public_bytes(ssl._ssl.ENCODING_DER)  # type: ignore[attr-defined]
+                    for c in chain]
+    der = sock.getpeercert(binary_form=True)
+    return [der] if der else []
 
 
 def _verified_chain(sock: ssl.SSLSocket) -> list[bytes]:
@@ -173,11 +215,15 @@ def build_tls(cfg: SslConfig) -> TlsSettings:
             raise TlsError(f"ssl.curve_types: unknown curve {cfg.curve_types[0]!r}") from exc
     if cfg.renegotiation == "never" and hasattr(ssl, "OP_NO_RENEGOTIATION"):
         ctx.options |= ssl.OP_NO_RENEGOTIATION
+    fingerprint = None
     if cfg.ca_trusted_fingerprint:
-        raise TlsError(
-            "ssl.ca_trusted_fingerprint is not supported by pybeat yet: add the CA to "
-            "ssl.certificate_authorities, or pin its key with ssl.ca_sha256"
-        )
+        text = cfg.ca_trusted_fingerprint.replace(":", "").strip()
+        try:
+            fingerprint = bytes.fromhex(text)
+        except ValueError:
+            fingerprint = b""
+        if len(fingerprint) != 32:
+            raise TlsError(f"ssl.ca_trusted_fingerprint: {cfg.ca_trusted_fingerprint!r} is not a hex SHA-256 digest")
 
     pins: list[bytes] = []
     for pin in cfg.ca_sha256:
@@ -188,7 +234,7 @@ def build_tls(cfg: SslConfig) -> TlsSettings:
         if len(raw) != 32:
             raise TlsError(f"ssl.ca_sha256: {pin!r} is not a SHA-256 digest (got {len(raw)} bytes)")
         pins.append(raw)
-    return TlsSettings(ctx, check_hostname, pins)
+    return TlsSettings(ctx, check_hostname, pins, fingerprint)
 
 
 def _load_client_cert(ctx: ssl.SSLContext, cfg: SslConfig) -> None:

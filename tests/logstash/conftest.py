@@ -60,4 +60,6 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             "-out", f"{name}.csr")
         run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
             "-days", days, "-extfile", ext, "-out", f"{name}.crt")
+    # what a server that sends its CA along presents: leaf then CA (ssl.ca_trusted_fingerprint)
+    (d / "server-chain.crt").write_bytes((d / "server.crt").read_bytes() + (d / "ca.crt").read_bytes())
     return {p.name: p for p in d.iterdir()}

@@ -202,3 +202,28 @@ def test_expired_certificate_is_named(receivers: Any, certs: dict[str, Path]) ->
     r = receivers(tls_cert=certs["expired.crt"], tls_key=certs["expired.key"])
     msg = _error(r.address, {"certificate_authorities": [str(certs["ca.crt"])]})
     assert "has expired" in msg, msg
+
+
+def test_ca_trusted_fingerprint_learns_the_ca_from_the_chain(receivers: Any, certs: dict[str, Path]) -> None:
+    """``ssl.ca_trusted_fingerprint`` (hex SHA-256 of the CA certificate, colons allowed): a
+    server that sends its CA along is verified against it; a wrong fingerprint, or a server
+    that does not send the CA, is 'unknown CA'."""
+    import ssl as _ssl
+
+    der = _ssl.PEM_cert_to_DER_cert(certs["ca.crt"].read_text())
+    digest = hashlib.sha256(der).hexdigest().upper()
+    fingerprint = ":".join(digest[i : i + 2] for i in range(0, 64, 2))
+    chained = receivers("chained", tls_cert=certs["server-chain.crt"], tls_key=certs["server.key"])
+    s_cfg = {"ca_trusted_fingerprint": fingerprint}
+    ctx = OutputContext(beat=BeatInfo(), metrics=None, logger=None, name="logstash")
+    client = plugin.create(LogstashConfig.model_validate({"hosts": [chained.address], "ssl": s_cfg}), ctx)
+    settled: list[tuple[int, int]] = []
+    for _ in range(2):  # the second batch reuses the learned CA
+        client.publish(Batch([Event(0, {"n": 1})], lambda b, a, d, rt, dr: settled.append((a, len(rt)))))
+    client.close()
+    assert settled == [(1, 0), (1, 0)]
+    msg = _error(chained.address, {"ca_trusted_fingerprint": "00" * 32})
+    assert "unknown CA" in msg and "ca_trusted_fingerprint" in msg, msg
+    leaf_only = _tls_receiver(receivers, certs)
+    msg = _error(leaf_only.address, s_cfg)
+    assert "unknown CA" in msg, msg
