@@ -166,7 +166,7 @@ def _test_host(cfg: ElasticsearchConfig, conn: Connection, host: Any, out: TextI
     except OSError as exc:
         w(f"    dns lookup... ERROR {exc}\n")
         return False
-    addrs = sorted({i[4][0] for i in infos})
+    addrs = sorted({str(i[4][0]) for i in infos})
     w("    dns lookup... OK\n")
     w(f"    addresses: {', '.join(addrs)}\n")
     proxy = None if cfg.proxy_disable else cfg.proxy_url

@@ -162,7 +162,8 @@ class PybeatNode(Urllib3HttpNode):
             if config.scheme == "https":  # CONNECT tunnel: a pool to the node through the proxy
                 self.pool = manager.connection_from_host(config.host, config.port, "https", pool_kwargs=kw)
             else:  # plain http: absolute-form request lines to the proxy
-                self.pool = _AbsoluteFormPool(manager, f"http://{_url_host(config.host)}:{config.port}")
+                self.pool = _AbsoluteFormPool(  # type: ignore[assignment]
+                    manager, f"http://{_url_host(config.host)}:{config.port}")
         else:
             self.pool = urllib3.HTTPSConnectionPool(config.host, port=config.port, **kw)
         old.close()

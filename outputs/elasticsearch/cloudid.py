@@ -112,7 +112,8 @@ def apply_cloud(config: dict[str, Any]) -> None:
     ``api_key`` already under ``output.elasticsearch`` is kept (Cloud ID with an API key).
     Raises ValueError with Beats' error texts.
     """
-    cloud = config.get("cloud") if isinstance(config.get("cloud"), dict) else {}
+    cloud_value = config.get("cloud")
+    cloud: dict[str, Any] = cloud_value if isinstance(cloud_value, dict) else {}
     cloud_id = str(cloud.get("id") or config.get("cloud.id") or "")
     cloud_auth = str(cloud.get("auth") or config.get("cloud.auth") or "")
     if not cloud_id and not cloud_auth:

@@ -29,6 +29,7 @@ from pybeat.outputs.elasticsearch.bulk import BulkEncoder, ItemOutcome, Outcome,
 from pybeat.outputs.elasticsearch.client import AuthError, ClusterInfo, Connection
 from pybeat.outputs.elasticsearch.config import ElasticsearchConfig
 from pybeat.outputs.elasticsearch.selector import Selector, SelectorError
+from pybeat.outputs.elasticsearch.template import section
 from pybeat.timefmt import format_ts
 
 __all__ = ["ElasticsearchOutput", "Stats", "backoff_delay", "default_index"]
@@ -81,6 +82,7 @@ class _Shared:
         self.ctx = ctx
         self.setup_lock = threading.Lock()
         self.ready = False
+        self.clients = 0  # open ElasticsearchOutput objects; the pool closes with the last
         self.log_lock = threading.Lock()
         # Repeated failure logs are folded: one line per reason per LOG_EVERY seconds, with
         # the number of events it stands for (a 429 storm must not become a log storm).
@@ -118,6 +120,8 @@ class ElasticsearchOutput:
         self._conn_failures = 0
         self._sleep = time.sleep
         self._wake = threading.Event()
+        with shared.setup_lock:
+            shared.clients += 1
 
     # -- logging ------------------------------------------------------------------------
     def _warn(self, msg: str, **kw: Any) -> None:
@@ -171,8 +175,11 @@ class ElasticsearchOutput:
         setup = self.ctx.extra.get("setup")
         if not isinstance(setup, dict):
             setup = {}
-        template = setup.get("template") if isinstance(setup.get("template"), dict) else {}
-        if template.get("enabled", True) and not self.cfg.index:
+        template = section(setup, "template")
+        custom_names = bool(template.get("name") and template.get("pattern"))
+        # Beats loads its template for the default index, or for a custom one when
+        # setup.template.name and .pattern say which indices it is for.
+        if template.get("enabled", True) not in (False, "false") and (not self.cfg.index or custom_names):
             from pybeat.outputs.elasticsearch.admin import ensure_index_management
 
             ensure_index_management(self.conn, setup, self.beat, self.log)
@@ -370,5 +377,13 @@ class ElasticsearchOutput:
         return acked, retry, dropped
 
     def close(self) -> None:
+        if self._closing:
+            return
         self._closing = True
         self._wake.set()
+        sh = self.shared
+        with sh.setup_lock:
+            sh.clients -= 1
+            last = sh.clients == 0
+        if last:
+            self.conn.close()

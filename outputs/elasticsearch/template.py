@@ -61,6 +61,12 @@ class TemplateTarget:
         return self.flavour == "elasticsearch" and self.version >= (7, 14, 0)
 
 
+def section(parent: Any, key: str) -> dict[str, Any]:
+    """``parent[key]`` when it is a mapping, else an empty one (settings may be absent or None)."""
+    value = parent.get(key) if isinstance(parent, dict) else None
+    return value if isinstance(value, dict) else {}
+
+
 @lru_cache(maxsize=4)
 def _load_fields(path: str) -> dict[str, str]:
     with open(path, encoding="utf-8") as fh:
@@ -142,18 +148,17 @@ def build_template(
     setup: dict[str, Any], beat: BeatInfo, target: TemplateTarget, ilm_policy_name: str | None = None
 ) -> tuple[str, dict[str, Any]]:
     """``(name, body)`` of the index template for ``setup.template.*`` and the target."""
-    tcfg = setup.get("template") if isinstance(setup.get("template"), dict) else {}
+    tcfg = section(setup, "template")
     base = f"{beat.beat}-{beat.version}".lower()
     name = str(tcfg.get("name") or base)
     pattern = str(tcfg.get("pattern") or f"{base}*")
-    json_cfg = tcfg.get("json") if isinstance(tcfg.get("json"), dict) else {}
+    json_cfg = section(tcfg, "json")
     if json_cfg.get("enabled") and json_cfg.get("path"):
         with open(str(json_cfg["path"]), encoding="utf-8") as fh:
-            body = json.load(fh)
-        return str(json_cfg.get("name") or name), body
+            loaded: dict[str, Any] = json.load(fh)
+        return str(json_cfg.get("name") or name), loaded
     types = field_types(tcfg.get("fields"), tcfg.get("append_fields"))
-    user_settings = tcfg.get("settings") if isinstance(tcfg.get("settings"), dict) else {}
-    user = _nested_settings(user_settings)
+    user = _nested_settings(section(tcfg, "settings"))
     index_settings: dict[str, Any] = {
         "refresh_interval": "5s",
         "mapping": {"total_fields": {"limit": 10000}},
@@ -162,7 +167,7 @@ def build_template(
     }
     if ilm_policy_name and target.flavour == "elasticsearch":
         index_settings["lifecycle"] = {"name": ilm_policy_name}
-    settings = {"index": index_settings}
+    settings: dict[str, Any] = {"index": index_settings}
     # setup.template.settings.index.* / ._source are the user's; they win.
     for k, v in user.items():
         if k == "_source":
@@ -191,11 +196,12 @@ def build_template(
 
 def ilm_policy(setup: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """Beats' default ILM policy (rollover at 30 days or 50 GB per primary shard), or the file."""
-    icfg = setup.get("ilm") if isinstance(setup.get("ilm"), dict) else {}
+    icfg = section(setup, "ilm")
     name = str(icfg.get("policy_name") or "packetbeat")
     if icfg.get("policy_file"):
         with open(str(icfg["policy_file"]), encoding="utf-8") as fh:
-            return name, json.load(fh)
+            policy: dict[str, Any] = json.load(fh)
+        return name, policy
     return name, {
         "policy": {
             "phases": {
@@ -207,11 +213,12 @@ def ilm_policy(setup: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 
 def ism_policy(setup: dict[str, Any], beat: BeatInfo) -> tuple[str, dict[str, Any]]:
     """An OpenSearch ISM policy for the daily indices: delete them after ``delete_after`` (30d)."""
-    scfg = setup.get("ism") if isinstance(setup.get("ism"), dict) else {}
+    scfg = section(setup, "ism")
     name = str(scfg.get("policy_name") or beat.beat)
     if scfg.get("policy_file"):
         with open(str(scfg["policy_file"]), encoding="utf-8") as fh:
-            return name, json.load(fh)
+            policy: dict[str, Any] = json.load(fh)
+        return name, policy
     after = str(scfg.get("delete_after") or "30d")
     return name, {
         "policy": {

@@ -86,3 +86,35 @@ def test_captures_searchable_with_ecs_mappings(search_node: "esnode.NodeProcess"
     assert count(url, f"{name}-*", {"range": {"@timestamp": {"lt": "2026-01-01"}}}) == 0
     # CIDR queries work on the ip-typed fields.
     assert count(url, f"{name}-*", {"term": {"related.ip": "10.99.0.0/16"}}) > 0
+
+
+@pytest.mark.parametrize("policy", ["drop", "dead_letter_index"])
+def test_non_indexable_events_dropped_or_dead_lettered(search_node: "esnode.NodeProcess", policy: str) -> None:
+    """A document the engine refuses (an ip field holding a non-address) is never retried in a
+    loop: with the default policy it is dropped and counted, with dead_letter_index it is stored
+    there with the original document and the engine's reason."""
+    from conftest_es import Harness, dns_event
+
+    url = search_node.url()
+    index, dlq = f"pbbad-{policy}", f"pbdlq-{policy}"
+    code, body = esnode.http_json(f"{url}/{index}", "PUT", {"mappings": {"properties": {"client": {"properties": {"ip": {"type": "ip"}}}}}})
+    assert code == 200, body
+    es: dict = {"hosts": [url], "index": index}
+    if policy == "dead_letter_index":
+        es["non_indexable_policy"] = {"dead_letter_index": {"index": dlq}}
+    h = Harness(es)
+    events = [dns_event(i, 1_795_000_000_000_000_000, with_id=False) for i in range(10)]
+    events[3].fields["client"] = {"ip": "<nil>"}  # the value Packetbeat once produced (beats#21495)
+    h.feed(events)
+    assert h.close(60)
+    st = h.runner.stats()
+    assert count(url, index) == 9
+    if policy == "drop":
+        assert st["events.dropped"] == 1 and h.stats["dropped_non_indexable"] == 1
+    else:
+        assert st["events.acked"] == 10 and st["events.dropped"] == 0 and h.stats["dead_letter"] == 1
+        esnode.http_json(f"{url}/{dlq}/_refresh", "POST")
+        code, found = esnode.http_json(f"{url}/{dlq}/_search", "POST", {"query": {"match_all": {}}})
+        doc = found["hits"]["hits"][0]["_source"]
+        assert doc["error"]["type"] == 400 and "mapper_parsing_exception" in doc["error"]["message"]
+        assert '"ip":"<nil>"' in doc["message"] and doc["@timestamp"].startswith("2026-11-18")
