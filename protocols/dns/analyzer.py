@@ -33,7 +33,7 @@ class _Txn:
 
     __slots__ = (
         "ts", "src_ip", "src_port", "dst_ip", "dst_port", "transport", "request", "responses",
-        "resp_ts", "notes", "mdns_only",
+        "resp_ts", "notes", "mdns_only", "req_id", "resp_id",
     )
 
     def __init__(self, ts: int, src_ip: str, src_port: int, dst_ip: str, dst_port: int, transport: str):
@@ -43,11 +43,21 @@ class _Txn:
         self.dst_ip = dst_ip
         self.dst_port = dst_port
         self.transport = transport
+        # Messages may be shared with the message cache (another ID): the IDs live here.
         self.request: Message | None = None
-        self.responses: list[Message] = []
+        self.req_id = 0
+        self.responses: list[Message] | None = None  # several only for zone transfers
+        self.resp_id = 0
         self.resp_ts = 0
-        self.notes: list[str] = []
+        self.notes: list[str] | None = None  # most transactions have none: no list then
         self.mdns_only = False
+
+
+def _note(txn: _Txn, text: str) -> None:
+    if txn.notes is None:
+        txn.notes = [text]
+    else:
+        txn.notes.append(text)
 
 
 class _TcpState:
@@ -142,7 +152,8 @@ class DnsAnalyzer(Analyzer):
             return
         if msg.error is not None:
             c["malformed"] += 1
-        self._message(msg, pkt.ts_ns, pkt.src_ip, pkt.src_port, pkt.dst_ip, pkt.dst_port, "udp", None)
+        msg_id = (payload[0] << 8) | payload[1]
+        self._message(msg, msg_id, pkt.ts_ns, pkt.src_ip, pkt.src_port, pkt.dst_ip, pkt.dst_port, "udp", None)
 
     # -- TCP ----------------------------------------------------------------------------------
     def _on_tcp_data(self, conn: TcpConnection, from_client: bool, data: bytes, ts_ns: int) -> None:
@@ -212,13 +223,13 @@ class DnsAnalyzer(Analyzer):
         if d == 1:
             return
         if st.transfer is not None:
-            st.transfer.notes.append(notes_.response(note))
+            _note(st.transfer, notes_.response(note))
             self._finish_transfer(st)
             return
         key = st.last_query
         txn = self.pending.pop(key, None) if key is not None else None
         if txn is not None:
-            txn.notes.append(notes_.response(note))
+            _note(txn, notes_.response(note))
             self._publish(txn)
 
     def _tcp_message(self, conn: TcpConnection, st: _TcpState, d: int, raw: bytes, length: int, ts: int) -> None:
@@ -238,14 +249,14 @@ class DnsAnalyzer(Analyzer):
             src_ip, sport, dst_ip, dport = conn.server_ip, conn.server_port, conn.client_ip, conn.client_port
         tr = st.transfer
         if tr is not None:
-            if msg.qr and tr.request is not None and msg.id == tr.request.id:
+            if msg.qr and tr.request is not None and msg.id == tr.req_id and tr.responses is not None:
                 tr.responses.append(msg)
                 tr.resp_ts = ts
                 if _transfer_complete(tr):
                     self._finish_transfer(st)
                 return
             self._finish_transfer(st)
-        self._message(msg, ts, src_ip, sport, dst_ip, dport, "tcp", st)
+        self._message(msg, msg.id, ts, src_ip, sport, dst_ip, dport, "tcp", st)
 
     def _finish_transfer(self, st: _TcpState) -> None:
         txn = st.transfer
@@ -256,18 +267,18 @@ class DnsAnalyzer(Analyzer):
 
     # -- pairing ------------------------------------------------------------------------------
     def _message(
-        self, msg: Message, ts: int, src_ip: str, sport: int, dst_ip: str, dport: int, transport: str,
-        st: _TcpState | None,
+        self, msg: Message, msg_id: int, ts: int, src_ip: str, sport: int, dst_ip: str, dport: int,
+        transport: str, st: _TcpState | None,
     ) -> None:
         if msg.mdns:
             self.counters["mdns_messages"] += 1
         if msg.qr == 0:
-            self._query(msg, ts, src_ip, sport, dst_ip, dport, transport, st)
+            self._query(msg, msg_id, ts, src_ip, sport, dst_ip, dport, transport, st)
         else:
-            self._response(msg, ts, src_ip, sport, dst_ip, dport, transport, st)
+            self._response(msg, msg_id, ts, src_ip, sport, dst_ip, dport, transport, st)
 
     def _query(
-        self, msg: Message, ts: int, src_ip: str, sport: int, dst_ip: str, dport: int, transport: str,
+        self, msg: Message, msg_id: int, ts: int, src_ip: str, sport: int, dst_ip: str, dport: int, transport: str,
         st: _TcpState | None,
     ) -> None:
         pending = self.pending
@@ -276,44 +287,47 @@ class DnsAnalyzer(Analyzer):
                 # A multicast mDNS query: answers go to the group, not back to this tuple.
                 txn = _Txn(ts, src_ip, sport, dst_ip, dport, transport)
                 txn.request = msg
+                txn.req_id = msg_id
                 txn.mdns_only = True
                 self._note_malformed(txn, msg, False)
                 self._publish(txn)
                 return
             # Legacy unicast query (RFC 6762 §6.7): the reply comes from a responder's own address.
-            key: tuple = ("mdns", transport, src_ip, sport, msg.id)
+            key: tuple = ("mdns", transport, src_ip, sport, msg_id)
         else:
-            key = (transport, src_ip, sport, dst_ip, dport, msg.id)
+            key = (transport, src_ip, sport, dst_ip, dport, msg_id)
         old = pending.pop(key, None)
         if old is not None:
             if ts - old.ts >= self.timeout_ns:
                 self._expire_one(old)
             else:
                 self.counters["duplicate_queries"] += 1
-                old.notes.append(notes_.DUPLICATE_QUERY)
+                _note(old, notes_.DUPLICATE_QUERY)
                 self._publish(old)
         txn = _Txn(ts, src_ip, sport, dst_ip, dport, transport)
         txn.request = msg
-        self._note_malformed(txn, msg, False)
+        txn.req_id = msg_id
+        if msg.error is not None:
+            self._note_malformed(txn, msg, False)
         if transport == "udp" and msg.opt is not None and msg.length > MAX_UDP_NON_EDNS:
-            txn.notes.append(notes_.UDP_TOO_LARGE)
+            _note(txn, notes_.UDP_TOO_LARGE)
         if len(pending) >= self.max_pending:
             _oldest, victim = pending.popitem(last=False)
             self.counters["evicted"] += 1
-            victim.notes.append(notes_.EVICTED)
+            _note(victim, notes_.EVICTED)
             self._expire_one(victim)
         pending[key] = txn
         if st is not None:
             st.last_query = key
 
     def _response(
-        self, msg: Message, ts: int, src_ip: str, sport: int, dst_ip: str, dport: int, transport: str,
+        self, msg: Message, msg_id: int, ts: int, src_ip: str, sport: int, dst_ip: str, dport: int, transport: str,
         st: _TcpState | None,
     ) -> None:
         pending = self.pending
-        txn = pending.pop((transport, dst_ip, dport, src_ip, sport, msg.id), None)
+        txn = pending.pop((transport, dst_ip, dport, src_ip, sport, msg_id), None)
         if txn is None and msg.mdns:
-            txn = pending.pop(("mdns", transport, dst_ip, dport, msg.id), None)
+            txn = pending.pop(("mdns", transport, dst_ip, dport, msg_id), None)
         if txn is not None and ts - txn.ts >= self.timeout_ns:
             self._expire_one(txn)  # expired but not yet swept: invisible, as in Packetbeat
             txn = None
@@ -322,28 +336,31 @@ class DnsAnalyzer(Analyzer):
                 # An mDNS announcement or multicast answer: an event of its own, not an error.
                 txn = _Txn(ts, src_ip, sport, dst_ip, dport, transport)
                 txn.mdns_only = True
-                txn.responses.append(msg)
+                txn.responses = [msg]
+                txn.resp_id = msg_id
                 txn.resp_ts = ts
                 self._note_malformed(txn, msg, True)
                 self._publish(txn)
                 return
             txn = _Txn(ts, dst_ip, dport, src_ip, sport, transport)
-            txn.notes.append(notes_.ORPHANED_RESPONSE)
+            _note(txn, notes_.ORPHANED_RESPONSE)
             self.counters["unmatched_responses"] += 1
-        txn.responses.append(msg)
+        txn.responses = [msg]
+        txn.resp_id = msg_id
         txn.resp_ts = ts
-        self._note_malformed(txn, msg, True)
+        if msg.error is not None:
+            self._note_malformed(txn, msg, True)
         if transport == "udp":
             resp_edns = msg.opt is not None
             if not resp_edns and msg.length > MAX_UDP_NON_EDNS:
-                txn.notes.append(notes_.RESP_UDP_TOO_LARGE)
+                _note(txn, notes_.RESP_UDP_TOO_LARGE)
             req = txn.request
             if req is not None:
                 req_edns = req.opt is not None
                 if req_edns and not resp_edns:
-                    txn.notes.append(notes_.RESP_EDNS_NO_SUPPORT)
+                    _note(txn, notes_.RESP_EDNS_NO_SUPPORT)
                 elif resp_edns and not req_edns:
-                    txn.notes.append(notes_.RESP_EDNS_UNEXPECTED)
+                    _note(txn, notes_.RESP_EDNS_UNEXPECTED)
         elif (
             st is not None and txn.request is not None and txn.request.questions
             and txn.request.questions[0][1] in _ZONE_TRANSFERS and not _transfer_complete(txn)
@@ -356,11 +373,11 @@ class DnsAnalyzer(Analyzer):
     @staticmethod
     def _note_malformed(txn: _Txn, msg: Message, is_response: bool) -> None:
         if msg.error is not None:
-            txn.notes.append(notes_.response(notes_.NON_DNS) if is_response else notes_.NON_DNS)
+            _note(txn, notes_.response(notes_.NON_DNS) if is_response else notes_.NON_DNS)
 
     # -- time ---------------------------------------------------------------------------------
     def _expire_one(self, txn: _Txn) -> None:
-        txn.notes.append(notes_.NO_RESPONSE)
+        _note(txn, notes_.NO_RESPONSE)
         self.counters["unmatched_requests"] += 1
         self._publish(txn)
 
@@ -400,7 +417,8 @@ class DnsAnalyzer(Analyzer):
         resp = merge_messages(txn.responses) if txn.responses else None
         main = resp if resp is not None else req
         assert main is not None
-        dns = dns_fields(main, self.domains, self.include_authorities, self.include_additionals)
+        main_id = txn.resp_id if resp is not None else txn.req_id
+        dns = dns_fields(main, main_id, self.domains, self.include_authorities, self.include_additionals)
         if txn.mdns_only:
             # A lone mDNS message: its sender is the source, and it is not an error.
             fields = self.envelope.build(
@@ -438,9 +456,9 @@ class DnsAnalyzer(Analyzer):
             fields["resource"] = name
         fields["dns"] = dns
         if self.send_request and req is not None:
-            fields["request"] = message_string(req)
+            fields["request"] = message_string(req, txn.req_id)
         if self.send_response and resp is not None:
-            fields["response"] = message_string(resp)
+            fields["response"] = message_string(resp, txn.resp_id)
         notes = txn.notes
         if notes:
             fields["error"] = {"message": notes[0] if len(notes) == 1 else list(notes)}

@@ -55,8 +55,9 @@ _COPY_KINDS = (
 )
 
 
-def dns_fields(msg: Message, domains: DomainParts, authorities: bool, additionals: bool) -> dict[str, Any]:
-    """``dns.*`` for one message (the response when there is one). ``resolved_ip`` included.
+def dns_fields(msg: Message, msg_id: int, domains: DomainParts, authorities: bool, additionals: bool) -> dict[str, Any]:
+    """``dns.*`` for one message (the response when there is one) with ID ``msg_id`` (a cached
+    message may stand for messages with other IDs). ``resolved_ip`` included.
 
     The rendering is memoised on the message (shared with its cached copies) and every call
     returns fresh dicts and lists, so processors may change an event without touching another.
@@ -67,7 +68,7 @@ def dns_fields(msg: Message, domains: DomainParts, authorities: bool, additional
         base = memo[0] = _render(msg, domains, authorities, additionals)
         memo[2] = tuple(kk for kk in _COPY_KINDS if kk[0] in base)
     d = base.copy()
-    d["id"] = msg.id
+    d["id"] = msg_id
     for key, kind in memo[2]:
         v = base[key]
         if kind == 0:
@@ -149,13 +150,13 @@ def _rr_string(rec: dict[str, Any] | None) -> str:
     return "".join([f"{k} {rec[k]}, " for k in keys]) + data
 
 
-def message_string(msg: Message) -> str:
+def message_string(msg: Message, msg_id: int) -> str:
     """The ``request``/``response`` string (Packetbeat's ``dnsToString``), memoised after the ID."""
     memo = msg.memo
     text = memo[1]
     if text is None:
         text = memo[1] = _message_text(msg)
-    return f"ID {msg.id}; {text}"
+    return f"ID {msg_id}; {text}"
 
 
 def _message_text(msg: Message) -> str:

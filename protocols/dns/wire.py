@@ -64,19 +64,6 @@ class Message:
         # filled by the event builder, one list shared by a cached message and its copies.
         self.memo: list[Any] = [None, None, None]
 
-    def with_id(self, msg_id: int) -> "Message":
-        """A copy for another message with the same bytes except the ID (see MessageCache).
-        Sections are shared: nothing mutates a message after it is decoded."""
-        m = Message.__new__(Message)
-        m.id = msg_id
-        m.flags, m.qr, m.opcode, m.rcode = self.flags, self.qr, self.opcode, self.rcode
-        m.questions, m.answers, m.authorities, m.additionals = (
-            self.questions, self.answers, self.authorities, self.additionals,
-        )
-        m.opt, m.resolved, m.length, m.error = self.opt, self.resolved, self.length, self.error
-        m.mdns, m.counts, m.memo = self.mdns, self.counts, self.memo
-        return m
-
 
 class MessageCache:
     """Decoded messages by their bytes after the ID, bounded (cleared when full).
@@ -88,22 +75,26 @@ class MessageCache:
 
     def __init__(self, size: int):
         self.size = size
-        self.entries: dict[tuple[bool, bytes], Message] = {}
+        self.entries: dict[bytes, Message] = {}
+        self.mdns_entries: dict[bytes, Message] = {}
         self.hits = 0
 
     def parse(self, buf: bytes, mdns: bool) -> Message | None:
+        """The decoded message for ``buf``, possibly shared: its ``id`` is the first sender's;
+        callers take the ID from ``buf``. Nothing may change a returned message."""
         if self.size <= 0 or len(buf) < HEADER_LEN:
             return parse_message(buf, mdns)
-        key = (mdns, buf[2:])
-        hit = self.entries.get(key)
+        entries = self.mdns_entries if mdns else self.entries
+        key = buf[2:]
+        hit = entries.get(key)
         if hit is not None:
             self.hits += 1
-            return hit.with_id((buf[0] << 8) | buf[1])
+            return hit
         m = parse_message(buf, mdns)
         if m is not None:
-            if len(self.entries) >= self.size:
-                self.entries.clear()
-            self.entries[key] = m
+            if len(entries) >= self.size:
+                entries.clear()
+            entries[key] = m
         return m
 
 

@@ -49,8 +49,8 @@ def _render_all(payload: bytes, mdns: bool = False) -> None:
         assert len(payload) < 12
         return
     assert not (m.error or "").startswith("internal"), m.error
-    orjson.dumps(dns_fields(m, DOMAINS, True, True))
-    message_string(m)
+    orjson.dumps(dns_fields(m, m.id, DOMAINS, True, True))
+    message_string(m, m.id)
 
 
 @FUZZ

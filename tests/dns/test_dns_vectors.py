@@ -335,7 +335,7 @@ def test_single_message_vectors(name: str, qtype: str, extra: dict) -> None:
     v = VEC[name]
     msg = parse_message(bytes.fromhex(v["message_hex"]))
     assert msg is not None and msg.error is None
-    d = dns_fields(msg, DomainParts(), True, True)
+    d = dns_fields(msg, msg.id, DomainParts(), True, True)
     assert d["question"]["type"] == qtype and d["question"]["name"] == v["expected"]["dns.question.name"]
     for key, want in extra.get("opt", {}).items():
         assert d["opt"][key] == want
@@ -350,7 +350,7 @@ def test_additionals_skip_opt() -> None:
     m.additional.append(dns.rrset.from_text("miek.nl.", 3600, "IN", "MX", "10 mx.miek.nl."))
     msg = parse_message(m.to_wire())
     assert msg is not None
-    d = dns_fields(msg, DomainParts(), True, True)
+    d = dns_fields(msg, msg.id, DomainParts(), True, True)
     assert d["additionals_count"] == 1
     assert d["additionals"] == [
         {"name": "miek.nl", "type": "MX", "class": "IN", "ttl": "3600", "preference": 10, "data": "mx.miek.nl"}
