@@ -147,13 +147,14 @@ def test_loadbalance_one_receiver_dies_the_other_takes_all(tmp_path: Path, recei
 
 
 def test_slow_receiver_backpressure_bounded_memory_nothing_dropped(tmp_path: Path, receivers: Any) -> None:
-    """A receiver that waits 100 ms before each ACK: the replay slows to its pace through the
-    bounded queue (peak = capacity, never above), the agent's memory stays flat, nothing dropped."""
-    r = receivers(ack_delay=0.1)
+    """A receiver that waits 200 ms before each ACK (1,250 events/s at most): the replay slows
+    to its pace through the bounded queue (peak = capacity, never above), the agent's memory
+    stays flat, nothing is dropped."""
+    r = receivers(ack_delay=0.2)
     cap = 1000
     run = run_agent(
         tmp_path, _fast(hosts=[r.address], bulk_max_size=250, pipelining=1), dns_capture(),
-        loops=130 if dns_capture() != "icmp.pcap" else 300,
+        loops=80 if dns_capture() != "icmp.pcap" else 180,
         with_file=False, wait=None,
         extra={"queue.mem": {"events": cap, "flush.min_events": 250, "flush.timeout": "100ms"}},
     )
