@@ -16,7 +16,20 @@ import yaml
 
 from tests.conftest import PCAPS, need
 
-__all__ = ["AgentRun", "dns_capture", "run_agent"]
+__all__ = ["AgentRun", "dns_capture", "run_agent", "stop_leftover_agents"]
+
+#: agent processes started by run_agent; stop_leftover_agents() ends those still running
+_STARTED: list[subprocess.Popen[bytes]] = []
+
+
+def stop_leftover_agents() -> None:
+    """Kill the agent processes this module started that are still running (a test failed
+    before waiting for its run); only those, by their own handle."""
+    while _STARTED:
+        proc = _STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
 
 
 class AgentRun:
@@ -124,6 +137,7 @@ def run_agent(
            "-I", str(PCAPS / capture), "-t", "-l", str(loops), "-e"]
     with open(stderr_path, "wb") as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, cwd=tmp_path)
+    _STARTED.append(proc)
     run = AgentRun(proc, stderr_path, file_out)
     if wait is not None:
         run.wait(wait)

@@ -15,11 +15,19 @@ from typing import Any
 import pytest
 
 from tests.conftest import REPO, need, need_tool
+from tests.logstash.agent_run import stop_leftover_agents
 
 sys.path.insert(0, str(REPO / "tests" / "tooling" / "lumber-receiver"))
 from lumber_receiver import Receiver, binary  # noqa: E402
 
 __all__ = ["Receiver"]
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_agents() -> Iterator[None]:
+    """An agent run a failed test did not wait for is killed at teardown."""
+    yield
+    stop_leftover_agents()
 
 
 @pytest.fixture
