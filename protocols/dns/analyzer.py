@@ -466,8 +466,14 @@ class DnsAnalyzer(Analyzer):
 
 
 def _transfer_complete(txn: _Txn) -> bool:
-    """Whether a zone transfer answer is complete: an error, a single up-to-date SOA (IXFR), or
-    the closing SOA that repeats the first one's serial."""
+    """Whether a zone transfer answer is complete (RFC 5936, RFC 1995).
+
+    Complete on an error, when the answer does not start with a SOA, for a lone SOA answering
+    an IXFR (the client is up to date), or when the last record is a SOA with the first
+    record's serial and that SOA has been seen as often as the format needs: twice for a full
+    zone (first and last), three times for an incremental IXFR (first, the start of the last
+    diff's additions, last), which is recognised by a second record that is also a SOA.
+    """
     msgs = txn.responses
     if not msgs:
         return False
@@ -477,9 +483,15 @@ def _transfer_complete(txn: _Txn) -> bool:
     head = first.answers[0]
     if head is None or head.get("type") != "SOA":
         return True
-    total = sum(len(m.answers) for m in msgs)
-    if total == 1:
-        req = txn.request
+    records = [r for m in msgs for r in m.answers]
+    req = txn.request
+    if len(records) == 1:
         return bool(req and req.questions and req.questions[0][1] == 251)
-    tail = msgs[-1].answers[-1] if msgs[-1].answers else None
-    return tail is not None and tail.get("type") == "SOA" and tail.get("serial") == head.get("serial")
+    tail = records[-1]
+    serial = head.get("serial")
+    if tail is None or tail.get("type") != "SOA" or tail.get("serial") != serial:
+        return False
+    second = records[1]
+    incremental = second is not None and second.get("type") == "SOA" and second.get("serial") != serial
+    seen = sum(1 for r in records if r is not None and r.get("type") == "SOA" and r.get("serial") == serial)
+    return seen >= (3 if incremental else 2)

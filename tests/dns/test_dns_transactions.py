@@ -66,6 +66,26 @@ def test_axfr_cut_by_fin_is_published_with_what_arrived() -> None:
     assert len(events) == 1 and events[0].get("dns.answers_count") == 16
 
 
+def test_incremental_ixfr_split_after_the_new_soa_marker() -> None:
+    """An incremental IXFR split right after the new-serial SOA that opens the last diff's
+    additions is not taken as complete; the final SOA completes it."""
+    q = dns.message.make_query("big.test.", "IXFR")
+    new = dns.rrset.from_text("big.test.", 3600, "IN", "SOA", "ns.big.test. host.big.test. 9 60 60 60 60")
+    old = dns.rrset.from_text("big.test.", 3600, "IN", "SOA", "ns.big.test. host.big.test. 8 60 60 60 60")
+    gone = dns.rrset.from_text("a.big.test.", 60, "IN", "A", "192.0.2.1")
+    added = dns.rrset.from_text("b.big.test.", 60, "IN", "A", "192.0.2.2")
+    part1, part2 = dns.message.make_response(q), dns.message.make_response(q)
+    part1.answer = [new, old, gone, new]
+    part2.answer = [added, new]
+    an, events = make()
+    conn = tcp_conn()
+    an.on_tcp_data(conn, True, _framed(q), 1)
+    an.on_tcp_data(conn, False, _framed(part1), 2)
+    assert events == []
+    an.on_tcp_data(conn, False, _framed(part2), 3)
+    assert len(events) == 1 and events[0].get("dns.answers_count") == 6
+
+
 def test_timeout_is_packet_time_and_expired_queries_do_not_pair() -> None:
     """A response arriving after transaction_timeout does not pair with the (expired) query:
     the query is published as unanswered and the response as an orphan."""
