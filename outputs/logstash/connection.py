@@ -67,7 +67,8 @@ class Connection:
         self.sock: socket.socket | None = None
         self.connected_at = 0.0
         self.keepalives = 0
-        self.windows_sent = 0
+        self.windows_sent = 0  # on the current socket
+        self.acks_received = 0  # on the current socket
         self.bytes_sent = 0  # over the connection object's life (all reconnects)
 
     # -- connecting -------------------------------------------------------------------------
@@ -99,6 +100,7 @@ class Connection:
         self.sock = sock
         self.connected_at = time.monotonic()
         self.windows_sent = 0
+        self.acks_received = 0
 
     def _handshake(self, raw: socket.socket) -> ssl.SSLSocket:
         assert self.tls is not None
@@ -190,6 +192,7 @@ class Connection:
                 if not data:
                     raise SendError(self._closed_hint(acked, total), acked)
                 for seq in reader.feed(data):
+                    self.acks_received += 1
                     if not in_flight:
                         if seq == 0:
                             continue
@@ -208,7 +211,8 @@ class Connection:
             raise SendError(f"protocol error from {self.where}: {exc}", acked) from exc
         except TimeoutError as exc:
             raise SendError(
-                f"no ACK from {self.where} within timeout {self.timeout:g}s ({acked} of {total} events ACKed)",
+                f"{self.where} neither ACKed nor read for {self.timeout:g}s (timeout; {acked} of {total} "
+                "events ACKed)",
                 acked,
             ) from exc
         except ssl.SSLError as exc:
@@ -222,7 +226,7 @@ class Connection:
 
     def _closed_hint(self, acked: int, total: int) -> str:
         msg = f"{self.where} closed the connection ({acked} of {total} events ACKed)"
-        if self.tls is None and self.windows_sent <= 1 and acked == 0:
+        if self.tls is None and self.acks_received == 0:
             msg += "; if its beats input has ssl enabled, configure output.logstash.ssl"
         return msg
 
