@@ -234,6 +234,11 @@ def build_tls(cfg: SslConfig) -> TlsSettings:
         if len(raw) != 32:
             raise TlsError(f"ssl.ca_sha256: {pin!r} is not a SHA-256 digest (got {len(raw)} bytes)")
         pins.append(raw)
+    if pins:
+        try:
+            import cryptography  # noqa: F401  (parses certificates for the pin check)
+        except ImportError as exc:
+            raise TlsError("ssl.ca_sha256 needs the 'cryptography' package (pip install cryptography)") from exc
     return TlsSettings(ctx, check_hostname, pins, fingerprint)
 
 
