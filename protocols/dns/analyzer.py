@@ -449,11 +449,18 @@ class DnsAnalyzer(Analyzer):
         fields["type"] = "dns"
         fields["status"] = status
         first = req if req is not None else main
-        fields["method"] = opcode_name(first.opcode)
-        if first.questions:
-            name, qtype, qclass = first.questions[0]
-            fields["query"] = question_string(name, qtype, qclass, first.mdns)
-            fields["resource"] = name
+        memo = first.memo
+        head = memo[3]
+        if head is None:
+            if first.questions:
+                name, qtype, qclass = first.questions[0]
+                head = memo[3] = (opcode_name(first.opcode), question_string(name, qtype, qclass, first.mdns), name)
+            else:
+                head = memo[3] = (opcode_name(first.opcode), None, None)
+        fields["method"] = head[0]
+        if head[1] is not None:
+            fields["query"] = head[1]
+            fields["resource"] = head[2]
         fields["dns"] = dns
         if self.send_request and req is not None:
             fields["request"] = message_string(req, txn.req_id)

@@ -60,9 +60,9 @@ class Message:
         self.error: str | None = None
         self.mdns = mdns
         self.counts: tuple[int, int, int, int] = (0, 0, 0, 0)
-        # [rendered dns.* dict, request/response text after the ID, copy plan of the dict]:
-        # filled by the event builder, one list shared by a cached message and its copies.
-        self.memo: list[Any] = [None, None, None]
+        # [rendered dns.* dict, request/response text after the ID, copy plan of the dict,
+        # (method, query, resource)]: filled by the event builder once per distinct message.
+        self.memo: list[Any] = [None, None, None, None]
 
 
 class MessageCache:
