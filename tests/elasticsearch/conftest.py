@@ -1,4 +1,4 @@
-"""Fixtures for tests/elasticsearch: real Elasticsearch 7.17 and OpenSearch 2.19 nodes.
+"""Fixtures for tests/elasticsearch: real Elasticsearch 7.17, OpenSearch 2.19 and 3.3 nodes.
 
 Nodes come from the embedded-node launcher (tests/tooling/esnode, built by its setup.sh). The
 plain single nodes are session-scoped (one JVM each, started on first use, about 3 s); tests
@@ -16,7 +16,7 @@ from conftest_es import esnode, need
 
 
 def _start(engine: str, **kw: object) -> "esnode.NodeProcess":
-    need(esnode.java(), "a Java runtime (openjdk-17) for the embedded search nodes")
+    need(esnode.java(engine), f"a Java runtime for the embedded {engine} nodes (17; 21+ for OpenSearch 3)")
     need(esnode.built(engine), f"the {engine} node launcher: run tests/tooling/esnode/setup.sh (needs Maven)")
     return esnode.NodeProcess(engine, **kw)  # type: ignore[arg-type]
 
@@ -39,10 +39,19 @@ def os_node() -> Iterator["esnode.NodeProcess"]:
         node.close()
 
 
-@pytest.fixture(params=["es7", "os2"])
+@pytest.fixture(scope="session")
+def os3_node() -> Iterator["esnode.NodeProcess"]:
+    node = _start("os3")
+    try:
+        yield node
+    finally:
+        node.close()
+
+
+@pytest.fixture(params=["es7", "os2", "os3"])
 def search_node(request: pytest.FixtureRequest) -> "esnode.NodeProcess":
-    """Each test using this runs once against Elasticsearch and once against OpenSearch."""
-    return request.getfixturevalue("es_node" if request.param == "es7" else "os_node")
+    """Each test using this runs against Elasticsearch 7.17, OpenSearch 2.19 and OpenSearch 3.3."""
+    return request.getfixturevalue({"es7": "es_node", "os2": "os_node", "os3": "os3_node"}[request.param])
 
 
 @pytest.fixture

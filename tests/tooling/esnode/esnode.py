@@ -24,8 +24,10 @@ HERE = Path(__file__).resolve().parent
 ENGINES = {
     "es7": ("pybeat.nodelauncher.es7.Main", HERE / "es7"),
     "os2": ("pybeat.nodelauncher.os2.Main", HERE / "os2"),
+    "os3": ("pybeat.nodelauncher.os3.Main", HERE / "os3"),  # needs Java 21+
 }
 JAVA17 = Path("/usr/lib/jvm/java-17-openjdk-amd64/bin/java")
+JAVA21_PLUS = [Path("/usr/lib/jvm/temurin-25-jdk-amd64/bin/java")]
 
 
 class LauncherError(RuntimeError):
@@ -38,7 +40,13 @@ def built(engine: str = "es7") -> bool:
     return (mod / "target" / "classes").is_dir() and (mod / "target" / "lib").is_dir()
 
 
-def java() -> str | None:
+def java(engine: str = "es7") -> str | None:
+    """The JVM for an engine: Java 17 for ES 7.17 / OpenSearch 2.x, 21+ for OpenSearch 3."""
+    if engine == "os3":
+        for path in JAVA21_PLUS:
+            if path.exists():
+                return str(path)
+        return None
     if JAVA17.exists():
         return str(JAVA17)
     return shutil.which("java")
@@ -88,7 +96,7 @@ class NodeProcess:
         self._cond = threading.Condition()
         self.log: list[str] = []
         main, mod = ENGINES[engine]
-        jvm = java()
+        jvm = java(engine)
         if jvm is None:
             raise LauncherError("no java found")
         heap_mb = int(heap.rstrip("m")) * max(1, nodes) if heap.endswith("m") else None
