@@ -223,3 +223,31 @@ def test_split_across_processes_by_flow_and_id(capture: str) -> None:
     whole = sorted(run(None))
     split = sorted(x for i in range(3) for x in run((i, 3)))
     assert split == whole
+
+
+def test_malformed_udp_response_is_paired_and_noted() -> None:
+    """A response cut off mid-record still pairs with its query (by ID) and carries
+    'Response: Message's data could not be decoded as DNS'; what was read is kept."""
+    an, events = make()
+    q = dns.message.make_query("cut.example.test.", "A")
+    q.id = 5
+    r = dns.message.make_response(q)
+    r.answer.append(dns.rrset.from_text("cut.example.test.", 60, "IN", "A", "192.0.2.7"))
+    r.answer.append(dns.rrset.from_text("cut.example.test.", 60, "IN", "TXT", '"hello"'))
+    wire = r.to_wire()
+    udp(an, 1, "10.0.0.1", 5002, "10.0.0.53", 53, q.to_wire())
+    udp(an, 2, "10.0.0.53", 53, "10.0.0.1", 5002, wire[:-3])
+    ev = events[0]
+    assert ev.get("error.message") == notes.response(notes.NON_DNS)
+    assert ev.get("dns.resolved_ip") == ["192.0.2.7"] and ev.get("dns.answers_count") == 1
+    assert ev.get("status") == "OK" and an.stats()["malformed"] == 1
+
+
+def test_header_only_message_is_valid() -> None:
+    """A 12-byte message with all counts zero is valid DNS (no note), unlike in Packetbeat."""
+    an, events = make()
+    udp(an, 1, "10.0.0.1", 5003, "10.0.0.53", 53, struct.pack("!6H", 0x1111, 0x0100, 0, 0, 0, 0))
+    udp(an, 2, "10.0.0.53", 53, "10.0.0.1", 5003, struct.pack("!6H", 0x1111, 0x8101, 0, 0, 0, 0))
+    assert len(events) == 1
+    assert events[0].get("error.message") is None and events[0].get("dns.response_code") == "FORMERR"
+    assert an.stats()["malformed"] == 0
