@@ -208,7 +208,7 @@ class Connection:
         except SendError:
             raise
         except ProtocolError as exc:
-            raise SendError(f"protocol error from {self.where}: {exc}", acked) from exc
+            raise SendError(f"protocol error from {self.where}: {exc}{self._tls_hint()}", acked) from exc
         except TimeoutError as exc:
             raise SendError(
                 f"{self.where} neither ACKed nor read for {self.timeout:g}s (timeout; {acked} of {total} "
@@ -221,14 +221,18 @@ class Connection:
             raise SendError(msg, acked, refused=refused) from exc
         except OSError as exc:
             raise SendError(f"connection to {self.where} failed: {_os_reason(exc)} "
-                            f"({acked} of {total} events ACKed)", acked) from exc
+                            f"({acked} of {total} events ACKed){self._tls_hint()}", acked) from exc
         return acked
 
     def _closed_hint(self, acked: int, total: int) -> str:
-        msg = f"{self.where} closed the connection ({acked} of {total} events ACKed)"
+        return f"{self.where} closed the connection ({acked} of {total} events ACKed){self._tls_hint()}"
+
+    def _tls_hint(self) -> str:
+        """A plain-text client talking to a TLS input gets a close, a reset or a TLS alert in
+        answer to its first window, never an ACK: say what the likely cause is."""
         if self.tls is None and self.acks_received == 0:
-            msg += "; if its beats input has ssl enabled, configure output.logstash.ssl"
-        return msg
+            return "; if its beats input has ssl enabled, configure output.logstash.ssl"
+        return ""
 
     def stale(self) -> bool:
         """True when the server closed (or reset) a connection that has no window in flight:
