@@ -22,6 +22,10 @@ from pybeat.protocols.dns.wire import Message, MessageCache, parse_message
 
 __all__ = ["DnsAnalyzer"]
 
+#: pending-table key: (transport, client ip, client port, server ip, server port, id), or
+#: ("mdns", transport, client ip, client port, id) for legacy mDNS queries
+TxnKey = tuple[Any, ...]
+
 MDNS_PORT = 5353
 MAX_UDP_NON_EDNS = 512
 _ZONE_TRANSFERS = (251, 252)  # IXFR, AXFR
@@ -69,7 +73,7 @@ class _TcpState:
         self.bufs = (bytearray(), bytearray())
         self.start_ts = [0, 0]
         self.skip = [0, 0]  # bytes of a message cut by a gap still to skip, to resync
-        self.last_query: tuple | None = None  # pending key of the last query on this connection
+        self.last_query: TxnKey | None = None  # pending key of the last query on this connection
         self.transfer: _Txn | None = None  # zone transfer still receiving answer messages
 
 
@@ -88,7 +92,7 @@ class DnsAnalyzer(Analyzer):
         self.cache = MessageCache(config.message_cache_size)
         # Insertion-ordered (queries arrive in packet-time order), and an OrderedDict so that
         # taking the oldest entry stays O(1) however many were removed before it.
-        self.pending: OrderedDict[tuple, _Txn] = OrderedDict()
+        self.pending: OrderedDict[TxnKey, _Txn] = OrderedDict()
         self.transfers: dict[int, tuple[_TcpState, _Txn]] = {}
         self.counters = {
             "messages": 0, "transactions": 0, "unmatched_requests": 0, "unmatched_responses": 0,
@@ -293,7 +297,7 @@ class DnsAnalyzer(Analyzer):
                 self._publish(txn)
                 return
             # Legacy unicast query (RFC 6762 §6.7): the reply comes from a responder's own address.
-            key: tuple = ("mdns", transport, src_ip, sport, msg_id)
+            key: TxnKey = ("mdns", transport, src_ip, sport, msg_id)
         else:
             key = (transport, src_ip, sport, dst_ip, dport, msg_id)
         old = pending.pop(key, None)

@@ -67,7 +67,7 @@ def dns_fields(msg: Message, msg_id: int, domains: DomainParts, authorities: boo
     if base is None:
         base = memo[0] = _render(msg, domains, authorities, additionals)
         memo[2] = tuple(kk for kk in _COPY_KINDS if kk[0] in base)
-    d = base.copy()
+    d: dict[str, Any] = base.copy()
     d["id"] = msg_id
     for key, kind in memo[2]:
         v = base[key]
@@ -144,7 +144,7 @@ def _rr_string(rec: dict[str, Any] | None) -> str:
         keys = _STRING_KEYS[shape] = tuple(
             sorted(k for k in rec if k not in _RR_FIXED and isinstance(rec[k], str))
         )
-    data = rec.get("data", "")
+    data: str = rec.get("data", "")
     if not keys:
         return data
     return "".join([f"{k} {rec[k]}, " for k in keys]) + data

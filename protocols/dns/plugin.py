@@ -38,7 +38,8 @@ class DnsPlugin:
     def create(self, config: Any, ctx: ProtocolContext) -> Analyzer:
         if not isinstance(config, DnsConfig):
             config = DnsConfig.model_validate(config if isinstance(config, dict) else dict(config))
-        return DnsAnalyzer(config, ctx)
+        analyzer: Analyzer = DnsAnalyzer(config, ctx)
+        return analyzer
 
 
 plugin = DnsPlugin()

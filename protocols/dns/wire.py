@@ -25,6 +25,9 @@ __all__ = ["DnsFormError", "Message", "MessageCache", "parse_message", "read_nam
 
 HEADER_LEN = 12
 
+#: a rendered record, or None for one that is counted but not shown (OPT, empty A/AAAA)
+Record = dict[str, Any] | None
+
 _HEADER = struct.Struct("!6H").unpack_from
 _HH = struct.Struct("!HH").unpack_from
 _RR = struct.Struct("!HHIH").unpack_from
@@ -114,7 +117,7 @@ def parse_message(buf: bytes, mdns: bool = False) -> Message | None:
     off = HEADER_LEN
     nc: dict[int, tuple[str, int]] = {}
     questions: list[tuple[str, int, int]] = []
-    sections: tuple[list, list, list] = ([], [], [])
+    sections: tuple[list[Record], list[Record], list[Record]] = ([], [], [])
     resolved: list[str] = []
     try:
         for _ in range(qd):
@@ -154,7 +157,7 @@ def parse_message(buf: bytes, mdns: bool = False) -> Message | None:
 
 
 def _read_rr(
-    buf: bytes, off: int, n: int, m: Message, section: list, sect_no: int, nc: dict[int, tuple[str, int]],
+    buf: bytes, off: int, n: int, m: Message, section: list[Record], sect_no: int, nc: dict[int, tuple[str, int]],
     resolved: list[str],
 ) -> int:
     name, off = read_name(buf, off, nc)
@@ -162,7 +165,7 @@ def _read_rr(
         raise DnsFormError("record header cut off")
     rtype, rclass, ttl, rdlen = _RR(buf, off)
     off += 10
-    end = off + rdlen
+    end: int = off + rdlen
     if end > n:
         raise DnsFormError("record data runs past the end of the message")
     if rtype == 41:
