@@ -88,6 +88,7 @@ class DnsAnalyzer(Analyzer):
         self.send_request = config.send_request
         self.send_response = config.send_response
         self.mdns = config.mdns
+        self.report_malformed = config.report_malformed
         self.domains = DomainParts(config.domain_cache_size)
         self.cache = MessageCache(config.message_cache_size)
         # Insertion-ordered (queries arrive in packet-time order), and an OrderedDict so that
@@ -156,6 +157,8 @@ class DnsAnalyzer(Analyzer):
             return
         if msg.error is not None:
             c["malformed"] += 1
+            if not self.report_malformed:
+                return
         msg_id = (payload[0] << 8) | payload[1]
         self._message(msg, msg_id, pkt.ts_ns, pkt.src_ip, pkt.src_port, pkt.dst_ip, pkt.dst_port, "udp", None)
 
@@ -246,6 +249,9 @@ class DnsAnalyzer(Analyzer):
             return
         if msg.error is not None:
             c["malformed"] += 1
+            if not self.report_malformed:
+                self._tcp_error(st, d, notes_.NON_DNS)
+                return
         msg.length = length
         if d:
             src_ip, sport, dst_ip, dport = conn.client_ip, conn.client_port, conn.server_ip, conn.server_port

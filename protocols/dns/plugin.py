@@ -22,6 +22,9 @@ class DnsConfig(CommonProtocolConfig):
     #: cap on queries waiting for a response; when full the oldest is published as
     #: unanswered (note + ``evicted`` counter), so a query flood cannot grow memory
     max_pending_transactions: int = Field(default=100_000, ge=1)
+    #: report messages that fail to decode past their header as events with a note; false
+    #: drops them as Packetbeat does (still counted as ``malformed``)
+    report_malformed: bool = True
     #: treat UDP port 5353 as multicast DNS (RFC 6762) instead of pairing it like unicast DNS
     mdns: bool = True
     #: size of the per-name cache of public-suffix lookups

@@ -251,3 +251,20 @@ def test_header_only_message_is_valid() -> None:
     assert len(events) == 1
     assert events[0].get("error.message") is None and events[0].get("dns.response_code") == "FORMERR"
     assert an.stats()["malformed"] == 0
+
+
+def test_report_malformed_false_drops_like_packetbeat() -> None:
+    """With report_malformed: false a malformed UDP message is only counted; over TCP a bad
+    response publishes the query with Packetbeat's 'Response: ...' note."""
+    an, events = make(report_malformed=False)
+    bad = struct.pack("!6H", 0x2222, 0x0100, 1, 0, 0, 0) + b"\x05abc"
+    udp(an, 1, "10.0.0.1", 5004, "10.0.0.53", 53, bad)
+    an.flush(2)
+    assert events == [] and an.stats()["malformed"] == 1
+    an, events = make(report_malformed=False)
+    conn = tcp_conn()
+    q = dns.message.make_query("t.example.test.", "A")
+    an.on_tcp_data(conn, True, _framed(q), 1)
+    bad_resp = struct.pack("!6H", q.id, 0x8180, 1, 0, 0, 0) + b"\x05abc"
+    an.on_tcp_data(conn, False, struct.pack("!H", len(bad_resp)) + bad_resp, 2)
+    assert [e.get("error.message") for e in events] == [notes.response(notes.NON_DNS)]
