@@ -181,7 +181,9 @@ def _test_host(cfg: ElasticsearchConfig, conn: Connection, host: Any, out: TextI
     except OSError as exc:
         w(f"    dial up... ERROR {exc}\n")
         return False
-    if host.scheme == "https":
+    if host.scheme != "https":
+        w("  TLS... WARN secure connection disabled\n")
+    else:
         w("  TLS...\n")
         mode = cfg.ssl.verification_mode
         w("    security: server's certificate chain verification is "
