@@ -97,6 +97,8 @@ class Agent:
             "packetbeat.protocols": protocols,
             "output.file": {"path": str(self.out), "filename": "events", "rotate_every_kb": 10_000_000},
             "logging.level": "info",
+            # Publish small batches at once: the tests read the file while the agent runs.
+            "queue.mem.flush.timeout": "100ms",
             "path.home": str(workdir),
         }
         cfg.update(extra or {})
