@@ -327,6 +327,11 @@ class Connection:
                 info.ilm = bool((feats.get("ilm") or {}).get("available") and (feats.get("ilm") or {}).get("enabled", True))
                 ds = feats.get("data_streams")
                 info.data_streams = bool(ds.get("available")) if isinstance(ds, dict) else info.version >= (8, 0, 0)
+            elif info.version >= (8, 0, 0):
+                # Every 8.x+ has data streams and ILM; _xpack may just be forbidden to our key.
+                info.xpack = info.ilm = info.data_streams = True
+            if info.build_flavor == "serverless":  # Elastic Cloud serverless: no ILM API
+                info.ilm, info.data_streams = False, True
         else:
             info.data_streams = True
             try:

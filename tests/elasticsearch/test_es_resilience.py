@@ -93,3 +93,30 @@ def test_real_429s_retried_until_indexed(start_nodes: object) -> None:
     assert h.stats.get("toomany", 0) > 0, h.stats  # the node really pushed back
     assert h.runner.stats()["events.retried"] > 0
     _assert_all_delivered(h, url, index, n)
+
+
+def test_413_splits_the_bulk_request(start_nodes: object) -> None:
+    """A node whose http.max_content_length is smaller than a batch answers 413; the output
+    halves the request until it fits, and every event is indexed."""
+    node = start_nodes("es7", settings={"http.max_content_length": "40kb"})  # type: ignore[operator]
+    h = Harness({"hosts": [node.url()], "index": "pb413", "bulk_max_size": 400, "compression_level": 0})
+    n = 2000
+    h.feed([dns_event(i, TS0) for i in range(n)])
+    assert h.close(120)
+    assert h.stats.get("batches_split", 0) > 0, h.stats
+    _assert_all_delivered(h, node.url(), "pb413", n)
+
+
+def test_failover_past_a_dead_host(es_node: "esnode.NodeProcess") -> None:
+    """With a dead address first in hosts, requests fail over to the live node and nothing is lost."""
+    import socket
+
+    with socket.socket() as s:  # a loopback port with nothing listening
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    h = Harness({"hosts": [f"127.0.0.1:{dead}", es_node.url()], "index": "pbfailover", "loadbalance": False,
+                 "bulk_max_size": 250, "compression_level": 0})
+    n = 2000
+    h.feed([dns_event(i, TS0) for i in range(n)])
+    assert h.close(120)
+    _assert_all_delivered(h, es_node.url(), "pbfailover", n)
