@@ -111,6 +111,13 @@ def cook_program(program: bytes) -> bytes | None:
     return bytes(out)
 
 
+def _loopback_index() -> int:
+    try:
+        return socket.if_nametoindex("lo")
+    except OSError:
+        return -1
+
+
 def _device_arp_type(device: str) -> int:
     try:
         with open(f"/sys/class/net/{device}/type") as fh:
@@ -292,6 +299,9 @@ class AfPacketSource:
         link = self.link_type
         cooked = self._cooked
         skip_outgoing = self._ignore_outgoing_in_ring
+        # On `any`, loopback traffic shows up twice (out, then in): keep the incoming copy, as
+        # libpcap does (Packetbeat's af_packet on `any` reported every loopback packet twice).
+        lo_index = _loopback_index() if self.any_device else -1
         unpack_block = _BLOCK_HDR.unpack_from
         unpack_pkt = _PKT_HDR.unpack_from
         unpack_sll = _SLL.unpack_from
@@ -315,10 +325,10 @@ class AfPacketSource:
                     )
                     start = pos + mac
                     if cooked or skip_outgoing:
-                        _fam, proto_be, _idx, hatype, pkttype, halen, addr = unpack_sll(
+                        _fam, proto_be, ifidx, hatype, pkttype, halen, addr = unpack_sll(
                             ring, pos + TPACKET3_HDRLEN
                         )
-                        if skip_outgoing and pkttype == PACKET_OUTGOING:
+                        if pkttype == PACKET_OUTGOING and (skip_outgoing or ifidx == lo_index):
                             pos += next_off
                             continue
                     if cooked:

@@ -225,6 +225,22 @@ def test_any_device_gives_cooked_frames(link: VethPair, kind: str) -> None:
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_any_device_sees_loopback_traffic_once(link: VethPair, kind: str) -> None:
+    """On `any`, a datagram over the namespace's loopback is captured once, not twice."""
+    src = _open(link, kind, device="any")
+    try:
+        with in_netns(link.srv_ns):
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        with s:
+            for _ in range(25):
+                s.sendto(b"lo", ("127.0.0.1", PORT))
+        got = _drain(src, 10_000, limit_s=0.6)
+    finally:
+        src.close()
+    assert got == 25
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_ignore_outgoing_keeps_only_received_frames(link: VethPair, kind: str) -> None:
     """With ignore_outgoing, what the server sends is not captured, what it receives is."""
     src = _open(link, kind, flt="udp", ignore_outgoing=True)

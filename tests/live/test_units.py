@@ -48,6 +48,11 @@ def test_with_vlans_repeats_the_filter_under_vlan() -> None:
     )
 
 
+def test_icmp_alone_gives_a_well_formed_filter() -> None:
+    """Only ICMP enabled gives `icmp or icmp6`, not Packetbeat 1.x's broken ` or icmp or icmp6`."""
+    assert build_filter([("icmp", set(), [])], icmp=True, with_vlans=False) == "icmp or icmp6"
+
+
 def test_nothing_enabled_means_no_filter() -> None:
     """With no ports and no ICMP there is nothing to match: an empty filter (capture all)."""
     assert build_filter([], icmp=False, with_vlans=True) == ""
