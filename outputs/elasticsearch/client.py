@@ -226,6 +226,36 @@ def _version_tuple(number: str) -> tuple[int, int, int]:
     return nums[0], nums[1], nums[2]
 
 
+def cluster_info(root: dict[str, Any], feature_status: int, feature_body: Any) -> ClusterInfo:
+    """What a cluster is, from its ``GET /`` answer and ``GET /_xpack`` (Elasticsearch) or
+    ``GET /_plugins/_ism/policies`` (OpenSearch). Pure, so every flavour is unit-tested."""
+    ver_value = root.get("version")
+    ver: dict[str, Any] = ver_value if isinstance(ver_value, dict) else {}
+    number = str(ver.get("number", "0.0.0"))
+    flavour = "opensearch" if ver.get("distribution") == "opensearch" else "elasticsearch"
+    info = ClusterInfo(flavour=flavour, number=number, version=_version_tuple(number),
+                       cluster_name=str(root.get("cluster_name", "")), build_flavor=str(ver.get("build_flavor", "")))
+    if flavour == "opensearch":
+        info.data_streams = True
+        info.ism = feature_status == 200
+        return info
+    if feature_status == 200 and isinstance(feature_body, dict):
+        feats_value = feature_body.get("features")
+        feats: dict[str, Any] = feats_value if isinstance(feats_value, dict) else {}
+        ilm_value = feats.get("ilm")
+        ilm: dict[str, Any] = ilm_value if isinstance(ilm_value, dict) else {}
+        info.xpack = True
+        info.ilm = bool(ilm.get("available") and ilm.get("enabled", True))
+        ds = feats.get("data_streams")
+        info.data_streams = bool(ds.get("available")) if isinstance(ds, dict) else info.version >= (8, 0, 0)
+    elif info.version >= (8, 0, 0):
+        # Every 8.x+ has data streams and ILM; _xpack may just be forbidden to our key.
+        info.xpack = info.ilm = info.data_streams = True
+    if info.build_flavor == "serverless":  # Elastic Cloud serverless: no ILM API
+        info.ilm, info.data_streams = False, True
+    return info
+
+
 class Connection:
     """One elastic-transport pool shared by every worker of the output."""
 
@@ -300,47 +330,20 @@ class Connection:
         return resp.meta.status, resp.body
 
     def discover(self) -> ClusterInfo:
-        """GET / and the feature endpoints; sets and returns :attr:`info`."""
+        """GET / and the feature endpoint of the flavour; sets and returns :attr:`info`."""
         status, body = self.request("GET", "/")
         if status in (401, 403):
             raise AuthError(status, body)
         if status != 200 or not isinstance(body, dict) or not isinstance(body.get("version"), dict):
             raise TransportConnectionError(f"unexpected answer to GET / (HTTP {status}): {str(body)[:300]}")
-        ver = body["version"]
-        number = str(ver.get("number", "0.0.0"))
-        flavour = "opensearch" if ver.get("distribution") == "opensearch" else "elasticsearch"
-        info = ClusterInfo(
-            flavour=flavour,
-            number=number,
-            version=_version_tuple(number),
-            cluster_name=str(body.get("cluster_name", "")),
-            build_flavor=str(ver.get("build_flavor", "")),
-        )
-        if flavour == "elasticsearch":
-            try:
-                st, xp = self.request("GET", "/_xpack")
-            except TransportError:
-                st, xp = 0, None
-            if st == 200 and isinstance(xp, dict):
-                feats = xp.get("features") or {}
-                info.xpack = True
-                info.ilm = bool((feats.get("ilm") or {}).get("available") and (feats.get("ilm") or {}).get("enabled", True))
-                ds = feats.get("data_streams")
-                info.data_streams = bool(ds.get("available")) if isinstance(ds, dict) else info.version >= (8, 0, 0)
-            elif info.version >= (8, 0, 0):
-                # Every 8.x+ has data streams and ILM; _xpack may just be forbidden to our key.
-                info.xpack = info.ilm = info.data_streams = True
-            if info.build_flavor == "serverless":  # Elastic Cloud serverless: no ILM API
-                info.ilm, info.data_streams = False, True
-        else:
-            info.data_streams = True
-            try:
-                st, _ = self.request("GET", "/_plugins/_ism/policies?size=1")
-            except TransportError:
-                st = 0
-            info.ism = st == 200
-        self.info = info
-        return info
+        opensearch = body["version"].get("distribution") == "opensearch"
+        path = "/_plugins/_ism/policies?size=1" if opensearch else "/_xpack"
+        try:
+            feature_status, feature_body = self.request("GET", path)
+        except TransportError:
+            feature_status, feature_body = 0, None
+        self.info = cluster_info(body, feature_status, feature_body)
+        return self.info
 
     def close(self) -> None:
         self.transport.close()

@@ -290,3 +290,31 @@ def test_hosts_and_auth_header() -> None:
     assert parse_host("http://[::1]:9200/p").url == "http://[::1]:9200/p"
     assert auth_header(ElasticsearchConfig(api_key="id:key")) == "ApiKey aWQ6a2V5"
     assert auth_header(ElasticsearchConfig(username="elastic", password="changeme")) == "Basic ZWxhc3RpYzpjaGFuZ2VtZQ=="
+
+
+@pytest.mark.parametrize("root,status,features,expect", [
+    ({"version": {"number": "7.17.28", "build_flavor": "unknown"}}, 400, None,
+     ("elasticsearch", "create", False, False, False, "packetbeat-0.1.0-%{+yyyy.MM.dd}")),
+    ({"version": {"number": "7.17.9", "build_flavor": "default"}}, 200,
+     {"features": {"ilm": {"available": True, "enabled": True}, "data_streams": {"available": True, "enabled": True}}},
+     ("elasticsearch", "create", True, True, False, "packetbeat-0.1.0")),
+    ({"version": {"number": "8.15.1", "build_flavor": "default"}}, 403, {"error": "forbidden"},
+     ("elasticsearch", "create", True, True, False, "packetbeat-0.1.0")),
+    ({"version": {"number": "8.11.0", "build_flavor": "serverless"}}, 200, {"features": {}},
+     ("elasticsearch", "create", False, True, False, "packetbeat-0.1.0")),
+    ({"version": {"number": "7.4.2"}}, 404, None,
+     ("elasticsearch", "index", False, False, False, "packetbeat-0.1.0-%{+yyyy.MM.dd}")),
+    ({"version": {"distribution": "opensearch", "number": "2.19.6"}}, 200, {"policies": []},
+     ("opensearch", "create", False, True, True, "packetbeat-0.1.0-%{+yyyy.MM.dd}")),
+    ({"version": {"distribution": "opensearch", "number": "1.3.20"}}, 400, None,
+     ("opensearch", "create", False, True, False, "packetbeat-0.1.0-%{+yyyy.MM.dd}")),
+])
+def test_cluster_flavours(root: dict, status: int, features: object, expect: tuple) -> None:
+    """Flavour and feature detection (no product check): the bulk action, ILM, data streams,
+    ISM and default index for OSS/default ES 7, ES 8 with _xpack forbidden, serverless, old ES,
+    and OpenSearch with and without the ISM plugin."""
+    from pybeat.outputs.elasticsearch.client import cluster_info
+
+    info = cluster_info(root, status, features)
+    got = (info.flavour, info.bulk_op, info.ilm, info.data_streams, info.ism, default_index(BEAT, info))
+    assert got == expect
