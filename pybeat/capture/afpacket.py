@@ -27,7 +27,7 @@ import select
 import socket
 import struct
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 
 from pybeat.capture.errors import CaptureError, explain_os_error
 
@@ -152,6 +152,7 @@ class AfPacketSource:
         self._lock = threading.Lock()
         self._ignore_outgoing_in_ring = False
         self._iter: Iterator[tuple[int, int, bytes] | None] | None = None
+        self._block = 0
         self.any_device = device == "any"
         if self.any_device:
             ifindex = 0
@@ -172,6 +173,7 @@ class AfPacketSource:
                 kind = socket.SOCK_DGRAM
                 self.link_type = LINKTYPE_LINUX_SLL
         self._cooked = kind == socket.SOCK_DGRAM
+        self._lo_index = _loopback_index() if self.any_device else -1
         # On loopback every packet passes twice (out, then in); libpcap keeps only the incoming
         # copy, and so do we, or every DNS query would be seen twice.
         if not self.any_device and arp_type == ARPHRD_LOOPBACK:
@@ -290,9 +292,30 @@ class AfPacketSource:
         return self._iter
 
     def _read(self) -> Iterator[tuple[int, int, bytes] | None]:
-        ring = self._ring
-        if ring is None or self._closing:
+        if self._ring is None or self._closing:
             return
+        self._started = True
+        poller = select.poll()
+        poller.register(self._sock.fileno(), select.POLLIN | select.POLLERR)
+        poller.register(self._wake_r, select.POLLIN)
+        drain = self.drain_ready
+        try:
+            while not self._closing:
+                if not (yield from drain(1 << 30)) and not poller.poll(POLL_TIMEOUT_MS):
+                    yield None
+        finally:
+            self._release()
+
+    def fileno(self) -> int:
+        """The descriptor to poll for readiness (when reading several sources at once)."""
+        return self._sock.fileno()
+
+    def drain_ready(self, max_blocks: int) -> Generator[tuple[int, int, bytes], None, int]:
+        """Yield the frames of the blocks the kernel has handed over (at most ``max_blocks``),
+        without waiting; return how many blocks were read."""
+        ring = self._ring
+        if ring is None:
+            return 0
         self._started = True
         block_size = self.block_size
         block_count = self.block_count
@@ -301,59 +324,51 @@ class AfPacketSource:
         skip_outgoing = self._ignore_outgoing_in_ring
         # On `any`, loopback traffic shows up twice (out, then in): keep the incoming copy, as
         # libpcap does (Packetbeat's af_packet on `any` reported every loopback packet twice).
-        lo_index = _loopback_index() if self.any_device else -1
+        lo_index = self._lo_index
         unpack_block = _BLOCK_HDR.unpack_from
         unpack_pkt = _PKT_HDR.unpack_from
         unpack_sll = _SLL.unpack_from
         pack_into = struct.pack_into
-        poller = select.poll()
-        poller.register(self._sock.fileno(), select.POLLIN | select.POLLERR)
-        poller.register(self._wake_r, select.POLLIN)
-        index = 0
-        try:
-            while not self._closing:
-                base = index * block_size
-                status, count, first = unpack_block(ring, base + 8)
-                if not status & TP_STATUS_USER:
-                    if not poller.poll(POLL_TIMEOUT_MS):
-                        yield None
-                    continue
-                pos = base + first
-                for _ in range(count):
-                    (next_off, sec, nsec, snap, _wire, pstatus, mac, _net, _hash, tci, tpid) = unpack_pkt(
-                        ring, pos
+        blocks = 0
+        while blocks < max_blocks and not self._closing:
+            base = self._block * block_size
+            status, count, first = unpack_block(ring, base + 8)
+            if not status & TP_STATUS_USER:
+                break
+            pos = base + first
+            for _ in range(count):
+                (next_off, sec, nsec, snap, _wire, pstatus, mac, _net, _hash, tci, tpid) = unpack_pkt(ring, pos)
+                start = pos + mac
+                if cooked or skip_outgoing:
+                    _fam, proto_be, ifidx, hatype, pkttype, halen, addr = unpack_sll(ring, pos + TPACKET3_HDRLEN)
+                    if pkttype == PACKET_OUTGOING and (skip_outgoing or ifidx == lo_index):
+                        pos += next_off
+                        continue
+                if cooked:
+                    frame = (
+                        struct.pack(">HHH", pkttype, hatype, halen)
+                        + addr
+                        + struct.pack("=H", proto_be)
+                        + ring[start : start + snap]
                     )
-                    start = pos + mac
-                    if cooked or skip_outgoing:
-                        _fam, proto_be, ifidx, hatype, pkttype, halen, addr = unpack_sll(
-                            ring, pos + TPACKET3_HDRLEN
-                        )
-                        if pkttype == PACKET_OUTGOING and (skip_outgoing or ifidx == lo_index):
-                            pos += next_off
-                            continue
-                    if cooked:
-                        frame = (
-                            struct.pack(">HHH", pkttype, hatype, halen)
-                            + addr
-                            + struct.pack("=H", proto_be)
-                            + ring[start : start + snap]
-                        )
-                    elif pstatus & TP_STATUS_VLAN_VALID:
-                        tag_type = tpid if pstatus & TP_STATUS_VLAN_TPID_VALID and tpid else 0x8100
-                        frame = (
-                            ring[start : start + 12]
-                            + struct.pack(">HH", tag_type, tci)
-                            + ring[start + 12 : start + snap]
-                        )
-                    else:
-                        frame = ring[start : start + snap]
-                    self.received += 1
-                    yield sec * 1_000_000_000 + nsec, link, frame
-                    pos += next_off
-                pack_into("=I", ring, base + 8, TP_STATUS_KERNEL)
-                index = (index + 1) % block_count
-        finally:
-            self._release()
+                elif pstatus & TP_STATUS_VLAN_VALID:
+                    tag_type = tpid if pstatus & TP_STATUS_VLAN_TPID_VALID and tpid else 0x8100
+                    frame = (
+                        ring[start : start + 12]
+                        + struct.pack(">HH", tag_type, tci)
+                        + ring[start + 12 : start + snap]
+                    )
+                else:
+                    frame = ring[start : start + snap]
+                self.received += 1
+                yield sec * 1_000_000_000 + nsec, link, frame
+                pos += next_off
+            # Handed back only once all of it was yielded: a reader abandoned mid-block (at
+            # shutdown) leaves it to be read again from its start.
+            pack_into("=I", ring, base + 8, TP_STATUS_KERNEL)
+            self._block = (self._block + 1) % block_count
+            blocks += 1
+        return blocks
 
     # -- life cycle -----------------------------------------------------------------
     def close(self) -> None:

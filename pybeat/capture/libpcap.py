@@ -17,7 +17,7 @@ import os
 import select
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 from pybeat.capture.errors import CaptureError
@@ -375,6 +375,47 @@ class PcapLiveSource:
                     raise CaptureError(f"reading from {self.device!r} failed: {self._geterr()}")
         finally:
             self._release()
+
+    def fileno(self) -> int:
+        """The descriptor to poll for readiness; the handle becomes non-blocking. -1 if none."""
+        lib = self._lib
+        get_fd = getattr(lib, "pcap_get_selectable_fd", None)
+        if get_fd is None or self._handle is None:
+            return -1
+        fd = int(get_fd(self._handle))
+        errbuf = ctypes.create_string_buffer(PCAP_ERRBUF_SIZE)
+        if fd < 0 or lib.pcap_setnonblock(self._handle, 1, errbuf) != 0:
+            return -1
+        return fd
+
+    def drain_ready(self, max_packets: int) -> Generator[tuple[int, int, bytes], None, int]:
+        """Yield what libpcap has buffered (at most ``max_packets``) without waiting (after
+        ``fileno()`` made the handle non-blocking); return how many were read."""
+        lib = self._lib
+        handle = self._handle
+        if handle is None:
+            return 0
+        self._started = True
+        hdr_p = ctypes.POINTER(PktHdr)()
+        data_p = ctypes.POINTER(ctypes.c_ubyte)()
+        byref_h = ctypes.byref(hdr_p)
+        byref_d = ctypes.byref(data_p)
+        next_ex = lib.pcap_next_ex
+        string_at = ctypes.string_at
+        link = self.link_type
+        scale = self._ts_scale
+        n = 0
+        while n < max_packets and not self._closing:
+            rc = next_ex(handle, byref_h, byref_d)
+            if rc != 1:
+                if rc in (0, -2) or self._closing:
+                    break
+                raise CaptureError(f"reading from {self.device!r} failed: {self._geterr()}")
+            hdr = hdr_p.contents
+            self.received += 1
+            n += 1
+            yield hdr.ts.tv_sec * 1_000_000_000 + hdr.ts.tv_usec * scale, link, string_at(data_p, hdr.caplen)
+        return n
 
     def _poller(self) -> "select.poll | None":
         """A poll set on the capture fd and the wake pipe, with the handle made non-blocking.

@@ -13,7 +13,9 @@ keep reading. What the kernel could not queue shows up in ``stats()["kernel_drop
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+import os
+import select
+from collections.abc import Generator, Iterator, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from pybeat.capture import libpcap
@@ -24,7 +26,7 @@ from pybeat.capture.errors import CaptureError
 if TYPE_CHECKING:
     from pybeat.config.models import InterfaceConfig
 
-__all__ = ["CaptureError", "LiveSource", "open_live"]
+__all__ = ["CaptureError", "LiveSource", "MultiLiveSource", "open_live", "open_live_many"]
 
 
 class _Source(Protocol):
@@ -35,6 +37,12 @@ class _Source(Protocol):
     def close(self) -> None: ...
 
     def stats(self) -> dict[str, int]: ...
+
+    def fileno(self) -> int: ...
+
+    def drain_ready(self, limit: int) -> Generator[tuple[int, int, bytes], None, int]: ...
+
+    def _release(self) -> None: ...
 
 
 class LiveSource:
@@ -67,6 +75,30 @@ class LiveSource:
 
     def close(self) -> None:
         self._source.close()
+
+    # -- used by MultiLiveSource, which polls several sources from one thread ---------------
+    def fileno(self) -> int:
+        return self._source.fileno()
+
+    def drain_ready(self, limit: int) -> Generator[tuple[int, int, bytes], None, int]:
+        """What is ready now, without waiting (``limit``: ring blocks or libpcap packets)."""
+        dump = self._dump
+        if dump is None:
+            return (yield from self._source.drain_ready(limit))
+        inner = self._source.drain_ready(limit)
+        write = dump.write
+        while True:
+            try:
+                item = next(inner)
+            except StopIteration as stop:
+                return int(stop.value or 0)
+            write(item[0], item[2])
+            yield item
+
+    def release(self) -> None:
+        self._source._release()
+        if self._dump is not None:
+            self._dump.close()
 
     def stats(self) -> dict[str, int]:
         out = self._source.stats()
@@ -152,3 +184,129 @@ def open_live(
             source.close()
             raise
     return LiveSource(source, device, kind, flt, dump)
+
+
+class MultiLiveSource:
+    """Several interfaces read from one thread (``packetbeat.interfaces`` as a list, 8.x form).
+
+    One ``poll`` over all of them; each ready source is drained a bounded amount in turn
+    (``FAIR_BLOCKS`` ring blocks or ``FAIR_PACKETS`` libpcap packets) so a busy interface cannot
+    starve a quiet one. Frames carry their own link type; ``link_type`` is the first source's.
+    ``stats()`` sums the counters and also gives them per device (``<device>.<counter>``).
+    """
+
+    FAIR_BLOCKS = 4
+    FAIR_PACKETS = 2048
+
+    def __init__(self, sources: Sequence[LiveSource]):
+        self.sources = list(sources)
+        self.device = ",".join(s.device for s in self.sources)
+        self.kind = ",".join(s.kind for s in self.sources)
+        self.link_type = self.sources[0].link_type
+        self._closing = False
+        self._iter: Iterator[tuple[int, int, bytes] | None] | None = None
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
+        self._fds = [s.fileno() for s in self.sources]
+        if any(fd < 0 for fd in self._fds):
+            self._free()
+            raise CaptureError("several interfaces at once need pollable capture handles (Linux)")
+
+    def packets(self) -> Iterator[tuple[int, int, bytes] | None]:
+        """Always the same iterator: a caller may stop iterating and pick up again later."""
+        if self._iter is None:
+            self._iter = self._read()
+        return self._iter
+
+    def _read(self) -> Iterator[tuple[int, int, bytes] | None]:
+        poller = select.poll()
+        for fd in self._fds:
+            poller.register(fd, select.POLLIN | select.POLLERR)
+        poller.register(self._wake_r, select.POLLIN)
+        batches = [
+            (s.drain_ready, self.FAIR_BLOCKS if s.kind == "af_packet" else self.FAIR_PACKETS) for s in self.sources
+        ]
+        try:
+            while not self._closing:
+                got = 0
+                for drain, limit in batches:
+                    got += yield from drain(limit)
+                if not got and not poller.poll(500):
+                    yield None
+        finally:
+            for s in self.sources:
+                s.release()
+            self._free()
+
+    def close(self) -> None:
+        """Stop reading; safe from a signal handler or another thread."""
+        self._closing = True
+        try:
+            os.write(self._wake_w, b"x")
+        except OSError:
+            pass
+        for s in self.sources:
+            s.close()
+        if self._iter is None:
+            for s in self.sources:
+                s.release()
+            self._free()
+
+    def _free(self) -> None:
+        for fd in (self._wake_r, self._wake_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._wake_r = self._wake_w = -1
+
+    def stats(self) -> dict[str, int]:
+        total: dict[str, int] = {}
+        for s in self.sources:
+            for key, value in s.stats().items():
+                total[key] = total.get(key, 0) + value
+                total[f"{s.device}.{key}"] = value
+        return total
+
+    def __enter__(self) -> "MultiLiveSource":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_live_many(
+    ifaces: "Sequence[InterfaceConfig]",
+    bpf_filter: str | None,
+    *,
+    dump_path: str | None = None,
+    ignore_outgoing: bool = False,
+) -> LiveSource | MultiLiveSource:
+    """Open every interface of a ``packetbeat.interfaces`` list; one entry gives a LiveSource.
+
+    Devices listed twice are refused (as Packetbeat does). With several interfaces ``--dump
+    FILE`` writes one file per device, ``FILE`` with ``-<device>`` before its extension.
+    """
+    if len(ifaces) == 1:
+        return open_live(ifaces[0], bpf_filter, dump_path=dump_path, ignore_outgoing=ignore_outgoing)
+    if not ifaces:
+        raise CaptureError("packetbeat.interfaces: no interface configured")
+    seen: set[str] = set()
+    for iface in ifaces:
+        dev = resolve_device(iface.device)
+        if dev in seen:
+            raise CaptureError(f"packetbeat.interfaces: device {dev!r} is listed more than once")
+        seen.add(dev)
+    opened: list[LiveSource] = []
+    try:
+        for iface in ifaces:
+            path = None
+            if dump_path:
+                stem, ext = os.path.splitext(dump_path)
+                path = f"{stem}-{resolve_device(iface.device)}{ext or '.pcap'}"
+            opened.append(open_live(iface, bpf_filter, dump_path=path, ignore_outgoing=ignore_outgoing))
+        return MultiLiveSource(opened)
+    except BaseException:
+        for s in opened:
+            s.close()
+        raise

@@ -339,3 +339,60 @@ def test_missing_cap_net_raw_is_named(kind: str) -> None:
     )
     assert "CaptureError:" in out.stdout, out.stderr
     assert "CAP_NET_RAW" in out.stdout
+
+
+def _second_link(link: VethPair) -> tuple[str, str]:
+    """A second veth pair between the same two namespaces (10.231.1.0/24); returns the addresses."""
+    subprocess.run(["ip", "link", "add", "pbs1", "netns", link.srv_ns, "type", "veth", "peer", "name", "pbc1",
+                    "netns", link.cli_ns], check=True, timeout=15)
+    link.srv("ip", "addr", "add", "10.231.1.1/24", "dev", "pbs1")
+    link.cli("ip", "addr", "add", "10.231.1.2/24", "dev", "pbc1")
+    link.srv("ip", "link", "set", "pbs1", "up")
+    link.cli("ip", "link", "set", "pbc1", "up")
+    mac = link.srv("cat", "/sys/class/net/pbs1/address").stdout.strip()
+    link.cli("ip", "neigh", "replace", "10.231.1.1", "lladdr", mac, "dev", "pbc1")
+    return "10.231.1.1", "10.231.1.2"
+
+
+@pytest.mark.parametrize("kinds", [("af_packet", "af_packet"), ("af_packet", "pcap"), ("pcap", "pcap")])
+def test_a_list_of_interfaces_is_read_together(link: VethPair, kinds: tuple[str, str], tmp_path: object) -> None:
+    """packetbeat.interfaces as a list (8.x): both veths are captured from one iterator, each
+    frame once, counters summed and per device, one dump file per device."""
+    from pybeat.capture.live import open_live_many
+
+    for kind in kinds:
+        _need_kind(kind)
+    second_ip, _ = _second_link(link)
+    ifaces = [InterfaceConfig(device="pbs0", type=kinds[0]), InterfaceConfig(device="pbs1", type=kinds[1])]  # type: ignore[arg-type]
+    with in_netns(link.srv_ns):
+        src = open_live_many(ifaces, f"udp port {PORT}", dump_path=f"{tmp_path}/d.pcap")
+    frames: list[tuple[int, int, bytes]] = []
+    try:
+        _send_udp(link, 300)
+        with in_netns(link.cli_ns):
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        with s:
+            for _ in range(200):
+                s.sendto(b"second", (second_ip, PORT))
+        _drain(src, 500, keep=frames.append)  # type: ignore[arg-type]
+        extra = _drain(src, 1, limit_s=0.0)  # type: ignore[arg-type]
+        stats = src.stats()
+    finally:
+        src.close()
+        for _ in src.packets():
+            pass
+    assert len(frames) == 500 and extra == 0
+    dst = [socket.inet_ntoa(f[30:34]) for _, _, f in frames]
+    assert dst.count(link.srv_ip) == 300 and dst.count(second_ip) == 200
+    assert stats["received"] == 500 and stats["pbs0.received"] == 300 and stats["pbs1.received"] == 200
+    with PcapFileSource(f"{tmp_path}/d-pbs1.pcap") as back:
+        assert sum(1 for _ in back) == 200
+
+
+def test_a_device_listed_twice_is_refused(link: VethPair) -> None:
+    """Packetbeat rejects duplicate devices in the interfaces list; so does pybeat."""
+    from pybeat.capture.live import open_live_many
+
+    ifaces = [InterfaceConfig(device="pbs0", type="af_packet"), InterfaceConfig(device="pbs0", type="af_packet")]
+    with in_netns(link.srv_ns), pytest.raises(CaptureError, match="listed more than once"):
+        open_live_many(ifaces, None)
