@@ -148,12 +148,21 @@ class Selector:
         self.default = FormatString(default) if default else None
         self.rules = [_Rule(getattr(r, key), r.mappings, r.default, r.when) for r in rules if getattr(r, key)]
         self.meta_keys = meta_keys
+        self._raw_formats: dict[str, FormatString] = {}
 
     def select(self, event: Event, meta: dict[str, Any]) -> str | None:
         for mk in self.meta_keys:
             raw = event.meta.get(mk) if event.meta else None
             if raw:
-                return str(raw).lower()
+                text = str(raw)
+                if "%{" in text:  # a protocol's `index:` setting may still be a format string
+                    fmt = self._raw_formats.get(text)
+                    if fmt is None:
+                        if len(self._raw_formats) > 256:
+                            self._raw_formats.clear()
+                        fmt = self._raw_formats[text] = FormatString(text)
+                    text = fmt.render(event, meta)
+                return text.lower()
         for rule in self.rules:
             if rule.when is not None and not rule.when(event):
                 continue

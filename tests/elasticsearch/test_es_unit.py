@@ -182,6 +182,8 @@ def test_selector_rules_overrides_and_lowercase() -> None:
     assert sel.select(Event(TS, {"type": "dhcpv4"}), {}) == "other"
     assert sel.select(Event(TS, {}), {}) == "packetbeat-2026.11.18"
     assert sel.select(Event(TS, {"type": "dns"}, {"raw_index": "Custom"}), {}) == "custom"
+    # A protocol's `index:` reaches the output unformatted in raw_index; it is rendered per event.
+    assert sel.select(Event(TS, {"type": "dns"}, {"raw_index": "dns-%{+yyyy.MM}"}), {}) == "dns-2026.11"
 
 
 def test_default_index_follows_cluster_capabilities() -> None:
