@@ -26,7 +26,7 @@ from pybeat.capture.errors import CaptureError
 if TYPE_CHECKING:
     from pybeat.config.models import InterfaceConfig
 
-__all__ = ["CaptureError", "LiveSource", "MultiLiveSource", "open_live", "open_live_many"]
+__all__ = ["CaptureError", "LiveSource", "MultiLiveSource", "RoutedLiveSource", "open_live", "open_live_many"]
 
 
 class _Source(Protocol):
@@ -119,19 +119,37 @@ def open_live(
     *,
     dump_path: str | None = None,
     ignore_outgoing: bool = False,
-) -> LiveSource:
+) -> "LiveSource | RoutedLiveSource":
     """Open ``iface`` for capture.
 
     ``bpf_filter`` is the generated filter (``bpf.build_filter``) or ``None``; a configured
     ``iface.bpf_filter`` overrides it. ``ignore_outgoing`` is the top-level
-    ``packetbeat.ignore_outgoing``, or-ed with the interface's own key.
+    ``packetbeat.ignore_outgoing``, or-ed with the interface's own key. A ``default_route*``
+    device with ``poll_default_route`` set follows route changes (``RoutedLiveSource``).
     """
+    if (
+        isinstance(iface.device, str)
+        and iface.device.startswith("default_route")
+        and iface.poll_default_route > 0
+    ):
+        return RoutedLiveSource(iface, bpf_filter, dump_path=dump_path, ignore_outgoing=ignore_outgoing)
+    return _open_one(iface, bpf_filter, dump_path=dump_path, ignore_outgoing=ignore_outgoing)
+
+
+def _open_one(
+    iface: "InterfaceConfig",
+    bpf_filter: str | None,
+    *,
+    dump_path: str | None = None,
+    ignore_outgoing: bool = False,
+    device: str | None = None,
+) -> LiveSource:
     kind = iface.type or "pcap"
     if kind == "autodetect":
         kind = "pcap"
     if iface.fanout_group is not None and kind != "af_packet":
         raise CaptureError("fanout_group is only valid with af_packet type")
-    device = resolve_device(iface.device)
+    device = device or resolve_device(iface.device)
     flt = iface.bpf_filter or bpf_filter or ""
     skip_out = ignore_outgoing or iface.ignore_outgoing
     source: _Source
@@ -275,6 +293,125 @@ class MultiLiveSource:
         self.close()
 
 
+class RoutedLiveSource:
+    """A ``default_route*`` device that follows route changes (``poll_default_route``).
+
+    As in Packetbeat 8.x: the route is looked up again every ``poll_default_route`` (at least
+    1 s) and after more than 10 read timeouts in a row; when it names another interface, that
+    one is opened and the old one closed. Counters of closed sources are kept in ``stats()``.
+    With ``--dump``, each later interface gets its own file (``-<device>`` before the extension).
+    """
+
+    MAX_IDLE_TICKS = 10
+
+    def __init__(self, iface: "InterfaceConfig", bpf_filter: str | None, *, dump_path: str | None,
+                 ignore_outgoing: bool):
+        self._iface = iface
+        self._spec = str(iface.device)
+        self._filter = bpf_filter
+        self._dump_path = dump_path
+        self._ignore_outgoing = ignore_outgoing
+        self.interval = max(1.0, float(iface.poll_default_route))
+        self._closing = False
+        self._iter: Iterator[tuple[int, int, bytes] | None] | None = None
+        self._past: dict[str, int] = {}
+        self.switches = 0
+        self._current = _open_one(iface, bpf_filter, dump_path=dump_path, ignore_outgoing=ignore_outgoing)
+        self.kind = self._current.kind
+        self.bpf_filter = self._current.bpf_filter
+
+    @property
+    def device(self) -> str:
+        return self._current.device
+
+    @property
+    def link_type(self) -> int:
+        return self._current.link_type
+
+    def packets(self) -> Iterator[tuple[int, int, bytes] | None]:
+        """Always the same iterator: a caller may stop iterating and pick up again later."""
+        if self._iter is None:
+            self._iter = self._read()
+        return self._iter
+
+    def _read(self) -> Iterator[tuple[int, int, bytes] | None]:
+        import time
+
+        monotonic = time.monotonic
+        try:
+            while not self._closing:
+                due = monotonic() + self.interval
+                idle = 0
+                n = 0
+                ended = True
+                for item in self._current.packets():
+                    if item is None:
+                        idle += 1
+                        yield None
+                        if idle > self.MAX_IDLE_TICKS or monotonic() >= due:
+                            ended = False
+                            break
+                        continue
+                    idle = 0
+                    n += 1
+                    yield item
+                    if not n & 1023 and monotonic() >= due:
+                        ended = False
+                        break
+                if ended:  # closed
+                    return
+                self._follow_route()
+        finally:
+            self._finish(self._current, keep_stats=False)  # stats() still reads its last counts
+
+    def _follow_route(self) -> None:
+        try:
+            device = resolve_device(self._spec)
+        except CaptureError:
+            return  # no default route right now: keep the interface we have
+        if device == self._current.device or self._closing:
+            return
+        path = None
+        if self._dump_path:
+            stem, ext = os.path.splitext(self._dump_path)
+            path = f"{stem}-{device}{ext or '.pcap'}"
+        try:
+            new = _open_one(self._iface, self._filter, dump_path=path,
+                            ignore_outgoing=self._ignore_outgoing, device=device)
+        except CaptureError:
+            return  # try again at the next poll
+        old, self._current = self._current, new
+        self.switches += 1
+        self._finish(old)
+
+    def _finish(self, source: LiveSource, keep_stats: bool = True) -> None:
+        source.close()
+        for _ in source.packets():  # ends at once; its reader releases the socket and the dump
+            pass
+        if not keep_stats:
+            return
+        for key, value in source.stats().items():
+            self._past[key] = self._past.get(key, 0) + value
+
+    def close(self) -> None:
+        """Stop reading; safe from a signal handler or another thread."""
+        self._closing = True
+        self._current.close()
+
+    def stats(self) -> dict[str, int]:
+        out = dict(self._past)
+        for key, value in self._current.stats().items():
+            out[key] = out.get(key, 0) + value
+        out["route_changes"] = self.switches
+        return out
+
+    def __enter__(self) -> "RoutedLiveSource":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def open_live_many(
     ifaces: "Sequence[InterfaceConfig]",
     bpf_filter: str | None,
@@ -288,7 +425,7 @@ def open_live_many(
     FILE`` writes one file per device, ``FILE`` with ``-<device>`` before its extension.
     """
     if len(ifaces) == 1:
-        return open_live(ifaces[0], bpf_filter, dump_path=dump_path, ignore_outgoing=ignore_outgoing)
+        return _open_one(ifaces[0], bpf_filter, dump_path=dump_path, ignore_outgoing=ignore_outgoing)
     if not ifaces:
         raise CaptureError("packetbeat.interfaces: no interface configured")
     seen: set[str] = set()
@@ -304,7 +441,7 @@ def open_live_many(
             if dump_path:
                 stem, ext = os.path.splitext(dump_path)
                 path = f"{stem}-{resolve_device(iface.device)}{ext or '.pcap'}"
-            opened.append(open_live(iface, bpf_filter, dump_path=path, ignore_outgoing=ignore_outgoing))
+            opened.append(_open_one(iface, bpf_filter, dump_path=path, ignore_outgoing=ignore_outgoing))
         return MultiLiveSource(opened)
     except BaseException:
         for s in opened:

@@ -173,7 +173,8 @@ def test_ping_is_reported_as_icmp_transactions(link: VethPair, tmp_path: Path) -
     with agent(link, tmp_path / "agent", protocols) as a:
         link.cli("ping", "-c", "3", "-i", "0.2", link.srv_ip)
         link.cli("ping", "-6", "-c", "2", "-i", "0.2", link.srv_ip6)
-        _wait_for(a, lambda ev: len([e for e in ev if e.get("type") == "icmp"]) >= 5)
+        _wait_for(a, lambda ev: len([e for e in ev if e.get("type") == "icmp"
+                                     and e["client"]["ip"] in (link.cli_ip, link.cli_ip6)]) >= 5)
         a.stop()
         assert a.returncode == 0
         events = [e for e in a.events() if e.get("type") == "icmp"]
@@ -222,3 +223,29 @@ def test_missing_capability_is_named_without_a_traceback(link: VethPair, tmp_pat
     text = out.stdout + out.stderr
     assert out.returncode != 0
     assert "CAP_NET_RAW" in text and "Traceback" not in text, text[-2000:]
+
+
+def test_default_route_device_follows_a_route_change(link: VethPair, tmp_path: Path) -> None:
+    """device: default_route with poll_default_route: 1s captures the default route's
+    interface, and after the route moves to another veth, that one."""
+    _need_pybeat_run()
+    need(run_in(link.cli_ns, "which", "ping", check=False).returncode == 0, "ping (iputils-ping)")
+    from tests.live.test_sources import _second_link
+
+    second_ip, second_peer = _second_link(link)
+    link.srv("ip", "route", "add", "default", "via", link.cli_ip, "dev", link.srv_if)
+    iface = {"device": "default_route", "poll_default_route": "1s"}
+    with agent(link, tmp_path / "agent", [{"type": "icmp"}], interface=iface) as a:
+        link.cli("ping", "-c", "2", "-i", "0.2", link.srv_ip)  # on pbs0: captured
+        link.cli("ping", "-c", "2", "-i", "0.2", second_ip)  # on pbs1: not (yet)
+        link.srv("ip", "route", "replace", "default", "via", second_peer, "dev", "pbs1")
+        time.sleep(2.5)
+        link.cli("ping", "-c", "3", "-i", "0.2", second_ip)  # now captured
+        _wait_for(a, lambda ev: len([e for e in ev if e.get("type") == "icmp" and e["network"]["type"] == "ipv4"]) >= 5)
+        a.stop()
+        assert a.returncode == 0
+        events = [e for e in a.events() if e.get("type") == "icmp" and e["network"]["type"] == "ipv4"]
+        metrics = a.metrics
+    servers = [e["server"]["ip"] for e in events]
+    assert servers.count(link.srv_ip) == 2 and servers.count(second_ip) == 3, servers
+    assert metrics.get("capture.route_changes") == 1
