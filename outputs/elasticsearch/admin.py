@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import socket
 import ssl
-import time
 from typing import Any, TextIO
 
 from elastic_transport import TransportError
@@ -170,38 +169,37 @@ def _test_host(cfg: ElasticsearchConfig, conn: Connection, host: Any, out: TextI
     w("    dns lookup... OK\n")
     w(f"    addresses: {', '.join(addrs)}\n")
     proxy = None if cfg.proxy_disable else cfg.proxy_url
-    if proxy:
-        w(f"    proxy: {proxy} (dial checks the proxy)\n")
     sock = None
-    try:
-        start = time.monotonic()
-        sock = socket.create_connection((host.host, host.port), timeout=min(cfg.timeout, 10.0)) if not proxy else None
-        w("    dial up... OK\n" if sock or proxy else "")
-        _ = start
-    except OSError as exc:
-        w(f"    dial up... ERROR {exc}\n")
-        return False
+    if proxy:
+        w(f"    proxy: {proxy} (dial and TLS are checked by the request below)\n")
+    else:
+        try:
+            sock = socket.create_connection((host.host, host.port), timeout=min(cfg.timeout, 10.0))
+        except OSError as exc:
+            w(f"    dial up... ERROR {exc}\n")
+            return False
+        w("    dial up... OK\n")
     if host.scheme != "https":
         w("  TLS... WARN secure connection disabled\n")
-    else:
+    elif sock is not None:
         w("  TLS...\n")
         mode = cfg.ssl.verification_mode
-        w("    security: server's certificate chain verification is "
-          + ("enabled\n" if mode != "none" else "DISABLED\n"))
-        if sock is not None:
-            try:
-                ctx = ssl_context(cfg.ssl)
-                with ctx.wrap_socket(sock, server_hostname=host.host) as tls:
-                    w("    handshake... OK\n")
-                    w(f"    TLS version: {tls.version()}\n")
-                    cipher = tls.cipher()
-                    if cipher:
-                        w(f"    cipher: {cipher[0]}\n")
-                sock = None
-            except (ssl.SSLError, OSError) as exc:
-                w(f"    handshake... ERROR {exc}\n")
-                return False
-            w("    dial up... OK\n")
+        w("    security: server's certificate chain verification is " + ("DISABLED\n" if mode == "none" else "enabled\n"))
+        if mode in ("none", "certificate"):
+            w("    security: server's host name verification is DISABLED\n")
+        try:
+            ctx = ssl_context(cfg.ssl)
+            with ctx.wrap_socket(sock, server_hostname=host.host) as tls:
+                w("    handshake... OK\n")
+                w(f"    TLS version: {tls.version()}\n")
+                cipher = tls.cipher()
+                if cipher:
+                    w(f"    cipher: {cipher[0]}\n")
+            sock = None
+        except (ssl.SSLError, OSError) as exc:
+            w(f"    handshake... ERROR {exc}\n")
+            return False
+        w("    dial up... OK\n")
     if sock is not None:
         sock.close()
     single = Connection(cfg.model_copy(update={"hosts": [host.url]}))
