@@ -4,6 +4,10 @@
 # when the sources did not change since the last one.
 set -euo pipefail
 cd "$(dirname "$0")"
+# Maven and a JDK 17 come with the machine; install them from Debian if a machine lacks them.
+if ! command -v mvn >/dev/null || [ ! -x /usr/lib/jvm/java-17-openjdk-amd64/bin/javac ]; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends maven openjdk-17-jdk-headless >/dev/null
+fi
 stamp=.build-stamp
 sum=$(cat pom.xml */pom.xml $(find . -name '*.java' | sort) | sha256sum | cut -d' ' -f1)
 JDK21=/usr/lib/jvm/temurin-25-jdk-amd64
