@@ -249,3 +249,26 @@ def test_default_route_device_follows_a_route_change(link: VethPair, tmp_path: P
     servers = [e["server"]["ip"] for e in events]
     assert servers.count(link.srv_ip) == 2 and servers.count(second_ip) == 3, servers
     assert metrics.get("capture.route_changes") == 1
+
+
+def test_two_agents_in_one_fanout_group_split_the_load(link: VethPair, tmp_path: Path) -> None:
+    """Two pybeat processes with the same fanout_group share one veth: dnsperf's 8 client
+    sockets are split between them by flow, every query reported exactly once overall."""
+    _need_pybeat_run()
+    need(run_in(link.cli_ns, "which", "dnsperf", check=False).returncode == 0, "dnsperf")
+    qfile = tmp_path / "queries.txt"
+    qfile.write_text("\n".join(f"h{i}.example.test A" for i in range(100)) + "\n")
+    iface = {"fanout_group": 42}
+    with bind9(link, tmp_path / "named"), \
+            agent(link, tmp_path / "a1", DNS, interface=iface) as a1, \
+            agent(link, tmp_path / "a2", DNS, interface=iface) as a2:
+        out = link.cli("dnsperf", "-s", link.srv_ip, "-d", str(qfile), "-n", "20", "-c", "8", "-Q", "2000",
+                       "-l", "20", "-t", "2", timeout=60).stdout
+        sent = int(re.search(r"Queries sent:\s+(\d+)", out).group(1))  # type: ignore[union-attr]
+        _wait_for(a1, lambda ev: len(_dns_events(ev)) + len(_dns_events(a2.events())) >= sent, timeout=15)
+        a1.stop()
+        a2.stop()
+        n1, n2 = len(_dns_events(a1.events())), len(_dns_events(a2.events()))
+    assert sent == 2000
+    assert n1 + n2 == sent
+    assert n1 > 0 and n2 > 0
