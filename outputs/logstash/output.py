@@ -57,6 +57,7 @@ class SharedState:
             "connections.broken": 0,
             "connections.ttl_reconnects": 0,
             "connections.closed_by_server": 0,
+            "batches.fallback": 0,
             "acks.keepalive": 0,
             "write.bytes": 0,  # Lumberjack frames as written (after compression, before TLS)
         }
@@ -112,6 +113,7 @@ class LogstashClient:
         hosts: list[tuple[str, int]],
         tls: TlsSettings | None,
         rng: random.Random | None = None,
+        fallback_hosts: list[tuple[str, int]] | None = None,
     ):
         self.config = config
         self.shared = shared
@@ -119,6 +121,8 @@ class LogstashClient:
         codec_cfg = CodecConfig.model_validate({"json": JsonCodecConfig(escape_html=config.escape_html)})
         self.codec = Codec(ctx.beat, codec_cfg, index=config.index)
         self.hosts = hosts
+        #: loadbalance: the other hosts, tried for a batch when this client's own host is down
+        self.fallback_hosts = fallback_hosts or []
         self.tls = tls
         self.rng = rng or random.Random()
         # Beats' failover mode starts on a random host and sticks to it until it fails.
@@ -175,25 +179,54 @@ class LogstashClient:
             batch.settle(dropped=bad)
             return
         if not self._ensure_connection():
+            if self.fallback_hosts and self._publish_via_fallback(batch, payloads, sendable, bad):
+                self._backoff()  # own host still down: wait before trying it again
+                return
             self.shared.add(events__retried=len(sendable))
             batch.settle(retry=sendable, dropped=bad)
             self._next_host()
             self._backoff()
             return
-        conn = self.conn
+        if self._send(self.conn, batch, payloads, sendable, bad):
+            self._failures = 0
+
+    def _send(self, conn: Connection, batch: Batch, payloads: list[bytes], sendable: list[Event], bad: int) -> bool:
+        """Send on ``conn`` and settle the batch either way; True if every event was ACKed."""
         keepalives, written = conn.keepalives, conn.bytes_sent
         try:
             conn.send(payloads, self._window_size, self.config.pipelining, self._window_acked)
         except SendError as exc:
             self.shared.add(write__bytes=conn.bytes_sent - written)
-            self._send_failed(batch, sendable, bad, exc, conn.keepalives - keepalives)
-            return
-        self._failures = 0
+            self._send_failed(batch, conn, sendable, bad, exc, conn.keepalives - keepalives)
+            return False
         self.shared.settled(sendable)
         self.shared.add(events__acked=len(sendable), batches__acked=1, write__bytes=conn.bytes_sent - written,
                         acks__keepalive=conn.keepalives - keepalives)
         self._count_host(conn.where, len(sendable))
         batch.settle(acked=len(sendable), dropped=bad)
+        return True
+
+    def _publish_via_fallback(self, batch: Batch, payloads: list[bytes], sendable: list[Event], bad: int) -> bool:
+        """``loadbalance``: this client's host is down, so send this batch to another host on a
+        connection opened for it. Handing the batch back and waiting would also work while the
+        other hosts' clients are running, but at the end of a replay they may already have
+        stopped, leaving the batch to a client that can never deliver it. True if settled."""
+        c = self.config
+        for host, port in self.fallback_hosts:
+            conn = Connection(host, port, c.timeout, c.compression_level, self.tls, c.proxy_url,
+                              c.proxy_use_local_resolver)
+            try:
+                conn.connect()
+            except ConnectError:
+                continue
+            self.shared.add(connections__opened=1, batches__fallback=1)
+            self._log("info", "own host down, batch sent to another host", fallback=conn.where)
+            try:
+                self._send(conn, batch, payloads, sendable, bad)
+            finally:
+                conn.close()
+            return True
+        return False
 
     def _encode(self, events: list[Event]) -> tuple[list[bytes], list[Event], int]:
         """JSON per event; an event the codec refuses is dropped alone (counted), as Beats does."""
@@ -238,9 +271,10 @@ class LogstashClient:
         self._log("info", "connected to logstash", tls=self.tls is not None)
         return True
 
-    def _send_failed(self, batch: Batch, sendable: list[Event], bad: int, exc: SendError, keepalives: int) -> None:
+    def _send_failed(
+        self, batch: Batch, conn: Connection, sendable: list[Event], bad: int, exc: SendError, keepalives: int
+    ) -> None:
         """Settle the ACKed prefix, retry the rest (dropping what ran out of retries), back off."""
-        conn = self.conn
         conn.close()
         self._shrink()
         acked = exc.acked
@@ -256,8 +290,9 @@ class LogstashClient:
         self._count_host(conn.where, acked)
         self._log("error", "logstash send failed", error=str(exc), acked=acked, retried=len(retry), dropped=over)
         batch.settle(acked=acked, retry=retry, dropped=bad + over)
-        self._next_host()
-        self._backoff()
+        if conn is self.conn:
+            self._next_host()
+            self._backoff()
 
     def _count_host(self, where: str, n: int) -> None:
         if n:

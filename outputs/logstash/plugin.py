@@ -40,9 +40,12 @@ class LogstashPlugin:
             ctx.logger.warning("ssl.restart_on_cert_change is not supported yet: restart pybeat after "
                                "replacing certificates", output="logstash")
         hosts = config.addresses
+        fallback: list[tuple[str, int]] = []
         if config.loadbalance:
-            hosts = [hosts[index % len(hosts)]]
-        return LogstashClient(config, ctx, shared, hosts, tls)
+            own = index % len(hosts)
+            fallback = hosts[own + 1 :] + hosts[:own]
+            hosts = [hosts[own]]
+        return LogstashClient(config, ctx, shared, hosts, tls, fallback_hosts=fallback)
 
     def workers(self, config: LogstashConfig) -> int:
         return config.worker * (len(config.hosts) if config.loadbalance else 1)

@@ -595,3 +595,41 @@ def test_any_ack_pattern_settles_exactly_the_acked_prefix(peer: Any, count: int,
     c.close()
     p.close()
     assert s.calls == [(expected, count - expected, 0)]
+
+
+def test_loadbalance_client_of_a_dead_host_sends_its_batch_to_another(receivers: Any, unused_port: int) -> None:
+    """``loadbalance``: the client bound to a host that refuses connections delivers the batch it
+    took through another host instead of handing it back (at the end of a replay the other
+    clients may be gone, and the batch would circle forever)."""
+    r = receivers()
+    cfg = LogstashConfig.model_validate({"hosts": [f"127.0.0.1:{unused_port}", r.address], "loadbalance": True,
+                                         "backoff": {"init": "10ms", "max": "20ms"}})
+    ctx = OutputContext(beat=BeatInfo(), metrics=None, logger=None, name="logstash")
+    dead_bound = plugin.create(cfg, ctx)
+    assert dead_bound.hosts == [("127.0.0.1", unused_port)]
+    s = Settled()
+    dead_bound.publish(s.batch(_events(5)))
+    dead_bound.close()
+    assert s.calls == [(5, 0, 0)]
+    assert dead_bound.shared.counters["batches.fallback"] == 1
+    assert r.count() == 5
+
+
+def test_pipeline_with_a_dead_loadbalanced_host_drains_at_close(receivers: Any, unused_port: int) -> None:
+    """Through the pipeline's OutputRunner, 10 short replays with one of two load-balanced hosts
+    dead: every close drains the queue, all events ACKed by the live host. (The hang this guards
+    against is a narrow race in MemQueue.get, which returns None to an idle worker once the
+    queue is closed even while another worker holds a batch that may come back for retry.)"""
+    from pybeat.pipeline.pipeline import OutputRunner
+
+    r = receivers()
+    cfg = LogstashConfig.model_validate({"hosts": [f"127.0.0.1:{unused_port}", r.address], "loadbalance": True,
+                                         "bulk_max_size": 50, "backoff": {"init": "10ms", "max": "50ms"}})
+    for round_ in range(10):
+        ctx = OutputContext(beat=BeatInfo(), metrics=None, logger=None, name="logstash")
+        runner = OutputRunner("logstash", lambda: plugin.create(cfg, ctx), plugin.workers(cfg),
+                              plugin.batch_size(cfg), 200, None)
+        runner.queue.put(_events(300, 300 * round_))
+        assert runner.close(10.0), f"round {round_}: {runner.stats()}"
+        assert runner.acked == 300 and runner.dropped == 0
+    assert r.count() == 3000
