@@ -27,6 +27,7 @@ import select
 import socket
 import struct
 import threading
+import time
 from collections.abc import Generator, Iterator
 
 from pybeat.capture.errors import CaptureError, explain_os_error
@@ -303,6 +304,10 @@ class AfPacketSource:
             while not self._closing:
                 if not (yield from drain(1 << 30)) and not poller.poll(POLL_TIMEOUT_MS):
                     yield None
+            # Closing. The kernel hands over a partly filled block only after RETIRE_BLOCK_MS:
+            # a caller that keeps iterating after close() gets those last packets too.
+            time.sleep((RETIRE_BLOCK_MS + 20) / 1000)
+            yield from drain(1 << 30, final=True)
         finally:
             self._release()
 
@@ -310,9 +315,9 @@ class AfPacketSource:
         """The descriptor to poll for readiness (when reading several sources at once)."""
         return self._sock.fileno()
 
-    def drain_ready(self, max_blocks: int) -> Generator[tuple[int, int, bytes], None, int]:
+    def drain_ready(self, max_blocks: int, final: bool = False) -> Generator[tuple[int, int, bytes], None, int]:
         """Yield the frames of the blocks the kernel has handed over (at most ``max_blocks``),
-        without waiting; return how many blocks were read."""
+        without waiting; return how many blocks were read. ``final``: also after close()."""
         ring = self._ring
         if ring is None:
             return 0
@@ -330,7 +335,7 @@ class AfPacketSource:
         unpack_sll = _SLL.unpack_from
         pack_into = struct.pack_into
         blocks = 0
-        while blocks < max_blocks and not self._closing:
+        while blocks < max_blocks and (final or not self._closing):
             base = self._block * block_size
             status, count, first = unpack_block(ring, base + 8)
             if not status & TP_STATUS_USER:

@@ -119,6 +119,18 @@ def test_idle_link_yields_ticks_and_close_from_another_thread_ends_reading(link:
     assert ended < 2.8
 
 
+def test_af_packet_reader_gets_the_last_packets_after_close(link: VethPair) -> None:
+    """Frames still in a block the kernel has not handed over yet when close() is called are
+    delivered to a reader that keeps iterating until the iterator ends."""
+    src = _open(link, "af_packet")
+    it = src.packets()
+    assert next(it) is None  # reading has started (an idle tick)
+    _send_udp(link, 30)
+    src.close()
+    got = sum(1 for item in it if item is not None)
+    assert got == 30
+
+
 def test_af_packet_kernel_drops_are_counted_when_the_ring_overflows(link: VethPair) -> None:
     """A 1 MB ring left unread overflows; the kernel's drop count plus what was read equals what was sent."""
     src = _open(link, "af_packet", buffer_size_mb=1)
