@@ -12,7 +12,7 @@ from typing import Iterator
 
 import pytest
 
-from conftest_es import esnode, need
+from conftest_es import PCAPS, Event, capture_events, esnode, need
 
 
 def _start(engine: str, **kw: object) -> "esnode.NodeProcess":
@@ -69,3 +69,11 @@ def start_nodes() -> Iterator[object]:
     finally:
         for node in started:
             node.close()
+
+
+@pytest.fixture(scope="session")
+def bulk_capture_events(tmp_path_factory: pytest.TempPathFactory) -> list["Event"]:
+    """The 50,000 DNS transactions of dns_bulk_100k.pcap, decoded by the agent once per session."""
+    pcap = PCAPS / "dns_bulk_100k.pcap"
+    need(pcap.exists(), f"the shared capture {pcap}")
+    return capture_events(pcap, tmp_path_factory.mktemp("bulk-capture"))

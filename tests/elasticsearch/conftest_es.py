@@ -128,3 +128,36 @@ def in_thread(fn: Callable[[], None]) -> threading.Thread:
     t = threading.Thread(target=fn, daemon=True)
     t.start()
     return t
+
+
+def capture_events(pcap: Path, workdir: Path) -> list[Event]:
+    """The events the agent makes from a real capture (``pybeat run -I`` into the file output),
+    loaded back as Events, each given an ``_id`` (as Beats' ``add_id`` would) so resent events
+    show up as counted duplicates rather than as second documents."""
+    import json
+    import subprocess
+
+    from pybeat.timefmt import parse_ts
+
+    cfg = workdir / "decode.yml"
+    cfg.write_text(json.dumps({
+        "packetbeat.interfaces.device": "any",
+        "packetbeat.protocols": [{"type": "dns", "ports": [53, 5353]}, {"type": "icmp"}],
+        "output.file": {"path": str(workdir / "events"), "filename": "events", "rotate_every_kb": 10_000_000},
+        "logging.to_files": False,
+    }))
+    cfg.chmod(0o600)
+    run = subprocess.run([sys.executable, "-m", "pybeat.cli", "run", "-c", str(cfg), "-I", str(pcap), "-t",
+                          "--strict.perms", "false"], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout + run.stderr
+    events: list[Event] = []
+    for f in sorted((workdir / "events").glob("*.ndjson")):
+        with open(f, "rb") as fh:
+            for line in fh:
+                import orjson
+
+                doc = orjson.loads(line)
+                doc.pop("@metadata", None)
+                ts = parse_ts(doc.pop("@timestamp"))
+                events.append(Event(ts, doc, {"_id": f"{pcap.stem}-{len(events)}"}))
+    return events

@@ -25,15 +25,16 @@ def _assert_all_delivered(h: Harness, url: str, index: str, n: int) -> None:
     assert count(url, index) == n
 
 
-def test_node_restarted_mid_stream(start_nodes: object) -> None:
-    """A single node stopped and started again while events flow: the output retries the
-    connection with backoff (no event counted against max_retries) and every event is indexed."""
+def test_node_restarted_mid_stream(start_nodes: object, bulk_capture_events: list) -> None:
+    """A single node stopped and started again while the agent's events from a real capture
+    flow: the output retries the connection with backoff (no event counted against
+    max_retries) and every event is indexed."""
     node = start_nodes("es7")  # type: ignore[operator]
     index = "pbrestart"
     h = Harness({"hosts": [node.url()], "index": index, "bulk_max_size": 200, "max_retries": 0,
                  "backoff": {"init": "100ms", "max": "1s"}, "compression_level": 0}, queue_events=2000)
-    n = 20_000
-    events = [dns_event(i, TS0) for i in range(n)]
+    events = bulk_capture_events[:10_000]
+    n = len(events)
 
     def restart() -> None:
         node.stop_node(0)
@@ -41,7 +42,7 @@ def test_node_restarted_mid_stream(start_nodes: object) -> None:
         node.start_node(0)
 
     holder: list = []
-    h.feed(events, rate_per_s=4000, at={6000: lambda: holder.append(in_thread(restart))})
+    h.feed(events, rate_per_s=3000, at={3000: lambda: holder.append(in_thread(restart))})
     holder[0].join(120)
     assert h.close(180)
     node.wait_nodes(1, status="yellow")
@@ -49,9 +50,10 @@ def test_node_restarted_mid_stream(start_nodes: object) -> None:
     _assert_all_delivered(h, node.url(), index, n)  # ...and cost nothing
 
 
-def test_cluster_losing_a_node() -> None:
-    """A three-node cluster loses one node (the elected master included) mid-stream; the output
-    fails over between hosts and every event is indexed once, resends counted as duplicates."""
+def test_cluster_losing_a_node(bulk_capture_events: list) -> None:
+    """A three-node cluster loses one node (the elected master when it can) while the agent's
+    events from a real capture flow; the output fails over between hosts and every event is
+    indexed once, resends counted as duplicates."""
     node = esnode.NodeProcess("es7", nodes=3)
     try:
         url = node.url(0)
@@ -66,9 +68,9 @@ def test_cluster_losing_a_node() -> None:
         h = Harness({"hosts": node.urls, "index": index, "bulk_max_size": 200, "max_retries": 3, "worker": 2,
                      "timeout": "10s", "backoff": {"init": "100ms", "max": "1s"}, "compression_level": 0},
                     queue_events=2000)
-        n = 20_000
-        events = [dns_event(i, TS0) for i in range(n)]
-        h.feed(events, rate_per_s=4000, at={6000: lambda: in_thread(lambda: node.stop_node(victim))})
+        events = bulk_capture_events[10_000:20_000]
+        n = len(events)
+        h.feed(events, rate_per_s=3000, at={3000: lambda: in_thread(lambda: node.stop_node(victim))})
         assert h.close(180)
         alive = 0 if victim != 0 else 1
         node.wait_nodes(2, status="yellow", via=alive)
