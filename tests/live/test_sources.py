@@ -13,6 +13,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -34,7 +35,7 @@ def _need_kind(kind: str) -> None:
         need(libpcap.available(), "libpcap (Debian: libpcap0.8)")
 
 
-def _open(link: VethPair, kind: str, flt: str | None = f"udp port {PORT}", **kw: object) -> LiveSource:
+def _open(link: VethPair, kind: str, flt: str | None = f"udp port {PORT}", **kw: object) -> Any:
     _need_kind(kind)
     dump = kw.pop("dump_path", None)
     cfg = InterfaceConfig(device=kw.pop("device", link.srv_if), type=kind, **kw)  # type: ignore[arg-type]
