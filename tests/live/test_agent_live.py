@@ -272,3 +272,28 @@ def test_two_agents_in_one_fanout_group_split_the_load(link: VethPair, tmp_path:
     assert sent == 2000
     assert n1 + n2 == sent
     assert n1 > 0 and n2 > 0
+
+
+@pytest.mark.parametrize(
+    ("interface", "message"),
+    [
+        ({"device": "nosuch0"}, "no such device 'nosuch0'"),
+        ({"bpf_filter": "port and and"}, "invalid bpf_filter 'port and and'"),
+        ({"type": "pcap", "fanout_group": 3}, "fanout_group is only valid with af_packet type"),
+    ],
+)
+def test_capture_setup_errors_are_one_line_messages(link: VethPair, tmp_path: Path, interface: dict[str, Any],
+                                                    message: str) -> None:
+    """A missing device, a filter that does not compile, fanout with pcap: the agent exits
+    non-zero with a message naming the problem, not a traceback."""
+    _need_pybeat_run()
+    from tests.live.servers import Agent
+
+    a = Agent(link, tmp_path / "agent", DNS, interface=interface)
+    try:
+        a.proc.wait(60)
+    finally:
+        a.kill()
+    text = a.log_text()
+    assert a.proc.returncode != 0
+    assert message in text and "Traceback" not in text, text[-2000:]
