@@ -30,13 +30,12 @@ class CloudID:
 
 
 def _corrupt_at(text: str) -> int:
-    """The byte offset Go's base64 decoder names in ``illegal base64 data at input byte N``."""
-    for i, ch in enumerate(text):
-        if ch == "=":
-            return i if len(text) % 4 else len(text.rstrip("=")) if text.rstrip("=") else i
+    """Where Go's decoder would report ``illegal base64 data at input byte N`` (approximately:
+    the first character outside the alphabet, else the start of the incomplete last quantum)."""
+    for i, ch in enumerate(text.rstrip("=")):
         if ch not in _B64:
             return i
-    return max(0, len(text) - len(text) % 4) if len(text) % 4 else len(text)
+    return len(text) - len(text) % 4
 
 
 def _split_port(word: str, default: str) -> tuple[str, str]:

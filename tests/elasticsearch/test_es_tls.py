@@ -28,6 +28,8 @@ from conftest_es import BEAT
 pytestmark = pytest.mark.integration
 
 TS0 = 1_795_000_000_000_000_000
+API_KEY = "pybeat-key-id:pybeat-key-secret"
+API_KEY_B64 = base64.b64encode(API_KEY.encode()).decode()
 
 
 def _free_port() -> int:
@@ -44,6 +46,7 @@ class Proxy:
     def __init__(self, tmp: Path, es_url: str):
         self.dir = tmp
         self.tls_port = _free_port()
+        self.apikey_port = _free_port()
         self.http_port = _free_port()
         _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
                  "-days", "2", "-subj", "/CN=pybeat test CA", cwd=tmp)
@@ -83,6 +86,19 @@ http {{
     }}
   }}
   server {{
+    # Like Elastic Cloud with an API key: only "ApiKey base64(id:key)" gets through.
+    listen 127.0.0.1:{self.apikey_port} ssl;
+    ssl_certificate {tmp}/server.pem;
+    ssl_certificate_key {tmp}/server.key;
+    location / {{
+      if ($http_authorization != "ApiKey {API_KEY_B64}") {{ return 401; }}
+      proxy_pass http://{upstream};
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Authorization "";
+    }}
+  }}
+  server {{
     # A forward proxy for plain-http absolute-URI requests (proxy_url).
     listen 127.0.0.1:{self.http_port};
     location / {{
@@ -106,8 +122,8 @@ http {{
                 time.sleep(0.1)
         self.ca = str(tmp / "ca.pem")
 
-    def cloud_id(self) -> str:
-        raw = f"0.0.1:{self.tls_port}$127$kibana".encode()
+    def cloud_id(self, port: int | None = None) -> str:
+        raw = f"0.0.1:{port or self.tls_port}$127$kibana".encode()
         return "test-deployment:" + base64.b64encode(raw).decode()
 
     def proxied_requests(self) -> int:
@@ -196,3 +212,21 @@ def test_proxy_url(proxy: Proxy, es_node: "esnode.NodeProcess") -> None:
     assert h.close(60)
     assert count(es_node.url(), "pbproxy") == 500
     assert proxy.proxied_requests() >= 2  # GET / and at least one _bulk went through nginx
+
+
+def test_cloud_id_with_api_key(proxy: Proxy, es_node: "esnode.NodeProcess") -> None:
+    """cloud.id without cloud.auth plus output.elasticsearch.api_key: the key is sent as
+    ``ApiKey base64(id:key)`` over TLS and events are indexed; a wrong key is refused (401)."""
+    def config(key: str) -> ElasticsearchConfig:
+        raw: dict = {"cloud": {"id": proxy.cloud_id(proxy.apikey_port)}, "output": {"elasticsearch": {
+            "api_key": key, "index": "pbapikey", "ssl": {"certificate_authorities": [proxy.ca]}}}}
+        apply_cloud(raw)
+        return ElasticsearchConfig.model_validate(raw["output"]["elasticsearch"])
+
+    h = Harness(config(API_KEY).model_dump(exclude_unset=True))
+    h.feed([dns_event(i, TS0) for i in range(1000)])
+    assert h.close(60)
+    assert count(es_node.url(), "pbapikey") == 1000
+    out = io.StringIO()
+    assert not run_test_output(config("pybeat-key-id:wrong"), BEAT, out)
+    assert "talk to server... ERROR HTTP 401" in out.getvalue(), out.getvalue()

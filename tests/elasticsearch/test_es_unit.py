@@ -320,3 +320,50 @@ def test_cluster_flavours(root: dict, status: int, features: object, expect: tup
     info = cluster_info(root, status, features)
     got = (info.flavour, info.bulk_op, info.ilm, info.data_streams, info.ism, default_index(BEAT, info))
     assert got == expect
+
+
+# -- bad input never raises ------------------------------------------------------------------
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=_json, n=st.integers(min_value=0, max_value=6))
+def test_any_bulk_response_gives_one_outcome_per_item(body: object, n: int) -> None:
+    """Whatever a server or proxy answers, classification returns exactly one outcome per item
+    and never acks an item the response does not show as a 2xx."""
+    outs = classify_response(body, n)
+    assert len(outs) == n
+    for i, o in enumerate(outs):
+        if o.outcome is Outcome.ACKED:
+            items = body["items"]  # type: ignore[index]
+            assert isinstance(body, dict) and (body.get("errors") is False or 200 <= next(iter(items[i].values()))["status"] < 300)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(max_size=80) | st.binary(max_size=60).map(lambda b: __import__("base64").b64encode(b).decode()))
+def test_cloud_id_decoding_fails_only_with_valueerror(text: str) -> None:
+    """Random Cloud IDs decode or raise ValueError with a message; nothing else escapes."""
+    try:
+        es_url, kb_url = decode_cloud_id(text)
+    except ValueError as exc:
+        assert str(exc)
+    else:
+        assert es_url.startswith("https://") and kb_url.startswith("https://")
+
+
+@settings(max_examples=200, deadline=None)
+@given(pattern=st.text(alphabet="%{}[]+:.yMdHms-ab'", max_size=30))
+def test_format_strings_render_or_report_missing_fields(pattern: str) -> None:
+    """Any index pattern compiles; rendering gives a string or a SelectorError, never a crash."""
+    try:
+        out = FormatString(pattern).render(Event(TS, {"a": "x"}), {})
+    except SelectorError:
+        return
+    assert isinstance(out, str)
