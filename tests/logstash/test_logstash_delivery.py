@@ -213,3 +213,22 @@ def test_dns_bulk_capture_arrives_once_intact(tmp_path: Path, receivers: Any) ->
     assert wait_for(lambda: r.count() >= len(sent), 10)
     assert _compare(sent, r.lines()) == (0, 0)
     print(f"dns bulk: {len(sent)} events through file+logstash in {elapsed:.1f}s (agent run incl. start)")
+
+
+@pytest.mark.slow
+def test_loadbalance_with_default_settings_shares_dns_bulk(tmp_path: Path, receivers: Any) -> None:
+    """``loadbalance: true`` and every other key at its default (bulk 2048, pipelining 2, queue
+    3200, flush 1600): the 50,000 transactions of dns_bulk_100k.pcap are shared, each receiver
+    getting at least 30%, none lost or doubled."""
+    if dns_capture() == "icmp.pcap":
+        pytest.skip("the DNS protocol plugin is not installed yet")
+    a, b = receivers("a"), receivers("b")
+    run = run_agent(tmp_path, {"hosts": [a.address, b.address], "loadbalance": True}, "dns_bulk_100k.pcap", 1,
+                    with_file=False, wait=300)
+    assert run.proc.returncode == 0, run.log_tail()
+    total = run.metrics["pipeline.events.published"]
+    assert total == 50_000
+    assert wait_for(lambda: a.count() + b.count() >= total, 10)
+    print(f"default loadbalance: a={a.count()} b={b.count()} of {total}")
+    assert a.count() + b.count() == total
+    assert min(a.count(), b.count()) >= 0.3 * total
