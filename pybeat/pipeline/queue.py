@@ -60,11 +60,13 @@ class MemQueue:
     def get(self, max_events: int, timeout: float | None = None) -> tuple[list[Event], int] | None:
         """Take up to ``max_events`` (retried groups first, with their retry count).
 
-        Returns None once the queue is closed and empty, or ``([], 0)`` on timeout.
+        Returns None once the queue is closed and every event settled, or ``([], 0)`` on timeout.
         """
         with self._cond:
             while not self._events and not self._retry:
-                if self._closed:
+                # Stop only when nothing is in flight either: a batch another worker holds may
+                # still come back for retry (requeue), and someone must be there to take it.
+                if self._closed and self._used == 0:
                     return None
                 if not self._cond.wait(timeout):
                     return [], 0

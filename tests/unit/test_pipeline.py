@@ -168,3 +168,22 @@ def test_live_mode_drops_when_the_output_cannot_keep_up_and_counts_it():
     p.close(10)
     delivered = len(out.got)
     assert delivered + p.dropped_full == 200 and p.dropped_full > 0
+
+
+def test_an_idle_worker_keeps_waiting_while_another_holds_a_batch_that_may_come_back():
+    """Regression: get() returned None on a closed, momentarily empty queue while a batch was
+    still in flight; if that batch came back for retry no worker was left to take it."""
+    q = MemQueue(10)
+    q.put([ev(1), ev(2)])
+    q.close()
+    held, _ = q.get(10)  # worker A holds the batch
+    got = []
+    t = threading.Thread(target=lambda: got.append(q.get(10)))  # worker B goes idle
+    t.start()
+    time.sleep(0.1)
+    assert t.is_alive(), "worker B gave up while a batch was in flight"
+    q.requeue(held, 1)  # A's send failed: the batch comes back
+    t.join(2)
+    assert got and got[0] == (held, 1)
+    q.release(2)
+    assert q.get(10) is None  # closed and everything settled: now workers may stop
