@@ -84,6 +84,7 @@ class Envelope:
         self.public_is_internal = "public" in self.internal_specs
         self.local_ips = {str(ipaddress.ip_address(ip)) for ip in local_ips}
         self._flow_cache: dict[tuple, tuple[str, str]] = {}
+        self._facts: dict[tuple[Any, ...], tuple[str, str, str]] = {}
 
     def _host_class(self, ip: str) -> str:
         """'local' for loopback, link-local and this host's addresses, else ''."""
@@ -132,6 +133,20 @@ class Envelope:
             hit = self._flow_cache[key] = (cid, self.direction(src_ip, dst_ip))
         return hit
 
+    def _flow_facts(self, key: tuple[Any, ...]) -> tuple[str, str, str]:
+        """(community_id, direction, network.type) of the flow ``build`` was called with."""
+        transport, src_ip, src_port, dst_ip, dst_port, icmp_type_code = key
+        proto = _PROTO_NUMBERS.get(transport, 0)
+        if icmp_type_code is not None:
+            cid, direction = self._flow(src_ip, dst_ip, proto, icmp_type_code[0], icmp_type_code[1])
+        else:
+            cid, direction = self._flow(src_ip, dst_ip, proto, src_port, dst_port)
+        facts = self._facts
+        if len(facts) > 65536:
+            facts.clear()
+        hit = facts[key] = (cid, direction, "ipv6" if ":" in src_ip else "ipv4")
+        return hit
+
     def build(
         self,
         protocol: str,
@@ -149,33 +164,50 @@ class Envelope:
         icmp_type_code: tuple[int, int] | None = None,
         dataset: str | None = None,
     ) -> dict[str, Any]:
-        """The envelope of one transaction: a new dict the protocol adds its own fields to."""
-        source: dict[str, Any] = {"ip": src_ip}
-        destination: dict[str, Any] = {"ip": dst_ip}
-        if src_port:
-            source["port"] = src_port
-        if dst_port:
-            destination["port"] = dst_port
-        if src_bytes:
-            source["bytes"] = src_bytes
-        if dst_bytes:
-            destination["bytes"] = dst_bytes
-        proto = _PROTO_NUMBERS.get(transport, 0)
-        if icmp_type_code is not None:
-            cid, direction = self._flow(src_ip, dst_ip, proto, icmp_type_code[0], icmp_type_code[1])
+        """The envelope of one transaction: a new dict the protocol adds its own fields to.
+
+        This runs once per event: the per-flow facts are cached, and the common shapes
+        (ports and bytes on both sides) are built as literals.
+        """
+        key = (transport, src_ip, src_port, dst_ip, dst_port, icmp_type_code)
+        facts = self._facts.get(key)
+        if facts is None:
+            facts = self._flow_facts(key)
+        cid, direction, net_type = facts
+        if src_port and src_bytes:
+            source: dict[str, Any] = {"ip": src_ip, "port": src_port, "bytes": src_bytes}
+            client: dict[str, Any] = {"ip": src_ip, "port": src_port, "bytes": src_bytes}
         else:
-            cid, direction = self._flow(src_ip, dst_ip, proto, src_port, dst_port)
-        network: dict[str, Any] = {
-            "transport": transport,
-            "type": "ipv6" if ":" in src_ip else "ipv4",
-            "direction": direction,
-        }
-        if protocol:
-            network["protocol"] = protocol
-        if src_bytes + dst_bytes:
-            network["bytes"] = src_bytes + dst_bytes
-        if cid:
-            network["community_id"] = cid
+            source = {"ip": src_ip}
+            if src_port:
+                source["port"] = src_port
+            if src_bytes:
+                source["bytes"] = src_bytes
+            client = dict(source)
+        if dst_port and dst_bytes:
+            destination: dict[str, Any] = {"ip": dst_ip, "port": dst_port, "bytes": dst_bytes}
+            server: dict[str, Any] = {"ip": dst_ip, "port": dst_port, "bytes": dst_bytes}
+        else:
+            destination = {"ip": dst_ip}
+            if dst_port:
+                destination["port"] = dst_port
+            if dst_bytes:
+                destination["bytes"] = dst_bytes
+            server = dict(destination)
+        total = src_bytes + dst_bytes
+        if protocol and total and cid:
+            network: dict[str, Any] = {
+                "transport": transport, "type": net_type, "direction": direction, "protocol": protocol,
+                "bytes": total, "community_id": cid,
+            }
+        else:
+            network = {"transport": transport, "type": net_type, "direction": direction}
+            if protocol:
+                network["protocol"] = protocol
+            if total:
+                network["bytes"] = total
+            if cid:
+                network["community_id"] = cid
         event: dict[str, Any] = {
             "kind": "event",
             "category": ["network"],
@@ -195,8 +227,8 @@ class Envelope:
         return {
             "source": source,
             "destination": destination,
-            "client": dict(source),
-            "server": dict(destination),
+            "client": client,
+            "server": server,
             "network": network,
             "event": event,
             "related": {"ip": related},
