@@ -100,9 +100,9 @@ def test_real_429s_retried_until_indexed(start_nodes: object) -> None:
 def test_413_splits_the_bulk_request(start_nodes: object) -> None:
     """A node whose http.max_content_length is smaller than a batch answers 413; the output
     halves the request until it fits, and every event is indexed."""
-    node = start_nodes("es7", settings={"http.max_content_length": "40kb"})  # type: ignore[operator]
-    h = Harness({"hosts": [node.url()], "index": "pb413", "bulk_max_size": 400, "compression_level": 0})
-    n = 2000
+    node = start_nodes("es7", settings={"http.max_content_length": "200kb"})  # type: ignore[operator]
+    h = Harness({"hosts": [node.url()], "index": "pb413", "bulk_max_size": 600, "compression_level": 0})
+    n = 1800
     h.feed([dns_event(i, TS0) for i in range(n)])
     assert h.close(120)
     assert h.stats.get("batches_split", 0) > 0, h.stats
