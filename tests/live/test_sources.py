@@ -115,9 +115,10 @@ def test_idle_link_yields_ticks_and_close_from_another_thread_ends_reading(link:
         timer.cancel()
         src.close()
     ended = time.monotonic() - start
-    assert ticks and ticks[0] < 0.8
-    assert all(b - a < 0.8 for a, b in zip(ticks, ticks[1:]))
-    assert ended < 2.8
+    # 0.5 s ticks; the margins absorb a loaded CI machine.
+    assert ticks and ticks[0] < 1.2
+    assert all(b - a < 1.2 for a, b in zip(ticks, ticks[1:]))
+    assert ended < 3.5
 
 
 def test_af_packet_reader_gets_the_last_packets_after_close(link: VethPair) -> None:

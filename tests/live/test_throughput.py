@@ -3,7 +3,7 @@
 
 300,000 packets (150,000 query/response pairs) in 3 s; the agent must report >= 99.9 % of the
 transactions and show the kernel's drop count in its exit summary. The ring is sized for the
-burst (buffer_size_mb: 128, see docs/live_capture.md): the agent decodes ~15-19k DNS packets/s
+burst (buffer_size_mb: 128, see docs/live_capture.md) and so is the event queue: the agent decodes ~15-19k DNS packets/s
 on one core, so a 3 s burst at 100k/s is absorbed by the ring and drained afterwards.
 """
 
@@ -36,31 +36,41 @@ def test_100k_pps_burst_is_reported_with_kernel_drops_shown(link: VethPair, tmp_
     need(BULK.is_file(), f"the shared capture {BULK}")
     need(run_in(link.cli_ns, "which", "tcpreplay", check=False).returncode == 0, "tcpreplay")
     protocols = [{"type": "dns", "ports": [53]}]
-    with agent(link, tmp_path / "agent", protocols, interface={"type": "af_packet", "buffer_size_mb": 128}) as a:
+    # The ring absorbs the burst; the event queue must absorb the agent's output bursts while it
+    # drains the ring (with the default 3,200 events a loaded machine dropped ~0.3 % there).
+    extra = {"queue.mem.events": 65536}
+    iface = {"type": "af_packet", "buffer_size_mb": 128}
+    with agent(link, tmp_path / "agent", protocols, interface=iface, extra=extra) as a:
         replay = link.cli("tcpreplay", "-i", link.cli_if, "--pps=100000", "--loop=3", str(BULK), timeout=120).stdout
         sent = int(re.search(r"Actual: (\d+) packets", replay).group(1))  # type: ignore[union-attr]
         rate = float(re.search(r"([\d.]+) pps", replay).group(1))  # type: ignore[union-attr]
-        # Let the agent drain the ring: wait until the output stops growing (bounded).
-        deadline = time.monotonic() + 120
-        last = -1
+        # Let the agent drain the ring: wait for all events, or until the output has not grown
+        # for 10 s (a loaded machine can starve the agent for a few seconds), at most 150 s.
+        deadline = time.monotonic() + 150
+        last, still_since = -1, time.monotonic()
         while time.monotonic() < deadline:
             n = _lines(a.out)
-            if n >= 150_000 or n == last:
+            if n >= 150_000:
                 break
-            last = n
-            time.sleep(3)
+            if n != last:
+                last, still_since = n, time.monotonic()
+            elif time.monotonic() - still_since > 10:
+                break
+            time.sleep(1)
         a.stop(signal.SIGINT, timeout=60)
         assert a.returncode == 0, a.log_text()[-2000:]
         metrics = a.metrics
         log = a.log_text()
         events = _lines(a.out)
-    assert sent == 300_000 and rate > 90_000, replay
+    assert sent == 300_000 and rate > 90_000, replay  # tcpreplay could not keep the rate
     transactions = metrics["dns.transactions"]
     dropped = metrics.get("capture.kernel_dropped", 0)
     summary = re.search(r"capture\s+received ([\d,]+), kernel dropped ([\d,]+)", log)
     assert summary, log[-2000:]
     assert int(summary.group(2).replace(",", "")) == dropped
     assert metrics["capture.received"] + dropped == metrics["capture.kernel_received"] == 300_000
+    queue_dropped = {k: v for k, v in metrics.items() if k.endswith("dropped_full") or k.endswith("events.dropped")}
     assert transactions >= 149_850, f"{transactions} transactions, {dropped} kernel drops"
-    assert events == transactions
-    print(f"\nreplayed {sent} packets at {rate:.0f} pps: {transactions} transactions, {dropped} kernel drops")
+    assert events >= 149_850, f"{events} events written, queue drops {queue_dropped}"
+    print(f"\nreplayed {sent} packets at {rate:.0f} pps: {transactions} transactions, {events} events written, "
+          f"{dropped} kernel drops, queue drops {queue_dropped}")
