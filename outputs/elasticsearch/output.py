@@ -118,7 +118,7 @@ class ElasticsearchOutput:
         self.dead_letter = dl.index if dl else None
         self._closing = False
         self._conn_failures = 0
-        self._sleep = time.sleep
+        self.op = "create"
         self._wake = threading.Event()
         with shared.setup_lock:
             shared.clients += 1
@@ -170,8 +170,8 @@ class ElasticsearchOutput:
             "connected", flavour=info.flavour, version=info.number, ilm=info.ilm, ism=info.ism,
             data_streams=info.data_streams,
         )
-        if info.flavour == "elasticsearch" and info.version[0] < 7 and not self.cfg.allow_older_versions:
-            raise AuthError(0, {"error": f"Elasticsearch {info.number} is older than 7 and allow_older_versions is false"})
+        if info.flavour == "elasticsearch" and info.version[0] < 7:
+            self._warn("Elasticsearch before 7.0 is not supported (bulk requests carry no _type)", version=info.number)
         setup = self.ctx.extra.get("setup")
         if not isinstance(setup, dict):
             setup = {}
