@@ -29,11 +29,13 @@ def main() -> None:
     ap.add_argument("--buffer-mb", type=int, default=30)
     ap.add_argument("--type", default="af_packet", choices=["af_packet", "pcap"])
     ap.add_argument("--pcap", default=str(PCAPS / "dns_bulk_100k.pcap"))
+    ap.add_argument("--queue-events", type=int, default=3200, help="queue.mem.events")
     args = ap.parse_args()
     speed = ["--topspeed"] if args.rate == 0 else [f"--pps={args.rate}"]
     with tempfile.TemporaryDirectory(prefix="pybeat-bench-") as tmp, veth_pair() as link:
         iface = {"type": args.type, "buffer_size_mb": args.buffer_mb}
-        with agent(link, Path(tmp), [{"type": "dns", "ports": [53]}], interface=iface) as a:
+        extra = {"queue.mem.events": args.queue_events}
+        with agent(link, Path(tmp), [{"type": "dns", "ports": [53]}], interface=iface, extra=extra) as a:
             t0 = time.monotonic()
             out = link.cli("tcpreplay", "-i", link.cli_if, *speed, f"--loop={args.loops}", args.pcap,
                            timeout=600).stdout
@@ -51,7 +53,8 @@ def main() -> None:
         rated = re.search(r"([\d.]+) pps", out)
         print(f"replayed at {rated.group(1) if rated else '?'} pps in {replay_s:.1f} s, drained {drain_s:.1f} s later")
         for key in ("dns.transactions", "capture.received", "capture.kernel_received", "capture.kernel_dropped",
-                    "capture.kernel_freeze_queue", "pipeline.output.file.events.acked"):
+                    "capture.kernel_freeze_queue", "pipeline.output.file.events.acked",
+                    "pipeline.output.file.queue.dropped_full"):
             print(f"  {key:34} {m.get(key, 0):>10,}")
 
 
