@@ -193,6 +193,34 @@ def test_configured_bpf_filter_overrides_the_generated_one(link: VethPair, kind:
     assert src.bpf_filter == "udp port 9998"
 
 
+def _send_tagged(link: VethPair, count: int, vlan: int = 100) -> bytes:
+    """Write ``count`` 802.1Q-tagged UDP frames raw on the client's veth; return the frame."""
+    dst = bytes.fromhex(link.srv_mac().replace(":", ""))
+    ip = bytes.fromhex("450000200000000040110000") + socket.inet_aton("10.232.0.2") + socket.inet_aton("10.232.0.1")
+    udp = struct.pack(">HHHH", 4000, PORT, 12, 0) + b"vlan"
+    frame = dst + b"\x02\x00\x00\x00\x00\x02" + struct.pack(">HH", 0x8100, vlan) + b"\x08\x00" + ip + udp
+    with in_netns(link.cli_ns):
+        raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+    with raw:
+        raw.bind((link.cli_if, 0))
+        for _ in range(count):
+            raw.send(frame)
+    return frame
+
+
+def test_pcap_vlan_filter_matches_tagged_frames(link: VethPair) -> None:
+    """With type pcap a hand-written `vlan 100 and udp port 9999` filter matches (libpcap uses the
+    kernel's VLAN extensions); untagged frames to the same port do not."""
+    src = _open(link, "pcap", flt=None, bpf_filter=f"vlan 100 and udp port {PORT}")
+    try:
+        _send_tagged(link, 7)
+        _send_udp(link, 5)
+        got = _drain(src, 10_000, limit_s=0.6)
+    finally:
+        src.close()
+    assert got == 7
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_vlan_tag_is_on_the_captured_frame(link: VethPair, kind: str) -> None:
     """802.1Q-tagged frames (written raw by the client) are handed over with their tag, even
@@ -200,17 +228,8 @@ def test_vlan_tag_is_on_the_captured_frame(link: VethPair, kind: str) -> None:
     libpcap does)."""
     src = _open(link, kind, flt=None)
     frames: list[tuple[int, int, bytes]] = []
-    dst = bytes.fromhex(link.srv_mac().replace(":", ""))
-    ip = bytes.fromhex("450000200000000040110000") + socket.inet_aton("10.232.0.2") + socket.inet_aton("10.232.0.1")
-    udp = struct.pack(">HHHH", 4000, PORT, 12, 0) + b"vlan"
-    tagged_frame = dst + b"\x02\x00\x00\x00\x00\x02" + struct.pack(">HH", 0x8100, 100) + b"\x08\x00" + ip + udp
     try:
-        with in_netns(link.cli_ns):
-            raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
-        with raw:
-            raw.bind((link.cli_if, 0))
-            for _ in range(5):
-                raw.send(tagged_frame)
+        tagged_frame = _send_tagged(link, 5)
         _drain(src, 10_000, limit_s=0.6, keep=frames.append)
     finally:
         src.close()
