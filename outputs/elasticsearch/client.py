@@ -20,7 +20,6 @@ from typing import Any
 import orjson
 import urllib3
 from elastic_transport import (
-    ConnectionError as TransportConnectionError,
     NodeConfig,
     OrjsonSerializer,
     Transport,
@@ -335,7 +334,7 @@ class Connection:
         if status in (401, 403):
             raise AuthError(status, body)
         if status != 200 or not isinstance(body, dict) or not isinstance(body.get("version"), dict):
-            raise TransportConnectionError(f"unexpected answer to GET / (HTTP {status}): {str(body)[:300]}")
+            raise AuthError(status, body, f"unexpected answer to GET / (HTTP {status}): {str(body)[:300]}")
         opensearch = body["version"].get("distribution") == "opensearch"
         path = "/_plugins/_ism/policies?size=1" if opensearch else "/_xpack"
         try:
@@ -350,14 +349,17 @@ class Connection:
 
 
 class AuthError(Exception):
-    """The cluster refused our credentials (HTTP 401/403)."""
+    """The cluster (or what answers in its place) refused us: HTTP 401/403, or no cluster
+    answer at all to ``GET /`` (a proxy's error page, a missing client certificate)."""
 
-    def __init__(self, status: int, body: Any):
+    def __init__(self, status: int, body: Any, message: str | None = None):
         reason = ""
         if isinstance(body, dict):
             err = body.get("error")
             reason = err.get("reason", "") if isinstance(err, dict) else str(err or "")
-        super().__init__(f"HTTP {status} {'unauthorized' if status == 401 else 'forbidden'}: {reason}".strip())
+        if message is None:
+            message = f"HTTP {status} {'unauthorized' if status == 401 else 'forbidden'}: {reason}".strip()
+        super().__init__(message)
         self.status = status
 
 

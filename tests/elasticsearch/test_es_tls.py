@@ -47,6 +47,7 @@ class Proxy:
         self.dir = tmp
         self.tls_port = _free_port()
         self.apikey_port = _free_port()
+        self.mtls_port = _free_port()
         self.http_port = _free_port()
         _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
                  "-days", "2", "-subj", "/CN=pybeat test CA", cwd=tmp)
@@ -55,6 +56,11 @@ class Proxy:
         (tmp / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
         _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
                  "-out", "server.pem", "-days", "2", "-extfile", "san.ext", cwd=tmp)
+        # A client certificate from the same CA, for mutual TLS.
+        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "client.key", "-out", "client.csr",
+                 "-subj", "/CN=pybeat-agent", cwd=tmp)
+        _openssl("x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+                 "-out", "client.pem", "-days", "2", cwd=tmp)
         hashed = subprocess.run(["openssl", "passwd", "-apr1", "s3cret"], capture_output=True, text=True,
                                 check=True).stdout.strip()
         (tmp / "htpasswd").write_text(f"elastic:{hashed}\n")
@@ -83,6 +89,21 @@ http {{
       proxy_http_version 1.1;
       proxy_set_header Connection "";
       proxy_set_header Authorization "";
+    }}
+  }}
+  server {{
+    # Mutual TLS: a client certificate signed by the test CA is required. Also listens on
+    # 127.0.0.2, a name the server certificate does not carry (host name verification tests).
+    listen 127.0.0.1:{self.mtls_port} ssl;
+    listen 127.0.0.2:{self.mtls_port} ssl;
+    ssl_certificate {tmp}/server.pem;
+    ssl_certificate_key {tmp}/server.key;
+    ssl_client_certificate {tmp}/ca.pem;
+    ssl_verify_client on;
+    location / {{
+      proxy_pass http://{upstream};
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
     }}
   }}
   server {{
@@ -230,3 +251,33 @@ def test_cloud_id_with_api_key(proxy: Proxy, es_node: "esnode.NodeProcess") -> N
     out = io.StringIO()
     assert not run_test_output(config("pybeat-key-id:wrong"), BEAT, out)
     assert "talk to server... ERROR HTTP 401" in out.getvalue(), out.getvalue()
+
+
+def test_client_certificate_and_verification_modes(proxy: Proxy, es_node: "esnode.NodeProcess") -> None:
+    """ssl.certificate/ssl.key authenticate the agent to a server that requires a client
+    certificate; verification_mode full refuses a host name the server certificate lacks,
+    certificate accepts it (chain still checked), none accepts anything."""
+    tls = {"certificate_authorities": [proxy.ca], "certificate": str(proxy.dir / "client.pem"),
+           "key": str(proxy.dir / "client.key")}
+
+    def walk(host: str, **ssl: object) -> tuple[bool, str]:
+        out = io.StringIO()
+        cfg = ElasticsearchConfig.model_validate({"hosts": [f"https://{host}:{proxy.mtls_port}"], "ssl": {**tls, **ssl}})
+        return run_test_output(cfg, BEAT, out), out.getvalue()
+
+    ok, text = walk("127.0.0.1")
+    assert ok, text
+    ok, text = walk("127.0.0.1", certificate=None, key=None)
+    assert not ok and "400" in text, text  # nginx: "No required SSL certificate was sent"
+    ok, text = walk("127.0.0.2")
+    assert not ok and "handshake... ERROR" in text and "mismatch" in text.lower(), text
+    ok, text = walk("127.0.0.2", verification_mode="certificate")
+    assert ok and "host name verification is DISABLED" in text, text
+    ok, text = walk("127.0.0.2", verification_mode="none", certificate_authorities=[])
+    assert ok, text
+
+    h = Harness({"hosts": [f"https://127.0.0.2:{proxy.mtls_port}"], "index": "pbmtls", "compression_level": 0,
+                 "ssl": {**tls, "verification_mode": "certificate"}})
+    h.feed([dns_event(i, TS0) for i in range(500)])
+    assert h.close(60)
+    assert count(es_node.url(), "pbmtls") == 500
