@@ -115,27 +115,38 @@ class FileOutput:
     # -- output interface -------------------------------------------------------------
     def publish(self, batch: Batch) -> None:
         encode = self.codec.encode
+        lines: list[bytes] = []
         dropped = 0
+        for event in batch.events:
+            try:
+                lines.append(encode(event))
+            except (TypeError, ValueError) as exc:
+                dropped += 1
+                self.encode_errors += 1
+                if self.logger is not None:
+                    self.logger.warning("event could not be encoded", output="file", error=str(exc))
         with self._lock:
-            fh = self._fh
-            for event in batch.events:
-                try:
-                    line = encode(event) + b"\n"
-                except (TypeError, ValueError) as exc:
-                    dropped += 1
-                    self.encode_errors += 1
-                    if self.logger is not None:
-                        self.logger.warning("event could not be encoded", output="file", error=str(exc))
-                    continue
-                if self._size + len(line) > self.limit and self._size > 0:
-                    self._counter += 1
-                    self._open()
-                    fh = self._fh
-                fh.write(line)
-                self._size += len(line)
-            fh.flush()
-            self.written += len(batch.events) - dropped
+            if lines:
+                data = b"\n".join(lines) + b"\n"
+                if self._size + len(data) <= self.limit or self._size == 0 and len(lines) == 1:
+                    self._fh.write(data)  # the whole batch fits in the current file: one write
+                    self._size += len(data)
+                else:
+                    self._write_rotating(lines)
+                self._fh.flush()
+            self.written += len(lines)
         batch.settle(acked=len(batch.events) - dropped, dropped=dropped)
+
+    def _write_rotating(self, lines: list[bytes]) -> None:
+        fh = self._fh
+        for line in lines:
+            line += b"\n"
+            if self._size + len(line) > self.limit and self._size > 0:
+                self._counter += 1
+                self._open()
+                fh = self._fh
+            fh.write(line)
+            self._size += len(line)
 
     def close(self) -> None:
         with self._lock:

@@ -23,11 +23,46 @@ _PSL: PublicSuffixList | None = None
 
 
 def _shared_psl() -> PublicSuffixList:
-    """One parsed list per process (it is read-only and takes ~0.1 s to build)."""
+    """One parsed list per process (read-only; built before a split run forks its workers)."""
     global _PSL
     if _PSL is None:
-        _PSL = PublicSuffixList()
+        _PSL = _build_psl()
     return _PSL
+
+
+def _build_psl() -> PublicSuffixList:
+    """The packaged list, as ``PublicSuffixList()`` builds it, but IDNA-encoding only the rules
+    that are not ASCII (the library encodes all ~10,000; for ASCII rules the result is the
+    rule itself). Falls back to the library's own parser if its internals ever change."""
+    try:
+        from publicsuffixlist import PSLFILE, encode_idn
+
+        with open(PSLFILE, "rb") as fh:
+            text = fh.read().decode("utf-8")
+        rules: set[str] = set()
+        maxlabel = 0
+        for line in text.splitlines():
+            rule = line.lower().split(" ")[0].rstrip()
+            if not rule or rule.startswith("//"):
+                continue
+            maxlabel = max(maxlabel, rule.count(".") + 1)
+            rules.add(rule)
+            if not rule.isascii():
+                enc = encode_idn(rule.lstrip("!"))
+                rules.add("!" + enc if rule[0] == "!" else enc)
+        psl = PublicSuffixList.__new__(PublicSuffixList)
+        psl.accept_unknown = True
+        psl._publicsuffix = frozenset(rules)
+        psl._maxlabel = maxlabel
+        psl.privatesuffix("www.example.co.uk")  # the internals still work
+        return psl
+    except Exception:
+        return PublicSuffixList()
+
+
+def prepare() -> None:
+    """Build what every analyzer shares (the suffix list) once, e.g. before forking workers."""
+    _shared_psl()
 
 
 class DomainParts:

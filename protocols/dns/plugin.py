@@ -44,5 +44,12 @@ class DnsPlugin:
         analyzer: Analyzer = DnsAnalyzer(config, ctx)
         return analyzer
 
+    def prepare(self) -> None:
+        """Optional hook: build shared read-only state (the public suffix list) in the parent
+        before a replay split across processes forks its workers."""
+        from pybeat.protocols.dns.domain import prepare
+
+        prepare()
+
 
 plugin = DnsPlugin()

@@ -175,6 +175,7 @@ class Pipeline:
             "ephemeral_id": beat.ephemeral_id,
             "build": {"original": f"{beat.product} {beat.version}"},
         }
+        self._host_name = beat.name or beat.hostname
 
     def builtin(self, fields: dict[str, Any]) -> None:
         """Fields libbeat adds to every event before the processors run."""
@@ -182,7 +183,7 @@ class Pipeline:
         fields["ecs"] = {"version": ECS_VERSION}
         host = fields.get("host")
         if not isinstance(host, dict):
-            fields["host"] = {"name": self.beat.name or self.beat.hostname}
+            fields["host"] = {"name": self._host_name}
 
     def publish(self, event: Event) -> None:
         """Global stage: fields, tags, processors, then the batch buffer. Called per event."""
@@ -195,6 +196,10 @@ class Pipeline:
             if event is None:
                 self.filtered += 1
                 return
+        self._accept(event)
+
+    def _accept(self, event: Event) -> None:
+        """An event past every processor: count it, show it to the observers, batch it."""
         self.published += 1
         for observe in self.observers:
             observe(event)
@@ -263,19 +268,35 @@ class ProtocolClient:
 
     def publish(self, event: Event) -> None:
         self.events += 1
-        self.pipeline.builtin(event.fields)
+        pipeline = self.pipeline
+        fields = event.fields
+        if not (
+            self.fields or self.tags or self.index or self.processors
+            or pipeline.global_fields or pipeline.tags or pipeline.processors
+        ):
+            # Nothing configured can change an event (no fields, tags, index or processors
+            # here or globally): the agent's fields are added and the event goes straight to
+            # the batch. Same result as the general path below, less work per event.
+            fields["agent"] = dict(pipeline._agent)
+            fields["ecs"] = {"version": ECS_VERSION}
+            host = fields.get("host")
+            if not isinstance(host, dict):
+                fields["host"] = {"name": pipeline._host_name}
+            pipeline._accept(event)
+            return
+        pipeline.builtin(fields)
         if self.fields:
-            _merge_fields(event.fields, self.fields, self.fields_under_root)
+            _merge_fields(fields, self.fields, self.fields_under_root)
         if self.tags:
-            _add_tags(event.fields, self.tags)
+            _add_tags(fields, self.tags)
         if self.index:
             event.meta["raw_index"] = self.index
         for proc in self.processors:
             event = proc.run(event)
             if event is None:
-                self.pipeline.filtered += 1
+                pipeline.filtered += 1
                 return
-        self.pipeline.publish(event)
+        pipeline.publish(event)
 
 
 def _merge_fields(target: dict[str, Any], fields: dict[str, Any], under_root: bool) -> None:
