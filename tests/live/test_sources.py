@@ -7,6 +7,7 @@ checks what the source hands over against what was sent and what the kernel coun
 from __future__ import annotations
 
 import json
+import os
 import socket
 import struct
 import subprocess
@@ -355,6 +356,7 @@ def test_missing_device_is_a_capture_error(link: VethPair, kind: str) -> None:
 def test_missing_cap_net_raw_is_named(kind: str) -> None:
     """Without CAP_NET_RAW opening fails with a CaptureError that names the capability."""
     _need_kind(kind)
+    need(os.geteuid() == 0, "root (to drop CAP_NET_RAW from the bounding set)")
     need(subprocess.run(["which", "setpriv"], capture_output=True).returncode == 0, "setpriv (util-linux)")
     code = (
         "from pybeat.capture.live import open_live\n"
