@@ -297,3 +297,17 @@ def test_capture_setup_errors_are_one_line_messages(link: VethPair, tmp_path: Pa
     text = a.log_text()
     assert a.proc.returncode != 0
     assert message in text and "Traceback" not in text, text[-2000:]
+
+
+def test_pybeat_devices_lists_the_namespace_interfaces(link: VethPair) -> None:
+    """`pybeat devices` in the server namespace numbers its interfaces with their addresses, and
+    a number from that list works as `device`."""
+    _need_pybeat_run()
+    out = link.srv("pybeat", "devices").stdout.splitlines()
+    line = next(x for x in out if re.match(r"\d+: pbs0 ", x))
+    assert link.srv_ip in line and link.srv_ip6 in line
+    assert any(re.match(r"\d+: any \(Pseudo-device that captures on all interfaces\)", x) for x in out)
+    index = line.split(":", 1)[0]
+    code = ("from pybeat.capture.devices import resolve_device\n"
+            f"print(resolve_device({index}), resolve_device('{index}'))\n")
+    assert link.srv("python3", "-c", code).stdout.split() == ["pbs0", "pbs0"]
