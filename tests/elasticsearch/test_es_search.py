@@ -118,3 +118,26 @@ def test_non_indexable_events_dropped_or_dead_lettered(search_node: "esnode.Node
         doc = found["hits"]["hits"][0]["_source"]
         assert doc["error"]["type"] == 400 and "mapper_parsing_exception" in doc["error"]["message"]
         assert '"ip":"<nil>"' in doc["message"] and doc["@timestamp"].startswith("2026-11-18")
+
+
+def test_ingest_pipeline_selected_per_event(search_node: "esnode.NodeProcess") -> None:
+    """`pipelines` rules pick each event's ingest pipeline (lower-cased, as Beats does): DNS
+    events go through an existing pipeline and are indexed, the others name a pipeline the
+    cluster lacks and are refused as non-indexable, dropped and counted."""
+    from conftest_es import Harness, dns_event
+
+    url = search_node.url()
+    code, body = esnode.http_json(f"{url}/_ingest/pipeline/pb-dns", "PUT", {"description": "t", "processors": []})
+    assert code == 200, body
+    h = Harness({"hosts": [url], "index": "pbpipe", "compression_level": 0, "pipelines": [
+        {"pipeline": "PB-DNS", "when": {"equals": {"network.protocol": "dns"}}},
+        {"pipeline": "pb-missing"},
+    ]})
+    events = [dns_event(i, 1_795_000_000_000_000_000, with_id=False) for i in range(20)]
+    for ev in events[:5]:
+        ev.fields["network"] = {"protocol": "icmp"}
+    h.feed(events)
+    assert h.close(60)
+    assert count(url, "pbpipe") == 15
+    assert count(url, "pbpipe", {"term": {"network.protocol": "icmp"}}) == 0
+    assert h.runner.stats()["events.dropped"] == 5 and h.stats["dropped_non_indexable"] == 5
