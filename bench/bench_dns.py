@@ -3,13 +3,16 @@
 
     python3 bench/bench_dns.py                      # the shared 100k-packet capture, 3 rounds
     python3 bench/bench_dns.py --loops 10           # the capture looped to 1M packets
-    python3 bench/bench_dns.py --workers 2          # pybeat split across 2 processes by flow
+    python3 bench/bench_dns.py --workers 1          # pybeat in one process (default: one per CPU)
+    python3 bench/bench_dns.py --scaling            # pybeat with 1, then 2, ... N worker processes
 
 pybeat runs with the file output and every DNS field switched on (authorities, additionals,
-request and response strings). tshark runs as Wireshark's Elasticsearch export
+request and response strings), split across one process per CPU by flow
+(``packetbeat.workers``; ``--workers 1`` for a single process). tshark runs as Wireshark's Elasticsearch export
 (``tshark -r FILE -T ek``) writing to /dev/null. Each round runs both tools back to back and
 the best round of each is reported (these machines are noisy), with packets/s, events/s, peak
-RSS and the ratio. Results also go to ``bench/results/<timestamp>.json``.
+RSS, CPU time (user+sys, all processes) and the ratio. Results also go to
+``bench/results/<timestamp>.json``.
 """
 
 from __future__ import annotations
@@ -59,10 +62,15 @@ def _run(cmd: list[str], stdout=subprocess.DEVNULL) -> tuple[float, int, subproc
 
 
 def _peak_rss_of(cmd: list[str]) -> tuple[float, int, subprocess.CompletedProcess]:
-    """Run through /usr/bin/time -v when present, for the child's own peak RSS."""
-    gnu_time = shutil.which("time") or ("/usr/bin/time" if os.path.exists("/usr/bin/time") else None)
+    """Run through /usr/bin/time -v when present, for the child's own peak RSS (the largest of
+    its processes) and CPU time (``proc.cpu_s``: user + sys of the process and its children)."""
+    gnu_time = "/usr/bin/time" if os.path.exists("/usr/bin/time") else None
     if gnu_time is None:
-        return _run(cmd)
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        elapsed, rss, proc = _run(cmd)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        proc.cpu_s = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)  # type: ignore[attr-defined]
+        return elapsed, rss, proc
     t0 = time.perf_counter()
     proc = subprocess.run([gnu_time, "-v", *cmd], stdout=subprocess.PIPE if cmd[0] != "tshark" else subprocess.DEVNULL,
                           stderr=subprocess.PIPE, text=True)
@@ -70,9 +78,13 @@ def _peak_rss_of(cmd: list[str]) -> tuple[float, int, subprocess.CompletedProces
     if proc.returncode != 0:
         sys.exit(f"{cmd[0]} failed ({proc.returncode}): {proc.stderr[-2000:]}")
     rss = 0
+    cpu = 0.0
     for line in proc.stderr.splitlines():
         if "Maximum resident set size" in line:
             rss = int(line.split(":")[1])
+        elif "User time (seconds)" in line or "System time (seconds)" in line:
+            cpu += float(line.split(":")[1])
+    proc.cpu_s = cpu  # type: ignore[attr-defined]
     return elapsed, rss, proc
 
 
@@ -85,9 +97,21 @@ def main() -> int:
     ap.add_argument("pcap", nargs="?", default=str(DEFAULT_PCAP))
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--loops", type=int, default=1, help="replay the capture N times (pybeat -l, tshark on a looped copy)")
-    ap.add_argument("--workers", type=int, default=0, help="pybeat worker processes (0 = the config default)")
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                    help="pybeat worker processes, split by flow (default: one per CPU, here %(default)s)")
+    ap.add_argument("--scaling", action="store_true", help="run pybeat with 1..--workers processes (no tshark)")
     ap.add_argument("--no-tshark", action="store_true")
     args = ap.parse_args()
+    if args.scaling:
+        rows = []
+        for w in range(1, max(1, args.workers) + 1):
+            argv = [sys.executable, __file__, args.pcap, "--rounds", str(args.rounds), "--loops", str(args.loops),
+                    "--workers", str(w), "--no-tshark"]
+            print(f"== {w} worker(s)", flush=True)
+            out = subprocess.run(argv, stdout=subprocess.PIPE, text=True, check=True).stdout
+            print(out, end="", flush=True)
+            rows.append(out)
+        return 0
 
     pcap = Path(args.pcap)
     packets = 0
@@ -113,28 +137,36 @@ def main() -> int:
                "-l", str(args.loops), "--path.home", str(work)]
         if args.workers:
             cmd += ["-E", f"packetbeat.workers={args.workers}"]
-        py_s, py_rss, _ = _peak_rss_of(cmd)
+        py_s, py_rss, py_proc = _peak_rss_of(cmd)
         events = count_lines(out)
         shutil.rmtree(out, ignore_errors=True)
-        row = {"pybeat_s": py_s, "pybeat_rss_kib": py_rss, "events": events}
+        row = {"pybeat_s": py_s, "pybeat_cpu_s": py_proc.cpu_s, "pybeat_rss_kib": py_rss, "events": events,
+               "workers": args.workers}
         if tshark and not args.no_tshark:
-            ts_s, ts_rss, _ = _peak_rss_of(["tshark", "-r", str(looped), "-T", "ek"])
-            row.update(tshark_s=ts_s, tshark_rss_kib=ts_rss)
+            ts_s, ts_rss, ts_proc = _peak_rss_of(["tshark", "-r", str(looped), "-T", "ek"])
+            row.update(tshark_s=ts_s, tshark_cpu_s=ts_proc.cpu_s, tshark_rss_kib=ts_rss)
             best_ts = ts_s if best_ts is None else min(best_ts, ts_s)
         best_py = py_s if best_py is None else min(best_py, py_s)
         results["rounds"].append(row)
-        print(f"round {r + 1}: pybeat {py_s:.2f}s ({total_packets / py_s:,.0f} packets/s, {events:,} events, "
-              f"peak RSS {py_rss / 1024:.0f} MiB)"
-              + (f"; tshark -T ek {row['tshark_s']:.2f}s ({total_packets / row['tshark_s']:,.0f} packets/s, "
-                 f"peak RSS {row['tshark_rss_kib'] / 1024:.0f} MiB)" if "tshark_s" in row else ""))
+        print(f"round {r + 1}: pybeat {py_s:.2f}s (CPU {py_proc.cpu_s:.2f}s, {args.workers} worker(s); "
+              f"{total_packets / py_s:,.0f} packets/s, {events:,} events, peak RSS {py_rss / 1024:.0f} MiB)"
+              + (f"; tshark -T ek {row['tshark_s']:.2f}s (CPU {row['tshark_cpu_s']:.2f}s; "
+                 f"{total_packets / row['tshark_s']:,.0f} packets/s, peak RSS {row['tshark_rss_kib'] / 1024:.0f} MiB)"
+                 if "tshark_s" in row else ""), flush=True)
     assert best_py is not None
     results["best_pybeat_packets_per_s"] = total_packets / best_py
     results["events"] = results["rounds"][-1]["events"]
-    print(f"\npybeat: {total_packets / best_py:,.0f} packets/s, {results['events'] / best_py:,.0f} events/s (best of {args.rounds})")
+    best_cpu = min(row["pybeat_cpu_s"] for row in results["rounds"])
+    results["workers"] = args.workers
+    results["best_pybeat_cpu_s"] = best_cpu
+    print(f"\npybeat ({args.workers} worker(s)): {total_packets / best_py:,.0f} packets/s, "
+          f"{results['events'] / best_py:,.0f} events/s (best of {args.rounds}; "
+          f"{total_packets / best_cpu:,.0f} packets per CPU-second)")
     if best_ts is not None:
         results["best_tshark_packets_per_s"] = total_packets / best_ts
         results["ratio"] = best_ts / best_py
-        print(f"tshark -T ek: {total_packets / best_ts:,.0f} packets/s")
+        best_ts_cpu = min(row["tshark_cpu_s"] for row in results["rounds"])
+        print(f"tshark -T ek: {total_packets / best_ts:,.0f} packets/s ({total_packets / best_ts_cpu:,.0f} packets per CPU-second)")
         print(f"ratio pybeat / tshark: {best_ts / best_py:.1f}x")
     dest = REPO / "bench" / "results"
     dest.mkdir(parents=True, exist_ok=True)
