@@ -85,6 +85,7 @@ class Envelope:
         self.local_ips = {str(ipaddress.ip_address(ip)) for ip in local_ips}
         self._flow_cache: dict[tuple, tuple[str, str]] = {}
         self._facts: dict[tuple[Any, ...], tuple[str, str, str]] = {}
+        self._ip_cache: dict[str, tuple[str, bool]] = {}
 
     def _host_class(self, ip: str) -> str:
         """'local' for loopback, link-local and this host's addresses, else ''."""
@@ -104,13 +105,26 @@ class Envelope:
             return True
         return self.public_is_internal and addr.is_global
 
+    def _ip_facts(self, ip: str) -> tuple[str, bool]:
+        """(host class, internal) of an address, cached: a busy resolver sees every query on a
+        new flow (random source port), but from a limited set of addresses."""
+        hit = self._ip_cache.get(ip)
+        if hit is None:
+            if len(self._ip_cache) > 65536:
+                self._ip_cache.clear()
+            internal = self._is_internal(ip) if self.internal_specs else False
+            hit = self._ip_cache[ip] = (self._host_class(ip), internal)
+        return hit
+
     def direction(self, src_ip: str, dst_ip: str) -> str:
-        if self._host_class(dst_ip):
+        dst = self._ip_facts(dst_ip)
+        if dst[0]:
             return "ingress"
-        if self._host_class(src_ip):
+        src = self._ip_facts(src_ip)
+        if src[0]:
             return "egress"
         if self.internal_specs:
-            si, di = self._is_internal(src_ip), self._is_internal(dst_ip)
+            si, di = src[1], dst[1]
             if si and di:
                 return "internal"
             if si:
