@@ -187,10 +187,11 @@ def test_ping_is_reported_as_icmp_transactions(link: VethPair, tmp_path: Path) -
 
 def test_generated_filter_and_dump_keep_only_the_protocol_ports(link: VethPair, tmp_path: Path) -> None:
     """With flows off the agent captures only `port 53 or port 5353` (Packetbeat's generated
-    filter), and --dump writes exactly the captured packets to a readable pcap."""
+    filter), and --dump PREFIX writes exactly the captured packets to PREFIX-<yyyyMMddHHmmss>.pcap,
+    as Packetbeat names it."""
     _need_pybeat_run()
-    dump = tmp_path / "dump.pcap"
-    with bind9(link, tmp_path / "named"), agent(link, tmp_path / "agent", DNS, args=["--dump", str(dump)]) as a:
+    prefix = tmp_path / "dump"
+    with bind9(link, tmp_path / "named"), agent(link, tmp_path / "agent", DNS, args=["--dump", str(prefix)]) as a:
         with in_netns(link.cli_ns):
             noise = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         with noise:
@@ -203,6 +204,8 @@ def test_generated_filter_and_dump_keep_only_the_protocol_ports(link: VethPair, 
     assert metrics["capture.received"] == 2 and metrics["decode.packets"] == 2
     from pybeat.capture.pcapfile import PcapFileSource
 
+    (dump,) = tmp_path.glob("dump-[0-9]*.pcap")
+    assert len(dump.name) == len("dump-yyyyMMddHHmmss.pcap")
     with PcapFileSource(str(dump)) as src:
         frames = [bytes(f) for _, _, f in src]
     assert len(frames) == 2 and all(f[36:38] == b"\x00\x35" or f[34:36] == b"\x00\x35" for f in frames)
