@@ -16,4 +16,9 @@ for name, folder in MAPPED.items():
     package_dir[name] = folder
     packages += [f"{name}.{sub}" for sub in find_packages(where=folder)]
 
-setup(packages=packages, package_dir=package_dir, package_data={"pybeat": ["py.typed", "data/*"]})
+package_data = {
+    "pybeat": ["py.typed"],
+    "pybeat.outputs.elasticsearch": ["fields.yml"],
+}
+
+setup(packages=packages, package_dir=package_dir, package_data=package_data)

@@ -157,7 +157,11 @@ class Agent:
         if a.queue.disk is not None:
             raise ConfigError("queue.disk: the disk queue is not implemented in pybeat yet; use queue.mem")
 
-        shared: dict[str, Any] = {"path_data": self.paths.data}
+        shared: dict[str, Any] = {
+            "path_data": self.paths.data,
+            # the setup.* section: the Elasticsearch output installs its template on connect
+            "setup": s.agent.setup.model_dump(by_alias=True),
+        }
         if self.shard is not None:
             shared["file_suffix"] = f"-w{self.shard[0]}"
         if self._stdout is not None:

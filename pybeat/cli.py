@@ -61,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     test.add_argument("what", choices=["config", "output"])
     export = sub("export", "print the effective config, the index template or the ILM/ISM policy")
     export.add_argument("what", choices=["config", "template", "ilm-policy"])
-    export.add_argument("--es.version", dest="es_version", default=None)
+    export.add_argument("--es.version", dest="es_version", default=None,
+                        help="target version, e.g. 8.15.0 or opensearch-2.19.0 (ISM policy)")
     setup = sub("setup", "set up index management in Elasticsearch/OpenSearch")
     setup.add_argument("--index-management", action="store_true")
     sub("devices", "list the capture devices")
@@ -225,7 +226,8 @@ def cmd_export(args: argparse.Namespace, registry: Registry) -> int:
     if args.what == "template":
         body = func(es_config, setup, beat, args.es_version)
     else:
-        body = func(es_config, setup, beat)
+        flavour = "opensearch" if (args.es_version or "").lower().startswith("opensearch") else "elasticsearch"
+        body = func(es_config, setup, beat, flavour=flavour)
     print(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode())
     return 0
 
@@ -291,6 +293,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("pybeat: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `pybeat export template | head`: the reader left, nothing to report
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (silence the flush at exit)
+        except OSError:
+            pass
+        return 0
     except Exception as exc:  # the capture source or an output failed to start
         from pybeat.capture import CaptureFileError
 

@@ -123,3 +123,10 @@ def test_issue_2_done_criterion_dns_udp_mixed(tmp_path):
         missing = [f for f in REQUIRED if _get(d, f) is None]
         assert not missing, (missing, d)
         assert lo <= d["@timestamp"] <= hi
+
+
+def test_export_ilm_policy_is_an_ism_policy_for_opensearch():
+    cfg = str(SHARED / "data/configs/packetbeat.yml")
+    es = json.loads(run("export", "ilm-policy", "-c", cfg).stdout)
+    os_ = json.loads(run("export", "ilm-policy", "-c", cfg, "--es.version", "opensearch-2.19.0").stdout)
+    assert "phases" in es["policy"] and "states" in os_["policy"]
