@@ -214,3 +214,37 @@ def test_an_analyzer_exception_is_counted_not_raised():
     dec = Decoder({53: b})
     dec.decode(0, 1, bytes(Ether() / IP() / UDP(sport=1, dport=53) / b"x"))
     assert dec.errors == {"analyzer_exception": 1}
+
+
+def test_inline_udp4_path_matches_the_general_path() -> None:
+    """Decoder.decode's inline Ethernet/IPv4/UDP path hands analyzers exactly what the general
+    path (_ethernet -> _ip -> _transport) does, and splits flows across shards alike."""
+    from pybeat.api import Analyzer
+    from pybeat.capture.pcapfile import PcapFileSource
+    from tests.conftest import PCAPS, need
+
+    class Rec(Analyzer):
+        def __init__(self) -> None:
+            self.calls: list[tuple] = []
+
+        def on_udp(self, pkt, payload):  # type: ignore[no-untyped-def]
+            self.calls.append((pkt.ts_ns, pkt.src_ip, pkt.dst_ip, pkt.src_port, pkt.dst_port, pkt.transport,
+                               pkt.ip_version, pkt.vlans, bytes(payload)))
+
+        def shard_key(self, payload: bytes) -> int:
+            return (payload[0] << 8) | payload[1] if len(payload) >= 2 else 0
+
+    for name in ("dns_udp_mixed.pcap", "dns_ip_fragments.pcap", "dhcp.pcap"):
+        pcap = PCAPS / name
+        need(pcap.exists(), f"capture {pcap}")
+        frames = [f for f in PcapFileSource(str(pcap)) if f[1] == 1]
+        for shard in (None, (0, 2), (1, 2)):
+            fast, slow = Rec(), Rec()
+            d_fast = Decoder({53: fast, 67: fast, 68: fast}, shard=shard)
+            d_slow = Decoder({53: slow, 67: slow, 68: slow}, shard=shard)
+            for ts, _link, frame in frames:
+                d_fast.decode(ts, 1, frame)
+                d_slow.now_ns = ts
+                d_slow._ethernet(ts, frame)
+            assert fast.calls == slow.calls, (name, shard)
+            assert d_fast.skipped_other_shard == d_slow.skipped_other_shard
