@@ -55,12 +55,16 @@ _COPY_KINDS = (
 )
 
 
-def dns_fields(msg: Message, msg_id: int, domains: DomainParts, authorities: bool, additionals: bool) -> dict[str, Any]:
+def dns_fields(
+    msg: Message, msg_id: int, domains: DomainParts, authorities: bool, additionals: bool, share: bool = False
+) -> dict[str, Any]:
     """``dns.*`` for one message (the response when there is one) with ID ``msg_id`` (a cached
     message may stand for messages with other IDs). ``resolved_ip`` included.
 
     The rendering is memoised on the message (shared with its cached copies) and every call
     returns fresh dicts and lists, so processors may change an event without touching another.
+    With ``share`` (nothing downstream can change an event: no processors) only the top level
+    is new and the nested objects are the memoised ones, shared by every event of that message.
     """
     memo = msg.memo
     base = memo[0]
@@ -69,6 +73,8 @@ def dns_fields(msg: Message, msg_id: int, domains: DomainParts, authorities: boo
         memo[2] = tuple(kk for kk in _COPY_KINDS if kk[0] in base)
     d: dict[str, Any] = base.copy()
     d["id"] = msg_id
+    if share:
+        return d
     for key, kind in memo[2]:
         v = base[key]
         if kind == 0:

@@ -21,6 +21,7 @@ from pybeat.api import Batch, BeatInfo, Event, Output
 from pybeat.pipeline.queue import MemQueue
 
 ECS_VERSION = "8.0.0"
+_ECS = {"version": ECS_VERSION}
 
 
 class OutputRunner:
@@ -176,6 +177,7 @@ class Pipeline:
             "build": {"original": f"{beat.product} {beat.version}"},
         }
         self._host_name = beat.name or beat.hostname
+        self._host = {"name": self._host_name}
 
     def builtin(self, fields: dict[str, Any]) -> None:
         """Fields libbeat adds to every event before the processors run."""
@@ -266,6 +268,16 @@ class ProtocolClient:
         self.index = index
         self.events = 0
 
+    def events_may_share(self) -> bool:
+        """True when nothing between here and the outputs can change an event (no fields, tags,
+        index or processors, here or globally): an analyzer may then hand over events that
+        share nested objects (e.g. a memoised ``dns.answers`` list) with other events. Outputs
+        and observers only read events."""
+        p = self.pipeline
+        return not (
+            self.fields or self.tags or self.index or self.processors or p.global_fields or p.tags or p.processors
+        )
+
     def publish(self, event: Event) -> None:
         self.events += 1
         pipeline = self.pipeline
@@ -275,13 +287,14 @@ class ProtocolClient:
             or pipeline.global_fields or pipeline.tags or pipeline.processors
         ):
             # Nothing configured can change an event (no fields, tags, index or processors
-            # here or globally): the agent's fields are added and the event goes straight to
-            # the batch. Same result as the general path below, less work per event.
-            fields["agent"] = dict(pipeline._agent)
-            fields["ecs"] = {"version": ECS_VERSION}
+            # here or globally): the agent's fields are added (shared objects: nothing will
+            # change them) and the event goes straight to the batch. Same documents as the
+            # general path below, less work per event.
+            fields["agent"] = pipeline._agent
+            fields["ecs"] = _ECS
             host = fields.get("host")
             if not isinstance(host, dict):
-                fields["host"] = {"name": pipeline._host_name}
+                fields["host"] = pipeline._host
             pipeline._accept(event)
             return
         pipeline.builtin(fields)
