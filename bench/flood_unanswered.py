@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import struct
 import subprocess
@@ -85,19 +86,34 @@ def main() -> int:
         out = work / "out"
         cfg = work / "flood.yml"
         cfg.write_text(CONFIG.format(cap=args.cap, out=out))
-        cmd = ["/usr/bin/time", "-v", sys.executable, "-m", "pybeat.cli", "run", "-c", str(cfg), "-I", str(pcap),
-               "-t", "--path.home", str(work), "-E", "packetbeat.workers=1"]
+        cmd = [sys.executable, "-m", "pybeat.cli", "run", "-c", str(cfg), "-I", str(pcap), "-t",
+               "--path.home", str(work), "-E", "packetbeat.workers=1"]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        curve: list[tuple[float, float]] = []  # (seconds, RSS MiB), sampled while it runs
+        peak = 0.0
+        while proc.poll() is None:
+            try:
+                with open(f"/proc/{proc.pid}/status", encoding="ascii") as fh:
+                    for line in fh:
+                        if line.startswith("VmRSS:"):
+                            curve.append((time.perf_counter() - t0, int(line.split()[1]) / 1024))
+                        elif line.startswith("VmHWM:"):
+                            peak = max(peak, int(line.split()[1]) / 1024)
+            except OSError:
+                pass
+            time.sleep(0.5)
+        stdout, stderr = proc.communicate()
         elapsed = time.perf_counter() - t0
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
         if proc.returncode != 0:
-            sys.exit(f"pybeat failed: {proc.stderr[-3000:]}")
-        rss = cpu = 0.0
-        for line in proc.stderr.splitlines():
-            if "Maximum resident set size" in line:
-                rss = int(line.split(":")[1]) / 1024
-            elif "User time (seconds)" in line or "System time (seconds)" in line:
-                cpu += float(line.split(":")[1])
+            sys.exit(f"pybeat failed: {stderr[-3000:]}")
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        rss = max(peak, after.ru_maxrss / 1024)
+        if curve:
+            step = max(1, len(curve) // 10)
+            print("RSS while running (s, MiB): " + ", ".join(f"{t:.0f}s {m:.0f}" for t, m in curve[::step]))
         events = evicted = 0
         for p in out.glob("*.ndjson"):
             with open(p, "rb") as fh:
@@ -105,11 +121,12 @@ def main() -> int:
                     events += 1
                     if b"Query evicted before a response" in line:
                         evicted += 1
-        summary = proc.stdout.strip()
+        summary = stdout.strip()
         print(summary)
         result = {
             "queries": args.queries, "cap": args.cap, "elapsed_s": round(elapsed, 2), "cpu_s": round(cpu, 2),
             "peak_rss_mib": round(rss, 1), "events": events, "events_noting_eviction": evicted,
+            "rss_curve_mib": [(round(t, 1), round(m)) for t, m in curve],
         }
         print(json.dumps(result))
         ok = events == args.queries and evicted == args.queries - args.cap
