@@ -90,20 +90,33 @@ class PcapFileSource:
         passes = 0
         shift = 0
         while self.loops == 0 or passes < self.loops:
-            first = last = None
-            reader = self._read_pcap() if self._format == "pcap" else self._read_pcapng()
-            for ts, link, frame in reader:
-                if first is None:
-                    first = ts
-                last = ts
-                yield ts + shift, link, frame
+            span: list[int] = []  # (first, last) stamp of this pass, filled by the reader
+            if self._format == "pcap":
+                yield from self._read_pcap(shift, span)
+            else:
+                yield from self._shifted(self._read_pcapng(), shift, span)
             passes += 1
-            if first is None or last is None:
+            if not span:
                 return
-            shift += last - first + 1000
+            shift += span[1] - span[0] + 1000
+
+    @staticmethod
+    def _shifted(
+        reader: Iterator[tuple[int, int, bytes]], shift: int, span: list[int]
+    ) -> Iterator[tuple[int, int, bytes]]:
+        first = last = None
+        for ts, link, frame in reader:
+            if first is None:
+                first = ts
+            last = ts
+            yield ts + shift, link, frame
+        if first is not None and last is not None:
+            span[:] = [first, last]
 
     # -- classic pcap -----------------------------------------------------------------
-    def _read_pcap(self) -> Iterator[tuple[int, int, bytes]]:
+    def _read_pcap(self, shift: int = 0, span: list[int] | None = None) -> Iterator[tuple[int, int, bytes]]:
+        """Records of a classic pcap, stamps moved by ``shift`` ns; ``span`` gets the first and
+        last stamp as read (one generator per packet, not two: this is the replay's inner loop)."""
         buf = self._map
         assert buf is not None
         if len(buf) < 24:
@@ -123,6 +136,7 @@ class PcapFileSource:
         end = len(buf)
         packets = 0
         nbytes = 0
+        first = last = None
         while pos + 16 <= end:
             sec, frac, caplen, _origlen = unpack(buf, pos)
             pos += 16
@@ -133,12 +147,17 @@ class PcapFileSource:
             pos += caplen
             packets += 1
             nbytes += caplen
-            yield sec * 1_000_000_000 + frac * scale, link, frame
+            last = sec * 1_000_000_000 + frac * scale
+            if first is None:
+                first = last
+            yield last + shift, link, frame
         else:
             if pos != end:
                 self.truncated_records += 1
         self.packets += packets
         self.bytes += nbytes
+        if span is not None and first is not None and last is not None:
+            span[:] = [first, last]
 
     # -- pcapng -----------------------------------------------------------------------
     def _read_pcapng(self) -> Iterator[tuple[int, int, bytes]]:
