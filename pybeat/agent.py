@@ -437,13 +437,13 @@ def run_sharded(
 
     started = time.monotonic()
     # Shared read-only state built once here is inherited by every worker (copy-on-write).
-    for p in settings.protocols:
-        prepare = getattr(p.plugin, "prepare", None)
+    for proto in settings.protocols:
+        prepare = getattr(proto.plugin, "prepare", None)
         if callable(prepare):
             try:
                 prepare()
             except Exception as exc:  # only an optimisation: the workers build it themselves
-                logger.warning("protocol prepare hook failed", protocol=p.name, error=repr(exc))
+                logger.warning("protocol prepare hook failed", protocol=proto.name, error=repr(exc))
     procs = [ctx.Process(target=child, args=(i,), name=f"pybeat-worker-{i}") for i in range(workers)]
     for p in procs:
         p.start()

@@ -83,7 +83,7 @@ class Envelope:
         self.internal = parse_networks(self.internal_specs)
         self.public_is_internal = "public" in self.internal_specs
         self.local_ips = {str(ipaddress.ip_address(ip)) for ip in local_ips}
-        self._flow_cache: dict[tuple, tuple[str, str]] = {}
+        self._flow_cache: dict[tuple[Any, ...], tuple[str, str]] = {}
         self._facts: dict[tuple[Any, ...], tuple[str, str, str]] = {}
         self._ip_cache: dict[str, tuple[str, bool]] = {}
 

@@ -10,6 +10,7 @@ would grow a datagram past 65,535 bytes is rejected.
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import Any
 
 MAX_DATAGRAM = 65535
 MAX_FRAGMENTS = 64
@@ -29,7 +30,7 @@ class FragmentReassembler:
     def __init__(self, max_datagrams: int = 1024, timeout_ns: int = 30_000_000_000):
         self.max_datagrams = max_datagrams
         self.timeout_ns = timeout_ns
-        self._pending: OrderedDict[tuple, _Pending] = OrderedDict()
+        self._pending: OrderedDict[tuple[Any, ...], _Pending] = OrderedDict()
         self.reassembled = 0
         self.evicted = 0
         self.expired = 0
@@ -38,7 +39,7 @@ class FragmentReassembler:
     def __len__(self) -> int:
         return len(self._pending)
 
-    def add(self, key: tuple, offset: int, more: bool, data: bytes, ts_ns: int) -> bytes | None:
+    def add(self, key: tuple[Any, ...], offset: int, more: bool, data: bytes, ts_ns: int) -> bytes | None:
         """Add one fragment; return the whole payload when the datagram is complete."""
         entry = self._pending.get(key)
         if entry is None:

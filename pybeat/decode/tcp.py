@@ -15,6 +15,7 @@ Caps (documented, enforced):
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import Any
 
 from pybeat.api import Analyzer, TcpConnection
 
@@ -41,7 +42,7 @@ class _Direction:
 class _Conn:
     __slots__ = ("conn", "analyzer", "client_key", "dirs", "last_ns")
 
-    def __init__(self, conn: TcpConnection, analyzer: Analyzer, client_key: tuple, ts_ns: int):
+    def __init__(self, conn: TcpConnection, analyzer: Analyzer, client_key: tuple[Any, ...], ts_ns: int):
         self.conn = conn
         self.analyzer = analyzer
         self.client_key = client_key  # (client ip, client port)
@@ -61,7 +62,7 @@ class TcpReassembler:
         self.max_ooo_segments = max_ooo_segments
         self.max_ooo_bytes = max_ooo_bytes
         self.idle_timeout_ns = idle_timeout_ns
-        self._conns: OrderedDict[tuple, _Conn] = OrderedDict()
+        self._conns: OrderedDict[tuple[Any, ...], _Conn] = OrderedDict()
         self.connections = 0
         self.evicted = 0
         self.expired = 0
