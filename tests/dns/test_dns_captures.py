@@ -57,7 +57,8 @@ def _answered_pairs(rows: list[dict[str, str]], port: int = 53) -> list[tuple[di
     return pairs
 
 
-@pytest.mark.parametrize("capture", CAPTURES)
+# mdns.pcap has no port-53 traffic at all; its mDNS behaviour has tests of its own.
+@pytest.mark.parametrize("capture", [c for c in CAPTURES if c != "mdns"])
 def test_capture_matches_tshark(capture: str) -> None:
     """>= 99% of the answered port-53 transactions tshark decodes appear with the same client
     address and port, DNS id, question name, rcode and answer count."""
@@ -65,8 +66,7 @@ def test_capture_matches_tshark(capture: str) -> None:
     need(pcap.exists(), f"capture {pcap}")
     pairs = _answered_pairs(truth_rows(TRUTH / f"{capture}.dns.csv"))
     events, an = replay(pcap, ports=[53])
-    if not pairs:
-        pytest.skip(f"{capture}: no answered port-53 transactions in the truth listing")
+    assert pairs, f"{capture}: no answered port-53 transactions in the truth listing"
     by_client: dict[tuple, list] = defaultdict(list)
     for ev in events:
         by_client[(ev.get("client.ip"), ev.get("client.port"), ev.get("dns.id"))].append(ev)
