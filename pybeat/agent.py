@@ -263,6 +263,8 @@ class Agent:
             self.metrics.register(
                 "capture", lambda: {"file.packets": source.packets, "file.truncated_records": source.truncated_records}
             )
+            if self.options.fast:
+                return iter(source)  # no wrapping generator: this is the per-packet loop
             return self._file_packets(source)
         ifaces = _interfaces(self.settings)
         if len(ifaces) == 1 and ifaces[0].file:
