@@ -30,17 +30,13 @@ def _lines(out: Path) -> int:
     return sum(f.read_bytes().count(b"\n") for f in out.iterdir())
 
 
-def test_100k_pps_burst_is_reported_with_kernel_drops_shown(link: VethPair, tmp_path: Path) -> None:
-    """tcpreplay --pps=100000 --loop=3 of dns_bulk_100k.pcap: >= 149,850 of 150,000 DNS
-    transactions reported, and the exit summary states the kernel drop count."""
-    need(BULK.is_file(), f"the shared capture {BULK}")
-    need(run_in(link.cli_ns, "which", "tcpreplay", check=False).returncode == 0, "tcpreplay")
+def _burst(link: VethPair, where: Path) -> tuple[int, float, str, dict, str, int]:
     protocols = [{"type": "dns", "ports": [53]}]
     # The ring absorbs the burst; the event queue must absorb the agent's output bursts while it
     # drains the ring (with the default 3,200 events a loaded machine dropped ~0.3 % there).
     extra = {"queue.mem.events": 65536}
     iface = {"type": "af_packet", "buffer_size_mb": 128}
-    with agent(link, tmp_path / "agent", protocols, interface=iface, extra=extra) as a:
+    with agent(link, where, protocols, interface=iface, extra=extra) as a:
         replay = link.cli("tcpreplay", "-i", link.cli_if, "--pps=100000", "--loop=3", str(BULK), timeout=120).stdout
         sent = int(re.search(r"Actual: (\d+) packets", replay).group(1))  # type: ignore[union-attr]
         rate = float(re.search(r"([\d.]+) pps", replay).group(1))  # type: ignore[union-attr]
@@ -59,10 +55,24 @@ def test_100k_pps_burst_is_reported_with_kernel_drops_shown(link: VethPair, tmp_
             time.sleep(1)
         a.stop(signal.SIGINT, timeout=60)
         assert a.returncode == 0, a.log_text()[-2000:]
-        metrics = a.metrics
-        log = a.log_text()
-        events = _lines(a.out)
-    assert sent == 300_000 and rate > 90_000, replay  # tcpreplay could not keep the rate
+        return sent, rate, replay, a.metrics, a.log_text(), _lines(a.out)
+
+
+def test_100k_pps_burst_is_reported_with_kernel_drops_shown(link: VethPair, tmp_path: Path) -> None:
+    """tcpreplay --pps=100000 --loop=3 of dns_bulk_100k.pcap: >= 149,850 of 150,000 DNS
+    transactions reported, and the exit summary states the kernel drop count."""
+    need(BULK.is_file(), f"the shared capture {BULK}")
+    need(run_in(link.cli_ns, "which", "tcpreplay", check=False).returncode == 0, "tcpreplay")
+    # The experiment needs the traffic at the rate: when tcpreplay itself cannot keep 100k pps (a
+    # busy machine), that run says nothing about the agent and the burst is replayed again, at
+    # most 3 times. The assertions on the agent apply to a run where the rate was reached.
+    tries = []
+    for attempt in range(3):
+        sent, rate, replay, metrics, log, events = _burst(link, tmp_path / f"run{attempt}")
+        tries.append(f"{sent} packets at {rate:.0f} pps")
+        if sent == 300_000 and rate > 90_000:
+            break
+    assert sent == 300_000 and rate > 90_000, f"tcpreplay never reached 90k pps: {tries}\n{replay}"
     transactions = metrics["dns.transactions"]
     dropped = metrics.get("capture.kernel_dropped", 0)
     summary = re.search(r"capture\s+received ([\d,]+), kernel dropped ([\d,]+)", log)
