@@ -416,7 +416,8 @@ class DnsAnalyzer(Analyzer):
             self._finish_transfer(st)
         pending = self.pending
         self.pending = OrderedDict()
-        for txn in pending.values():
+        while pending:  # oldest first; each one freed once published (it now holds its render)
+            _key, txn = pending.popitem(last=False)
             self._expire_one(txn)
 
     def stats(self) -> dict[str, int]:
