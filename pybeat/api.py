@@ -17,7 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from pybeat.durations import Duration
 
 __all__ = [
     "Analyzer",
@@ -59,8 +61,15 @@ class CommonProtocolConfig(PluginConfig):
     index: str | None = None
     send_request: bool = False
     send_response: bool = False
-    transaction_timeout: float = 10.0
+    transaction_timeout: Duration = 10.0
     interface: dict[str, Any] = {}
+
+    @field_validator("transaction_timeout")
+    @classmethod
+    def _positive_timeout(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("transaction_timeout must be a positive duration such as 10s")
+        return value
 
 
 class Event:

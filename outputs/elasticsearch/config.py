@@ -11,7 +11,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from pybeat.api import PluginConfig
-from pybeat.config.durations import Duration
+from pybeat.durations import Duration
 
 __all__ = ["BackoffConfig", "ElasticsearchConfig", "SslConfig"]
 

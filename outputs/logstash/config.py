@@ -13,7 +13,7 @@ from pydantic import AliasChoices, Field, field_validator, model_validator
 from pybeat.api import PluginConfig
 
 try:  # the config package is being reorganised; both spellings carry the same type
-    from pybeat.config.durations import Duration
+    from pybeat.durations import Duration
 except ImportError:  # pragma: no cover
     from pybeat.config.types import Duration  # type: ignore[no-redef]
 

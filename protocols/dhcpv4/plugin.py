@@ -63,12 +63,6 @@ class Dhcpv4Config(CommonProtocolConfig):
                 raise ValueError(f"option code {code} is not between 1 and 254")
         return value
 
-    @field_validator("transaction_timeout")
-    @classmethod
-    def _positive_timeout(cls, value: float) -> float:
-        if value <= 0:
-            raise ValueError("transaction_timeout must be a positive number of seconds")
-        return value
 
 
 class Dhcpv4Plugin(Plugin):

@@ -21,12 +21,6 @@ class Dhcpv6Config(CommonProtocolConfig):
     #: cap on exchanges followed at once; the least recently active one is closed first
     max_exchanges: int = Field(default=65536, ge=1)
 
-    @field_validator("transaction_timeout")
-    @classmethod
-    def _positive_timeout(cls, value: float) -> float:
-        if value <= 0:
-            raise ValueError("transaction_timeout must be a positive number of seconds")
-        return value
 
 
 class Dhcpv6Plugin(Plugin):

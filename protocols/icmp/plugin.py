@@ -25,12 +25,6 @@ class IcmpConfig(CommonProtocolConfig):
             raise ValueError("icmp is not port based: remove 'ports' (every ICMP/ICMPv6 message is analysed)")
         return value
 
-    @field_validator("transaction_timeout")
-    @classmethod
-    def _positive_timeout(cls, value: float) -> float:
-        if value <= 0:
-            raise ValueError("transaction_timeout must be a positive number of seconds")
-        return value
 
 
 class IcmpPlugin(Plugin):

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field, field_validator
 
 from pybeat.api import PluginConfig
-from pybeat.config.durations import Duration
+from pybeat.durations import Duration
 
 
 class Section(PluginConfig):

@@ -8,7 +8,7 @@ import textwrap
 import pytest
 
 from pybeat.config import ConfigError, load, load_settings
-from pybeat.config.durations import parse_duration
+from pybeat.durations import parse_duration
 from pybeat.plugins import load_registry
 from tests.conftest import SHARED
 
@@ -153,3 +153,26 @@ def test_unsupported_packetbeat_protocol_is_a_warning(registry, tmp_path):
 @pytest.mark.parametrize("text,seconds", [("10s", 10), ("500ms", 0.5), ("1m30s", 90), (5, 5), ("2h", 7200)])
 def test_durations(text, seconds):
     assert parse_duration(text) == seconds
+
+
+def test_transaction_timeout_takes_a_duration_as_packetbeat_writes_it(registry, tmp_path):
+    path = write(tmp_path, """
+        packetbeat.protocols:
+          - type: dns
+            ports: [53]
+            transaction_timeout: 5s
+          - type: icmp
+            transaction_timeout: 1m
+        output.console: {}
+    """)
+    s = load_settings(load(path), registry)
+    assert [p.config.transaction_timeout for p in s.protocols] == [5.0, 60.0]
+
+
+def test_transaction_timeout_must_be_positive(registry, tmp_path):
+    path = write(tmp_path, """
+        packetbeat.protocols: [{type: dns, ports: [53], transaction_timeout: 0s}]
+        output.console: {}
+    """)
+    with pytest.raises(ConfigError, match="transaction_timeout .*positive"):
+        load_settings(load(path), registry)

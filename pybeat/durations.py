@@ -1,4 +1,4 @@
-"""Value types shared by config models: Beats durations (``10s``, ``500ms``, ``1m30s``)."""
+"""Beats durations as config values (`10s`, `500ms`, `1m30s`, or a number of seconds)."""
 
 from __future__ import annotations
 
