@@ -31,8 +31,13 @@ class SummaryObserver:
             q = dns.get("question")
             if q is not None:
                 name = q.get("name")
-                if name is not None and (name in self.names or len(self.names) < self._cap):
-                    self.names[name] += 1
+                if name is not None:
+                    names = self.names
+                    n = names.get(name)
+                    if n is not None:
+                        names[name] = n + 1
+                    elif len(names) < self._cap:
+                        names[name] = 1
         err = f.get("error")
         if err is not None:
             msg = err.get("message")
