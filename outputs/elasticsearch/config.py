@@ -12,35 +12,9 @@ from pydantic import Field, field_validator, model_validator
 
 from pybeat.api import PluginConfig
 from pybeat.durations import Duration
+from pybeat.netconfig import BackoffConfig, SslConfig
 
 __all__ = ["BackoffConfig", "ElasticsearchConfig", "SslConfig"]
-
-
-class BackoffConfig(PluginConfig):
-    init: Duration = 1.0
-    max: Duration = 60.0
-
-
-class SslConfig(PluginConfig):
-    enabled: bool | None = None
-    verification_mode: Literal["full", "strict", "certificate", "none"] = "full"
-    supported_protocols: list[Literal["TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3"]] = []
-    certificate_authorities: list[str] | str = []
-    certificate: str | None = None
-    key: str | None = None
-    key_passphrase: str | None = None
-    key_passphrase_path: str | None = None
-    cipher_suites: list[str] = []
-    curve_types: list[str] = []
-    renegotiation: Literal["never", "once", "freely"] = "never"
-    ca_sha256: list[str] | str = []
-    ca_trusted_fingerprint: str | None = None
-    restart_on_cert_change: dict[str, Any] = {}
-
-    @field_validator("certificate_authorities", "ca_sha256")
-    @classmethod
-    def _listify(cls, v: list[str] | str) -> list[str]:
-        return [v] if isinstance(v, str) else v
 
 
 class DeadLetterIndex(PluginConfig):

@@ -6,16 +6,16 @@ opens a file or a socket; certificates are read when the output is built.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, field_validator
 
 from pybeat.api import PluginConfig
 
-try:  # the config package is being reorganised; both spellings carry the same type
-    from pybeat.durations import Duration
-except ImportError:  # pragma: no cover
-    from pybeat.config.types import Duration  # type: ignore[no-redef]
+from pybeat.durations import Duration
+from pybeat.netconfig import BackoffConfig, SslConfig
+
+__all__ = ["BackoffConfig", "DEFAULT_PORT", "LogstashConfig", "SslConfig", "parse_host"]
 
 DEFAULT_PORT = 5044
 
@@ -49,47 +49,6 @@ def parse_host(text: str, default_port: int = DEFAULT_PORT) -> tuple[str, int]:
     if not 0 < port < 65536:
         raise ValueError(f"port {port} of host {text!r} is out of range 1-65535")
     return host, port
-
-
-class BackoffConfig(PluginConfig):
-    init: Duration = Field(default=1.0, gt=0)
-    max: Duration = Field(default=60.0, gt=0)
-
-
-class RestartOnCertChange(PluginConfig):
-    enabled: bool = False
-    period: Duration = 60.0
-
-
-class SslConfig(PluginConfig):
-    enabled: bool | None = None  # None: on whenever the ssl section is present (as Beats does)
-    verification_mode: Literal["full", "strict", "certificate", "none"] = "full"
-    supported_protocols: list[Literal["TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3"]] = [
-        "TLSv1.1", "TLSv1.2", "TLSv1.3"
-    ]
-    certificate_authorities: list[str] = []
-    certificate: str | None = None
-    key: str | None = None
-    key_passphrase: str | None = None
-    key_passphrase_path: str | None = None
-    cipher_suites: list[str] = []
-    curve_types: list[str] = []
-    renegotiation: Literal["never", "once", "freely"] = "never"
-    ca_sha256: list[str] = []
-    ca_trusted_fingerprint: str | None = None
-    restart_on_cert_change: RestartOnCertChange = RestartOnCertChange()
-
-    @field_validator("certificate_authorities", "ca_sha256", mode="before")
-    @classmethod
-    def _one_or_many(cls, v: Any) -> Any:
-        return [v] if isinstance(v, str) else v
-
-    @model_validator(mode="after")
-    def _pairs(self) -> "SslConfig":
-        if bool(self.certificate) != bool(self.key):
-            raise ValueError("ssl.certificate and ssl.key must be set together (client authentication)")
-        return self
-
 
 
 class LogstashConfig(PluginConfig):
