@@ -219,7 +219,8 @@ class Agent:
                 index=p.config.index,
             )
             ctx = ProtocolContext(
-                emit=client.publish, beat=self.beat, protocol_name=p.name, envelope=envelope, logger=self.log
+                emit=client.publish, beat=self.beat, protocol_name=p.name, envelope=envelope, logger=self.log,
+                events_may_share=client.events_may_share(),
             )
             analyzer = p.plugin.create(p.config, ctx)
             self.analyzers[p.name] = analyzer

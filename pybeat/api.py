@@ -9,7 +9,9 @@ the ``emit`` callback it was built with. It never opens sockets, reads files or 
 its timeouts run on the ``now_ns`` values the agent passes in (packet time).
 
 An output gets :class:`Batch` objects on worker threads and must settle every event of every
-batch: acknowledge it, hand it back for retry, or drop it (counted, with a reason).
+batch: acknowledge it, hand it back for retry, or drop it (counted, with a reason). Outputs
+only read events: one event goes to every enabled output, and events may share nested objects
+(see ``ProtocolContext.events_may_share``).
 """
 
 from __future__ import annotations
@@ -258,10 +260,19 @@ class ProtocolContext:
     #: client/server, network.*, event.*, related.ip) with the site's internal_networks
     envelope: Any = None
     logger: Any = None
+    #: True when nothing downstream changes an event (no processors, fields, tags or index
+    #: configured for this protocol or globally): the analyzer may then emit events that share
+    #: nested objects with each other (memoised sub-documents). Outputs and observers only ever
+    #: read events, so sharing is safe then; when False every event must be an independent copy.
+    events_may_share: bool = False
 
 
 class ProtocolPlugin(Protocol):
-    """What a ``pybeat.protocols`` entry point must provide."""
+    """What a ``pybeat.protocols`` entry point must provide.
+
+    Optional: ``prepare()``, called once before the analyzers are built (and before a replay
+    forks its worker processes), for expensive read-only set-up such as building a lookup table.
+    """
 
     name: str
     #: subset of {"udp", "tcp", "icmp"}: which transports feed this protocol

@@ -80,11 +80,9 @@ class _TcpState:
 class DnsAnalyzer(Analyzer):
     def __init__(self, config: Any, ctx: ProtocolContext):
         self.emit = ctx.emit
-        # Whether events may share nested objects with each other: only when whatever receives
-        # them says nothing downstream changes an event (pybeat's ProtocolClient without any
-        # processors); events handed to any other callable are always independent copies.
-        owner = getattr(ctx.emit, "__self__", None)
-        self._shareable = getattr(owner, "events_may_share", None)
+        # Whether events may share nested objects with each other (memoised dns.* parts): only
+        # when the agent says nothing downstream changes an event.
+        self._shareable = bool(getattr(ctx, "events_may_share", False))
         self.envelope: Envelope = ctx.envelope if ctx.envelope is not None else Envelope()
         self.timeout_ns = int(config.transaction_timeout * 1_000_000_000)
         self.max_pending = config.max_pending_transactions
@@ -436,7 +434,7 @@ class DnsAnalyzer(Analyzer):
         main_id = txn.resp_id if resp is not None else txn.req_id
         shareable = self._shareable
         dns = dns_fields(main, main_id, self.domains, self.include_authorities, self.include_additionals,
-                         shareable is not None and shareable())
+                         shareable)
         if txn.mdns_only:
             # A lone mDNS message: its sender is the source, and it is not an error.
             fields = self.envelope.build(

@@ -146,3 +146,29 @@ def test_http_stats_endpoint_serves_the_metrics_registry(tmp_path):
     agent.run(install_signals=False)
     t.join()
     assert seen["root"]["beat"] == "packetbeat" and "decode" in seen["stats"]
+
+
+def test_with_a_processor_events_never_share_nested_objects(tmp_path):
+    """Events may share memoised sub-documents only when nothing can change them; a processor
+    that renames a nested field must see an independent copy in every event (the bulk capture
+    repeats the same answers many times)."""
+    from tests.conftest import PCAPS, need
+
+    pcap = PCAPS / "dns_udp_mixed.pcap"
+    need(pcap.exists(), "shared captures")
+    cfg = tmp_path / "pybeat.yml"
+    cfg.write_text(
+        "packetbeat.protocols: [{type: dns, ports: [53]}]\n"
+        f"output.file: {{path: {tmp_path}/out, filename: ev}}\n"
+        "processors:\n  - rename: {fields: [{from: dns.question.name, to: dns.question.renamed}]}\n"
+    )
+    registry = load_registry()
+    settings = load_settings(load(str(cfg)), registry)
+    agent = Agent(settings, registry, Paths.resolve(str(tmp_path)), setup_logging(logs_dir=str(tmp_path / "l")),
+                  RunOptions(file=str(pcap), fast=True))
+    agent.run(install_signals=False)
+    (name,) = os.listdir(tmp_path / "out")
+    docs = [json.loads(x) for x in (tmp_path / "out" / name).read_text().splitlines()]
+    questions = [d["dns"]["question"] for d in docs if "question" in d.get("dns", {})]
+    assert len(questions) > 100
+    assert all("renamed" in q and "name" not in q for q in questions)
