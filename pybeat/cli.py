@@ -167,6 +167,8 @@ def cmd_run(args: argparse.Namespace, registry: Registry) -> int:
         log.warning(w)
     options = RunOptions(file=args.file, loops=args.loops, fast=args.fast, dump=args.dump)
     workers = settings.agent.packetbeat.workers
+    if workers == "auto":
+        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     if workers > 1 and args.file:
         from pybeat.agent import run_sharded
 

@@ -74,7 +74,15 @@ class PacketbeatSection(Section):
     npcap: dict[str, Any] = {}
     # pybeat's own settings (not in Packetbeat):
     limits: dict[str, Any] = {}  # decoder caps, see ARCHITECTURE.md "caps"
-    workers: int = Field(default=1, ge=1, le=64)  # processes for -I replay, split by flow
+    # processes for a -I replay, split by flow; "auto" = one per CPU (each writes its own files)
+    workers: int | Literal["auto"] = Field(default=1)
+
+    @field_validator("workers")
+    @classmethod
+    def _workers_range(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and not 1 <= v <= 64:
+            raise ValueError("workers must be between 1 and 64, or auto")
+        return v
 
 
 class FlushConfig(Section):

@@ -176,3 +176,13 @@ def test_transaction_timeout_must_be_positive(registry, tmp_path):
     """)
     with pytest.raises(ConfigError, match="transaction_timeout .*positive"):
         load_settings(load(path), registry)
+
+
+@pytest.mark.parametrize("value,ok", [("auto", True), (2, True), (0, False), ("many", False)])
+def test_workers_is_a_count_or_auto(registry, tmp_path, value, ok):
+    path = write(tmp_path, f"packetbeat.workers: {value}\noutput.console: {{}}\n")
+    if ok:
+        assert load_settings(load(path), registry).agent.packetbeat.workers == value
+    else:
+        with pytest.raises(ConfigError, match="packetbeat.workers"):
+            load_settings(load(path), registry)
