@@ -108,17 +108,23 @@ class OutputRunner:
         drained = self.queue.wait_empty(timeout)
         if not drained:
             self._abandon = True
-            # Drop what is still queued; in-flight batches settle into 'dropped' as they return.
+            # Closing the clients first wakes a worker that is backing off or waiting on a dead
+            # server; what is still queued or in flight then settles as 'dropped' (counted).
+            self._close_clients()
             self.queue.wait_empty(5.0)
         for t in self._threads:
             t.join(timeout=5.0)
+        if drained:
+            self._close_clients()
+        return drained
+
+    def _close_clients(self) -> None:
         for c in {id(c): c for c in self.clients}.values():
             try:
                 c.close()
             except Exception as exc:
                 if self.logger is not None:
                     self.logger.warning("output close failed", output=self.name, error=repr(exc))
-        return drained
 
     def stats(self) -> dict[str, int]:
         return {
@@ -267,6 +273,7 @@ class ProtocolClient:
         self.tags = tags or []
         self.index = index
         self.events = 0
+        self._direct = self.events_may_share()  # the configuration does not change during a run
 
     def events_may_share(self) -> bool:
         """True when nothing between here and the outputs can change an event (no fields, tags,
@@ -282,10 +289,7 @@ class ProtocolClient:
         self.events += 1
         pipeline = self.pipeline
         fields = event.fields
-        if not (
-            self.fields or self.tags or self.index or self.processors
-            or pipeline.global_fields or pipeline.tags or pipeline.processors
-        ):
+        if self._direct:
             # Nothing configured can change an event (no fields, tags, index or processors
             # here or globally): the agent's fields are added (shared objects: nothing will
             # change them) and the event goes straight to the batch. Same documents as the

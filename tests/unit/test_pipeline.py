@@ -187,3 +187,30 @@ def test_an_idle_worker_keeps_waiting_while_another_holds_a_batch_that_may_come_
     assert got and got[0] == (held, 1)
     q.release(2)
     assert q.get(10) is None  # closed and everything settled: now workers may stop
+
+
+def test_shutdown_timeout_wakes_an_output_backing_off_and_counts_what_it_drops():
+    """An output that cannot deliver (server down, long backoff) must not hold shutdown past the
+    timeout: its clients are closed first, which wakes it, and the undelivered events are counted
+    as dropped."""
+
+    class Down:
+        def __init__(self):
+            self.closed = threading.Event()
+
+        def publish(self, batch):
+            self.closed.wait(30)  # backing off until closed
+            batch.retry()
+
+        def close(self):
+            self.closed.set()
+
+    out = Down()
+    runner = OutputRunner("down", lambda: out, 1, 10, 100, None)
+    p = Pipeline(BeatInfo(), [runner], min_events=1)
+    for i in range(5):
+        ProtocolClient(p).publish(ev(i))
+    t0 = time.monotonic()
+    assert p.close(0.5) is False
+    assert time.monotonic() - t0 < 5
+    assert runner.stats()["events.dropped"] == 5 and runner.queue.used == 0
