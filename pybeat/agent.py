@@ -9,6 +9,7 @@ source, flush analyzers, drain the queues) and the metrics that prove no event w
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
 import os
@@ -168,10 +169,10 @@ class Agent:
             shared["stdout"] = self._stdout
         self.runners: list[OutputRunner] = []
         for out in s.outputs:
-            ctx = OutputContext(beat=self.beat, metrics=self.metrics, logger=self.log, name=out.name, extra=shared)
+            octx = OutputContext(beat=self.beat, metrics=self.metrics, logger=self.log, name=out.name, extra=shared)
             runner = OutputRunner(
                 out.name,
-                lambda out=out, ctx=ctx: out.plugin.create(out.config, ctx),
+                functools.partial(out.plugin.create, out.config, octx),
                 out.plugin.workers(out.config),
                 out.plugin.batch_size(out.config),
                 queue_events,
@@ -181,7 +182,8 @@ class Agent:
             if out.name == "file" and runner.clients:
                 path = getattr(runner.clients[0], "current_path", None)
                 if path:
-                    self.metrics.register("output.file", lambda c=runner.clients[0]: {"path": c.current_path})
+                    file_output: Any = runner.clients[0]
+                    self.metrics.register("output.file", lambda: {"path": file_output.current_path})
 
         processors = build_processors(a.processors, self.registry, self.beat, "processors", s.raw)
         if a.packetbeat.ignore_outgoing or any(i.ignore_outgoing for i in _interfaces(s)):
@@ -291,6 +293,7 @@ class Agent:
         dump = dump_file_name(self.options.dump) if self.options.dump else None
         # ignore_outgoing is applied to events (network.direction egress, as Packetbeat's publisher
         # does), not to packets: dropping a DNS server's outgoing packets would lose its answers.
+        live: Any
         if len(ifaces) == 1:
             live = open_live(iface, bpf or None, dump_path=dump)
         else:

@@ -26,13 +26,13 @@ class FileOutputConfig(PluginConfig):
     filename: str = ""
     rotate_every_kb: int = Field(default=10240, ge=1)
     number_of_files: int = Field(default=7, ge=2, le=1024)
-    permissions: int | str = 0o600
+    permissions: int = 0o600
     rotate_on_startup: bool = True
     codec: CodecConfig | None = None
     queue: dict[str, Any] | None = None
     bulk_max_size: int | None = None
 
-    @field_validator("permissions")
+    @field_validator("permissions", mode="before")
     @classmethod
     def _octal(cls, v: int | str) -> int:
         if isinstance(v, str):

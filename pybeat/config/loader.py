@@ -64,7 +64,7 @@ def _construct(node: yaml.Node, prefix: str, origins: dict[str, str], where: str
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
             key = str(yaml.safe_load(yaml.serialize(key_node)))  # plain scalar of any tag
-            parts = key.split(".") if key else [key]
+            parts: list[str] = key.split(".") if key else [key]
             dotted = f"{prefix}.{key}" if prefix else key
             origins[dotted] = f"{where}:{key_node.start_mark.line + 1}"
             # Record every intermediate dotted prefix introduced by a dotted key too.

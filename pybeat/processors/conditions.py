@@ -145,6 +145,18 @@ def _has_fields(spec: Any) -> Condition:
     return lambda e: all(e.get(f) is not None for f in fields)
 
 
+def _any_of(subs: list[Condition]) -> Condition:
+    return lambda e: any(c(e) for c in subs)
+
+
+def _none_of(sub: Condition) -> Condition:
+    return lambda e: not sub(e)
+
+
+def _all_of(subs: list[Condition]) -> Condition:
+    return lambda e: all(c(e) for c in subs)
+
+
 def build_condition(spec: Any) -> Condition:
     """Build a predicate from a ``when`` mapping."""
     if not isinstance(spec, dict) or not spec:
@@ -166,12 +178,10 @@ def build_condition(spec: Any) -> Condition:
         elif kind in ("or", "and"):
             if not isinstance(body, list) or not body:
                 raise ConditionError(f"{kind} expects a list of conditions")
-            subs = [build_condition(b) for b in body]
-            parts.append((lambda s: lambda e: any(c(e) for c in s))(subs) if kind == "or"
-                         else (lambda s: lambda e: all(c(e) for c in s))(subs))
+            parts.append(_any_of([build_condition(b) for b in body]) if kind == "or"
+                         else _all_of([build_condition(b) for b in body]))
         elif kind == "not":
-            sub = build_condition(body)
-            parts.append(lambda e, s=sub: not s(e))
+            parts.append(_none_of(build_condition(body)))
         else:
             import difflib
 
@@ -180,6 +190,4 @@ def build_condition(spec: Any) -> Condition:
             raise ConditionError(
                 f"unknown condition {kind!r}" + (f"; did you mean {hint[0]!r}?" if hint else f" (known: {', '.join(known)})")
             )
-    if len(parts) == 1:
-        return parts[0]
-    return lambda e: all(p(e) for p in parts)
+    return parts[0] if len(parts) == 1 else _all_of(parts)
