@@ -14,7 +14,7 @@ import hashlib
 import ipaddress
 import socket
 import struct
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 from pybeat.timefmt import format_ts
 
@@ -58,6 +58,13 @@ def community_id(src_ip: str, dst_ip: str, proto: int, sport: int = 0, dport: in
         s, d = d, s
     data = struct.pack("!H", seed) + s + d + struct.pack("!BxHH", proto, sport, dport)
     return "1:" + base64.b64encode(hashlib.sha1(data).digest()).decode()
+
+
+def add_notes(fields: dict[str, Any], notes: Sequence[str] | None) -> None:
+    """A transaction's notes as Packetbeat writes them: ``error.message`` is a string for one
+    note and a list for several (and absent for none)."""
+    if notes:
+        fields["error"] = {"message": notes[0] if len(notes) == 1 else list(notes)}
 
 
 def parse_networks(specs: Iterable[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:

@@ -11,7 +11,7 @@ import zlib
 from typing import Any
 
 from pybeat.api import Analyzer, Event, Packet, ProtocolContext
-from pybeat.envelope import Envelope
+from pybeat.envelope import Envelope, add_notes
 
 from pybeat.protocols.dhcpv4.exchange import ExchangeTracker
 from pybeat.protocols.dhcpv4.options import map_options
@@ -102,8 +102,7 @@ class Dhcpv4Analyzer(Analyzer):
         fields["type"] = "dhcpv4"
         fields["status"] = "OK"
         fields["dhcpv4"] = dhcp
-        if notes:
-            fields["error"] = {"message": notes[0] if len(notes) == 1 else list(notes)}
+        add_notes(fields, notes)
         self.counters["events"] += 1
         self.emit(Event(pkt.ts_ns, fields))
 

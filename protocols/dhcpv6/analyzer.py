@@ -11,7 +11,7 @@ import struct
 from typing import Any
 
 from pybeat.api import Analyzer, Event, Packet, ProtocolContext
-from pybeat.envelope import Envelope
+from pybeat.envelope import Envelope, add_notes
 
 from pybeat.protocols.dhcpv4.exchange import ExchangeTracker
 from pybeat.protocols.dhcpv6.parser import SERVER_TYPES, Dhcpv6ParseError, parse
@@ -62,8 +62,7 @@ class Dhcpv6Analyzer(Analyzer):
         fields["type"] = "dhcpv6"
         fields["status"] = "OK"
         fields["dhcpv6"] = dhcp
-        if notes:
-            fields["error"] = {"message": notes[0] if len(notes) == 1 else list(notes)}
+        add_notes(fields, notes)
         self.counters["events"] += 1
         self.emit(Event(pkt.ts_ns, fields))
 

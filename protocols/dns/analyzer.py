@@ -13,7 +13,7 @@ from collections import OrderedDict
 from typing import Any
 
 from pybeat.api import Analyzer, Event, Packet, ProtocolContext, TcpConnection
-from pybeat.envelope import Envelope
+from pybeat.envelope import Envelope, add_notes
 from pybeat.protocols.dns import errors as notes_
 from pybeat.protocols.dns.domain import DomainParts
 from pybeat.protocols.dns.event import dns_fields, merge_messages, message_string, question_string
@@ -482,9 +482,7 @@ class DnsAnalyzer(Analyzer):
             fields["request"] = message_string(req, txn.req_id)
         if self.send_response and resp is not None:
             fields["response"] = message_string(resp, txn.resp_id)
-        notes = txn.notes
-        if notes:
-            fields["error"] = {"message": notes[0] if len(notes) == 1 else list(notes)}
+        add_notes(fields, txn.notes)
         self.emit(Event(txn.ts, fields))
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pybeat.api import Analyzer, Event, Packet, ProtocolContext
-from pybeat.envelope import Envelope, community_id
+from pybeat.envelope import Envelope, add_notes, community_id
 
 from pybeat.protocols.icmp import message as m
 
@@ -216,7 +216,6 @@ class IcmpAnalyzer(Analyzer):
         fields["path"] = trans.dst
         fields["status"] = "Error" if has_error else "OK"
         fields["icmp"] = icmp
-        if notes:
-            fields["error"] = {"message": notes[0] if len(notes) == 1 else list(notes)}
+        add_notes(fields, notes)
         self.counters["events"] += 1
         self.emit(Event(trans.ts, fields))
