@@ -7,13 +7,21 @@ from __future__ import annotations
 import difflib
 import types
 import typing
-from typing import Any, TypeVar
+from typing import Any, Iterable, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from pybeat.config.loader import ConfigError, RawConfig
 
 M = TypeVar("M", bound=BaseModel)
+
+
+def unknown_name(what: str, name: str, known: Iterable[str], installed: list[str]) -> str:
+    """``unknown protocol 'dnz'; did you mean 'dns'?`` (or the installed names when nothing is close)."""
+    hint = difflib.get_close_matches(name, sorted(known), 1)
+    return f"unknown {what} {name!r}" + (
+        f"; did you mean {hint[0]!r}?" if hint else f" (installed: {', '.join(installed)})"
+    )
 
 
 def _model_keys(model: type[BaseModel]) -> list[str]:

@@ -6,12 +6,11 @@ Nothing here opens a socket, a file for writing or a capture: validating has no 
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
 from pybeat.api import BeatInfo
-from pybeat.config.errors import validate
+from pybeat.config.errors import unknown_name, validate
 from pybeat.config.loader import ConfigError, RawConfig
 from pybeat.config.models import AgentConfig
 from pybeat.plugins import PluginError, Registry
@@ -93,11 +92,8 @@ def load_settings(raw: RawConfig, registry: Registry, require_output: bool = Tru
             if ptype in PACKETBEAT_PROTOCOLS:
                 settings.warnings.append(f"{key}{at}: protocol {ptype!r} is not supported by pybeat; skipped")
                 continue
-            hint = difflib.get_close_matches(ptype, sorted(PACKETBEAT_PROTOCOLS | set(registry.names("protocols"))), 1)
-            problems.append(
-                f"{key}.type{at}: unknown protocol {ptype!r}"
-                + (f"; did you mean {hint[0]!r}?" if hint else f" (installed: {', '.join(registry.names('protocols'))})")
-            )
+            installed = registry.names("protocols")
+            problems.append(f"{key}.type{at}: " + unknown_name("protocol", ptype, PACKETBEAT_PROTOCOLS | set(installed), installed))
             continue
         except PluginError as exc:
             problems.append(f"{key}{at}: {exc}")
@@ -138,11 +134,8 @@ def load_settings(raw: RawConfig, registry: Registry, require_output: bool = Tru
             if name in BEATS_OUTPUTS:
                 problems.append(f"{key}{at}: the {name} output is not supported by pybeat")
                 continue
-            hint = difflib.get_close_matches(name, registry.names("outputs"), 1)
-            problems.append(
-                f"{key}{at}: unknown output {name!r}"
-                + (f"; did you mean {hint[0]!r}?" if hint else f" (installed: {', '.join(registry.names('outputs'))})")
-            )
+            installed = registry.names("outputs")
+            problems.append(f"{key}{at}: " + unknown_name("output", name, installed, installed))
             continue
         except PluginError as exc:
             problems.append(f"{key}{at}: {exc}")

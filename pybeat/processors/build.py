@@ -3,11 +3,10 @@ and ``if``/``then``/``else`` blocks, validating each processor's settings with i
 
 from __future__ import annotations
 
-import difflib
 from typing import Any
 
 from pybeat.api import BeatInfo, Event
-from pybeat.config.errors import validate
+from pybeat.config.errors import unknown_name, validate
 from pybeat.config.loader import ConfigError, RawConfig
 from pybeat.plugins import PluginError, Registry
 from pybeat.processors.conditions import Condition, ConditionError, build_condition
@@ -89,11 +88,8 @@ def _build_one(i: int, spec: Any, registry: Registry, beat: BeatInfo, prefix: st
     try:
         plugin = registry.get("processors", name)
     except KeyError:
-        hint = difflib.get_close_matches(name, registry.names("processors"), 1)
-        raise ConfigError(
-            f"{key}.{name}{at}: unknown processor"
-            + (f"; did you mean {hint[0]!r}?" if hint else f" (installed: {', '.join(registry.names('processors'))})")
-        ) from None
+        installed = registry.names("processors")
+        raise ConfigError(f"{key}.{name}{at}: " + unknown_name("processor", name, installed, installed)) from None
     except PluginError as exc:
         raise ConfigError(f"{key}.{name}{at}: {exc}") from None
     config = validate(plugin.config_model, settings, f"{key}.{name}", raw)
