@@ -46,8 +46,10 @@ def test_tls_capture_events_arrive_intact(tmp_path: Path, receivers: Any, certs:
     """With ssl.certificate_authorities and full verification, every capture event arrives once."""
     r = _tls_receiver(receivers, certs)
     run = run_agent(
+        # bulk_max_size 100: the 520 events need several batches whatever the timing (a fast
+        # agent otherwise queues them all before the output takes its first batch).
         tmp_path, {"hosts": [r.address], "ssl": {"certificate_authorities": [str(certs["ca.crt"])]},
-                   "backoff": {"init": "50ms", "max": "500ms"}},
+                   "backoff": {"init": "50ms", "max": "500ms"}, "bulk_max_size": 100},
         "icmp.pcap", loops=10, extra={"queue.mem": {"events": 1000, "flush.min_events": 100, "flush.timeout": "50ms"}},
     )
     assert run.proc.returncode == 0, run.log_tail()
