@@ -430,6 +430,7 @@ def run_sharded(
     import multiprocessing as mp
 
     ctx = mp.get_context("fork")
+    _agent_id(paths.data)  # create meta.json once, so every worker reports the same agent.id
     results = ctx.Queue()
 
     def child(index: int) -> None:

@@ -172,3 +172,23 @@ def test_with_a_processor_events_never_share_nested_objects(tmp_path):
     questions = [d["dns"]["question"] for d in docs if "question" in d.get("dns", {})]
     assert len(questions) > 100
     assert all("renamed" in q and "name" not in q for q in questions)
+
+
+def test_worker_processes_report_one_agent_id(tmp_path):
+    from pybeat.agent import run_sharded
+
+    pcap = tmp_path / "in.pcap"
+    pkts = []
+    for i in range(200):
+        p = Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=1024 + i, dport=7) / f"m{i}".encode()
+        p.time = 1_700_000_000 + i / 1000
+        pkts.append(p)
+    PcapWriter(str(pcap)).write(pkts)
+    cfg = tmp_path / "pybeat.yml"
+    cfg.write_text(f"packetbeat.protocols: [{{type: echo, ports: [7]}}]\noutput.file: {{path: {tmp_path}/out, filename: ev}}\n")
+    registry = load_registry(extra={"protocols": {"echo": EchoPlugin()}})
+    settings = load_settings(load(str(cfg)), registry)
+    run_sharded(settings, registry, Paths.resolve(str(tmp_path / "fresh-home")), setup_logging(logs_dir=str(tmp_path / "l")),
+                RunOptions(file=str(pcap), fast=True), 2)
+    ids = {json.loads(line)["agent"]["id"] for f in (tmp_path / "out").iterdir() for line in f.read_text().splitlines()}
+    assert len(ids) == 1
