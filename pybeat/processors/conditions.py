@@ -22,11 +22,27 @@ class ConditionError(ValueError):
     """A condition in the config is not well formed."""
 
 
+def _flat(spec: Any, prefix: str = "") -> Any:
+    """``{"network": {"protocol": "dns"}}`` -> ``{"network.protocol": "dns"}``: the config loader
+    expands dotted keys everywhere, so a field name written ``network.protocol`` arrives nested."""
+    if not isinstance(spec, dict):
+        return spec
+    out: dict[str, Any] = {}
+    for k, v in spec.items():
+        key = f"{prefix}.{k}" if prefix else str(k)
+        if isinstance(v, dict) and v:
+            out.update(_flat(v, key))
+        else:
+            out[key] = v
+    return out
+
+
 def _values(v: Any) -> list[Any]:
     return v if isinstance(v, list) else [v]
 
 
 def _equals(spec: dict[str, Any]) -> Condition:
+    spec = _flat(spec)
     if not isinstance(spec, dict) or not spec:
         raise ConditionError("equals expects a mapping of field: value")
 
@@ -49,6 +65,7 @@ def _equals(spec: dict[str, Any]) -> Condition:
 
 
 def _contains(spec: dict[str, Any]) -> Condition:
+    spec = _flat(spec)
     if not isinstance(spec, dict) or not spec:
         raise ConditionError("contains expects a mapping of field: substring")
 
@@ -63,6 +80,7 @@ def _contains(spec: dict[str, Any]) -> Condition:
 
 
 def _regexp(spec: dict[str, Any]) -> Condition:
+    spec = _flat(spec)
     if not isinstance(spec, dict) or not spec:
         raise ConditionError("regexp expects a mapping of field: pattern")
     try:
@@ -111,6 +129,7 @@ def _range(spec: dict[str, Any]) -> Condition:
 
 
 def _network(spec: dict[str, Any]) -> Condition:
+    spec = _flat(spec)
     if not isinstance(spec, dict) or not spec:
         raise ConditionError("network expects a mapping of field: CIDR or named network")
     try:

@@ -214,3 +214,25 @@ def test_shutdown_timeout_wakes_an_output_backing_off_and_counts_what_it_drops()
     assert p.close(0.5) is False
     assert time.monotonic() - t0 < 5
     assert runner.stats()["events.dropped"] == 5 and runner.queue.used == 0
+
+
+def test_conditions_on_dotted_field_names_as_yaml_writes_them(tmp_path):
+    """`equals: {network.protocol: dns}` in YAML reaches the condition as nested mappings (the
+    loader expands dotted keys everywhere); it must still match the field network.protocol."""
+    from pybeat.config.loader import parse_yaml
+
+    data, _ = parse_yaml(
+        "when:\n"
+        "  and:\n"
+        "    - equals: {network.protocol: dns}\n"
+        "    - contains: {dns.question.name: example}\n"
+        "    - regexp: {dns.question.name: '^www'}\n"
+        "    - network: {source.ip: private}\n"
+        "    - range: {event.duration.gte: 5}\n"
+    )
+    cond = build_condition(data["when"])
+    e = Event(0, {"network": {"protocol": "dns"}, "dns": {"question": {"name": "www.example.test"}},
+                  "source": {"ip": "10.1.2.3"}, "event": {"duration": 9}})
+    assert cond(e) is True
+    e.fields["network"]["protocol"] = "icmp"
+    assert cond(e) is False
