@@ -123,6 +123,11 @@ class Agent:
         self.paths = paths
         self.log = logger
         self.options = options or RunOptions()
+        ifaces = _interfaces(settings)
+        if self.options.file is None and len(ifaces) == 1 and ifaces[0].file:
+            # packetbeat.interfaces.file is -I: decided before building, since a replay applies
+            # backpressure where live capture drops.
+            self.options.file = ifaces[0].file
         self.metrics = MetricsRegistry()
         self._stop = threading.Event()
         self._stopped_at: float | None = None
@@ -153,7 +158,9 @@ class Agent:
         # Queue and batching (queue.mem; an output's own `queue` key is not supported yet).
         mem = a.queue.mem
         queue_events = mem.events if mem else 3200
-        min_events = mem.flush.min_events if mem else 1600
+        # A batch never exceeds the queue (libbeat caps it too): a bigger one could not be put
+        # without blocking, and live capture would drop it whole.
+        min_events = min(mem.flush.min_events if mem else 1600, queue_events)
         flush_timeout = mem.flush.timeout if mem else 10.0
         if a.queue.disk is not None:
             raise ConfigError("queue.disk: the disk queue is not implemented in pybeat yet; use queue.mem")
@@ -270,9 +277,8 @@ class Agent:
                 return iter(source)  # no wrapping generator: this is the per-packet loop
             return self._file_packets(source)
         ifaces = _interfaces(self.settings)
-        if len(ifaces) == 1 and ifaces[0].file:
-            self.options.file = ifaces[0].file
-            return self._open_source()
+        if any(i.file for i in ifaces):
+            raise ConfigError("packetbeat.interfaces.file: a capture file is read from a single interface entry")
         try:
             from pybeat.capture.bpf import build_filter
             from pybeat.capture.dump import dump_file_name
@@ -370,12 +376,16 @@ class Agent:
                     continue
                 decode(pkt[0], pkt[1], pkt[2])
                 n += 1
-                if not n & 1023:
+                if not n & 63:  # flush.timeout and stop requests are checked every 64 packets
                     pipeline_tick()
                     if stop.is_set() and self._stop_done():
                         break
-            self.decoder.flush()
         finally:
+            # Even when the source failed mid-way, what was decoded is published.
+            try:
+                self.decoder.flush()
+            except Exception as exc:
+                self.log.error("flushing the decoder failed", error=repr(exc))
             if self._source is not None:
                 try:
                     self._source.close()

@@ -192,3 +192,22 @@ def test_worker_processes_report_one_agent_id(tmp_path):
                 RunOptions(file=str(pcap), fast=True), 2)
     ids = {json.loads(line)["agent"]["id"] for f in (tmp_path / "out").iterdir() for line in f.read_text().splitlines()}
     assert len(ids) == 1
+
+
+def test_interfaces_file_is_a_replay_with_backpressure(tmp_path):
+    """packetbeat.interfaces.file reads like -I: a queue far smaller than the capture loses nothing."""
+    from tests.conftest import REPO
+
+    cfg = tmp_path / "pybeat.yml"
+    cfg.write_text(
+        f"packetbeat.interfaces.file: {REPO}/packaging/sample/dns.pcap\n"
+        "packetbeat.protocols: [{type: dns, ports: [53]}]\n"
+        f"output.file: {{path: {tmp_path}/out}}\nqueue.mem: {{events: 10, flush.min_events: 1600}}\n"
+    )
+    registry = load_registry()
+    settings = load_settings(load(str(cfg)), registry)
+    agent = Agent(settings, registry, Paths.resolve(str(tmp_path)), setup_logging(logs_dir=str(tmp_path / "l")),
+                  RunOptions(fast=True))
+    result = agent.run(install_signals=False)
+    assert result.metrics["pipeline.output.file.events.acked"] == 118
+    assert result.metrics["pipeline.output.file.queue.dropped_full"] == 0
