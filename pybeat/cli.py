@@ -32,7 +32,9 @@ def _add_global(p: argparse.ArgumentParser, sub: bool) -> None:
     d = argparse.SUPPRESS if sub else None
     p.add_argument("-c", "--c", dest="config", metavar="FILE", default=d,
                    help="config file (default: pybeat.yml or packetbeat.yml in path.config)")
-    p.add_argument("-E", "--E", dest="overrides", action="append", metavar="KEY=VALUE",
+    # -E after the command goes to its own list (argparse would replace the first one); main()
+    # joins both, in order.
+    p.add_argument("-E", "--E", dest="overrides_sub" if sub else "overrides", action="append", metavar="KEY=VALUE",
                    default=d if sub else [], help="override a setting (repeatable)")
     p.add_argument("-e", "--e", dest="log_stderr", action="store_true", default=d if sub else False,
                    help="log to stderr instead of files")
@@ -72,16 +74,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _loops(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("-l takes 0 (forever) or a positive number of passes")
+    return value
+
+
 def _add_run_flags(p: argparse.ArgumentParser, top: bool = False) -> None:
-    d = argparse.SUPPRESS if top else None
+    # No defaults at either level (main() fills them in), so flags given before the command
+    # are not overwritten by the command's own defaults.
+    d = argparse.SUPPRESS
     p.add_argument("-I", dest="file", metavar="FILE", default=d, help="read packets from a pcap/pcapng file")
-    p.add_argument("-t", dest="fast", action="store_true", default=d if top else False,
-                   help="read the file as fast as possible")
-    p.add_argument("-l", dest="loops", type=int, default=d if top else 1, metavar="N",
-                   help="replay the file N times (0 = forever)")
-    p.add_argument("--dump", dest="dump", metavar="FILE", default=d, help="write captured packets to a pcap")
-    p.add_argument("-N", dest="no_publish", action="store_true", default=d if top else False,
-                   help="disable publishing to every output but file and console")
+    p.add_argument("-t", dest="fast", action="store_true", default=d, help="read the file as fast as possible")
+    p.add_argument("-l", dest="loops", type=_loops, default=d, metavar="N",
+                   help="replay the file N times (0 = forever; default 1)")
+    p.add_argument("--dump", dest="dump", metavar="PREFIX", default=d,
+                   help="write captured packets to PREFIX-<yyyyMMddHHmmss>.pcap")
+    p.add_argument("-N", dest="no_publish", action="store_true", default=d,
+                   help="disable publishing to every output but file")
 
 
 class CliError(Exception):
@@ -145,9 +156,9 @@ def cmd_run(args: argparse.Namespace, registry: Registry) -> int:
 
     settings = _load(args, registry, require_output=True)
     if getattr(args, "no_publish", False):
-        settings.outputs = [o for o in settings.outputs if o.name in ("file", "console")]
+        settings.outputs = [o for o in settings.outputs if o.name == "file"]
         if not settings.outputs:
-            raise CliError("-N leaves no output enabled (only file and console outputs stay on)")
+            raise CliError("-N leaves no output enabled (only the file output stays on)")
     paths = Paths.resolve(
         args.path_home or settings.agent.path.home,
         args.path_config or settings.agent.path.config,
@@ -156,8 +167,9 @@ def cmd_run(args: argparse.Namespace, registry: Registry) -> int:
     )
     lc = settings.agent.logging
     selectors = [s for s in (args.debug or "").split(",") if s] or lc.selectors
+    level = "debug" if selectors else ("info" if args.verbose and lc.level in ("warning", "warn", "error", "critical") else lc.level)
     log = setup_logging(
-        level="debug" if selectors else lc.level,
+        level=level,
         to_stderr=args.log_stderr or lc.to_stderr or not lc.to_files,
         logs_dir=lc.files.path or paths.logs,
         name=lc.files.name,
@@ -273,8 +285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for attr in ("config", "debug", "path_home", "path_config", "path_data", "path_logs"):
         if not hasattr(args, attr):
             setattr(args, attr, None)
-    if not getattr(args, "overrides", None):
-        args.overrides = []
+    args.overrides = list(getattr(args, "overrides", None) or []) + list(getattr(args, "overrides_sub", None) or [])
     command = args.command or "run"
     if command == "version":
         print(f"pybeat version {__version__} (packetbeat-compatible; python {sys.version.split()[0]})")

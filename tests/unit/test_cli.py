@@ -130,3 +130,30 @@ def test_export_ilm_policy_is_an_ism_policy_for_opensearch():
     es = json.loads(run("export", "ilm-policy", "-c", cfg).stdout)
     os_ = json.loads(run("export", "ilm-policy", "-c", cfg, "--es.version", "opensearch-2.19.0").stdout)
     assert "phases" in es["policy"] and "states" in os_["policy"]
+
+
+def test_flags_before_and_after_the_command_are_all_kept():
+    from pybeat.cli import build_parser, main  # noqa: F401
+
+    import pybeat.cli as cli
+
+    ns = cli.build_parser().parse_args(["-E", "a=1", "-I", "x.pcap", "-t", "-l", "3", "run", "-E", "b=2"])
+    assert ns.file == "x.pcap" and ns.fast is True and ns.loops == 3
+    captured = {}
+
+    def fake_run(args, registry):
+        captured.update(overrides=args.overrides, file=args.file, fast=args.fast, loops=args.loops)
+        return 0
+
+    old = cli.cmd_run
+    cli.cmd_run = fake_run
+    try:
+        assert cli.main(["-E", "a=1", "-I", "x.pcap", "-t", "run", "-E", "b=2"]) == 0
+    finally:
+        cli.cmd_run = old
+    assert captured == {"overrides": ["a=1", "b=2"], "file": "x.pcap", "fast": True, "loops": 1}
+
+
+def test_negative_loops_are_refused():
+    r = run("run", "-I", "x.pcap", "-l", "-1")
+    assert r.returncode == 2 and "-l takes 0" in r.stderr
