@@ -242,7 +242,7 @@ class Agent:
                     tcp[port] = analyzer
             if "icmp" in p.plugin.transports:
                 icmp = analyzer
-        limits = DecoderLimits(**a.packetbeat.limits) if a.packetbeat.limits else DecoderLimits()
+        limits = DecoderLimits(**a.packetbeat.limits.model_dump())
         self.decoder = Decoder(udp, tcp, icmp, limits, shard=self.shard)
         self.metrics.register("decode", self.decoder.stats)
 

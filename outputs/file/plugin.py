@@ -32,6 +32,13 @@ class FileOutputConfig(PluginConfig):
     queue: dict[str, Any] | None = None
     bulk_max_size: int | None = None
 
+    @field_validator("path")
+    @classmethod
+    def _no_time_pattern(cls, v: str) -> str:
+        if "%{" in v:
+            raise ValueError("time patterns such as %{+yyyy.MM.dd} in path are not supported yet; give a plain directory")
+        return v
+
     @field_validator("permissions", mode="before")
     @classmethod
     def _octal(cls, v: int | str) -> int:

@@ -38,7 +38,6 @@ class InterfaceConfig(Section):
     metrics_interval: Duration = 5.0
     fanout_group: int | None = Field(default=None, ge=0, le=65535)
     file: str | None = None
-    dumpfile: str | None = None
     ignore_outgoing: bool = False
     id: str | None = None
 
@@ -63,6 +62,18 @@ class ProcsConfig(Section):
     refresh_pids: Duration | None = None
 
 
+class LimitsConfig(Section):
+    """pybeat's decoder caps (``packetbeat.limits``; see ARCHITECTURE.md, "caps")."""
+
+    max_fragmented_datagrams: int = Field(default=1024, ge=1)
+    fragment_timeout_s: float = Field(default=30.0, gt=0)
+    max_tcp_connections: int = Field(default=65536, ge=1)
+    tcp_idle_timeout_s: float = Field(default=120.0, gt=0)
+    max_ooo_segments: int = Field(default=64, ge=1)
+    max_ooo_bytes: int = Field(default=1 << 20, ge=1)
+    tick_interval_s: float = Field(default=0.5, gt=0)
+
+
 class PacketbeatSection(Section):
     interfaces: InterfaceConfig | list[InterfaceConfig] = InterfaceConfig()
     protocols: list[dict[str, Any]] | dict[str, dict[str, Any]] = []
@@ -73,7 +84,7 @@ class PacketbeatSection(Section):
     overwrite_pipelines: bool = False
     npcap: dict[str, Any] = {}
     # pybeat's own settings (not in Packetbeat):
-    limits: dict[str, Any] = {}  # decoder caps, see ARCHITECTURE.md "caps"
+    limits: LimitsConfig = LimitsConfig()  # decoder caps, see ARCHITECTURE.md "caps"
     # processes for a -I replay, split by flow; "auto" = one per CPU (each writes its own files)
     workers: int | Literal["auto"] = Field(default=1)
 
@@ -94,6 +105,13 @@ class MemQueueConfig(Section):
     events: int = Field(default=3200, ge=1)
     flush: FlushConfig = FlushConfig()
     immediate_shutdown: bool = False
+
+    @field_validator("immediate_shutdown")
+    @classmethod
+    def _drains(cls, v: bool) -> bool:
+        if v:
+            raise ValueError("pybeat always drains the queue at shutdown; immediate_shutdown: true is not supported")
+        return v
 
 
 class DiskQueueConfig(Section):

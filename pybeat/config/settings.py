@@ -128,6 +128,9 @@ def load_settings(raw: RawConfig, registry: Registry, require_output: bool = Tru
         body = dict(body or {})
         if body.get("enabled", True) is False:
             continue
+        if body.get("queue") is not None:
+            problems.append(f"{key}.queue{at}: a queue per output is not supported yet; set queue.mem at the top level")
+            continue
         try:
             plugin = registry.get("outputs", name)
         except KeyError:

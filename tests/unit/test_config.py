@@ -186,3 +186,21 @@ def test_workers_is_a_count_or_auto(registry, tmp_path, value, ok):
     else:
         with pytest.raises(ConfigError, match="packetbeat.workers"):
             load_settings(load(path), registry)
+
+
+@pytest.mark.parametrize("override,message", [
+    ("packetbeat.limits.bogus=1", "packetbeat.limits.bogus .*unknown key"),
+    ("packetbeat.limits.max_tcp_connections=0", "max_tcp_connections .*greater than or equal to 1"),
+    ("output.console.queue.mem.events=10", "output.console.queue .*not supported"),
+    ("queue.mem.immediate_shutdown=true", "immediate_shutdown .*not supported"),
+])
+def test_settings_that_would_be_ignored_or_crash_later_are_refused(registry, tmp_path, override, message):
+    path = write(tmp_path, "output.console: {}\n")
+    with pytest.raises(ConfigError, match=message):
+        load_settings(load(path, [override]), registry)
+
+
+def test_file_output_path_time_patterns_are_refused_not_taken_literally(registry, tmp_path):
+    path = write(tmp_path, "output.file.path: '/var/log/%{+yyyy.MM.dd}'\n")
+    with pytest.raises(ConfigError, match="output.file.path .*not supported"):
+        load_settings(load(path), registry)
