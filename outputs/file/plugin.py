@@ -62,6 +62,7 @@ class FileOutput:
         self.logger = ctx.logger
         self.written = 0
         self.encode_errors = 0
+        self.write_errors = 0
         self._lock = threading.Lock()
         self._fh: Any = None
         self._size = 0
@@ -133,16 +134,43 @@ class FileOutput:
                 if self.logger is not None:
                     self.logger.warning("event could not be encoded", output="file", error=str(exc))
         with self._lock:
-            if lines:
-                data = b"\n".join(lines) + b"\n"
-                if self._size + len(data) <= self.limit or self._size == 0 and len(lines) == 1:
-                    self._fh.write(data)  # the whole batch fits in the current file: one write
-                    self._size += len(data)
-                else:
-                    self._write_rotating(lines)
-                self._fh.flush()
-            self.written += len(lines)
+            try:
+                if self._fh is None:  # the last reopen failed: try again
+                    self._open()
+                if lines:
+                    data = b"\n".join(lines) + b"\n"
+                    if self._size + len(data) <= self.limit or self._size == 0 and len(lines) == 1:
+                        self._fh.write(data)  # the whole batch fits in the current file: one write
+                        self._size += len(data)
+                    else:
+                        self._write_rotating(lines)
+                    self._fh.flush()
+                self.written += len(lines)
+            except OSError as exc:
+                # As Beats' file output: a write error drops the batch (counted), it is not
+                # retried (a full disk would otherwise hold the agent forever).
+                self.write_errors += 1
+                if self.logger is not None:
+                    self.logger.error("writing events failed; batch dropped", output="file", error=str(exc),
+                                      events=len(lines))
+                batch.settle(dropped=len(batch.events))
+                self._reopen_after_error()
+                return
         batch.settle(acked=len(batch.events) - dropped, dropped=dropped)
+
+    def _reopen_after_error(self) -> None:
+        """Drop what the buffered writer still holds and start on a fresh handle."""
+        try:
+            if self._fh is not None:
+                self._fh.close()
+        except OSError:
+            pass
+        self._fh = None
+        try:
+            self._open()
+        except OSError as exc:
+            if self.logger is not None:
+                self.logger.error("reopening the output file failed", output="file", error=str(exc))
 
     def _write_rotating(self, lines: list[bytes]) -> None:
         fh = self._fh
