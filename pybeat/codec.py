@@ -54,14 +54,20 @@ class Codec:
 
     def document(self, event: Event) -> dict[str, Any]:
         meta = {**self._meta, **event.meta} if event.meta else self._meta
+        fields = event.fields
+        extra_meta = fields.get("@metadata")
+        if isinstance(extra_meta, dict):  # a processor wrote into @metadata (add_fields target "@metadata")
+            meta = {**meta, **extra_meta}
         doc = {"@timestamp": format_ts(event.timestamp_ns), "@metadata": meta}
-        doc.update(event.fields)
+        doc.update(fields)
+        doc["@metadata"] = meta
         return doc
 
     def encode(self, event: Event) -> bytes:
         if self.format is not None:
             return self._format(self.document(event)).encode()
-        if self.pretty or event.meta or "@timestamp" in event.fields or not event.fields:
+        fields = event.fields
+        if self.pretty or event.meta or not fields or "@timestamp" in fields or "@metadata" in fields:
             return self._encode_doc(self.document(event))
         # Fast path: splice the pre-encoded envelope in front of the encoded fields.
         try:

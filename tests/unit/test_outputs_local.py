@@ -93,3 +93,12 @@ def test_a_write_error_drops_the_batch_counted_and_the_output_recovers(tmp_path)
     out.close()
     assert seen2 == {"acked": 2, "retry": 0, "dropped": 0}
     assert sum(len(f.read_text().splitlines()) for f in tmp_path.iterdir()) == 2
+
+
+def test_metadata_written_by_a_processor_is_merged_not_duplicated():
+    from pybeat.codec import Codec
+
+    e = Event(1_700_000_000_000_000_000, {"type": "dns", "@metadata": {"pipeline": "dns-pipeline"}})
+    text = Codec(BeatInfo(version="0.1.0")).encode(e).decode()
+    assert text.count('"@metadata"') == 1
+    assert json.loads(text)["@metadata"] == {"beat": "packetbeat", "type": "_doc", "version": "0.1.0", "pipeline": "dns-pipeline"}
