@@ -44,13 +44,26 @@ class RawConfig:
 
 
 def _merge(target: dict[str, Any], key_path: list[str], value: Any) -> None:
-    node = target
-    for part in key_path[:-1]:
+    node: Any = target
+    for i, part in enumerate(key_path[:-1]):
+        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            # -E packetbeat.protocols.0.ports=[53]: an index into an existing list
+            if not isinstance(node[int(part)], dict):
+                node[int(part)] = {}
+            node = node[int(part)]
+            continue
+        if isinstance(node, list):
+            raise ConfigError(f"{'.'.join(key_path)}: {part} is not an index of the list {'.'.join(key_path[:i])}")
         child = node.get(part)
-        if not isinstance(child, dict):
+        if not isinstance(child, (dict, list)) or (isinstance(child, list) and not key_path[i + 1].isdigit()):
             child = node[part] = {}
         node = child
     leaf = key_path[-1]
+    if isinstance(node, list):
+        if leaf.isdigit() and int(leaf) < len(node):
+            node[int(leaf)] = value
+            return
+        raise ConfigError(f"{'.'.join(key_path)}: index {leaf} is past the end of the list")
     if isinstance(value, dict) and isinstance(node.get(leaf), dict):
         for k, v in value.items():
             _merge(node[leaf], [k], v)
@@ -122,16 +135,9 @@ def expand_vars(value: Any, env: Mapping[str, str], keystore: Mapping[str, str] 
             f"default as ${{{name}:value}})"
         )
 
-    whole = _VAR.fullmatch(value)
-    expanded = _VAR.sub(lookup, value)
-    if whole:
-        # A value that is only a reference takes the type its text has (``${PORT:9200}`` -> 9200).
-        try:
-            typed = yaml.safe_load(expanded) if expanded else expanded
-        except yaml.YAMLError:
-            return expanded
-        return typed if isinstance(typed, (int, float, bool, str)) else expanded
-    return expanded
+    # The result stays a string: the models convert it where a number or a boolean is expected
+    # (``port: ${PORT:9200}``), and a secret such as ``0123`` or ``yes`` is not re-read as YAML.
+    return _VAR.sub(lookup, value)
 
 
 def apply_override(raw: RawConfig, setting: str) -> None:

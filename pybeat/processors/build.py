@@ -83,6 +83,11 @@ def _build_one(i: int, spec: Any, registry: Registry, beat: BeatInfo, prefix: st
     if len(spec) != 1:
         raise ConfigError(f"{key}{at}: one processor per list item, found {', '.join(spec)}")
     (name, settings), = spec.items()
+    if settings is not None and not isinstance(settings, dict):
+        raise ConfigError(
+            f"{key}.{name}{at}: a processor's settings are a mapping (e.g. {name}: {{fields: [...]}}), "
+            f"got {settings!r}"
+        )
     settings = dict(settings or {})
     when = settings.pop("when", None)
     try:

@@ -204,3 +204,36 @@ def test_file_output_path_time_patterns_are_refused_not_taken_literally(registry
     path = write(tmp_path, "output.file.path: '/var/log/%{+yyyy.MM.dd}'\n")
     with pytest.raises(ConfigError, match="output.file.path .*not supported"):
         load_settings(load(path), registry)
+
+
+def test_variables_stay_strings_until_a_model_converts_them(registry, tmp_path):
+    path = write(tmp_path, """
+        packetbeat.interfaces.snaplen: ${SNAP:1500}
+        output.elasticsearch: {hosts: ["localhost:9200"], username: elastic, password: "${PW}"}
+    """)
+    s = load_settings(load(path, env={"PW": "0123"}), registry)
+    assert s.agent.packetbeat.interfaces.snaplen == 1500
+    assert s.outputs[0].config.password == "0123"  # not 83 (YAML octal)
+
+
+def test_e_overrides_can_index_into_lists(registry, tmp_path):
+    path = write(tmp_path, """
+        packetbeat.protocols:
+          - type: dns
+            ports: [53]
+        output.console: {}
+    """)
+    s = load_settings(load(path, ["packetbeat.protocols.0.ports=[5353]"]), registry)
+    assert s.protocols[0].config.ports == [5353]
+    with pytest.raises(ConfigError, match="not an index"):
+        load(path, ["packetbeat.protocols.3.ports=[1]"])
+
+
+def test_processor_settings_that_are_not_a_mapping_are_a_config_error(registry, tmp_path):
+    path = write(tmp_path, """
+        processors:
+          - drop_fields: [dns.answers]
+        output.console: {}
+    """)
+    with pytest.raises(ConfigError, match=r"processors.0.drop_fields \(pybeat.yml:3\): a processor's settings are a mapping"):
+        load_settings(load(path), registry)
