@@ -70,31 +70,46 @@ def _short(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+_TYPE_TAGS = {"int", "str", "float", "bool", "dict", "list", "none", "bytes", "tuple", "set"}
+
+
+def _is_union_tag(part: Any) -> bool:
+    """pydantic puts the union member it tried into ``loc`` (``int``, ``literal['auto']``,
+    ``list[InterfaceConfig]``, ``InterfaceConfig``): those are not config keys."""
+    if isinstance(part, int):
+        return False
+    text = str(part)
+    return "[" in text or text in _TYPE_TAGS or text[:1].isupper() or text.startswith("function-")
+
+
 def describe(exc: ValidationError, model: type[BaseModel], prefix: str, raw: RawConfig | None) -> list[str]:
-    problems = []
+    found: dict[str, list[str]] = {}  # key -> messages, in order
     for err in exc.errors():
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-", "union["))))
-        # pydantic adds the union member's type name to loc: keep only real keys.
-        loc = tuple(p for p in loc if isinstance(p, int) or not p[:1].isupper())
+        loc = tuple(p for p in err["loc"] if not _is_union_tag(p))
         key = ".".join(str(p) for p in (prefix.split(".") if prefix else []) + list(loc))
-        where = raw.origin(key) if raw is not None else None
-        at = f" ({where})" if where else ""
         if err["type"] == "extra_forbidden":
             owner = _model_at(model, loc[:-1])
             known = _model_keys(owner) if owner else []
             hint = difflib.get_close_matches(str(loc[-1]), known, 1, 0.6)
             tail = f"; did you mean {hint[0]!r}?" if hint else (f"; known keys: {', '.join(sorted(known))}" if known else "")
-            problems.append(f"{key}{at}: unknown key{tail}")
+            message = f"unknown key{tail}"
         elif err["type"] == "missing":
-            problems.append(f"{key}{at}: required key is missing")
+            message = "required key is missing"
         else:
-            problems.append(f"{key}{at}: {err['msg'].rstrip('.')}, got {_short(err.get('input'))}")
-    # Unions report each member; keep one line per key and drop exact repeats.
-    seen: dict[str, str] = {}
-    for p in problems:
-        k = p.split(":", 1)[0]
-        seen.setdefault(k + p, p)
-    return list(dict.fromkeys(seen.values()))
+            message = f"{err['msg'].rstrip('.')}, got {_short(err.get('input'))}"
+        found.setdefault(key, [])
+        if message not in found[key]:
+            found[key].append(message)
+    problems = []
+    for key, messages in found.items():
+        # A union whose other member failed deeper (interfaces: a mapping with a bad snaplen, or
+        # a list) reports the shallow type mismatch too: the deeper error is the real one.
+        if any(other.startswith(key + ".") for other in found):
+            continue
+        where = raw.origin(key) if raw is not None else None
+        at = f" ({where})" if where else ""
+        problems.append(f"{key}{at}: " + "; or ".join(messages))
+    return problems
 
 
 def validate(model: type[M], data: Any, prefix: str = "", raw: RawConfig | None = None) -> M:

@@ -237,3 +237,18 @@ def test_processor_settings_that_are_not_a_mapping_are_a_config_error(registry, 
     """)
     with pytest.raises(ConfigError, match=r"processors.0.drop_fields \(pybeat.yml:3\): a processor's settings are a mapping"):
         load_settings(load(path), registry)
+
+
+def test_union_errors_name_the_key_once_without_type_tags(registry, tmp_path):
+    path = write(tmp_path, """
+        packetbeat.interfaces: {device: eth0, snaplen: huge}
+        packetbeat.workers: many
+        output.console: {}
+    """)
+    with pytest.raises(ConfigError) as err:
+        load_settings(load(path), registry)
+    text = str(err.value)
+    assert "packetbeat.interfaces.snaplen (pybeat.yml:2): Input should be a valid integer" in text
+    assert "packetbeat.workers (pybeat.yml:3): " in text and "'auto'" in text
+    assert "[" not in text.replace("[InterfaceConfig]", "").split("got")[0] or "list[" not in text
+    assert "literal" not in text and ".int " not in text and "valid list" not in text
