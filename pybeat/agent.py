@@ -464,17 +464,38 @@ def run_sharded(
     procs = [ctx.Process(target=child, args=(i,), name=f"pybeat-worker-{i}") for i in range(workers)]
     for p in procs:
         p.start()
+    import queue as queue_mod
+
     merged: dict[str, Any] = {}
     observer = SummaryObserver()
     settled = True
     errors = []
-    for _ in procs:
-        index, metrics, ok, obs, error = results.get()
+    reported: set[int] = set()
+    while len(reported) < workers:
+        try:
+            index, metrics, ok, obs, error = results.get(timeout=1.0)
+        except queue_mod.Empty:
+            # A worker killed from outside (OOM, SIGKILL) never reports: do not wait for it.
+            dead = [i for i, p in enumerate(procs) if i not in reported and p.exitcode is not None]
+            if dead:
+                time.sleep(0.5)  # a report sent just before exiting may still be in the pipe
+                if results.empty():
+                    for i in dead:
+                        errors.append(f"worker {i}: ended with exit code {procs[i].exitcode} without reporting")
+                        reported.add(i)
+                        settled = False
+            continue
+        reported.add(index)
         if error:
             errors.append(f"worker {index}: {error}")
         settled = settled and ok
         for k, v in metrics.items():
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and not k.endswith((".capacity", ".peak")):
+            # Every worker reads and decodes every packet up to the split: what is counted before
+            # it (packets, bytes, link/IP errors, fragments, the file) is worker 0's count.
+            if _counted_before_split(k):
+                if index == 0:
+                    merged[k] = v
+            elif isinstance(v, (int, float)) and not isinstance(v, bool) and not k.endswith((".capacity", ".peak")):
                 merged[k] = merged.get(k, 0) + v
             elif k not in merged:
                 merged[k] = v
@@ -482,19 +503,23 @@ def run_sharded(
             for attr in ("by_type", "by_status", "names", "notes"):
                 getattr(observer, attr).update(getattr(obs, attr))
     for p in procs:
-        p.join()
+        p.join(timeout=10)
     if errors:
         raise RuntimeError("; ".join(errors))
-    # Every worker reads every packet; count the capture once.
-    for key in ("decode.packets", "decode.bytes", "capture.file.packets"):
-        if key in merged:
-            merged[key] //= workers
     if isinstance(merged.get("output.file.path"), str):
         first = merged["output.file.path"]
         merged["output.file.path"] = os.path.join(os.path.dirname(first), "*-w[0-9]*.ndjson")
     elapsed = time.monotonic() - started
     summary = render(merged, observer, elapsed, [o.name for o in settings.outputs])
     return RunResult(merged, summary, settled, elapsed, {"workers": workers})
+
+
+def _counted_before_split(metric: str) -> bool:
+    if metric.startswith(("capture.", "decode.ip_fragments.")):
+        return True
+    if metric.startswith("decode.errors."):
+        return metric != "decode.errors.analyzer_exception"
+    return metric in ("decode.packets", "decode.bytes")
 
 
 def _local_ips() -> list[str]:

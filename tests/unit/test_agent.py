@@ -211,3 +211,42 @@ def test_interfaces_file_is_a_replay_with_backpressure(tmp_path):
     result = agent.run(install_signals=False)
     assert result.metrics["pipeline.output.file.events.acked"] == 118
     assert result.metrics["pipeline.output.file.queue.dropped_full"] == 0
+
+
+def test_a_killed_worker_fails_the_run_instead_of_hanging_it(tmp_path):
+    import signal as sig
+    import time as t
+
+    import pytest
+
+    from pybeat.agent import run_sharded
+
+    class Killer(EchoPlugin):
+        def create(self, config, ctx):
+            an = super().create(config, ctx)
+            orig = an.on_udp
+
+            def on_udp(pkt, payload):
+                if payload.endswith(b"7"):
+                    os.kill(os.getpid(), sig.SIGKILL)
+                orig(pkt, payload)
+
+            an.on_udp = on_udp
+            return an
+
+    pcap = tmp_path / "in.pcap"
+    pkts = []
+    for i in range(50):
+        p = Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=1024, dport=7) / f"m{i}".encode()
+        p.time = 1_700_000_000 + i / 1000
+        pkts.append(p)
+    PcapWriter(str(pcap)).write(pkts)
+    cfg = tmp_path / "pybeat.yml"
+    cfg.write_text(f"packetbeat.protocols: [{{type: echo, ports: [7]}}]\noutput.file: {{path: {tmp_path}/out}}\n")
+    registry = load_registry(extra={"protocols": {"echo": Killer()}})
+    settings = load_settings(load(str(cfg)), registry)
+    start = t.monotonic()
+    with pytest.raises(RuntimeError, match="without reporting"):
+        run_sharded(settings, registry, Paths.resolve(str(tmp_path)), setup_logging(logs_dir=str(tmp_path / "l")),
+                    RunOptions(file=str(pcap), fast=True), 2)
+    assert t.monotonic() - start < 30
