@@ -187,7 +187,8 @@ class Pipeline:
 
     def builtin(self, fields: dict[str, Any]) -> None:
         """Fields libbeat adds to every event before the processors run."""
-        fields["agent"] = dict(self._agent)
+        # Independent copies, nested ones included: a processor may change them in one event.
+        fields["agent"] = _copy(self._agent)
         fields["ecs"] = {"version": ECS_VERSION}
         host = fields.get("host")
         if not isinstance(host, dict):

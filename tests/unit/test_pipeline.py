@@ -236,3 +236,16 @@ def test_conditions_on_dotted_field_names_as_yaml_writes_them(tmp_path):
     assert cond(e) is True
     e.fields["network"]["protocol"] = "icmp"
     assert cond(e) is False
+
+
+def test_a_processor_changing_a_nested_agent_field_changes_only_its_event():
+    reg = load_registry()
+    procs = build_processors([{"add_fields": {"target": "agent.build", "fields": {"site": "x"}, "when": {"equals": {"n": 0}}}}],
+                             reg, BeatInfo(), "processors")
+    out = Collect()
+    p, _ = _pipeline(out, processors=procs)
+    for i in range(2):
+        ProtocolClient(p).publish(ev(i))
+    p.close(5)
+    builds = {e.fields["n"]: e.fields["agent"]["build"] for e in out.got}
+    assert "site" in builds[0] and "site" not in builds[1]
