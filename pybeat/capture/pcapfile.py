@@ -5,7 +5,8 @@ section, interface, enhanced/simple/obsolete packet blocks with per-interface ti
 Yields ``(ts_ns, link_type, frame)`` tuples. Never decodes a frame.
 
 A truncated last record is reported (``truncated_records``) rather than raised: a capture cut
-off by a full disk still replays up to its last whole packet.
+off by a full disk still replays up to its last whole packet. So is a pcapng block too short for
+its own fixed fields (it is skipped). A file rejected when opened is closed before the error.
 """
 
 from __future__ import annotations
@@ -51,6 +52,15 @@ class PcapFileSource:
         except OSError as exc:
             raise CaptureFileError(f"cannot open capture file {self.path!r}: {exc.strerror}") from exc
         self._fh = fh
+        try:
+            self._check()
+        except BaseException:
+            self.close()  # neither the handle nor the map outlives a rejected file
+            raise
+
+    def _check(self) -> None:
+        fh = self._fh
+        assert fh is not None
         size = os.fstat(fh.fileno()).st_size
         if size == 0:
             raise CaptureFileError(f"capture file {self.path!r} is empty")
@@ -186,6 +196,9 @@ class PcapFileSource:
                 tsres, tsoff = _idb_options(buf, body + 8, body_end, endian)
                 interfaces.append((link, tsres, tsoff))
                 self.link_types.add(link)
+            elif blen < 32 and btype in (6, 2):
+                # A packet block shorter than its own fixed fields: skip it (the framing holds).
+                self.truncated_records += 1
             elif btype in (6, 2):  # enhanced packet block / obsolete packet block
                 if btype == 6:
                     iface, ts_hi, ts_lo, caplen = struct.unpack_from(endian + "IIII", buf, body)

@@ -7,6 +7,16 @@ dispatch to analyzers by port (UDP: source port first, then destination port, as
 
 It never raises for a packet: anything malformed is counted in ``errors`` by reason and the
 packet is skipped. This is the hot path: plain code, ``struct`` calls, no per-packet logging.
+An exception raised by an analyzer (whatever its type) is counted as ``analyzer_exception``, with
+``last_exception`` set, never as a malformed packet.
+
+Time: packet time drives expiry, one tick (``tick``) every ``tick_interval_s`` of it. A frame
+stamped more than ``MAX_TIME_JUMP_NS`` (one hour) after the previous frame does not tick on its
+own: it is counted in ``errors.timestamp_jump`` and decoded as usual, but it neither expires
+pending work nor moves the next tick. So one outlier frame (a broken clock saying 2097) changes
+nothing, while a real jump (a capture resumed hours later) is confirmed by the frame after it,
+which is at or after the jump, and ticks then. Two outlier frames in a row look like a real jump.
+A first frame that is itself an outlier is not detected.
 """
 
 from __future__ import annotations
@@ -44,6 +54,9 @@ SUPPORTED_LINK_TYPES = {
     LINKTYPE_IPV6: "raw IPv6",
     LINKTYPE_LINUX_SLL2: "Linux cooked v2 (SLL2)",
 }
+
+#: a frame this far ahead of the previous one does not drive expiry on its own (timestamp_jump)
+MAX_TIME_JUMP_NS = 3600 * 1_000_000_000
 
 _VLAN_TPIDS = (0x8100, 0x88A8, 0x9100)
 _IPV6_EXT = {0, 43, 60, 51, 135, 139, 140}
@@ -104,6 +117,7 @@ class Decoder:
         )
         self._tick_ns = int(self.limits.tick_interval_s * 1e9)
         self._next_tick = 0
+        self._jump_ns = -1  # stamp of the last frame counted in errors.timestamp_jump
         self.now_ns = 0
         self._ip4_cache: dict[bytes, str] = {}
         self._ip6_cache: dict[bytes, str] = {}
@@ -116,6 +130,10 @@ class Decoder:
     # -- counters -------------------------------------------------------------------
     def _error(self, reason: str) -> None:
         self.errors[reason] = self.errors.get(reason, 0) + 1
+
+    def _analyzer_failed(self, exc: Exception) -> None:
+        self._error("analyzer_exception")
+        self.last_exception = exc
 
     def stats(self) -> dict[str, int]:
         out = {
@@ -163,9 +181,9 @@ class Decoder:
         self.packets += 1
         flen = len(frame)
         self.bytes += flen
-        self.now_ns = ts_ns
         if ts_ns >= self._next_tick:
-            self.tick(ts_ns)
+            self._packet_tick(ts_ns)  # before now_ns moves: it compares with the previous frame
+        self.now_ns = ts_ns
         try:
             if link == LINKTYPE_ETHERNET:
                 # The common case inline: Ethernet, IPv4 without options, not a fragment, UDP,
@@ -226,7 +244,11 @@ class Decoder:
             return
         payload = frame[42 : 34 + ulen] if 8 <= ulen <= total - 20 else frame[42 : 14 + total]
         if self.shard is not None:
-            key = analyzer.shard_key(payload) if payload else 0
+            try:
+                key = analyzer.shard_key(payload) if payload else 0
+            except Exception as exc:
+                self._analyzer_failed(exc)
+                return
             if analyzer.shard_by_key_only:
                 if not self._mine(b"", 0, b"", 0, key):
                     return
@@ -234,9 +256,11 @@ class Decoder:
                 return
         if payload:
             self.dispatched += 1
-            analyzer.on_udp(
-                Packet(ts_ns, self._ip4(frame[26:30]), self._ip4(frame[30:34]), sport, dport, "udp", 4, ()), payload
-            )
+            pkt = Packet(ts_ns, self._ip4(frame[26:30]), self._ip4(frame[30:34]), sport, dport, "udp", 4, ())
+            try:  # free until something raises (CPython 3.11)
+                analyzer.on_udp(pkt, payload)
+            except Exception as exc:
+                self._analyzer_failed(exc)
 
     def _ethernet(self, ts_ns: int, frame: bytes) -> None:
         if len(frame) < 14:
@@ -259,12 +283,15 @@ class Decoder:
             self._ip(ts_ns, frame, off, 4, vlans, 0)
         elif etype == 0x86DD:
             self._ip(ts_ns, frame, off, 6, vlans, 0)
-        elif etype in _VLAN_TPIDS:  # tags inside cooked captures
-            if len(frame) < off + 4:
-                self._error("bad_vlan")
-                return
-            vlan = ((frame[off] << 8) | frame[off + 1]) & 0x0FFF
-            self._ether_payload(ts_ns, (frame[off + 2] << 8) | frame[off + 3], frame, off + 4, vlans + (vlan,))
+        elif etype in _VLAN_TPIDS:  # tags inside cooked captures: at most two, as for Ethernet
+            while etype in _VLAN_TPIDS:
+                if len(frame) < off + 4 or len(vlans) >= 2:
+                    self._error("bad_vlan")
+                    return
+                vlans += (((frame[off] << 8) | frame[off + 1]) & 0x0FFF,)
+                etype = (frame[off + 2] << 8) | frame[off + 3]
+                off += 4
+            self._ether_payload(ts_ns, etype, frame, off, vlans)
         else:
             self._error("non_ip")
 
@@ -310,39 +337,63 @@ class Decoder:
                 self._error("truncated_ip")
                 end = len(frame)
             pos = off + 40
-            frag_info = None
-            while proto in _IPV6_EXT or proto == 44:
+            if proto in _IPV6_EXT:
+                proto, pos = self._ip6_ext(frame, pos, end, proto)
+                if pos < 0:
+                    return
+            if proto == 44:
+                # The Fragment header ends the unfragmentable part: what follows it (more
+                # extension headers, then the transport) is in the reassembled payload.
                 if pos + 8 > end:
                     self._error("bad_ipv6_extension")
                     return
-                nxt = frame[pos]
-                if proto == 44:
-                    fo = (frame[pos + 2] << 8) | frame[pos + 3]
-                    ident = struct.unpack_from("!I", frame, pos + 4)[0]
-                    frag_info = ((fo & 0xFFF8), bool(fo & 1), ident)
-                    pos += 8
-                elif proto == 51:
-                    pos += (frame[pos + 1] + 2) * 4
-                else:
-                    pos += (frame[pos + 1] + 1) * 8
-                proto = nxt
-            if pos > end:
-                self._error("bad_ipv6_extension")
-                return
-            payload = frame[pos:end]
-            if frag_info is not None and (frag_info[0] or frag_info[1]):
-                whole = self.frags.add(
-                    (6, src_raw, dst_raw, frag_info[2]), frag_info[0], frag_info[1], payload, ts_ns
-                )
-                if whole is None:
+                proto = frame[pos]
+                fo = (frame[pos + 2] << 8) | frame[pos + 3]
+                payload = frame[pos + 8 : end]
+                if fo & 0xFFF9:  # a non-zero offset or M set (else an atomic fragment)
+                    whole = self.frags.add(
+                        (6, src_raw, dst_raw, struct.unpack_from("!I", frame, pos + 4)[0]),
+                        fo & 0xFFF8, bool(fo & 1), payload, ts_ns,
+                    )
+                    if whole is None:
+                        return
+                    payload = whole
+                if proto in _IPV6_EXT:
+                    proto, pos = self._ip6_ext(payload, 0, len(payload), proto)
+                    if pos < 0:
+                        return
+                    payload = payload[pos:]
+                if proto == 44:  # a second Fragment header
+                    self._error("bad_ipv6_extension")
                     return
-                payload = whole
+            else:
+                if pos > end:
+                    self._error("bad_ipv6_extension")
+                    return
+                payload = frame[pos:end]
             src = self._ip6(src_raw)
             dst = self._ip6(dst_raw)
         else:
             self._error("bad_ip_version")
             return
         self._transport(ts_ns, proto, src, dst, version, payload, vlans, depth, src_raw, dst_raw)
+
+    def _ip6_ext(self, data: bytes, pos: int, end: int, proto: int) -> tuple[int, int]:
+        """Skip IPv6 extension headers other than Fragment from ``pos``: (next header, offset
+        after them), or (proto, -1) when they run past ``end`` (counted)."""
+        while proto in _IPV6_EXT:
+            if pos + 8 > end:
+                break
+            nxt = data[pos]
+            if proto == 51:
+                pos += (data[pos + 1] + 2) * 4
+            else:
+                pos += (data[pos + 1] + 1) * 8
+            proto = nxt
+        if pos > end or proto in _IPV6_EXT:
+            self._error("bad_ipv6_extension")
+            return proto, -1
+        return proto, pos
 
     def _transport(
         self, ts_ns: int, proto: int, src: str, dst: str, version: int, data: bytes,
@@ -358,7 +409,11 @@ class Decoder:
                 return
             payload = data[8:ulen] if 8 <= ulen <= len(data) else data[8:]
             if self.shard is not None:
-                key = analyzer.shard_key(payload) if payload else 0
+                try:
+                    key = analyzer.shard_key(payload) if payload else 0
+                except Exception as exc:
+                    self._analyzer_failed(exc)
+                    return
                 if analyzer.shard_by_key_only:
                     if not self._mine(b"", 0, b"", 0, key):
                         return
@@ -366,7 +421,11 @@ class Decoder:
                     return
             if payload:
                 self.dispatched += 1
-                analyzer.on_udp(Packet(ts_ns, src, dst, sport, dport, "udp", version, vlans), payload)
+                pkt = Packet(ts_ns, src, dst, sport, dport, "udp", version, vlans)
+                try:
+                    analyzer.on_udp(pkt, payload)
+                except Exception as exc:
+                    self._analyzer_failed(exc)
         elif proto == 6:
             if len(data) < 20:
                 self._error("short_tcp_header")
@@ -382,10 +441,13 @@ class Decoder:
                 self._error("bad_tcp_header")
                 return
             self.dispatched += 1
-            self.tcp.segment(
-                src, sport, dst, dport, seq, flags, data[hlen:], ts_ns, analyzer,
-                dport in self.tcp_ports, version, vlans,
-            )
+            try:  # the reassembler parses nothing: what raises in it is the analyzer's
+                self.tcp.segment(
+                    src, sport, dst, dport, seq, flags, data[hlen:], ts_ns, analyzer,
+                    dport in self.tcp_ports, version, vlans,
+                )
+            except Exception as exc:
+                self._analyzer_failed(exc)
         elif proto == 1 or proto == 58:
             if self.icmp is None:
                 return
@@ -399,7 +461,11 @@ class Decoder:
                 return
             self.dispatched += 1
             transport = "icmp" if proto == 1 else "ipv6-icmp"
-            self.icmp.on_icmp(Packet(ts_ns, src, dst, 0, 0, transport, version, vlans), data)
+            pkt = Packet(ts_ns, src, dst, 0, 0, transport, version, vlans)
+            try:
+                self.icmp.on_icmp(pkt, data)
+            except Exception as exc:
+                self._analyzer_failed(exc)
         elif (proto == 4 or proto == 41) and depth == 0:
             self._ip(ts_ns, data, 0, 4 if proto == 4 else 6, vlans, 1)
 
@@ -416,6 +482,18 @@ class Decoder:
         return False
 
     # -- time -------------------------------------------------------------------------
+    def _packet_tick(self, ts_ns: int) -> None:
+        """A frame's time reached the next tick: tick, unless the frame jumped far ahead of the
+        previous one and nothing confirms the jump yet (see the module docstring)."""
+        prev = self.now_ns
+        if self.packets > 1 and ts_ns - prev > MAX_TIME_JUMP_NS and not (
+            self._jump_ns == prev and ts_ns >= prev
+        ):
+            self._error("timestamp_jump")
+            self._jump_ns = ts_ns
+            return
+        self.tick(ts_ns)
+
     def tick(self, now_ns: int) -> None:
         """Expire buffers and pending transactions up to ``now_ns`` (packet time)."""
         self._next_tick = now_ns + self._tick_ns

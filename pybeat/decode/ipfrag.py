@@ -3,8 +3,10 @@
 Caps (documented, enforced): at most ``max_datagrams`` datagrams in reassembly at once (the
 oldest is evicted and counted), at most 65,535 bytes per datagram, at most 64 fragments per
 datagram, and ``timeout_ns`` of packet time before an incomplete datagram is discarded.
-Overlapping fragments keep the first bytes received (the "first" policy), and a fragment that
-would grow a datagram past 65,535 bytes is rejected.
+Overlapping fragments keep the first bytes received (the "first" policy: a new fragment is trimmed
+to the bytes no earlier one supplied, so the pieces held never overlap and never add up to more
+than 65,535 bytes), the first last fragment (MF=0) fixes the length, and a fragment that would
+grow a datagram past 65,535 bytes is rejected.
 """
 
 from __future__ import annotations
@@ -52,24 +54,41 @@ class FragmentReassembler:
             self.rejected += 1
             return None
         entry.count += 1
-        if offset not in entry.pieces:
-            entry.pieces[offset] = data
-        if not more:
-            entry.total = offset + len(data)
+        # Keep only the bytes no earlier fragment supplied ("first" policy): held pieces never
+        # overlap, so a datagram never holds more than MAX_DATAGRAM bytes.
+        pieces = entry.pieces
+        start = offset
+        stop = offset + len(data)
+        pos = start
+        for off in sorted(pieces):
+            held_end = off + len(pieces[off])
+            if held_end <= pos:
+                continue
+            if off >= stop:
+                break
+            if off > pos:
+                pieces[pos] = data[pos - start : off - start]
+            pos = held_end
+            if pos >= stop:
+                break
+        if pos < stop:
+            pieces[pos] = data[pos - start :]
+        if not more and entry.total < 0:
+            entry.total = stop
         if entry.total < 0:
             return None
         # Complete when the pieces cover [0, total) without a hole.
         pos = 0
-        for off in sorted(entry.pieces):
+        for off in sorted(pieces):
             if off > pos:
                 return None
-            pos = max(pos, off + len(entry.pieces[off]))
+            pos = off + len(pieces[off])
         if pos < entry.total:
             return None
         out = bytearray(entry.total)
-        for off in sorted(entry.pieces, reverse=True):  # earlier pieces win on overlap
-            piece = entry.pieces[off]
-            out[off : off + len(piece)] = piece[: max(0, entry.total - off)]
+        for off, piece in pieces.items():
+            if off < entry.total:
+                out[off : off + len(piece)] = piece[: entry.total - off]
         del self._pending[key]
         self.reassembled += 1
         return bytes(out)

@@ -10,6 +10,10 @@ Caps (documented, enforced):
 * ``max_ooo_segments`` (64) and ``max_ooo_bytes`` (1 MiB) held out of order per direction; past
   either, the missing bytes are declared a gap and delivery resumes at the held data.
 * ``idle_timeout_ns`` (120 s of packet time) without a segment closes a connection.
+
+A FIN closes its direction only once the stream has reached the FIN's sequence number: a FIN that
+overtakes delayed data waits for it; if the hole never fills, idle expiry (or the end of input)
+reports the missing bytes with ``on_tcp_gap`` and then closes.
 """
 
 from __future__ import annotations
@@ -126,8 +130,10 @@ class TcpReassembler:
             self._finish(state, from_client, ts_ns)
             self._finish(state, not from_client, ts_ns)
         elif flags & FIN:
+            # Close once the stream reaches the FIN: a FIN that overtook delayed data waits for
+            # it (expiry or flush declares what never came a gap, then closes).
             d.fin_seq = (seq + len(payload)) % _MOD
-            if not d.ooo or d.next_seq == d.fin_seq:
+            if self._reached_fin(d):
                 self._finish(state, from_client, ts_ns)
         if state.dirs[0].closed and state.dirs[1].closed:
             self._conns.pop(key, None)
@@ -150,7 +156,7 @@ class TcpReassembler:
             return
         d.next_seq = (d.next_seq + len(payload)) % _MOD
         state.analyzer.on_tcp_data(state.conn, from_client, payload, ts_ns)
-        if d.ooo:
+        if d.ooo or d.fin_seq is not None:
             self._drain(state, from_client, d, ts_ns)
 
     def _drain(self, state: _Conn, from_client: bool, d: _Direction, ts_ns: int) -> None:
@@ -171,8 +177,14 @@ class TcpReassembler:
                 data = data[-diff:] if diff < 0 else data
                 d.next_seq = (d.next_seq + len(data)) % _MOD
                 state.analyzer.on_tcp_data(state.conn, from_client, data, ts_ns)
-        if d.fin_seq is not None and d.next_seq == d.fin_seq:
+        if d.fin_seq is not None and self._reached_fin(d):
             self._finish(state, from_client, ts_ns)
+
+    @staticmethod
+    def _reached_fin(d: _Direction) -> bool:
+        """Whether every byte before the FIN has been delivered (or declared a gap)."""
+        assert d.next_seq is not None and d.fin_seq is not None
+        return ((d.fin_seq - d.next_seq + _HALF) % _MOD) - _HALF <= 0
 
     def _skip_gap(self, state: _Conn, from_client: bool, d: _Direction, ts_ns: int) -> None:
         """Declare the bytes before the nearest held segment lost and resume there."""
@@ -194,6 +206,13 @@ class TcpReassembler:
             self._skip_gap(state, from_client, d, ts_ns)
             if d.closed:
                 return
+        if d.fin_seq is not None and d.next_seq is not None and not self._reached_fin(d):
+            # The FIN came, the bytes before it never did: report them lost before closing.
+            missing = (d.fin_seq - d.next_seq) % _MOD
+            self.gaps += 1
+            self.gap_bytes += missing
+            d.next_seq = d.fin_seq
+            state.analyzer.on_tcp_gap(state.conn, from_client, missing, ts_ns)
         d.closed = True
         state.analyzer.on_tcp_close(state.conn, from_client, ts_ns)
 

@@ -248,3 +248,145 @@ def test_inline_udp4_path_matches_the_general_path() -> None:
                 d_slow._ethernet(ts, frame)
             assert fast.calls == slow.calls, (name, shard)
             assert d_fast.skipped_other_shard == d_slow.skipped_other_shard
+
+
+def _handshake(dec):
+    dec.decode(0, 1, _tcp(C, 5000, S, 53, 100, "S"))
+    dec.decode(0, 1, _tcp(S, 53, C, 5000, 500, "SA"))
+    dec.decode(1, 1, _tcp(C, 5000, S, 53, 101, "PA", b"AAAA"))
+
+
+def test_tcp_bare_fin_overtaking_a_delayed_segment_waits_for_it():
+    dec, rec = make()
+    _handshake(dec)
+    dec.decode(2, 1, _tcp(C, 5000, S, 53, 109, "FA"))  # FIN overtakes bytes 105..108
+    dec.decode(3, 1, _tcp(C, 5000, S, 53, 105, "PA", b"BBBB"))
+    assert rec.stream(True) == b"AAAABBBB"
+    assert [e for e in rec.tcp if e[1] is True] == [("data", True, b"AAAA"), ("data", True, b"BBBB"), ("close", True, 0)]
+
+
+def test_tcp_bare_fin_after_a_hole_that_never_fills_reports_the_gap_before_closing():
+    dec, rec = make()
+    _handshake(dec)
+    dec.decode(2, 1, _tcp(C, 5000, S, 53, 109, "FA"))
+    assert ("close", True, 0) not in rec.tcp
+    dec.flush()
+    assert [e for e in rec.tcp if e[1] is True] == [("data", True, b"AAAA"), ("gap", True, 4), ("close", True, 0)]
+    assert dec.tcp.gaps == 1 and dec.tcp.gap_bytes == 4
+
+
+def test_tcp_bare_fin_hole_is_closed_by_idle_expiry():
+    dec, rec = make()
+    _handshake(dec)
+    dec.decode(2, 1, _tcp(C, 5000, S, 53, 109, "FA"))
+    dec.decode(200 * NS, 1, bytes(Ether() / IP() / UDP(sport=7, dport=7)))
+    assert [e for e in rec.tcp if e[1] is True][1:] == [("gap", True, 4), ("close", True, 0)]
+
+
+def test_ipv4_overlapping_fragments_keep_the_first_bytes_received():
+    from pybeat.decode.ipfrag import FragmentReassembler
+
+    r = FragmentReassembler()
+    assert r.add(("k",), 8, True, b"X" * 16, 1) is None
+    assert r.add(("k",), 0, True, b"Y" * 16, 2) is None
+    assert r.add(("k",), 24, False, b"Z" * 8, 3) == b"Y" * 8 + b"X" * 16 + b"Z" * 8
+
+
+def test_fragment_bytes_held_per_datagram_are_capped():
+    from pybeat.decode.ipfrag import FragmentReassembler
+
+    r = FragmentReassembler()
+    for i in range(63):
+        r.add(("big",), i * 8, True, b"\0" * (65535 - i * 8 - 8), 1)
+    held = sum(len(p) for e in r._pending.values() for p in e.pieces.values())
+    assert held <= 65535 + 8
+
+
+def test_ipv6_fragment_followed_by_destination_options_is_reassembled():
+    from scapy.layers.inet6 import IPv6ExtHdrDestOpt, fragment6
+
+    dec, rec = make()
+    payload = b"Q" * 3000
+    base = (IPv6(src="fd00::1", dst="fd00::2") / IPv6ExtHdrFragment(id=11) / IPv6ExtHdrDestOpt()
+            / UDP(sport=40000, dport=53) / payload)
+    frags = fragment6(base, 1280)
+    assert len(frags) >= 3
+    for f in frags:
+        dec.decode(0, 1, bytes(Ether() / f))
+    (pkt, got), = rec.udp
+    assert got == payload and pkt.dst_port == 53 and dec.errors == {}
+
+
+def test_ipv6_atomic_fragment_followed_by_destination_options():
+    from scapy.layers.inet6 import IPv6ExtHdrDestOpt
+
+    dec, rec = make()
+    frame = Ether() / IPv6(src="fd00::1", dst="fd00::2") / IPv6ExtHdrFragment(id=12, m=0, offset=0) / IPv6ExtHdrDestOpt() / UDP(sport=1, dport=53) / b"hi"
+    dec.decode(0, 1, bytes(frame))
+    assert [p for _, p in rec.udp] == [b"hi"]
+
+
+def test_many_vlan_tags_in_a_cooked_capture_are_counted_not_recursed():
+    dec, rec = make()
+    sll = struct.pack("!HHH8sH", 0, 1, 6, b"\0" * 8, 0x8100)
+    frame = sll + struct.pack("!HH", 1, 0x8100) * 5000 + bytes(IP() / UDP(sport=1, dport=53) / b"x")
+    dec.decode(0, 113, frame)
+    sll2 = struct.pack("!HHIHBB8s", 0x8100, 0, 2, 1, 0, 6, b"\0" * 8)
+    dec.decode(0, 276, sll2 + frame[16:])
+    assert dec.errors == {"bad_vlan": 2} and not rec.udp
+    two = sll[:-2] + struct.pack("!H", 0x8100) + struct.pack("!HH", 5, 0x8100) + struct.pack("!HH", 6, 0x0800) + bytes(IP() / UDP(sport=1, dport=53) / b"y")
+    dec.decode(0, 113, two)
+    assert [p.vlans for p, _ in rec.udp] == [(5, 6)]
+
+
+def test_an_analyzer_value_or_index_error_is_an_analyzer_exception_not_malformed():
+    class Broken(Recorder):
+        def on_udp(self, pkt, payload):
+            raise ValueError("bug")
+
+        def on_tcp_data(self, conn, from_client, data, ts_ns):
+            raise IndexError("bug")
+
+        def on_icmp(self, pkt, message):
+            raise ValueError("bug")
+
+    b = Broken()
+    dec = Decoder({53: b}, {53: b}, b)
+    dec.decode(0, 1, bytes(Ether() / IP() / UDP(sport=1, dport=53) / b"x"))  # inline path
+    dec.decode(0, 1, bytes(Ether() / Dot1Q(vlan=3) / IP() / UDP(sport=1, dport=53) / b"x"))  # general path
+    dec.decode(0, 1, _tcp(C, 5000, S, 53, 1, "PA", b"q"))
+    dec.decode(0, 1, bytes(Ether() / IP() / ICMP() / b"p"))
+    assert dec.errors == {"analyzer_exception": 4}
+    assert isinstance(dec.last_exception, ValueError)
+
+
+def test_one_far_future_frame_does_not_expire_everything_or_stop_the_ticks():
+    dec, rec = make()
+    dec.decode(10 * NS, 1, bytes(Ether() / IP() / UDP(sport=1, dport=2)))
+    dec.decode(4_000_000_000 * NS, 1, bytes(Ether() / IP() / UDP(sport=1, dport=2)))  # year 2096
+    dec.decode(11 * NS, 1, bytes(Ether() / IP() / UDP(sport=1, dport=2)))
+    dec.decode(12 * NS, 1, bytes(Ether() / IP() / UDP(sport=1, dport=2)))
+    assert rec.expired == [10 * NS, 11 * NS, 12 * NS]
+    assert dec.errors == {"timestamp_jump": 1}
+
+
+def test_a_capture_with_one_outlier_timestamp_gives_the_same_dns_events(tmp_path):
+    from pybeat.capture.pcapfile import PcapFileSource
+    from tests.conftest import PCAPS, need
+    from tests.golden.test_golden import run_capture
+
+    pcap = PCAPS / "dns_udp_mixed.pcap"
+    need(pcap.exists(), f"capture {pcap}")
+    frames = list(PcapFileSource(str(pcap)))
+    outlier = (4_000_000_000 * NS, 1, bytes(Ether() / IP(src="10.9.9.9", dst="10.9.9.8") / UDP(sport=9, dport=9) / b"z"))
+    frames.insert(len(frames) // 2, outlier)
+    bad = tmp_path / "outlier.pcap"
+    out = [struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, 262144, 1)]
+    for ts, _link, frame in frames:
+        out.append(struct.pack("<IIII", ts // NS, ts % NS, len(frame), len(frame)) + bytes(frame))
+    bad.write_bytes(b"".join(out))
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    want = run_capture(pcap, tmp_path / "a")
+    got = run_capture(bad, tmp_path / "b")
+    assert want and got == want

@@ -72,3 +72,46 @@ def test_loops_shift_time_forward(tmp_path):
     PcapWriter(str(path)).write(_pkts())
     stamps = [ts for ts, _, _ in PcapFileSource(str(path), loops=2)]
     assert len(stamps) == 6 and stamps == sorted(stamps)
+
+
+def _shb_idb() -> bytes:
+    shb = struct.pack("<IIIHHq", 0x0A0D0D0A, 28, 0x1A2B3C4D, 1, 0, -1) + struct.pack("<I", 28)
+    idb = struct.pack("<IIHHI", 1, 20, 1, 0, 65535) + struct.pack("<I", 20)
+    return shb + idb
+
+
+@pytest.mark.parametrize("btype", [6, 2])
+def test_pcapng_packet_block_shorter_than_its_header_is_counted_not_raised(tmp_path, btype):
+    frame = bytes(Ether() / IP() / UDP())
+    pad = (-len(frame)) % 4
+    good = struct.pack("<IIIIIII", 6, 32 + len(frame) + pad, 0, 0, 1, len(frame), len(frame)) + frame + b"\0" * pad
+    good += struct.pack("<I", 32 + len(frame) + pad)
+    short = struct.pack("<II", btype, 16) + b"\0" * 4 + struct.pack("<I", 16)
+    path = tmp_path / "short.pcapng"
+    path.write_bytes(_shb_idb() + good + short)
+    src = PcapFileSource(str(path))
+    got = list(src)
+    assert [f for _, _, f in got] == [frame] and src.truncated_records == 1
+    path.write_bytes(_shb_idb() + short + good)
+    src = PcapFileSource(str(path))
+    assert [f for _, _, f in src] == [frame] and src.truncated_records == 1
+
+
+def test_a_rejected_file_is_closed(tmp_path, monkeypatch):
+    import builtins
+
+    opened = []
+    real_open = builtins.open
+
+    def tracking_open(*args, **kwargs):
+        fh = real_open(*args, **kwargs)
+        opened.append(fh)
+        return fh
+
+    monkeypatch.setattr(builtins, "open", tracking_open)
+    (tmp_path / "empty.pcap").write_bytes(b"")
+    (tmp_path / "bad.pcap").write_bytes(b"hello world, not a pcap")
+    for name in ("empty.pcap", "bad.pcap"):
+        with pytest.raises(CaptureFileError):
+            PcapFileSource(str(tmp_path / name))
+    assert len(opened) == 2 and all(fh.closed for fh in opened)
