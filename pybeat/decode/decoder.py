@@ -243,17 +243,8 @@ class Decoder:
         if analyzer is None:
             return
         payload = frame[42 : 34 + ulen] if 8 <= ulen <= total - 20 else frame[42 : 14 + total]
-        if self.shard is not None:
-            try:
-                key = analyzer.shard_key(payload) if payload else 0
-            except Exception as exc:
-                self._analyzer_failed(exc)
-                return
-            if analyzer.shard_by_key_only:
-                if not self._mine(b"", 0, b"", 0, key):
-                    return
-            elif not self._mine(frame[26:30], sport, frame[30:34], dport, key):
-                return
+        if self.shard is not None and not self._udp_mine(analyzer, payload, frame[26:30], sport, frame[30:34], dport):
+            return
         if payload:
             self.dispatched += 1
             pkt = Packet(ts_ns, self._ip4(frame[26:30]), self._ip4(frame[30:34]), sport, dport, "udp", 4, ())
@@ -408,17 +399,8 @@ class Decoder:
             if analyzer is None:
                 return
             payload = data[8:ulen] if 8 <= ulen <= len(data) else data[8:]
-            if self.shard is not None:
-                try:
-                    key = analyzer.shard_key(payload) if payload else 0
-                except Exception as exc:
-                    self._analyzer_failed(exc)
-                    return
-                if analyzer.shard_by_key_only:
-                    if not self._mine(b"", 0, b"", 0, key):
-                        return
-                elif not self._mine(src_raw, sport, dst_raw, dport, key):
-                    return
+            if self.shard is not None and not self._udp_mine(analyzer, payload, src_raw, sport, dst_raw, dport):
+                return
             if payload:
                 self.dispatched += 1
                 pkt = Packet(ts_ns, src, dst, sport, dport, "udp", version, vlans)
@@ -468,6 +450,18 @@ class Decoder:
                 self._analyzer_failed(exc)
         elif (proto == 4 or proto == 41) and depth == 0:
             self._ip(ts_ns, data, 0, 4 if proto == 4 else 6, vlans, 1)
+
+    def _udp_mine(self, analyzer: Analyzer, payload: bytes, src: bytes, sport: int, dst: bytes, dport: int) -> bool:
+        """Split runs only: whether this process owns the datagram (flow + the analyzer's key,
+        or the key alone for analyzers whose exchanges change addresses)."""
+        try:
+            key = analyzer.shard_key(payload) if payload else 0
+        except Exception as exc:
+            self._analyzer_failed(exc)
+            return False
+        if analyzer.shard_by_key_only:
+            return self._mine(b"", 0, b"", 0, key)
+        return self._mine(src, sport, dst, dport, key)
 
     def _mine(self, src: bytes, sport: int, dst: bytes, dport: int, key: int) -> bool:
         """Whether this process owns the flow (raw addresses; both directions hash alike)."""
