@@ -10,10 +10,10 @@ from __future__ import annotations
 import zlib
 from typing import Any
 
-from pybeat.api import Analyzer, Event, Packet, ProtocolContext
+from pybeat.api import Event, Packet, ProtocolContext
 from pybeat.envelope import Envelope, add_notes
 
-from pybeat.protocols.dhcpv4.exchange import ExchangeTracker
+from pybeat.protocols.dhcpv4.exchange import ExchangeAnalyzer
 from pybeat.protocols.dhcpv4.options import map_options
 from pybeat.protocols.dhcpv4.parser import DhcpParseError, parse
 
@@ -34,7 +34,7 @@ _OP_CODES = {1: "bootrequest", 2: "bootreply"}
 _EXPECTS_REPLY = frozenset({"discover", "request", "inform", "bootp"})
 
 
-class Dhcpv4Analyzer(Analyzer):
+class Dhcpv4Analyzer(ExchangeAnalyzer):
     def __init__(
         self,
         ctx: ProtocolContext,
@@ -46,10 +46,9 @@ class Dhcpv4Analyzer(Analyzer):
     ):
         self.emit = ctx.emit
         self.envelope: Envelope = ctx.envelope if ctx.envelope is not None else Envelope()
-        self.exchanges = ExchangeTracker(int(timeout_s * 1e9), max_exchanges) if track_exchanges else None
+        super().__init__(timeout_s, max_exchanges, track_exchanges)
         self.custom = custom or {}
         self.unmapped = unmapped
-        self.counters = {"total_packets": 0, "parse_failures": 0, "malformed_options": 0, "events": 0}
 
     def on_udp(self, pkt: Packet, payload: bytes) -> None:
         self.counters["total_packets"] += 1
@@ -113,17 +112,3 @@ class Dhcpv4Analyzer(Analyzer):
         if len(payload) < 44:
             return 0
         return zlib.crc32(payload[4:8] + payload[28:44])
-
-    def expire(self, now_ns: int) -> None:
-        if self.exchanges is not None:
-            self.exchanges.expire(now_ns)
-
-    def flush(self, now_ns: int) -> None:
-        if self.exchanges is not None:
-            self.exchanges.flush()
-
-    def stats(self) -> dict[str, int]:
-        out = dict(self.counters)
-        if self.exchanges is not None:
-            out.update(self.exchanges.stats())
-        return out

@@ -13,6 +13,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Hashable
 
+from pybeat.api import Analyzer
 from pybeat.timefmt import format_ts
 
 __all__ = ["ExchangeTracker", "MAX_TYPES_LISTED"]
@@ -116,3 +117,29 @@ class ExchangeTracker:
             "exchanges_evicted": self.evicted,
             "exchanges_pending": len(self.table),
         }
+
+
+class ExchangeAnalyzer(Analyzer):
+    """What the DHCPv4 and DHCPv6 analyzers share: the optional exchange tracker driven by
+    packet time, and their counters reported with the tracker's."""
+
+    exchanges: ExchangeTracker | None
+    counters: dict[str, int]
+
+    def __init__(self, timeout_s: float, max_exchanges: int, track_exchanges: bool):
+        self.exchanges = ExchangeTracker(int(timeout_s * 1e9), max_exchanges) if track_exchanges else None
+        self.counters = {"total_packets": 0, "parse_failures": 0, "malformed_options": 0, "events": 0}
+
+    def expire(self, now_ns: int) -> None:
+        if self.exchanges is not None:
+            self.exchanges.expire(now_ns)
+
+    def flush(self, now_ns: int) -> None:
+        if self.exchanges is not None:
+            self.exchanges.flush()
+
+    def stats(self) -> dict[str, int]:
+        out = dict(self.counters)
+        if self.exchanges is not None:
+            out.update(self.exchanges.stats())
+        return out

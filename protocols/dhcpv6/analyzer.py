@@ -10,10 +10,10 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from pybeat.api import Analyzer, Event, Packet, ProtocolContext
+from pybeat.api import Event, Packet, ProtocolContext
 from pybeat.envelope import Envelope, add_notes
 
-from pybeat.protocols.dhcpv4.exchange import ExchangeTracker
+from pybeat.protocols.dhcpv4.exchange import ExchangeAnalyzer
 from pybeat.protocols.dhcpv6.parser import SERVER_TYPES, Dhcpv6ParseError, parse
 
 __all__ = ["Dhcpv6Analyzer"]
@@ -24,12 +24,11 @@ _EXPECTS_REPLY = frozenset({
 })
 
 
-class Dhcpv6Analyzer(Analyzer):
+class Dhcpv6Analyzer(ExchangeAnalyzer):
     def __init__(self, ctx: ProtocolContext, timeout_s: float, max_exchanges: int, track_exchanges: bool = True):
         self.emit = ctx.emit
         self.envelope: Envelope = ctx.envelope if ctx.envelope is not None else Envelope()
-        self.exchanges = ExchangeTracker(int(timeout_s * 1e9), max_exchanges) if track_exchanges else None
-        self.counters = {"total_packets": 0, "parse_failures": 0, "malformed_options": 0, "events": 0}
+        super().__init__(timeout_s, max_exchanges, track_exchanges)
 
     def on_udp(self, pkt: Packet, payload: bytes) -> None:
         self.counters["total_packets"] += 1
@@ -83,17 +82,3 @@ class Dhcpv6Analyzer(Analyzer):
                 pos += 4 + length
             payload = inner
         return int.from_bytes(payload[1:4], "big") if len(payload) >= 4 else 0
-
-    def expire(self, now_ns: int) -> None:
-        if self.exchanges is not None:
-            self.exchanges.expire(now_ns)
-
-    def flush(self, now_ns: int) -> None:
-        if self.exchanges is not None:
-            self.exchanges.flush()
-
-    def stats(self) -> dict[str, int]:
-        out = dict(self.counters)
-        if self.exchanges is not None:
-            out.update(self.exchanges.stats())
-        return out

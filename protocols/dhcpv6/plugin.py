@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from pybeat.api import Analyzer, CommonProtocolConfig, Plugin, ProtocolContext
 
