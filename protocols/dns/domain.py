@@ -10,6 +10,8 @@ Lookups are cached per name in a bounded dict (cleared when full): DNS traffic r
 
 from __future__ import annotations
 
+import stringprep
+import unicodedata
 from typing import Any
 
 from publicsuffixlist import PublicSuffixList
@@ -20,6 +22,7 @@ _Parts = tuple[str | None, str | None, str | None, bool]  # registered, tld, sub
 
 
 _PSL: PublicSuffixList | None = None
+_FULL_PSL: PublicSuffixList | None = None
 
 
 def _shared_psl() -> PublicSuffixList:
@@ -30,10 +33,54 @@ def _shared_psl() -> PublicSuffixList:
     return _PSL
 
 
-def _build_psl() -> PublicSuffixList:
-    """The packaged list, as ``PublicSuffixList()`` builds it, but IDNA-encoding only the rules
-    that are not ASCII (the library encodes all ~10,000; for ASCII rules the result is the
-    rule itself). Falls back to the library's own parser if its internals ever change."""
+def _full_psl() -> PublicSuffixList:
+    """The list with the IDNA forms of its non-ASCII rules, built on the first IDN name."""
+    global _FULL_PSL
+    if _FULL_PSL is None:
+        _FULL_PSL = _build_psl(encode_non_ascii=True)
+    return _FULL_PSL
+
+
+class _AsciiFirstPSL(PublicSuffixList):
+    """``PublicSuffixList()`` without the IDNA forms of its ~460 non-ASCII rules, which cost
+    most of the start-up (the ``idna`` codec is slow). Every encoded rule has an ``xn--``
+    label and every raw one a non-ASCII character, so neither can match an ASCII name without
+    ``xn--``: such names get the library's answer from this set, and any other name is handed
+    to the full list, built on first use."""
+
+    def _countpublic(self, labels: Any, accept_unknown: bool | None = None) -> int:
+        # every lookup method comes here with the name's lower-cased labels
+        for label in labels:
+            if not label.isascii() or "xn--" in label:
+                return int(_full_psl()._countpublic(labels, accept_unknown))  # type: ignore[attr-defined]
+        return int(super()._countpublic(labels, accept_unknown))  # type: ignore[misc]
+
+
+_IDNA_DOTS = "\u3002\uff0e\uff61"
+
+
+def _may_encode_without_xn(rule: str) -> bool:
+    """Whether IDNA (nameprep: drop some characters, case-fold, NFKC) might turn a non-ASCII
+    label into plain ASCII, or split it at a Unicode full stop: such a rule is encoded up front,
+    since an ASCII name without ``xn--`` could match its encoded form."""
+    if any(dot in rule for dot in _IDNA_DOTS):
+        return True
+    for label in rule.split("."):
+        if label.isascii():
+            continue
+        if any(stringprep.in_table_b1(ch) for ch in label):
+            return True
+        if unicodedata.normalize("NFKC", label.casefold()).isascii():
+            return True
+    return False
+
+
+def _build_psl(encode_non_ascii: bool = False) -> PublicSuffixList:
+    """The packaged list, as ``PublicSuffixList()`` builds it (same rule set and label limit),
+    but IDNA-encoding only the rules that are not ASCII (the library encodes all ~10,000; for
+    ASCII rules the result is the rule itself), and only if ``encode_non_ascii``, otherwise
+    the list answers only names that cannot match an encoded rule (``_AsciiFirstPSL``). Falls
+    back to the library's own parser if its internals ever change."""
     try:
         from publicsuffixlist import PSLFILE, encode_idn
 
@@ -42,19 +89,24 @@ def _build_psl() -> PublicSuffixList:
         rules: set[str] = set()
         maxlabel = 0
         for line in text.splitlines():
+            if not line or line[:2] == "//":  # what the parse below would skip, cheaply
+                continue
             rule = line.lower().split(" ")[0].rstrip()
             if not rule or rule.startswith("//"):
                 continue
             maxlabel = max(maxlabel, rule.count(".") + 1)
             rules.add(rule)
-            if not rule.isascii():
+            if not rule.isascii() and (encode_non_ascii or _may_encode_without_xn(rule)):
                 enc = encode_idn(rule.lstrip("!"))
                 rules.add("!" + enc if rule[0] == "!" else enc)
-        psl = PublicSuffixList.__new__(PublicSuffixList)
+        cls = PublicSuffixList if encode_non_ascii else _AsciiFirstPSL
+        psl = cls.__new__(cls)
         psl.accept_unknown = True
         psl._publicsuffix = frozenset(rules)
         psl._maxlabel = maxlabel
         psl.privatesuffix("www.example.co.uk")  # the internals still work
+        if not encode_non_ascii and "_countpublic" not in vars(PublicSuffixList):
+            return _build_psl(encode_non_ascii=True)  # no hook left to send IDN names on
         return psl
     except Exception:
         return PublicSuffixList()
