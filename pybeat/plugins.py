@@ -91,9 +91,10 @@ def _check(kind: str, name: str, obj: Any) -> str | None:
 def load_registry(extra: dict[str, dict[str, Any]] | None = None) -> Registry:
     """Find every entry point; ``extra`` adds in-process plugins (tests, embedding)."""
     reg = Registry()
+    found = entry_points()  # one scan of the installed distributions for all three groups
     for kind, group in GROUPS.items():
         seen: dict[str, PluginInfo] = {}
-        for ep in entry_points(group=group):
+        for ep in found.select(group=group):
             dist = getattr(getattr(ep, "dist", None), "name", "") or ""
             if ep.name in seen and seen[ep.name].value != ep.value:
                 raise PluginError(
