@@ -17,7 +17,9 @@ only read events: one event goes to every enabled output, and events may share n
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Protocol, runtime_checkable
+from typing import Any, Callable, ClassVar, Protocol, Sequence, runtime_checkable
+
+import orjson
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
@@ -79,14 +81,45 @@ class Event:
 
     ``timestamp_ns`` is the capture time of the first packet of the transaction (nanoseconds
     since the epoch); it is rendered as ``@timestamp`` by the codec, never taken from the clock.
+
+    Pre-encoded events: an analyzer that may share events (``ProtocolContext.events_may_share``:
+    nothing downstream changes them) can hand over the document already encoded, ``raw`` = the
+    JSON object of ``fields`` (no ``@timestamp`` or ``@metadata`` key in it), with ``fields``
+    None. Encoders splice ``raw`` as it is; anything that reads ``fields`` gets it decoded from
+    ``raw`` on first access (and ``raw`` is then dropped: the dict is the document from then
+    on, and may be changed). ``digest`` is what the exit summary needs of such an event
+    without decoding it: ``(type, status, question name, notes)``.
     """
 
-    __slots__ = ("timestamp_ns", "fields", "meta")
+    __slots__ = ("timestamp_ns", "_fields", "meta", "raw", "digest")
 
-    def __init__(self, timestamp_ns: int, fields: dict[str, Any], meta: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        timestamp_ns: int,
+        fields: dict[str, Any] | None,
+        meta: dict[str, Any] | None = None,
+        raw: bytes | None = None,
+        digest: tuple[str, str | None, str | None, Sequence[str] | None] | None = None,
+    ):
         self.timestamp_ns = timestamp_ns
-        self.fields = fields
+        self._fields = fields
         self.meta = meta if meta is not None else {}
+        self.raw = raw if fields is None else None
+        self.digest = digest
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        f = self._fields
+        if f is None:
+            raw = self.raw
+            f = self._fields = orjson.loads(raw) if raw is not None else {}
+            self.raw = None
+        return f
+
+    @fields.setter
+    def fields(self, value: dict[str, Any]) -> None:
+        self._fields = value
+        self.raw = None
 
     def get(self, dotted: str, default: Any = None) -> Any:
         """Value at a dotted path (``dns.question.name``), as Beats' ``GetValue`` reads it."""

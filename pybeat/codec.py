@@ -66,6 +66,11 @@ class Codec:
     def encode(self, event: Event) -> bytes:
         if self.format is not None:
             return self._format(self.document(event)).encode()
+        raw = event.raw
+        if raw is not None and not self.pretty and not event.meta and len(raw) > 2:
+            # A pre-encoded document (see Event): spliced behind the envelope as it is.
+            data = b'{"@timestamp":"' + format_ts(event.timestamp_ns).encode() + self._meta_json + raw[1:]
+            return _escape_html(data) if self.escape else data
         fields = event.fields
         if self.pretty or event.meta or not fields or "@timestamp" in fields or "@metadata" in fields:
             return self._encode_doc(self.document(event))

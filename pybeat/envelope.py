@@ -16,6 +16,8 @@ import socket
 import struct
 from typing import Any, Iterable, Sequence
 
+import orjson
+
 from pybeat.timefmt import format_ts
 
 _PROTO_NUMBERS = {"udp": 17, "tcp": 6, "icmp": 1, "ipv6-icmp": 58}
@@ -93,6 +95,7 @@ class Envelope:
         self._flow_cache: dict[tuple[Any, ...], tuple[str, str]] = {}
         self._facts: dict[tuple[Any, ...], tuple[str, str, str]] = {}
         self._ip_cache: dict[str, tuple[str, bool]] = {}
+        self._raw_heads: dict[tuple[Any, ...], bytes | None] = {}
 
     def _host_class(self, ip: str) -> str:
         """'local' for loopback, link-local and this host's addresses, else ''."""
@@ -254,3 +257,41 @@ class Envelope:
             "event": event,
             "related": {"ip": related},
         }
+
+    def raw_head(self, protocol: str, transport: str, src_ip: str, src_port: int, dst_ip: str, dst_port: int) -> bytes | None:
+        """What :meth:`build` returns, pre-encoded, for the usual shape of a transaction of this
+        flow: both ports, both byte counts, a start and an end (not before the start), a
+        community id and no extra related addresses. A ``%``-template (bytes) for
+        ``(src_bytes, dst_bytes, src_bytes, dst_bytes, total, start, end, duration)`` (start
+        and end as bytes from ``format_ts``) that opens the document and ends inside
+        ``related.ip``'s list: the caller adds the extra addresses, ``]}`` and the rest.
+        None when this flow never has that shape (a port is 0, no community id).
+        Cached per flow; the dict and the template give the same document (tested)."""
+        key = (protocol, transport, src_ip, src_port, dst_ip, dst_port)
+        try:
+            return self._raw_heads[key]
+        except KeyError:
+            pass
+        if len(self._raw_heads) > 65536:
+            self._raw_heads.clear()
+        cid, direction, net_type = self._facts.get((transport, src_ip, src_port, dst_ip, dst_port, None)) or \
+            self._flow_facts((transport, src_ip, src_port, dst_ip, dst_port, None))
+        head: bytes | None = None
+        if src_port and dst_port and cid and protocol:
+            def j(value: Any) -> bytes:  # JSON, with % doubled: this is a template
+                return orjson.dumps(value).replace(b"%", b"%%")
+
+            src = b'{"ip":' + j(src_ip) + b',"port":' + j(src_port) + b',"bytes":%d}'
+            dst = b'{"ip":' + j(dst_ip) + b',"port":' + j(dst_port) + b',"bytes":%d}'
+            related = j(src_ip) if src_ip == dst_ip else j(src_ip) + b"," + j(dst_ip)
+            head = (
+                b'{"source":' + src + b',"destination":' + dst + b',"client":' + src + b',"server":' + dst
+                + b',"network":{"transport":' + j(transport) + b',"type":' + j(net_type)
+                + b',"direction":' + j(direction) + b',"protocol":' + j(protocol)
+                + b',"bytes":%d,"community_id":' + j(cid) + b"}"
+                + b',"event":{"kind":"event","category":["network"],"type":["connection","protocol"],"dataset":'
+                + j(protocol) + b',"start":"%b","end":"%b","duration":%d}'
+                + b',"related":{"ip":[' + related
+            )
+        self._raw_heads[key] = head
+        return head

@@ -21,6 +21,10 @@ class SummaryObserver:
         self._cap = top_names_cap
 
     def __call__(self, event: Event) -> None:
+        digest = event.digest
+        if digest is not None:  # a pre-encoded event says what the summary needs
+            self._digest(*digest)
+            return
         f = event.fields
         self.by_type[f.get("type", "?")] += 1
         status = f.get("status")
@@ -45,6 +49,21 @@ class SummaryObserver:
                 self.notes.update(msg)
             elif msg:
                 self.notes[msg] += 1
+
+
+    def _digest(self, etype: str, status: str | None, name: str | None, notes: Any) -> None:
+        self.by_type[etype] += 1
+        if status:
+            self.by_status[status] += 1
+        if name is not None:
+            names = self.names
+            n = names.get(name)
+            if n is not None:
+                names[name] = n + 1
+            elif len(names) < self._cap:
+                names[name] = 1
+        if notes:
+            self.notes.update(notes)
 
 
 def render(metrics: dict[str, Any], observer: SummaryObserver, elapsed: float, outputs: list[str]) -> str:

@@ -119,6 +119,10 @@ class BulkEncoder:
 
     def document(self, event: Event) -> bytes:
         """The indexed document: ``@timestamp`` first, then the event's fields (a shallow copy)."""
+        raw = event.raw
+        if raw is not None and len(raw) > 2:  # pre-encoded (see Event): spliced as it is
+            data = b'{"@timestamp":"' + format_ts(event.timestamp_ns).encode() + b'",' + raw[1:]
+            return _escape_html(data) if self.escape_html else data
         doc = {"@timestamp": format_ts(event.timestamp_ns)}
         doc.update(event.fields)
         data = orjson.dumps(doc, option=_OPTS, default=_default)

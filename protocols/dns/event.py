@@ -8,11 +8,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from pybeat.protocols.dns.domain import DomainParts, unicode_name
 from pybeat.protocols.dns.tables import CLASSES, TYPES, opcode_name, rcode_name
 from pybeat.protocols.dns.wire import Message
 
-__all__ = ["dns_fields", "question_string", "message_string", "merge_messages"]
+__all__ = [
+    "dns_fields", "question_string", "message_string", "merge_messages",
+    "dns_json", "message_json", "head_json", "resolved_json",
+]
 
 _RR_FIXED = frozenset(("name", "type", "class", "ttl", "data", "cache_flush"))
 
@@ -154,6 +159,72 @@ def _rr_string(rec: dict[str, Any] | None) -> str:
     if not keys:
         return data
     return "".join([f"{k} {rec[k]}, " for k in keys]) + data
+
+
+# -- pre-encoded parts (an Event's raw document; see DnsAnalyzer._publish_raw) ----------------
+# Each is memoised on the message (Message.memo[4:8]) and is exactly the JSON of what the dict
+# path puts in the event (tested).
+
+
+def dns_json(msg: Message, domains: DomainParts, authorities: bool, additionals: bool) -> bytes:
+    """``dns.*`` of :func:`dns_fields` without ``id`` (and ``type``), encoded: the members
+    after ``{``, ending with ``}``."""
+    memo = msg.memo
+    enc = memo[4]
+    if enc is None:
+        base = memo[0]
+        if base is None:
+            base = memo[0] = _render(msg, domains, authorities, additionals)
+            memo[2] = tuple(kk for kk in _COPY_KINDS if kk[0] in base)
+        enc = memo[4] = orjson.dumps({k: v for k, v in base.items() if k != "id"})[1:]
+    return enc
+
+
+def message_json(msg: Message) -> bytes:
+    """The request/response string after ``ID <n>; ``, JSON-escaped, with its closing quote."""
+    memo = msg.memo
+    enc = memo[5]
+    if enc is None:
+        text = memo[1]
+        if text is None:
+            text = memo[1] = _message_text(msg)
+        enc = memo[5] = orjson.dumps(text)[1:]
+    return enc
+
+
+def head_json(msg: Message) -> bytes:
+    """``,"method":..,"query":..,"resource":..`` of the message that opens a transaction."""
+    memo = msg.memo
+    enc = memo[6]
+    if enc is None:
+        method, query, resource = head_fields(msg)
+        enc = b',"method":' + orjson.dumps(method)
+        if query is not None:
+            enc += b',"query":' + orjson.dumps(query) + b',"resource":' + orjson.dumps(resource)
+        memo[6] = enc
+    return enc
+
+
+def head_fields(msg: Message) -> tuple[str, str | None, str | None]:
+    """(method, query, resource) of the message that opens a transaction, memoised."""
+    memo = msg.memo
+    head = memo[3]
+    if head is None:
+        if msg.questions:
+            name, qtype, qclass = msg.questions[0]
+            head = memo[3] = (opcode_name(msg.opcode), question_string(name, qtype, qclass, msg.mdns), name)
+        else:
+            head = memo[3] = (opcode_name(msg.opcode), None, None)
+    return head
+
+
+def resolved_json(msg: Message) -> bytes:
+    """The answer's addresses for ``related.ip``, each once, encoded with a leading comma."""
+    memo = msg.memo
+    enc = memo[7]
+    if enc is None:
+        enc = memo[7] = b"".join(b"," + orjson.dumps(ip) for ip in dict.fromkeys(msg.resolved))
+    return enc
 
 
 def message_string(msg: Message, msg_id: int) -> str:

@@ -64,8 +64,10 @@ class Message:
         self.mdns = mdns
         self.counts: tuple[int, int, int, int] = (0, 0, 0, 0)
         # [rendered dns.* dict, request/response text after the ID, copy plan of the dict,
-        # (method, query, resource)]: filled by the event builder once per distinct message.
-        self.memo: list[Any] = [None, None, None, None]
+        # (method, query, resource), and the encoded forms of dns.* (without id), of the text,
+        # of method/query/resource and of the resolved addresses]: filled by the event
+        # builder once per distinct message (see event.py).
+        self.memo: list[Any] = [None, None, None, None, None, None, None, None]
 
 
 class MessageCache:

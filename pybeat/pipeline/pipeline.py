@@ -17,6 +17,8 @@ import threading
 import time
 from typing import Any, Callable
 
+import orjson
+
 from pybeat.api import Batch, BeatInfo, Event, Output
 from pybeat.pipeline.queue import MemQueue
 
@@ -184,6 +186,11 @@ class Pipeline:
         }
         self._host_name = beat.name or beat.hostname
         self._host = {"name": self._host_name}
+        # The same three objects for a pre-encoded event (Event.raw), spliced before its "}".
+        self._raw_tail = (
+            b',"agent":' + orjson.dumps(self._agent) + b',"ecs":' + orjson.dumps(_ECS)
+            + b',"host":' + orjson.dumps(self._host) + b"}"
+        )
 
     def builtin(self, fields: dict[str, Any]) -> None:
         """Fields libbeat adds to every event before the processors run."""
@@ -289,6 +296,14 @@ class ProtocolClient:
     def publish(self, event: Event) -> None:
         self.events += 1
         pipeline = self.pipeline
+        if self._direct:
+            raw = event.raw
+            if raw is not None:
+                # Pre-encoded (see Event; it has no agent, ecs or host): the same objects are
+                # spliced in as bytes.
+                event.raw = raw[:-1] + pipeline._raw_tail
+                pipeline._accept(event)
+                return
         fields = event.fields
         if self._direct:
             # Nothing configured can change an event (no fields, tags, index or processors

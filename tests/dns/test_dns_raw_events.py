@@ -1,0 +1,111 @@
+"""Pre-encoded DNS events (Event.raw) are the documents the dict path builds.
+
+When nothing downstream can change an event, the DNS analyzer publishes the usual transaction
+as JSON bytes assembled from pieces memoised per flow and per message (``_publish_raw``). These
+tests run every shared capture (and a hostile one) through both paths and compare the decoded
+documents one by one, and check what the exit summary and the outputs make of raw events.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import orjson
+import pytest
+
+from pybeat.api import Event
+from pybeat.pipeline.pipeline import ProtocolClient
+from tests.conftest import PCAPS, need
+from tests.golden.test_golden import CAPTURES, run_capture
+
+MORE = ["dns_bulk_100k.pcap", "dns_tunnel_iodine.pcap"]
+
+
+def _both_paths(pcap: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[list[dict], list[dict], int]:
+    raw_count = 0
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "dict").mkdir()
+    original = ProtocolClient.publish
+
+    def counting(self: ProtocolClient, event: Event) -> None:
+        nonlocal raw_count
+        if event.raw is not None:
+            raw_count += 1
+        original(self, event)
+
+    with monkeypatch.context() as m:
+        m.setattr(ProtocolClient, "publish", counting)
+        fast = run_capture(pcap, tmp_path / "raw")
+    with monkeypatch.context() as m:
+        # The analyzer is told events may not share: every event takes the dict path.
+        m.setattr(ProtocolClient, "events_may_share", lambda self: False)
+        slow = run_capture(pcap, tmp_path / "dict")
+    return fast, slow, raw_count
+
+
+def _key(doc: dict) -> str:
+    return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS).decode()
+
+
+@pytest.mark.parametrize("name", CAPTURES + MORE)
+def test_raw_documents_equal_dict_documents(name, tmp_path, monkeypatch):
+    """Every capture gives the same documents, in the same order, on both paths."""
+    pcap = PCAPS / name
+    need(pcap.exists(), f"capture {pcap} missing")
+    fast, slow, raw_count = _both_paths(pcap, tmp_path, monkeypatch)
+    assert len(fast) == len(slow)
+    for a, b in zip(fast, slow):
+        assert a == b, json.dumps({"raw": a, "dict": b}, indent=1, sort_keys=True)
+    if name in ("dns_udp_mixed.pcap", "dns_bulk_100k.pcap", "packetbeat_vectors_udp.pcap"):
+        assert raw_count > 0  # the raw path was really taken
+
+
+def test_hostile_capture_same_on_both_paths(tmp_path, monkeypatch):
+    """Malformed, truncated and looping messages (test_dns_hostile's capture): same documents."""
+    from tests.dns.test_dns_hostile import _build
+
+    pcap = tmp_path / "hostile.pcap"
+    _build(pcap, 200)
+    fast, slow, _raw = _both_paths(pcap, tmp_path, monkeypatch)
+    assert fast == slow and fast
+
+
+def test_bulk_capture_is_all_raw(tmp_path, monkeypatch):
+    """On the benchmark capture every transaction takes the pre-encoded path."""
+    pcap = PCAPS / "dns_bulk_100k.pcap"
+    need(pcap.exists(), f"capture {pcap} missing")
+    fast, _slow, raw_count = _both_paths(pcap, tmp_path, monkeypatch)
+    assert raw_count == len(fast) == 50_000
+
+
+def test_reading_fields_of_a_raw_event_decodes_it():
+    """``fields`` of a raw event is its document; after that the dict is what gets encoded."""
+    ev = Event(1_700_000_000_000_000_000, None, raw=b'{"type":"dns","dns":{"id":7}}')
+    assert ev.fields == {"type": "dns", "dns": {"id": 7}}
+    assert ev.raw is None
+    ev.fields["dns"]["id"] = 8
+    from pybeat.api import BeatInfo
+    from pybeat.codec import Codec
+
+    line = Codec(BeatInfo(beat="packetbeat", version="1.0")).encode(ev)
+    assert orjson.loads(line)["dns"]["id"] == 8
+
+
+
+def test_raw_event_in_a_bulk_request_and_the_summary():
+    """The Elasticsearch bulk document and the exit summary of a raw event are those of its
+    decoded twin."""
+    from pybeat.outputs.elasticsearch.bulk import BulkEncoder
+    from pybeat.summary import SummaryObserver
+
+    doc = {"type": "dns", "status": "Error", "dns": {"question": {"name": "a<b>.test"}},
+           "error": {"message": ["x", "y"]}}
+    raw = orjson.dumps(doc)
+    for escape in (False, True):
+        enc = BulkEncoder(escape_html=escape)
+        assert enc.document(Event(5_000_000, None, raw=raw)) == enc.document(Event(5_000_000, dict(doc)))
+    a, b = SummaryObserver(), SummaryObserver()
+    a(Event(5, None, raw=raw, digest=("dns", "Error", "a<b>.test", ["x", "y"])))
+    b(Event(5, dict(doc)))
+    assert (a.by_type, a.by_status, a.names, a.notes) == (b.by_type, b.by_status, b.names, b.notes)
