@@ -9,10 +9,9 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 import time
-from typing import Any, TextIO
-
-import structlog
+from typing import Any, Callable, TextIO
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "warn": logging.WARNING,
            "error": logging.ERROR, "critical": logging.CRITICAL}
@@ -37,16 +36,75 @@ def setup_logging(
     if selectors:
         level = "debug"
     use_json = json_format if json_format is not None else not stream.isatty()
-    renderer: Any = structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer(colors=False)
-    structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True, key="@timestamp"),
-            renderer,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(_LEVELS.get(level, logging.INFO)),
-        logger_factory=structlog.PrintLoggerFactory(stream),
-        cache_logger_on_first_use=False,
-    )
+    min_level = _LEVELS.get(level, logging.INFO)
+
+    def configure() -> None:
+        import structlog
+
+        renderer: Any = structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer(colors=False)
+        structlog.configure(
+            processors=[
+                structlog.contextvars.merge_contextvars,
+                structlog.processors.add_log_level,
+                structlog.processors.TimeStamper(fmt="iso", utc=True, key="@timestamp"),
+                renderer,
+            ],
+            wrapper_class=structlog.make_filtering_bound_logger(min_level),
+            logger_factory=structlog.PrintLoggerFactory(stream),
+            cache_logger_on_first_use=False,
+        )
+
+    global _pending, _min_level
+    with _lock:
+        _pending, _min_level = configure, min_level
+    if "structlog" in sys.modules:  # someone else already logs through structlog: configure it now
+        _configured()
+    return _Logger()
+
+
+# structlog's configuration is global: like structlog's own loggers, every _Logger follows
+# the latest setup_logging() call.
+_lock = threading.Lock()
+_pending: Callable[[], None] | None = None
+_min_level = logging.INFO
+
+#: The level of each logging method of structlog's filtering bound logger.
+_METHOD_LEVELS = {
+    "debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "warn": logging.WARNING,
+    "error": logging.ERROR, "exception": logging.ERROR, "critical": logging.CRITICAL, "fatal": logging.CRITICAL,
+}
+
+
+def _configured() -> Any:
+    """The structlog logger, after applying the pending configuration."""
+    global _pending
+    with _lock:
+        if _pending is not None:
+            _pending()
+            _pending = None
+    import structlog
+
     return structlog.get_logger("pybeat")
+
+
+class _Logger:
+    """structlog's logger, imported and configured on the first event at or above the level.
+
+    Importing structlog costs ~25 ms (it imports asyncio), a share of every run's start-up,
+    and a run at the default level often logs nothing. Calls below the level return None, as
+    the filtering logger's do; any other attribute is the structlog logger's own.
+    """
+
+    _real: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        level = _METHOD_LEVELS.get(name)
+        if level is not None and level < _min_level:
+            return _nop
+        if self._real is None:
+            self._real = _configured()
+        return getattr(self._real, name)
+
+
+def _nop(*args: Any, **kw: Any) -> None:
+    return None
