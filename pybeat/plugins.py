@@ -92,10 +92,14 @@ def load_registry(extra: dict[str, dict[str, Any]] | None = None) -> Registry:
     """Find every entry point; ``extra`` adds in-process plugins (tests, embedding)."""
     reg = Registry()
     found = entry_points()  # one scan of the installed distributions for all three groups
+    dist_names: dict[int, str] = {}  # a distribution's name parses its metadata: once per distribution
     for kind, group in GROUPS.items():
         seen: dict[str, PluginInfo] = {}
         for ep in found.select(group=group):
-            dist = getattr(getattr(ep, "dist", None), "name", "") or ""
+            ep_dist = getattr(ep, "dist", None)
+            if id(ep_dist) not in dist_names:
+                dist_names[id(ep_dist)] = getattr(ep_dist, "name", "") or ""
+            dist = dist_names[id(ep_dist)]
             if ep.name in seen and seen[ep.name].value != ep.value:
                 raise PluginError(
                     f"two {kind} plugins are named {ep.name!r}: {seen[ep.name].value} "
