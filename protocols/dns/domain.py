@@ -86,17 +86,13 @@ def _build_psl(encode_non_ascii: bool = False) -> PublicSuffixList:
 
         with open(PSLFILE, "rb") as fh:
             text = fh.read().decode("utf-8")
-        rules: set[str] = set()
-        maxlabel = 0
-        for line in text.splitlines():
-            if not line or line[:2] == "//":  # what the parse below would skip, cheaply
-                continue
-            rule = line.lower().split(" ")[0].rstrip()
-            if not rule or rule.startswith("//"):
-                continue
-            maxlabel = max(maxlabel, rule.count(".") + 1)
-            rules.add(rule)
-            if not rule.isascii() and (encode_non_ascii or _may_encode_without_xn(rule)):
+        # The library's parse (lower-case, first word, comments and blank lines skipped), as
+        # one comprehension: a line whose rule would start with "//" is a line that does.
+        rules = {line.lower().split(" ")[0].rstrip() for line in text.splitlines() if line and line[:2] != "//"}
+        rules.discard("")
+        maxlabel = max(rule.count(".") for rule in rules) + 1
+        for rule in [r for r in rules if not r.isascii()]:
+            if encode_non_ascii or _may_encode_without_xn(rule):
                 enc = encode_idn(rule.lstrip("!"))
                 rules.add("!" + enc if rule[0] == "!" else enc)
         cls = PublicSuffixList if encode_non_ascii else _AsciiFirstPSL
