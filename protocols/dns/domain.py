@@ -29,7 +29,7 @@ def _shared_psl() -> PublicSuffixList:
     """One parsed list per process (read-only; built before a split run forks its workers)."""
     global _PSL
     if _PSL is None:
-        _PSL = _build_psl()
+        _PSL = _build_psl(ascii_first=True)
     return _PSL
 
 
@@ -37,7 +37,7 @@ def _full_psl() -> PublicSuffixList:
     """The list with the IDNA forms of its non-ASCII rules, built on the first IDN name."""
     global _FULL_PSL
     if _FULL_PSL is None:
-        _FULL_PSL = _build_psl(encode_non_ascii=True)
+        _FULL_PSL = _build_psl()
     return _FULL_PSL
 
 
@@ -75,12 +75,12 @@ def _may_encode_without_xn(rule: str) -> bool:
     return False
 
 
-def _build_psl(encode_non_ascii: bool = False) -> PublicSuffixList:
+def _build_psl(ascii_first: bool = False) -> PublicSuffixList:
     """The packaged list, as ``PublicSuffixList()`` builds it (same rule set and label limit),
     but IDNA-encoding only the rules that are not ASCII (the library encodes all ~10,000; for
-    ASCII rules the result is the rule itself), and only if ``encode_non_ascii``, otherwise
-    the list answers only names that cannot match an encoded rule (``_AsciiFirstPSL``). Falls
-    back to the library's own parser if its internals ever change."""
+    ASCII rules the result is the rule itself). With ``ascii_first`` not even those: the list
+    answers the names no encoded rule can match and hands the others on (``_AsciiFirstPSL``).
+    Falls back to the library's own parser if its internals ever change."""
     try:
         from publicsuffixlist import PSLFILE, encode_idn
 
@@ -92,17 +92,17 @@ def _build_psl(encode_non_ascii: bool = False) -> PublicSuffixList:
         rules.discard("")
         maxlabel = max(rule.count(".") for rule in rules) + 1
         for rule in [r for r in rules if not r.isascii()]:
-            if encode_non_ascii or _may_encode_without_xn(rule):
+            if not ascii_first or _may_encode_without_xn(rule):
                 enc = encode_idn(rule.lstrip("!"))
                 rules.add("!" + enc if rule[0] == "!" else enc)
-        cls = PublicSuffixList if encode_non_ascii else _AsciiFirstPSL
+        cls = _AsciiFirstPSL if ascii_first else PublicSuffixList
         psl = cls.__new__(cls)
         psl.accept_unknown = True
         psl._publicsuffix = frozenset(rules)
         psl._maxlabel = maxlabel
         psl.privatesuffix("www.example.co.uk")  # the internals still work
-        if not encode_non_ascii and "_countpublic" not in vars(PublicSuffixList):
-            return _build_psl(encode_non_ascii=True)  # no hook left to send IDN names on
+        if ascii_first and "_countpublic" not in vars(PublicSuffixList):
+            return _build_psl()  # no hook left to send IDN names on
         return psl
     except Exception:
         return PublicSuffixList()
