@@ -235,6 +235,11 @@ class Analyzer:
     def on_udp(self, pkt: Packet, payload: bytes) -> None:
         """A UDP datagram to or from one of the protocol's ports (non-empty payload)."""
 
+    def on_udp4(self, ts_ns: int, src_ip: str, src_port: int, dst_ip: str, dst_port: int, payload: bytes) -> None:
+        """The same as ``on_udp`` for a datagram in plain IPv4 without VLAN tags (the decoder's
+        common case): an analyzer may override it to skip building the :class:`Packet`."""
+        self.on_udp(Packet(ts_ns, src_ip, dst_ip, src_port, dst_port, "udp", 4, ()), payload)
+
     def on_tcp_data(self, conn: TcpConnection, from_client: bool, data: bytes, ts_ns: int) -> None:
         """In-order bytes of one direction of a TCP connection (retransmissions removed)."""
 

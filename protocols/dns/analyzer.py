@@ -132,6 +132,65 @@ class DnsAnalyzer(Analyzer):
         except Exception:
             self.counters["internal_errors"] += 1
 
+    def on_udp4(self, ts_ns: int, src_ip: str, src_port: int, dst_ip: str, dst_port: int, payload: bytes) -> None:
+        """``on_udp`` for plain IPv4 datagrams, with the usual transaction inline: a new query,
+        or the response to a pending one, with nothing to note. Anything else, and every
+        message when events may not share, takes the general path below with the same
+        effects (the inline steps are a subset of ``_on_udp``/``_query``/``_response``)."""
+        try:
+            if (
+                not self._shareable or len(payload) < 12
+                or (self.mdns and (src_port == MDNS_PORT or dst_port == MDNS_PORT))
+            ):
+                self._on_udp(Packet(ts_ns, src_ip, dst_ip, src_port, dst_port, "udp", 4, ()), payload)
+                return
+            cache = self.cache
+            msg = cache.entries.get(payload[2:]) if cache.size > 0 else None
+            if msg is None:
+                msg = cache.parse(payload, False)
+                if msg is None:  # not reached: 12 bytes always parse
+                    return
+            else:
+                cache.hits += 1
+            c = self.counters
+            c["messages"] += 1
+            msg_id = (payload[0] << 8) | payload[1]
+            if msg.error is None:
+                pending = self.pending
+                if msg.qr == 0:
+                    key = ("udp", src_ip, src_port, dst_ip, dst_port, msg_id)
+                    if key not in pending and len(pending) < self.max_pending and (
+                        msg.opt is None or msg.length <= MAX_UDP_NON_EDNS
+                    ):
+                        txn = _Txn(ts_ns, src_ip, src_port, dst_ip, dst_port, "udp")
+                        txn.request = msg
+                        txn.req_id = msg_id
+                        pending[key] = txn
+                        return
+                else:
+                    key = ("udp", dst_ip, dst_port, src_ip, src_port, msg_id)
+                    hit = pending.get(key)
+                    if hit is not None and ts_ns - hit.ts < self.timeout_ns:
+                        txn = hit
+                        req = txn.request
+                        if req is not None and txn.responses is None and (
+                            (msg.opt is None and req.opt is None and msg.length <= MAX_UDP_NON_EDNS)
+                            or (msg.opt is not None and req.opt is not None)
+                        ):
+                            del pending[key]
+                            txn.responses = [msg]
+                            txn.resp_id = msg_id
+                            txn.resp_ts = ts_ns
+                            self._publish(txn)
+                            return
+            else:
+                c["malformed"] += 1
+                if not self.report_malformed:
+                    return
+            self._message(msg, msg_id, ts_ns, src_ip, src_port, dst_ip, dst_port, "udp", None)
+        except Exception:
+            self.counters["internal_errors"] += 1
+
     def on_tcp_data(self, conn: TcpConnection, from_client: bool, data: bytes, ts_ns: int) -> None:
         try:
             self._on_tcp_data(conn, from_client, data, ts_ns)

@@ -76,8 +76,8 @@ def dns_fields(
     if base is None:
         base = memo[0] = _render(msg, domains, authorities, additionals)
         memo[2] = tuple(kk for kk in _COPY_KINDS if kk[0] in base)
-    d: dict[str, Any] = base.copy()
-    d["id"] = msg_id
+    d: dict[str, Any] = {"id": msg_id}
+    d.update(base)
     if share:
         return d
     for key, kind in memo[2]:
@@ -93,7 +93,8 @@ def dns_fields(
 
 def _render(msg: Message, domains: DomainParts, authorities: bool, additionals: bool) -> dict[str, Any]:
     fd, hf, op, rc, _text = _head(msg.flags)
-    d: dict[str, Any] = {"id": msg.id, "op_code": op, "flags": fd, "response_code": rc}
+    # Without the ID: a cached message stands for messages with other IDs (dns_fields adds it).
+    d: dict[str, Any] = {"op_code": op, "flags": fd, "response_code": rc}
     opt = msg.opt
     if opt is not None and opt["do"]:
         d["header_flags"] = (*hf, "DO")
@@ -176,7 +177,7 @@ def dns_json(msg: Message, domains: DomainParts, authorities: bool, additionals:
         if base is None:
             base = memo[0] = _render(msg, domains, authorities, additionals)
             memo[2] = tuple(kk for kk in _COPY_KINDS if kk[0] in base)
-        enc = memo[4] = orjson.dumps({k: v for k, v in base.items() if k != "id"})[1:]
+        enc = memo[4] = orjson.dumps(base)[1:]
     return enc
 
 
@@ -198,9 +199,10 @@ def head_json(msg: Message) -> bytes:
     enc = memo[6]
     if enc is None:
         method, query, resource = head_fields(msg)
-        enc = b',"method":' + orjson.dumps(method)
-        if query is not None:
-            enc += b',"query":' + orjson.dumps(query) + b',"resource":' + orjson.dumps(resource)
+        if query is None:
+            enc = b',"method":' + orjson.dumps(method)
+        else:
+            enc = b"," + orjson.dumps({"method": method, "query": query, "resource": resource})[1:-1]
         memo[6] = enc
     return enc
 
@@ -223,7 +225,8 @@ def resolved_json(msg: Message) -> bytes:
     memo = msg.memo
     enc = memo[7]
     if enc is None:
-        enc = memo[7] = b"".join(b"," + orjson.dumps(ip) for ip in dict.fromkeys(msg.resolved))
+        resolved = msg.resolved
+        enc = memo[7] = b"," + orjson.dumps(list(dict.fromkeys(resolved)))[1:-1] if resolved else b""
     return enc
 
 

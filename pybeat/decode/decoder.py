@@ -247,9 +247,8 @@ class Decoder:
             return
         if payload:
             self.dispatched += 1
-            pkt = Packet(ts_ns, self._ip4(frame[26:30]), self._ip4(frame[30:34]), sport, dport, "udp", 4, ())
             try:  # free until something raises (CPython 3.11)
-                analyzer.on_udp(pkt, payload)
+                analyzer.on_udp4(ts_ns, self._ip4(frame[26:30]), sport, self._ip4(frame[30:34]), dport, payload)
             except Exception as exc:
                 self._analyzer_failed(exc)
 
