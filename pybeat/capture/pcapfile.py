@@ -15,7 +15,7 @@ import mmap
 import os
 import struct
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import BinaryIO, Callable
 
 PCAP_MAGIC_US = 0xA1B2C3D4
 PCAP_MAGIC_NS = 0xA1B23C4D
@@ -95,6 +95,21 @@ class PcapFileSource:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def classic_layout(self) -> tuple[mmap.mmap | bytes, Callable[..., tuple[int, ...]], int, int] | None:
+        """For a loop that frames records itself (pybeat.decode.replay): the classic pcap's
+        buffer, the record-header unpacker, the stamp's nanoseconds per unit and the link
+        type; None for pcapng or a file too short for its header."""
+        buf = self._map
+        if buf is None or self._format != "pcap" or len(buf) < 24:
+            return None
+        magic = struct.unpack_from("<I", buf, 0)[0]
+        endian = "<" if magic in (PCAP_MAGIC_US, PCAP_MAGIC_NS) else ">"
+        if endian == ">":
+            magic = struct.unpack_from(">I", buf, 0)[0]
+        scale = 1 if magic == PCAP_MAGIC_NS else 1000
+        link = struct.unpack_from(endian + "I", buf, 20)[0] & 0x0FFFFFFF
+        return buf, struct.Struct(endian + "IIII").unpack_from, scale, link
 
     def __iter__(self) -> Iterator[tuple[int, int, bytes]]:
         passes = 0

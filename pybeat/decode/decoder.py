@@ -248,7 +248,12 @@ class Decoder:
         if payload:
             self.dispatched += 1
             try:  # free until something raises (CPython 3.11)
-                analyzer.on_udp4(ts_ns, self._ip4(frame[26:30]), sport, self._ip4(frame[30:34]), dport, payload)
+                on_udp4 = getattr(analyzer, "on_udp4", None)  # an analyzer need not subclass Analyzer
+                if on_udp4 is not None:
+                    on_udp4(ts_ns, self._ip4(frame[26:30]), sport, self._ip4(frame[30:34]), dport, payload)
+                else:
+                    src, dst = self._ip4(frame[26:30]), self._ip4(frame[30:34])
+                    analyzer.on_udp(Packet(ts_ns, src, dst, sport, dport, "udp", 4, ()), payload)
             except Exception as exc:
                 self._analyzer_failed(exc)
 
