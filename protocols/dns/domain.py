@@ -108,9 +108,23 @@ def _build_psl(ascii_first: bool = False) -> PublicSuffixList:
         return PublicSuffixList()
 
 
+_NODES: frozenset[str] | None = None
+
+
+def _rule_parents() -> frozenset[str]:
+    """Every rule of the shared list without its first label (``*.ck`` and ``!www.ck`` give
+    ``ck``, ``co.uk`` gives ``uk``): the names a rule one label longer than them can hang off."""
+    global _NODES
+    if _NODES is None:
+        rules = getattr(_shared_psl(), "_publicsuffix", None) or ()
+        _NODES = frozenset(r.lstrip("!").partition(".")[2] for r in rules)
+    return _NODES
+
+
 def prepare() -> None:
     """Build what every analyzer shares (the suffix list) once, e.g. before forking workers."""
     _shared_psl()
+    _rule_parents()
 
 
 class DomainParts:
@@ -118,6 +132,8 @@ class DomainParts:
 
     def __init__(self, cache_size: int = 65536):
         self._psl = _shared_psl()
+        # Empty when the list's internals are not the ones _rule_parents reads: no shortcut then.
+        self._parents = _rule_parents() if isinstance(self._psl, _AsciiFirstPSL) else frozenset()
         self._cache: dict[str, _Parts] = {}
         self._cache_size = cache_size
 
@@ -126,8 +142,36 @@ class DomainParts:
         if hit is None:
             if len(self._cache) >= self._cache_size:
                 self._cache.clear()
-            hit = self._cache[name] = self._compute(name)
+            hit = self._from_parent(name) or self._compute(name)
+            self._cache[name] = hit
         return hit
+
+    def _from_parent(self, name: str) -> _Parts | None:
+        """The parts of ``label.parent`` from those of ``parent``, without a list lookup.
+
+        Exact when no rule is ``X.parent`` (X a label, ``*`` or ``!label``): the rules that
+        match the name are then those that match its parent, so both have the same public
+        suffix; if the parent has a registered domain, so has the name, the same one, and the
+        name's subdomain is its first label in front of the parent's. Plain ASCII names
+        without ``xn--`` only (the others go to the full list). Tested against the library.
+        """
+        if not self._parents:
+            return None
+        dot = name.find(".")
+        if dot <= 0:
+            return None
+        parent = name[dot + 1 :]
+        low_parent = parent.lower()
+        if (
+            not parent or low_parent in self._parents or not name.isascii() or "xn--" in name.lower()
+            or name.endswith(".") or ".." in name
+        ):
+            return None
+        reg, tld, sub, full = self.lookup(parent)
+        if not full or reg is None:
+            return None
+        first = name[:dot].lower()
+        return (reg, tld, f"{first}.{sub}" if sub else first, True)
 
     def _compute(self, name: str) -> _Parts:
         low = name.lower()
