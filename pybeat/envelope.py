@@ -258,16 +258,21 @@ class Envelope:
             "related": {"ip": related},
         }
 
-    def raw_head(self, protocol: str, transport: str, src_ip: str, src_port: int, dst_ip: str, dst_port: int) -> bytes | None:
+    def raw_head(
+        self, protocol: str, transport: str, src_ip: str, src_port: int, dst_ip: str, dst_port: int,
+        answered: bool = True,
+    ) -> bytes | None:
         """What :meth:`build` returns, pre-encoded, for the usual shape of a transaction of this
-        flow: both ports, both byte counts, a start and an end (not before the start), a
-        community id and no extra related addresses. A ``%``-template (bytes) for
-        ``(src_bytes, dst_bytes, src_bytes, dst_bytes, total, start, end, duration)`` (start
-        and end as bytes from ``format_ts``) that opens the document and ends inside
-        ``related.ip``'s list: the caller adds the extra addresses, ``]}`` and the rest.
-        None when this flow never has that shape (a port is 0, no community id).
-        Cached per flow; the dict and the template give the same document (tested)."""
-        key = (protocol, transport, src_ip, src_port, dst_ip, dst_port)
+        flow: both ports, a community id, no extra related addresses, and either (``answered``)
+        both byte counts, a start and an end not before it, or (not ``answered``) the source's
+        bytes and a start only. A ``%``-template (bytes) for ``(src_bytes, dst_bytes,
+        src_bytes, dst_bytes, total, start, end, duration)``, or ``(src_bytes, src_bytes,
+        total, start)`` when not answered (start and end as bytes from ``format_ts``), that
+        opens the document and ends inside ``related.ip``'s list: the caller adds the extra
+        addresses, ``]}`` and the rest. None when this flow never has that shape (a port is 0,
+        no community id). Cached per flow; the dict and the template give the same document
+        (tested)."""
+        key = (protocol, transport, src_ip, src_port, dst_ip, dst_port, answered)
         try:
             return self._raw_heads[key]
         except KeyError:
@@ -282,7 +287,12 @@ class Envelope:
                 return orjson.dumps(value).replace(b"%", b"%%")
 
             src = b'{"ip":' + j(src_ip) + b',"port":' + j(src_port) + b',"bytes":%d}'
-            dst = b'{"ip":' + j(dst_ip) + b',"port":' + j(dst_port) + b',"bytes":%d}'
+            if answered:
+                dst = b'{"ip":' + j(dst_ip) + b',"port":' + j(dst_port) + b',"bytes":%d}'
+                times = b',"start":"%b","end":"%b","duration":%d}'
+            else:
+                dst = b'{"ip":' + j(dst_ip) + b',"port":' + j(dst_port) + b"}"
+                times = b',"start":"%b"}'
             related = j(src_ip) if src_ip == dst_ip else j(src_ip) + b"," + j(dst_ip)
             head = (
                 b'{"source":' + src + b',"destination":' + dst + b',"client":' + src + b',"server":' + dst
@@ -290,7 +300,7 @@ class Envelope:
                 + b',"direction":' + j(direction) + b',"protocol":' + j(protocol)
                 + b',"bytes":%d,"community_id":' + j(cid) + b"}"
                 + b',"event":{"kind":"event","category":["network"],"type":["connection","protocol"],"dataset":'
-                + j(protocol) + b',"start":"%b","end":"%b","duration":%d}'
+                + j(protocol) + times
                 + b',"related":{"ip":[' + related
             )
         self._raw_heads[key] = head

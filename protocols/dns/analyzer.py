@@ -111,6 +111,13 @@ class DnsAnalyzer(Analyzer):
             + (b',"response":"ID %d; %b' if self.send_response else b"")
             + b"%b}"
         )
+        # The same for a query that got no answer (_publish_raw_query).
+        self._raw_query_templates: dict[tuple[Any, ...], bytes] = {}
+        self._raw_query_tail = (
+            b'%b]},"type":"dns","status":"Error"%b,"dns":{"id":%d,"type":"query",%b'
+            + (b',"request":"ID %d; %b' if self.send_request else b"")
+            + b"%b}"
+        )
         self.counters = {
             "messages": 0, "transactions": 0, "unmatched_requests": 0, "unmatched_responses": 0,
             "duplicate_queries": 0, "evicted": 0, "malformed": 0, "undecodable": 0,
@@ -503,6 +510,9 @@ class DnsAnalyzer(Analyzer):
         if self._shareable and req is not None and txn.responses is not None and len(txn.responses) == 1:
             if self._publish_raw(txn, req, txn.responses[0]):
                 return
+        elif self._shareable and req is not None and txn.responses is None:
+            if self._publish_raw_query(txn, req):
+                return
         resp = merge_messages(txn.responses) if txn.responses else None
         main = resp if resp is not None else req
         assert main is not None
@@ -593,6 +603,42 @@ class DnsAnalyzer(Analyzer):
         raw = tmpl % (*args, error)
         name = resp.questions[0][0] if resp.questions else None
         self.emit(Event(start, None, raw=raw, digest=("dns", "OK" if ok else "Error", name, notes)))
+        return True
+
+
+    def _publish_raw_query(self, txn: _Txn, req: Message) -> bool:
+        """A query that got no answer (timed out, evicted, duplicated, flushed at the end),
+        pre-encoded as in :meth:`_publish_raw`; the attack case (floods of random names)."""
+        start = txn.ts
+        if txn.mdns_only or not start:
+            return False
+        src_ip, dst_ip = txn.src_ip, txn.dst_ip
+        key = (txn.transport, src_ip, txn.src_port, dst_ip, txn.dst_port)
+        tmpl = self._raw_query_templates.get(key)
+        if tmpl is None:
+            head = self.envelope.raw_head("dns", *key, answered=False)
+            if len(self._raw_query_templates) > 65536:
+                self._raw_query_templates.clear()
+            tmpl = self._raw_query_templates[key] = (head + self._raw_query_tail) if head is not None else b""
+        if not tmpl:
+            return False
+        resolved = req.resolved
+        if resolved and (src_ip in resolved or dst_ip in resolved):
+            return False
+        rl = req.length
+        notes = txn.notes
+        error = b"" if not notes else (
+            b',"error":{"message":' + orjson.dumps(notes[0] if len(notes) == 1 else notes) + b"}"
+        )
+        args: tuple[Any, ...] = (
+            rl, rl, rl, format_ts(start).encode(), resolved_json(req), head_json(req), txn.req_id,
+            dns_json(req, self.domains, self.include_authorities, self.include_additionals),
+        )
+        if self.send_request:
+            args += (txn.req_id, message_json(req))
+        raw = tmpl % (*args, error)
+        name = req.questions[0][0] if req.questions else None
+        self.emit(Event(start, None, raw=raw, digest=("dns", "Error", name, notes)))
         return True
 
 

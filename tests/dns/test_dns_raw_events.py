@@ -71,6 +71,22 @@ def test_hostile_capture_same_on_both_paths(tmp_path, monkeypatch):
     assert fast == slow and fast
 
 
+def test_unanswered_queries_same_on_both_paths(tmp_path, monkeypatch):
+    """Queries that never get an answer (bench/flood_unanswered.py's capture: timed out at the
+    end, some evicted with a small cap) take the pre-encoded path and give the same documents."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("flood", Path(__file__).parents[2] / "bench" / "flood_unanswered.py")
+    assert spec is not None and spec.loader is not None
+    flood = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(flood)
+    pcap = tmp_path / "flood.pcap"
+    flood.write_flood(pcap, 3000)
+    fast, slow, raw_count = _both_paths(pcap, tmp_path, monkeypatch)
+    assert len(fast) == 3000 and raw_count == 3000
+    assert fast == slow
+
+
 def test_bulk_capture_is_all_raw(tmp_path, monkeypatch):
     """On the benchmark capture every transaction takes the pre-encoded path."""
     pcap = PCAPS / "dns_bulk_100k.pcap"
