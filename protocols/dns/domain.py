@@ -112,12 +112,22 @@ _NODES: frozenset[str] | None = None
 
 
 def _rule_parents() -> frozenset[str]:
-    """Every rule of the shared list without its first label (``*.ck`` and ``!www.ck`` give
-    ``ck``, ``co.uk`` gives ``uk``): the names a rule one label longer than them can hang off."""
+    """The names a rule can hang off: every rule of the shared list without its first label
+    (``*.ck`` and ``!www.ck`` give ``ck``, ``co.uk`` gives ``uk``), and the parent of every
+    wildcard's root, since the library makes the root public too (``*.ab.crm.dev`` makes
+    ``ab.crm.dev`` public: ``crm.dev``; an exception stands beside a wildcard: its parent's
+    parent as well). Too many names here only turn the shortcut off for them."""
     global _NODES
     if _NODES is None:
         rules = getattr(_shared_psl(), "_publicsuffix", None) or ()
-        _NODES = frozenset(r.lstrip("!").partition(".")[2] for r in rules)
+        nodes = set()
+        for rule in rules:
+            bare = rule.lstrip("!")
+            rest = bare.partition(".")[2]
+            nodes.add(rest)
+            if bare.startswith("*.") or rule.startswith("!"):
+                nodes.add(rest.partition(".")[2])
+        _NODES = frozenset(nodes)
     return _NODES
 
 
@@ -208,7 +218,8 @@ class DomainParts:
 
 def unicode_name(name: str) -> str | None:
     """The Unicode form of a name with punycode (``xn--``) labels, or None if it has none
-    or they do not decode."""
+    or they do not decode to text (punycode can encode surrogates, which UTF-8 and JSON
+    cannot hold)."""
     if "xn--" not in name.lower():
         return None
     out = []
@@ -216,6 +227,7 @@ def unicode_name(name: str) -> str | None:
         if label[:4].lower() == "xn--":
             try:
                 label = label[4:].encode("ascii").decode("punycode")
+                label.encode("utf-8")  # a lone surrogate raises here
             except (UnicodeError, ValueError):
                 return None
         out.append(label)

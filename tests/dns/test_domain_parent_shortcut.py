@@ -20,6 +20,11 @@ def _names() -> list[str]:
         parent = base.partition(".")[2]
         if parent:
             out += [f"q.{parent}", f"r.q.{parent}", f"s.r.q.{parent}"]
+        if rule.lstrip("!").startswith("*."):
+            # a wildcard's root is public too (the library's implicit root): "*.ab.crm.dev"
+            # makes "ab.crm.dev" public, although no rule hangs off "crm.dev"
+            root = rule.lstrip("!")[2:]
+            out += [root, f"z.{root}", f"y.z.{root}"]
     out += ["a\\.b.example.com", "www.example.com", "x.y.z.unknowntld", "a..b.com", "a.b.com.", "EXAMPLE.Co.Uk",
             "w.x.EXAMPLE.co.uk", "xn--bcher-kva.example.com", "a.xn--p1ai", "b.a.xn--p1ai"]
     return out
