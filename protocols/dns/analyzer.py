@@ -106,7 +106,7 @@ class DnsAnalyzer(Analyzer):
         # by the DNS part, which depends only on the configuration.
         self._raw_templates: dict[tuple[Any, ...], bytes] = {}
         self._raw_tail = (
-            b'%b]},"type":"dns","status":"%b"%b,"dns":{"id":%d,"type":"answer",%b'
+            b'%b]},"type":"dns","status":"%b"%b,"dns":{"id":%d,%b,"type":"answer"}'
             + (b',"request":"ID %d; %b' if self.send_request else b"")
             + (b',"response":"ID %d; %b' if self.send_response else b"")
             + b"%b}"
@@ -114,7 +114,7 @@ class DnsAnalyzer(Analyzer):
         # The same for a query that got no answer (_publish_raw_query).
         self._raw_query_templates: dict[tuple[Any, ...], bytes] = {}
         self._raw_query_tail = (
-            b'%b]},"type":"dns","status":"Error"%b,"dns":{"id":%d,"type":"query",%b'
+            b'%b]},"type":"dns","status":"Error"%b,"dns":{"id":%d,%b,"type":"query"}'
             + (b',"request":"ID %d; %b' if self.send_request else b"")
             + b"%b}"
         )
@@ -507,12 +507,17 @@ class DnsAnalyzer(Analyzer):
     def _publish(self, txn: _Txn) -> None:
         self.counters["transactions"] += 1
         req = txn.request
-        if self._shareable and req is not None and txn.responses is not None and len(txn.responses) == 1:
-            if self._publish_raw(txn, req, txn.responses[0]):
-                return
-        elif self._shareable and req is not None and txn.responses is None:
-            if self._publish_raw_query(txn, req):
-                return
+        if self._shareable and req is not None:
+            # The pre-encoded event when the transaction has the usual shape. A value orjson
+            # cannot encode (TypeError) leaves it to the dict path, whose encoder copes.
+            try:
+                if txn.responses is None:
+                    if self._publish_raw_query(txn, req):
+                        return
+                elif len(txn.responses) == 1 and self._publish_raw(txn, req, txn.responses[0]):
+                    return
+            except TypeError:
+                pass
         resp = merge_messages(txn.responses) if txn.responses else None
         main = resp if resp is not None else req
         assert main is not None

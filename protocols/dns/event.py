@@ -168,8 +168,9 @@ def _rr_string(rec: dict[str, Any] | None) -> str:
 
 
 def dns_json(msg: Message, domains: DomainParts, authorities: bool, additionals: bool) -> bytes:
-    """``dns.*`` of :func:`dns_fields` without ``id`` (and ``type``), encoded: the members
-    after ``{``, ending with ``}``."""
+    """``dns.*`` of :func:`dns_fields` without ``id`` (and ``type``), encoded: the members,
+    without the braces (the event puts ``id`` before them and ``type`` after, as the dict
+    path orders them)."""
     memo = msg.memo
     enc = memo[4]
     if enc is None:
@@ -177,7 +178,7 @@ def dns_json(msg: Message, domains: DomainParts, authorities: bool, additionals:
         if base is None:
             base = memo[0] = _render(msg, domains, authorities, additionals)
             memo[2] = tuple(kk for kk in _COPY_KINDS if kk[0] in base)
-        enc = memo[4] = orjson.dumps(base)[1:]
+        enc = memo[4] = orjson.dumps(base)[1:-1]
     return enc
 
 
