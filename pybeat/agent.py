@@ -358,6 +358,7 @@ class Agent:
             http = StatsServer(hc.host, hc.port, self.beat, self.metrics)
             self.http_port = http.port
             self.log.info("stats endpoint listening", host=hc.host, port=http.port)
+        packets: Any = None
         try:
             packets = self._open_source()
             self.log.info("started", file=self.options.file, protocols=[p.name for p in self.settings.protocols],
@@ -394,6 +395,14 @@ class Agent:
                 self.decoder.flush()
             except Exception as exc:
                 self.log.error("flushing the decoder failed", error=repr(exc))
+            # A generator left in the middle of the file: closing it runs its clean-up (the
+            # source adds the packets of the pass read so far to its counters).
+            close_packets = getattr(packets, "close", None)
+            if callable(close_packets):
+                try:
+                    close_packets()
+                except Exception as exc:
+                    self.log.warning("closing the packet reader failed", error=repr(exc))
             if self._source is not None:
                 try:
                     self._source.close()

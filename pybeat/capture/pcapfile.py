@@ -162,25 +162,27 @@ class PcapFileSource:
         packets = 0
         nbytes = 0
         first = last = None
-        while pos + 16 <= end:
-            sec, frac, caplen, _origlen = unpack(buf, pos)
-            pos += 16
-            if pos + caplen > end:
-                self.truncated_records += 1
-                break
-            frame = buf[pos : pos + caplen]
-            pos += caplen
-            packets += 1
-            nbytes += caplen
-            last = sec * 1_000_000_000 + frac * scale
-            if first is None:
-                first = last
-            yield last + shift, link, frame
-        else:
-            if pos != end:
-                self.truncated_records += 1
-        self.packets += packets
-        self.bytes += nbytes
+        try:
+            while pos + 16 <= end:
+                sec, frac, caplen, _origlen = unpack(buf, pos)
+                pos += 16
+                if pos + caplen > end:
+                    self.truncated_records += 1
+                    break
+                frame = buf[pos : pos + caplen]
+                pos += caplen
+                packets += 1
+                nbytes += caplen
+                last = sec * 1_000_000_000 + frac * scale
+                if first is None:
+                    first = last
+                yield last + shift, link, frame
+            else:
+                if pos != end:
+                    self.truncated_records += 1
+        finally:  # also when the reader stops in the middle (the generator is closed)
+            self.packets += packets
+            self.bytes += nbytes
         if span is not None and first is not None and last is not None:
             span[:] = [first, last]
 

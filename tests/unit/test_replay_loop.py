@@ -82,3 +82,42 @@ def test_fused_loop_stops_on_request(tmp_path):
     assert replay_classic_pcap(source, decoder, check) is False
     assert decoder.packets == 192 and source.packets == 192
     source.close()
+
+
+def test_generator_counts_what_was_read_before_a_stop():
+    """A replay stopped in the middle of a pass reports the packets read so far as
+    ``capture.file.packets`` (the generator used to add a pass's count only at its end)."""
+    pcap = PCAPS / "dns_bulk_100k.pcap"
+    need(pcap.exists(), f"capture {pcap} missing")
+    from pybeat.capture.pcapfile import PcapFileSource
+
+    source = PcapFileSource(str(pcap))
+    records = iter(source)
+    for _ in range(100):
+        next(records)
+    records.close()  # what the agent's loop does when it breaks out
+    assert source.packets == 100 and source.bytes > 0
+    source.close()
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_stopped_endless_replay_counts_what_it_read(fused, tmp_path, monkeypatch):
+    """``-l 0`` (forever) stopped from outside: the file's packet count equals the decoder's,
+    on the fused loop and on the generator loop."""
+    import threading
+
+    pcap = PCAPS / "dns_udp_mixed.pcap"
+    need(pcap.exists(), f"capture {pcap} missing")
+    if not fused:
+        monkeypatch.setattr(agent_mod, "replay_classic_pcap", lambda *args: None)
+    cfg = tmp_path / "golden.yml"
+    cfg.write_text(CONFIG.format(out=tmp_path / "out"))
+    registry = load_registry()
+    settings = load_settings(load(str(cfg)), registry)
+    agent = Agent(settings, registry, Paths.resolve(str(tmp_path)), setup_logging(logs_dir=str(tmp_path / "logs")),
+                  RunOptions(file=str(pcap), fast=True, loops=0))
+    threading.Timer(0.5, agent.stop).start()
+    result = agent.run(install_signals=False)
+    m = result.metrics
+    assert m["decode.packets"] > 0
+    assert m["capture.file.packets"] == m["decode.packets"]
