@@ -157,6 +157,8 @@ class Event:
         return False
 
     def __repr__(self) -> str:
+        if self._fields is None and self.raw is not None:  # without decoding it
+            return f"Event({self.timestamp_ns}, raw={self.raw!r})"
         return f"Event({self.timestamp_ns}, {self.fields!r})"
 
 

@@ -23,35 +23,19 @@ class SummaryObserver:
     def __call__(self, event: Event) -> None:
         digest = event.digest
         if digest is not None:  # a pre-encoded event says what the summary needs
-            self._digest(*digest)
+            self._count(*digest)
             return
         f = event.fields
-        self.by_type[f.get("type", "?")] += 1
-        status = f.get("status")
-        if status:
-            self.by_status[status] += 1
         dns = f.get("dns")
-        if dns is not None:
-            q = dns.get("question")
-            if q is not None:
-                name = q.get("name")
-                if name is not None:
-                    names = self.names
-                    n = names.get(name)
-                    if n is not None:
-                        names[name] = n + 1
-                    elif len(names) < self._cap:
-                        names[name] = 1
+        q = dns.get("question") if isinstance(dns, dict) else None
         err = f.get("error")
-        if err is not None:
-            msg = err.get("message")
-            if isinstance(msg, list):
-                self.notes.update(msg)
-            elif msg:
-                self.notes[msg] += 1
+        msg = err.get("message") if isinstance(err, dict) else None
+        self._count(
+            f.get("type", "?"), f.get("status"), q.get("name") if isinstance(q, dict) else None,
+            msg if isinstance(msg, list) else [msg] if msg else None,
+        )
 
-
-    def _digest(self, etype: str, status: str | None, name: str | None, notes: Any) -> None:
+    def _count(self, etype: str, status: str | None, name: str | None, notes: Any) -> None:
         self.by_type[etype] += 1
         if status:
             self.by_status[status] += 1

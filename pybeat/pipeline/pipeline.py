@@ -298,7 +298,7 @@ class ProtocolClient:
         pipeline = self.pipeline
         if self._direct:
             raw = event.raw
-            if raw is not None:
+            if raw is not None and len(raw) > 2:
                 # Pre-encoded (see Event; it has no agent, ecs or host): the same objects are
                 # spliced in as bytes.
                 event.raw = raw[:-1] + pipeline._raw_tail

@@ -111,6 +111,12 @@ def test_reading_fields_of_a_raw_event_decodes_it():
 
 
 
+def test_repr_of_a_raw_event_does_not_decode_it():
+    """Logging an event (its repr) leaves a pre-encoded event pre-encoded."""
+    ev = Event(1, None, raw=b'{"type":"dns"}')
+    assert "raw=" in repr(ev) and ev.raw == b'{"type":"dns"}'
+
+
 def test_raw_event_in_a_bulk_request_and_the_summary():
     """The Elasticsearch bulk document and the exit summary of a raw event are those of its
     decoded twin."""
