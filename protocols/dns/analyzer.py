@@ -102,8 +102,9 @@ class DnsAnalyzer(Analyzer):
         # taking the oldest entry stays O(1) however many were removed before it.
         self.pending: OrderedDict[TxnKey, _Txn] = OrderedDict()
         self.transfers: dict[int, tuple[_TcpState, _Txn]] = {}
-        # Pre-encoded events (_publish_raw): a %-template per flow, the envelope's head followed
-        # by the DNS part, which depends only on the configuration.
+        # Pre-encoded events (_publish_raw): a %-template per flow and shape (answered or
+        # not), the envelope's head followed by the DNS part, which depends only on the
+        # configuration.
         self._raw_templates: dict[tuple[Any, ...], bytes] = {}
         self._raw_tail = (
             b'%b]},"type":"dns","status":"%b"%b,"dns":{"id":%d,%b,"type":"answer"}'
@@ -112,7 +113,6 @@ class DnsAnalyzer(Analyzer):
             + b"%b}"
         )
         # The same for a query that got no answer (_publish_raw_query).
-        self._raw_query_templates: dict[tuple[Any, ...], bytes] = {}
         self._raw_query_tail = (
             b'%b]},"type":"dns","status":"Error"%b,"dns":{"id":%d,%b,"type":"query"}'
             + (b',"request":"ID %d; %b' if self.send_request else b"")
@@ -568,6 +568,23 @@ class DnsAnalyzer(Analyzer):
         self.emit(Event(txn.ts, fields))
 
 
+    def _raw_template(self, txn: _Txn, main: Message, answered: bool) -> bytes | None:
+        """The %-template of a pre-encoded event for this transaction's flow and shape (see
+        ``Envelope.raw_head``), or None when the dict path must build the event: the flow has
+        no such shape, or the answer names an endpoint (``related.ip`` lists it once)."""
+        key = (answered, txn.transport, txn.src_ip, txn.src_port, txn.dst_ip, txn.dst_port)
+        tmpl = self._raw_templates.get(key)
+        if tmpl is None:
+            head = self.envelope.raw_head("dns", *key[1:], answered=answered)
+            if len(self._raw_templates) > 65536:
+                self._raw_templates.clear()
+            tail = self._raw_tail if answered else self._raw_query_tail
+            tmpl = self._raw_templates[key] = (head + tail) if head is not None else b""
+        resolved = main.resolved
+        if not tmpl or (resolved and (txn.src_ip in resolved or txn.dst_ip in resolved)):
+            return None
+        return tmpl
+
     def _publish_raw(self, txn: _Txn, req: Message, resp: Message) -> bool:
         """The usual transaction (a query and its one response, ports and a community id)
         published as a pre-encoded event (see Event.raw): the same document as the dict path
@@ -576,25 +593,13 @@ class DnsAnalyzer(Analyzer):
         start, end = txn.ts, txn.resp_ts
         if txn.mdns_only or not start or end < start:
             return False
-        src_ip, dst_ip = txn.src_ip, txn.dst_ip
-        key = (txn.transport, src_ip, txn.src_port, dst_ip, txn.dst_port)
-        tmpl = self._raw_templates.get(key)
+        tmpl = self._raw_template(txn, resp, True)
         if tmpl is None:
-            head = self.envelope.raw_head("dns", *key)
-            if len(self._raw_templates) > 65536:
-                self._raw_templates.clear()
-            tmpl = self._raw_templates[key] = (head + self._raw_tail) if head is not None else b""
-        if not tmpl:
             return False
-        resolved = resp.resolved
-        if resolved and (src_ip in resolved or dst_ip in resolved):
-            return False  # related.ip would drop the repeated address: the dict path does that
         rl, sl = req.length, resp.length
         ok = resp.rcode == 0
         notes = txn.notes
-        error = b"" if not notes else (
-            b',"error":{"message":' + orjson.dumps(notes[0] if len(notes) == 1 else notes) + b"}"
-        )
+        error = _raw_error(notes)
         ts_start = format_ts(start).encode()
         args: tuple[Any, ...] = (
             rl, sl, rl, sl, rl + sl, ts_start, format_ts(end).encode() if end // 1_000_000 != start // 1_000_000 else ts_start,
@@ -617,24 +622,12 @@ class DnsAnalyzer(Analyzer):
         start = txn.ts
         if txn.mdns_only or not start:
             return False
-        src_ip, dst_ip = txn.src_ip, txn.dst_ip
-        key = (txn.transport, src_ip, txn.src_port, dst_ip, txn.dst_port)
-        tmpl = self._raw_query_templates.get(key)
+        tmpl = self._raw_template(txn, req, False)
         if tmpl is None:
-            head = self.envelope.raw_head("dns", *key, answered=False)
-            if len(self._raw_query_templates) > 65536:
-                self._raw_query_templates.clear()
-            tmpl = self._raw_query_templates[key] = (head + self._raw_query_tail) if head is not None else b""
-        if not tmpl:
-            return False
-        resolved = req.resolved
-        if resolved and (src_ip in resolved or dst_ip in resolved):
             return False
         rl = req.length
         notes = txn.notes
-        error = b"" if not notes else (
-            b',"error":{"message":' + orjson.dumps(notes[0] if len(notes) == 1 else notes) + b"}"
-        )
+        error = _raw_error(notes)
         args: tuple[Any, ...] = (
             rl, rl, rl, format_ts(start).encode(), resolved_json(req), head_json(req), txn.req_id,
             dns_json(req, self.domains, self.include_authorities, self.include_additionals),
@@ -645,6 +638,13 @@ class DnsAnalyzer(Analyzer):
         name = req.questions[0][0] if req.questions else None
         self.emit(Event(start, None, raw=raw, digest=("dns", "Error", name, notes)))
         return True
+
+
+def _raw_error(notes: list[str] | None) -> bytes:
+    """``error.message`` of a pre-encoded event: one note as a string, several as a list."""
+    if not notes:
+        return b""
+    return b',"error":{"message":' + orjson.dumps(notes[0] if len(notes) == 1 else notes) + b"}"
 
 
 def _transfer_complete(txn: _Txn) -> bool:

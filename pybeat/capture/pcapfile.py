@@ -141,22 +141,14 @@ class PcapFileSource:
     # -- classic pcap -----------------------------------------------------------------
     def _read_pcap(self, shift: int = 0, span: list[int] | None = None) -> Iterator[tuple[int, int, bytes]]:
         """Records of a classic pcap, stamps moved by ``shift`` ns; ``span`` gets the first and
-        last stamp as read (one generator per packet, not two: this is the replay's inner loop)."""
-        buf = self._map
-        assert buf is not None
-        if len(buf) < 24:
+        last stamp as read (one generator per packet, not two: this is the replay's inner loop).
+        ``pybeat.decode.replay`` frames records the same way, fused with decoding, for ``-t``
+        replays of Ethernet captures: keep the two the same (tests/unit/test_replay_loop.py)."""
+        layout = self.classic_layout()
+        if layout is None:
             raise CaptureFileError(f"{self.path!r}: pcap header is cut short")
-        magic = struct.unpack_from("<I", buf, 0)[0]
-        if magic in (PCAP_MAGIC_US, PCAP_MAGIC_NS):
-            endian = "<"
-        else:
-            endian = ">"
-            magic = struct.unpack_from(">I", buf, 0)[0]
-        scale = 1 if magic == PCAP_MAGIC_NS else 1000
-        link = struct.unpack_from(endian + "I", buf, 20)[0] & 0x0FFFFFFF
+        buf, unpack, scale, link = layout
         self.link_types.add(link)
-        rec = struct.Struct(endian + "IIII")
-        unpack = rec.unpack_from
         pos = 24
         end = len(buf)
         packets = 0
