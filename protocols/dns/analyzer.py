@@ -141,14 +141,11 @@ class DnsAnalyzer(Analyzer):
 
     def on_udp4(self, ts_ns: int, src_ip: str, src_port: int, dst_ip: str, dst_port: int, payload: bytes) -> None:
         """``on_udp`` for plain IPv4 datagrams, with the usual transaction inline: a new query,
-        or the response to a pending one, with nothing to note. Anything else, and every
-        message when events may not share, takes the general path below with the same
-        effects (the inline steps are a subset of ``_on_udp``/``_query``/``_response``)."""
+        or the response to a pending one, with nothing to note. Anything else takes the
+        general path below with the same effects (the inline steps are a subset of
+        ``_on_udp``/``_query``/``_response``; tests/dns/test_dns_udp4_inline.py compares)."""
         try:
-            if (
-                not self._shareable or len(payload) < 12
-                or (self.mdns and (src_port == MDNS_PORT or dst_port == MDNS_PORT))
-            ):
+            if len(payload) < 12 or (self.mdns and (src_port == MDNS_PORT or dst_port == MDNS_PORT)):
                 self._on_udp(Packet(ts_ns, src_ip, dst_ip, src_port, dst_port, "udp", 4, ()), payload)
                 return
             cache = self.cache
