@@ -12,7 +12,8 @@ request and response strings), split across one process per CPU by flow
 (``tshark -r FILE -T ek``) writing to /dev/null. Each round runs both tools back to back and
 the best round of each is reported (these machines are noisy), with packets/s, events/s, peak
 RSS, CPU time (user+sys, all processes) and the ratio. Results also go to
-``bench/results/<timestamp>.json``.
+``bench/results/<timestamp>.json``. pybeat runs with its bytecode cached, as an installed
+package does (an untimed warm-up run writes the cache even where PYTHONDONTWRITEBYTECODE is set).
 """
 
 from __future__ import annotations
