@@ -95,7 +95,6 @@ class Envelope:
         self._flow_cache: dict[tuple[Any, ...], tuple[str, str]] = {}
         self._facts: dict[tuple[Any, ...], tuple[str, str, str]] = {}
         self._ip_cache: dict[str, tuple[str, bool]] = {}
-        self._raw_heads: dict[tuple[Any, ...], bytes | None] = {}
 
     def _host_class(self, ip: str) -> str:
         """'local' for loopback, link-local and this host's addresses, else ''."""
@@ -270,15 +269,8 @@ class Envelope:
         total, start)`` when not answered (start and end as bytes from ``format_ts``), that
         opens the document and ends inside ``related.ip``'s list: the caller adds the extra
         addresses, ``]}`` and the rest. None when this flow never has that shape (a port is 0,
-        no community id). Cached per flow; the dict and the template give the same document
-        (tested)."""
-        key = (protocol, transport, src_ip, src_port, dst_ip, dst_port, answered)
-        try:
-            return self._raw_heads[key]
-        except KeyError:
-            pass
-        if len(self._raw_heads) > 65536:
-            self._raw_heads.clear()
+        no community id). Not cached here: the caller keeps the templates it composes from it.
+        The dict and the template give the same document (tested)."""
         cid, direction, net_type = self._facts.get((transport, src_ip, src_port, dst_ip, dst_port, None)) or \
             self._flow_facts((transport, src_ip, src_port, dst_ip, dst_port, None))
         head: bytes | None = None
@@ -303,5 +295,4 @@ class Envelope:
                 + j(protocol) + times
                 + b',"related":{"ip":[' + related
             )
-        self._raw_heads[key] = head
         return head

@@ -72,10 +72,7 @@ def dns_fields(
     is new and the nested objects are the memoised ones, shared by every event of that message.
     """
     memo = msg.memo
-    base = memo[0]
-    if base is None:
-        base = memo[0] = _render(msg, domains, authorities, additionals)
-        memo[2] = tuple(kk for kk in _COPY_KINDS if kk[0] in base)
+    base = _base(msg, domains, authorities, additionals)
     d: dict[str, Any] = {"id": msg_id}
     d.update(base)
     if share:
@@ -89,6 +86,25 @@ def dns_fields(
         else:
             d[key] = list(v)
     return d
+
+
+def _base(msg: Message, domains: DomainParts, authorities: bool, additionals: bool) -> dict[str, Any]:
+    """The memoised rendering of ``dns.*`` (without the ID) and its copy plan."""
+    memo = msg.memo
+    base = memo[0]
+    if base is None:
+        base = memo[0] = _render(msg, domains, authorities, additionals)
+        memo[2] = tuple(kk for kk in _COPY_KINDS if kk[0] in base)
+    return base
+
+
+def _text(msg: Message) -> str:
+    """The memoised request/response text after ``ID <n>; ``."""
+    memo = msg.memo
+    text = memo[1]
+    if text is None:
+        text = memo[1] = _message_text(msg)
+    return text
 
 
 def _render(msg: Message, domains: DomainParts, authorities: bool, additionals: bool) -> dict[str, Any]:
@@ -174,11 +190,7 @@ def dns_json(msg: Message, domains: DomainParts, authorities: bool, additionals:
     memo = msg.memo
     enc = memo[4]
     if enc is None:
-        base = memo[0]
-        if base is None:
-            base = memo[0] = _render(msg, domains, authorities, additionals)
-            memo[2] = tuple(kk for kk in _COPY_KINDS if kk[0] in base)
-        enc = memo[4] = orjson.dumps(base)[1:-1]
+        enc = memo[4] = orjson.dumps(_base(msg, domains, authorities, additionals))[1:-1]
     return enc
 
 
@@ -187,10 +199,7 @@ def message_json(msg: Message) -> bytes:
     memo = msg.memo
     enc = memo[5]
     if enc is None:
-        text = memo[1]
-        if text is None:
-            text = memo[1] = _message_text(msg)
-        enc = memo[5] = orjson.dumps(text)[1:]
+        enc = memo[5] = orjson.dumps(_text(msg))[1:]
     return enc
 
 
@@ -233,11 +242,7 @@ def resolved_json(msg: Message) -> bytes:
 
 def message_string(msg: Message, msg_id: int) -> str:
     """The ``request``/``response`` string (Packetbeat's ``dnsToString``), memoised after the ID."""
-    memo = msg.memo
-    text = memo[1]
-    if text is None:
-        text = memo[1] = _message_text(msg)
-    return f"ID {msg_id}; {text}"
+    return f"ID {msg_id}; {_text(msg)}"
 
 
 def _message_text(msg: Message) -> str:

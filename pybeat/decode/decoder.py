@@ -247,12 +247,12 @@ class Decoder:
             return
         if payload:
             self.dispatched += 1
+            src, dst = self._ip4(frame[26:30]), self._ip4(frame[30:34])
             try:  # free until something raises (CPython 3.11)
                 on_udp4 = getattr(analyzer, "on_udp4", None)  # an analyzer need not subclass Analyzer
                 if on_udp4 is not None:
-                    on_udp4(ts_ns, self._ip4(frame[26:30]), sport, self._ip4(frame[30:34]), dport, payload)
+                    on_udp4(ts_ns, src, sport, dst, dport, payload)
                 else:
-                    src, dst = self._ip4(frame[26:30]), self._ip4(frame[30:34])
                     analyzer.on_udp(Packet(ts_ns, src, dst, sport, dport, "udp", 4, ()), payload)
             except Exception as exc:
                 self._analyzer_failed(exc)
@@ -261,24 +261,14 @@ class Decoder:
         if len(frame) < 14:
             self._error("short_link_header")
             return
-        etype = (frame[12] << 8) | frame[13]
-        off = 14
-        vlans: tuple[int, ...] = ()
-        while etype in _VLAN_TPIDS:
-            if len(frame) < off + 4 or len(vlans) >= 2:
-                self._error("bad_vlan")
-                return
-            vlans += (((frame[off] << 8) | frame[off + 1]) & 0x0FFF,)
-            etype = (frame[off + 2] << 8) | frame[off + 3]
-            off += 4
-        self._ether_payload(ts_ns, etype, frame, off, vlans)
+        self._ether_payload(ts_ns, (frame[12] << 8) | frame[13], frame, 14, ())  # VLAN tags there
 
     def _ether_payload(self, ts_ns: int, etype: int, frame: bytes, off: int, vlans: tuple[int, ...]) -> None:
         if etype == 0x0800:
             self._ip(ts_ns, frame, off, 4, vlans, 0)
         elif etype == 0x86DD:
             self._ip(ts_ns, frame, off, 6, vlans, 0)
-        elif etype in _VLAN_TPIDS:  # tags inside cooked captures: at most two, as for Ethernet
+        elif etype in _VLAN_TPIDS:  # 802.1Q/802.1ad tags (Ethernet and cooked captures): at most two
             while etype in _VLAN_TPIDS:
                 if len(frame) < off + 4 or len(vlans) >= 2:
                     self._error("bad_vlan")
