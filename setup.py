@@ -21,4 +21,18 @@ package_data = {
     "pybeat.outputs.elasticsearch": ["fields.yml"],
 }
 
-setup(packages=packages, package_dir=package_dir, package_data=package_data)
+
+def _extensions() -> list:
+    """The optional compiled hot path (pybeat/_speedups.pyx). Without Cython or a C compiler
+    pybeat installs as pure Python and runs the same code paths the extension mirrors."""
+    try:
+        from Cython.Build import cythonize
+        from setuptools import Extension
+    except ImportError:
+        return []
+    ext = Extension("pybeat._speedups", ["pybeat/_speedups.pyx"], optional=True,
+                    extra_compile_args=["-O2"])
+    return cythonize([ext], language_level=3, quiet=True)
+
+
+setup(packages=packages, package_dir=package_dir, package_data=package_data, ext_modules=_extensions())

@@ -27,7 +27,7 @@ from pybeat.config.loader import ConfigError
 from pybeat.config.models import InterfaceConfig
 from pybeat.config.settings import Settings
 from pybeat.decode import Decoder, DecoderLimits
-from pybeat.decode.replay import replay_classic_pcap
+from pybeat.decode.replay import best_replay
 from pybeat.envelope import Envelope
 from pybeat.monitoring import MetricsRegistry
 from pybeat.pipeline import Pipeline, ProtocolClient
@@ -373,7 +373,7 @@ class Agent:
                     pipeline_tick()
                     return stop.is_set() and self._stop_done()
 
-                if replay_classic_pcap(self._source, self.decoder, check) is not None:
+                if best_replay()(self._source, self.decoder, check) is not None:
                     packets = iter(())  # replayed by the fused loop (classic pcap, Ethernet)
             for pkt in packets:
                 if pkt is None:

@@ -242,6 +242,13 @@ class Analyzer:
         common case): an analyzer may override it to skip building the :class:`Packet`."""
         self.on_udp(Packet(ts_ns, src_ip, dst_ip, src_port, dst_port, "udp", 4, ()), payload)
 
+    def udp4_lane(self) -> Any:
+        """An optional compiled stand-in for ``on_udp4`` that the compiled replay loop calls
+        without creating Python objects first (see pybeat/_speedups.pyx), or None (the
+        default): the loop then calls ``on_udp4``. Built-in analyzers only: the lane must give
+        exactly what ``on_udp4`` gives, and the loop assumes ``shard_key`` is the DNS ID."""
+        return None
+
     def on_tcp_data(self, conn: TcpConnection, from_client: bool, data: bytes, ts_ns: int) -> None:
         """In-order bytes of one direction of a TCP connection (retransmissions removed)."""
 

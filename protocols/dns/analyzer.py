@@ -20,8 +20,10 @@ from pybeat.timefmt import format_ts
 from pybeat.protocols.dns import errors as notes_
 from pybeat.protocols.dns.domain import DomainParts
 from pybeat.protocols.dns.event import (
-    dns_fields, dns_json, head_fields, head_json, merge_messages, message_json, message_string, resolved_json,
+    dns_fields, dns_json, flags_json, head_fields, head_json, merge_messages, message_json, message_string,
+    resolved_json,
 )
+from pybeat.protocols.dns.tables import TYPES, opcode_name
 from pybeat.protocols.dns.wire import Message, MessageCache, parse_message
 
 __all__ = ["DnsAnalyzer"]
@@ -194,6 +196,28 @@ class DnsAnalyzer(Analyzer):
             self._message(msg, msg_id, ts_ns, src_ip, src_port, dst_ip, dst_port, "udp", None)
         except Exception:
             self.counters["internal_errors"] += 1
+
+    def udp4_lane(self) -> Any:
+        """``on_udp4`` and ``_publish_raw`` compiled, on this analyzer's own tables (see
+        pybeat/_speedups.pyx), or None where the extension was not built."""
+        try:
+            from pybeat._speedups import DnsUdp4Lane
+        except ImportError:
+            return None
+        return DnsUdp4Lane(
+            self, _Txn, Event, format_ts, dns_json, message_json, head_json, resolved_json, _raw_error,
+            self.fast_parser(),
+        )
+
+    def fast_parser(self) -> Any:
+        """The compiled parser of the usual messages (pybeat/_speedups.pyx), configured as this
+        analyzer renders ``dns.*``, or None where the extension was not built."""
+        try:
+            from pybeat._speedups import DnsFastParser
+        except ImportError:
+            return None
+        return DnsFastParser(Message, flags_json, TYPES, opcode_name, self.domains,
+                             self.include_authorities, self.include_additionals)
 
     def on_tcp_data(self, conn: TcpConnection, from_client: bool, data: bytes, ts_ns: int) -> None:
         try:
@@ -515,6 +539,11 @@ class DnsAnalyzer(Analyzer):
                     return
             except TypeError:
                 pass
+        self._publish_dict(txn)
+
+    def _publish_dict(self, txn: _Txn) -> None:
+        """The event as a dict (any shape, and whenever something downstream may change it)."""
+        req = txn.request
         resp = merge_messages(txn.responses) if txn.responses else None
         main = resp if resp is not None else req
         assert main is not None

@@ -182,6 +182,24 @@ def _rr_string(rec: dict[str, Any] | None) -> str:
 # Each is memoised on the message (Message.memo[4:8]) and is exactly the JSON of what the dict
 # path puts in the event (tested).
 
+_FLAGS_JSON: dict[int, tuple[bytes, bytes]] = {}
+
+
+def flags_json(flags: int) -> tuple[bytes, bytes]:
+    """For a message without EDNS: the members of ``dns.*`` that come from the flags word
+    (``"op_code":..,"flags":{..},"response_code":..[,"header_flags":[..]]``) and the head of the
+    request/response text (``QR ..; OPCODE ..; FLAGS ..; RCODE ..``), both encoded, memoised
+    per flags value (the compiled parser in pybeat/_speedups.pyx builds on them)."""
+    hit = _FLAGS_JSON.get(flags)
+    if hit is None:
+        fd, hf, op, rc, text = _head(flags)
+        d: dict[str, Any] = {"op_code": op, "flags": fd, "response_code": rc}
+        if hf:
+            d["header_flags"] = hf
+        hit = _FLAGS_JSON[flags] = (orjson.dumps(d)[1:-1], orjson.dumps(text)[1:-1])
+    return hit
+
+
 
 def dns_json(msg: Message, domains: DomainParts, authorities: bool, additionals: bool) -> bytes:
     """``dns.*`` of :func:`dns_fields` without ``id`` (and ``type``), encoded: the members,

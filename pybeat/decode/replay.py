@@ -10,13 +10,27 @@ unchanged, and the other formats keep the generator: the results are the same ei
 
 from __future__ import annotations
 
+import os
 import struct
 from typing import Callable
 
 from pybeat.capture.pcapfile import PcapFileSource
 from pybeat.decode.decoder import LINKTYPE_ETHERNET, Decoder
 
-__all__ = ["replay_classic_pcap"]
+__all__ = ["replay_classic_pcap", "compiled_replay", "best_replay"]
+
+try:  # the compiled twin of replay_classic_pcap (pybeat/_speedups.pyx), when it was built
+    from pybeat._speedups import replay_classic_pcap as compiled_replay
+except ImportError:  # pragma: no cover - a build without a C compiler
+    compiled_replay = None
+
+
+def best_replay() -> Callable[[PcapFileSource, Decoder, Callable[[], bool]], bool | None]:
+    """The compiled loop when it was built, unless ``PYBEAT_PURE_PYTHON=1`` asks for the
+    Python one (same results: tests/unit/test_speedups.py)."""
+    if compiled_replay is not None and os.environ.get("PYBEAT_PURE_PYTHON", "") in ("", "0"):
+        return compiled_replay
+    return replay_classic_pcap
 
 
 def replay_classic_pcap(source: PcapFileSource, decoder: Decoder, check: Callable[[], bool]) -> bool | None:

@@ -1,9 +1,11 @@
-"""The fused replay loop (pybeat.decode.replay) gives what the generator loop gives.
+"""The fused replay loops give what the generator loop gives.
 
-Every shared capture is replayed with ``-t`` twice, once through the fused loop and once with
-it switched off (the source's iterator and ``Decoder.decode``), with two passes (``-l 2``) so
-that the time shift between passes is covered too: the documents, in order, and every metric
-(packets, bytes, decoder errors, analyzer counters) must be the same.
+Every shared capture is replayed with ``-t`` through each fused loop (the Python one in
+pybeat.decode.replay, and its compiled twin in pybeat/_speedups.pyx with the DNS analyzer's
+compiled lane) and once with them switched off (the source's iterator and ``Decoder.decode``),
+with two passes (``-l 2``) so that the time shift between passes is covered too: the
+documents, in order, and every metric (packets, bytes, decoder errors, analyzer counters) must
+be the same.
 """
 
 from __future__ import annotations
@@ -18,10 +20,20 @@ from pybeat.agent import Agent, Paths, RunOptions
 from pybeat.config import load, load_settings
 from pybeat.logs import setup_logging
 from pybeat.plugins import load_registry
+from pybeat.decode import replay as replay_mod
 from tests.conftest import PCAPS, need
 from tests.golden.test_golden import CAPTURES, CONFIG, normalise
 
 VOLATILE_METRICS = ("output.file.path",)
+LOOPS = ["python", "compiled"]
+
+
+def loop_impl(kind: str):
+    """The replay loop of that kind; the compiled one must have been built (pip install)."""
+    if kind == "python":
+        return replay_mod.replay_classic_pcap
+    need(replay_mod.compiled_replay is not None, "the compiled extension pybeat._speedups (pip install -e .)")
+    return replay_mod.compiled_replay
 
 
 def _run(pcap: Path, tmp_path: Path, loops: int) -> tuple[list[dict], dict]:
@@ -41,21 +53,22 @@ def _run(pcap: Path, tmp_path: Path, loops: int) -> tuple[list[dict], dict]:
     return docs, metrics
 
 
+@pytest.mark.parametrize("kind", LOOPS)
 @pytest.mark.parametrize("name", CAPTURES + ["dns_tunnel_iodine.pcap"])
-def test_fused_loop_equals_generator_loop(name, tmp_path, monkeypatch):
+def test_fused_loop_equals_generator_loop(name, kind, tmp_path, monkeypatch):
     pcap = PCAPS / name
     need(pcap.exists(), f"capture {pcap} missing")
     calls = []
-    real = agent_mod.replay_classic_pcap
+    real = loop_impl(kind)
 
     def spy(*args):
         result = real(*args)
         calls.append(result)
         return result
 
-    monkeypatch.setattr(agent_mod, "replay_classic_pcap", spy)
+    monkeypatch.setattr(agent_mod, "best_replay", lambda: spy)
     fused_docs, fused_metrics = _run(pcap, tmp_path / "fused", 2)
-    monkeypatch.setattr(agent_mod, "replay_classic_pcap", lambda *args: None)
+    monkeypatch.setattr(agent_mod, "best_replay", lambda: lambda *args: None)
     plain_docs, plain_metrics = _run(pcap, tmp_path / "plain", 2)
     assert fused_docs == plain_docs
     assert fused_metrics == plain_metrics
@@ -63,13 +76,15 @@ def test_fused_loop_equals_generator_loop(name, tmp_path, monkeypatch):
         assert calls == [True]  # classic pcap of Ethernet frames: the fused loop ran
 
 
-def test_fused_loop_stops_on_request(tmp_path):
+@pytest.mark.parametrize("kind", LOOPS)
+def test_fused_loop_stops_on_request(kind, tmp_path):
     """A stop request ends the fused loop within 64 packets, as it ends the generator loop."""
     pcap = PCAPS / "dns_bulk_100k.pcap"
     need(pcap.exists(), f"capture {pcap} missing")
     from pybeat.capture.pcapfile import PcapFileSource
     from pybeat.decode import Decoder
-    from pybeat.decode.replay import replay_classic_pcap
+
+    replay_classic_pcap = loop_impl(kind)
 
     source = PcapFileSource(str(pcap))
     decoder = Decoder()
@@ -100,7 +115,7 @@ def test_generator_counts_what_was_read_before_a_stop():
     source.close()
 
 
-@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("fused", ["python", "compiled", None])
 def test_stopped_endless_replay_counts_what_it_read(fused, tmp_path, monkeypatch):
     """``-l 0`` (forever) stopped from outside: the file's packet count equals the decoder's,
     on the fused loop and on the generator loop."""
@@ -108,8 +123,8 @@ def test_stopped_endless_replay_counts_what_it_read(fused, tmp_path, monkeypatch
 
     pcap = PCAPS / "dns_udp_mixed.pcap"
     need(pcap.exists(), f"capture {pcap} missing")
-    if not fused:
-        monkeypatch.setattr(agent_mod, "replay_classic_pcap", lambda *args: None)
+    impl = loop_impl(fused) if fused else (lambda *args: None)
+    monkeypatch.setattr(agent_mod, "best_replay", lambda: impl)
     cfg = tmp_path / "golden.yml"
     cfg.write_text(CONFIG.format(out=tmp_path / "out"))
     registry = load_registry()

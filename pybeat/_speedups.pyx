@@ -1,0 +1,920 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""Compiled replay of a classic Ethernet pcap, and the DNS analyzer's usual UDP/IPv4 step.
+
+Optional: built by ``pip install`` when a C compiler is there (Cython), else pybeat runs the pure
+Python code it mirrors, with the same results. Owns no behaviour of its own: every branch is
+the Python code's, and anything outside the subset handled here is handed to that code.
+
+- :func:`replay_classic_pcap` is ``pybeat.decode.replay.replay_classic_pcap`` (record framing,
+  the decoder's inline Ethernet/IPv4/UDP case, the split check of ``Decoder._mine``) with the
+  per-packet work in C: a datagram for another worker process is skipped without creating any
+  Python object. Datagrams for an analyzer with a compiled lane (``Analyzer.udp4_lane``) go to
+  the lane; other frames go to ``Decoder.decode`` / ``Decoder._udp4`` unchanged.
+- :class:`DnsUdp4Lane` is ``DnsAnalyzer.on_udp4`` and ``_publish_raw``: a new query, or the
+  answer to a pending one, on the analyzer's own tables (message cache, pending transactions,
+  counters), published as the same pre-encoded event. Everything else calls the analyzer.
+
+The results are the Python code's, document by document and counter by counter:
+tests/unit/test_speedups.py runs every shared capture both ways. Bounds: every read is inside
+the frame the loop checked (``caplen >= 42``, the IPv4 total length inside the frame, the UDP
+payload inside the IPv4 total length).
+"""
+
+from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.dict cimport PyDict_GetItem, PyDict_SetItem, PyDict_Contains
+from cpython.object cimport PyObject
+from cpython.unicode cimport PyUnicode_FromFormat
+from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+
+import struct as _struct
+
+cdef uint32_t _CRC[256]
+
+
+cdef void _crc_init() noexcept:
+    cdef uint32_t c, n, k
+    for n in range(256):
+        c = n
+        for k in range(8):
+            if c & 1:
+                c = 0xEDB88320U ^ (c >> 1)
+            else:
+                c >>= 1
+        _CRC[n] = c
+
+
+_crc_init()
+
+
+cdef inline uint32_t _crc32(const uint8_t* p, Py_ssize_t n, uint32_t start) noexcept nogil:
+    """zlib.crc32(p[:n], start)."""
+    cdef uint32_t c = start ^ 0xFFFFFFFFU
+    cdef Py_ssize_t i
+    for i in range(n):
+        c = _CRC[(c ^ p[i]) & 0xFF] ^ (c >> 8)
+    return c ^ 0xFFFFFFFFU
+
+
+def crc32(bytes data, uint32_t start=0):
+    """For tests: the same value as zlib.crc32(data, start)."""
+    return _crc32(<const uint8_t*>(<char*>data), len(data), start)
+
+
+cdef inline uint32_t _rd32(const uint8_t* p, bint little) noexcept nogil:
+    if little:
+        return p[0] | (<uint32_t>p[1] << 8) | (<uint32_t>p[2] << 16) | (<uint32_t>p[3] << 24)
+    return p[3] | (<uint32_t>p[2] << 8) | (<uint32_t>p[1] << 16) | (<uint32_t>p[0] << 24)
+
+
+cdef class _Counts:
+    """Decoder counters kept in C between two calls into Python, then added to the decoder."""
+    cdef public int64_t packets, nbytes, dispatched, skipped, now_ns
+
+    cdef inline void sync(self, object decoder) except *:
+        if self.packets:
+            decoder.packets += self.packets
+            self.packets = 0
+        if self.nbytes:
+            decoder.bytes += self.nbytes
+            self.nbytes = 0
+        if self.dispatched:
+            decoder.dispatched += self.dispatched
+            self.dispatched = 0
+        if self.skipped:
+            decoder.skipped_other_shard += self.skipped
+            self.skipped = 0
+        decoder.now_ns = self.now_ns
+
+
+def replay_classic_pcap(source, decoder, check):
+    """As ``pybeat.decode.replay.replay_classic_pcap`` (same arguments, same result)."""
+    layout = source.classic_layout()
+    if layout is None or layout[3] != 1:
+        return None
+    buf = layout[0]
+    cdef int64_t scale = layout[2]
+    cdef int link = layout[3]
+    source.link_types.add(link)
+    cdef const uint8_t[::1] view = buf
+    cdef const uint8_t* base = &view[0]
+    cdef Py_ssize_t end = view.shape[0]
+    cdef bint little = base[3] == 0xA1
+
+    # Port -> 0 (no analyzer), 1 (an analyzer without a compiled lane: Decoder._udp4) or
+    # 2 + the index of its lane in ``lanes``; the decoder's rule: source port first.
+    cdef uint8_t[65536] kinds
+    cdef int port
+    for port in range(65536):
+        kinds[port] = 0
+    lanes = []
+    lane_of = {}
+    for port_obj, analyzer in decoder.udp_ports.items():
+        port = port_obj
+        if not 0 <= port < 65536 or not analyzer:
+            continue
+        idx = lane_of.get(id(analyzer))
+        if idx is None:
+            lane_factory = getattr(analyzer, "udp4_lane", None)
+            lane = lane_factory() if lane_factory is not None else None
+            if isinstance(lane, DnsUdp4Lane) and len(lanes) < 250:
+                lanes.append(lane)
+                idx = lane_of[id(analyzer)] = len(lanes) + 1
+            else:
+                idx = lane_of[id(analyzer)] = 1
+        kinds[port] = idx
+
+    shard = decoder.shard
+    cdef bint sharded = shard is not None
+    cdef uint32_t shard_index = shard[0] if sharded else 0
+    cdef uint32_t shard_count = shard[1] if sharded else 1
+
+    decode = decoder.decode
+    udp4 = decoder._udp4
+    tick_at = decoder._packet_tick
+    cdef _Counts cnt = _Counts()
+    cnt.now_ns = decoder.now_ns
+    cdef int64_t next_tick = decoder._next_tick
+    cdef int64_t loops = source.loops
+    cdef int64_t passes = 0, shift = 0, n = 0, first, last, ts
+    cdef int64_t packets, nbytes
+    cdef Py_ssize_t pos, fpos
+    cdef uint32_t sec, frac, caplen, total, ulen, h, key
+    cdef const uint8_t* f
+    cdef uint16_t sport, dport
+    cdef uint8_t kind
+    cdef Py_ssize_t plen
+    cdef DnsUdp4Lane dns_lane
+    cdef bint whole
+    errors = (_struct.error, IndexError, ValueError, OSError)
+
+    while loops == 0 or passes < loops:
+        pos = 24
+        packets = nbytes = 0
+        first = last = -1
+        whole = True
+        try:
+            while pos + 16 <= end:
+                sec = _rd32(base + pos, little)
+                frac = _rd32(base + pos + 4, little)
+                caplen = _rd32(base + pos + 8, little)
+                pos += 16
+                if pos + caplen > end:
+                    source.truncated_records += 1
+                    whole = False
+                    break
+                fpos = pos
+                f = base + pos
+                pos += caplen
+                packets += 1
+                nbytes += caplen
+                last = <int64_t>sec * 1_000_000_000 + <int64_t>frac * scale
+                if first < 0:
+                    first = last
+                ts = last + shift
+                if (
+                    caplen >= 42 and f[23] == 17 and f[14] == 0x45 and f[12] == 8 and f[13] == 0
+                    and not (f[20] & 0x3F or f[21])
+                ):
+                    total = (f[16] << 8) | f[17]
+                else:
+                    total = 0
+                if 28 <= total <= caplen - 14:
+                    # Decoder.decode's counters and tick, then Decoder._udp4, in C.
+                    cnt.packets += 1
+                    cnt.nbytes += caplen
+                    if ts >= next_tick:
+                        cnt.sync(decoder)
+                        tick_at(ts)
+                        next_tick = decoder._next_tick
+                    cnt.now_ns = ts
+                    sport = (f[34] << 8) | f[35]
+                    dport = (f[36] << 8) | f[37]
+                    kind = kinds[sport] or kinds[dport]
+                    if kind >= 2:
+                        ulen = (f[38] << 8) | f[39]
+                        plen = ulen - 8 if 8 <= ulen <= total - 20 else total - 28
+                        if sharded:
+                            # Decoder._mine with DnsAnalyzer.shard_key (the DNS ID)
+                            key = ((f[42] << 8) | f[43]) if plen >= 2 else 0
+                            h = _crc32(f + 26, 4, sport) ^ _crc32(f + 30, 4, dport)
+                            h = <uint32_t>(<uint64_t>(h ^ key) * 0x9E3779B1ULL) >> 8
+                            if h % shard_count != shard_index:
+                                cnt.skipped += 1
+                                plen = -1
+                        if plen > 0:
+                            cnt.dispatched += 1
+                            dns_lane = <DnsUdp4Lane>lanes[kind - 2]
+                            dns_lane.handle(ts, f, plen, sport, dport)
+                    elif kind == 1:
+                        cnt.sync(decoder)
+                        frame = PyBytes_FromStringAndSize(<const char*>f, caplen)
+                        try:
+                            udp4(ts, frame, total)
+                        except errors:
+                            decoder._error("malformed")
+                        except Exception as exc:
+                            decoder._analyzer_failed(exc)
+                else:
+                    cnt.sync(decoder)
+                    decode(ts, link, PyBytes_FromStringAndSize(<const char*>f, caplen))
+                    cnt.now_ns = decoder.now_ns
+                    next_tick = decoder._next_tick
+                n += 1
+                if not n & 63:
+                    cnt.sync(decoder)
+                    if check():
+                        return False
+                    next_tick = decoder._next_tick
+            if whole and pos != end:
+                source.truncated_records += 1
+        finally:
+            cnt.sync(decoder)
+            source.packets += packets
+            source.bytes += nbytes
+        passes += 1
+        if first < 0:
+            return True
+        shift += last - first + 1000
+    return True
+
+
+# -- DNS -------------------------------------------------------------------------------------
+
+cdef object _UDP = "udp"
+
+
+cdef class DnsUdp4Lane:
+    """``DnsAnalyzer.on_udp4`` for a datagram the compiled loop owns (see the module docstring).
+
+    Holds references to the analyzer's own tables, so the analyzer's Python code and this lane
+    work on one state."""
+
+    cdef object analyzer, cache, entries, pending, counters, txn_type, ips, publish_raw_args
+    cdef object on_udp4, message, publish_dict, raw_template, emit, event_type, format_ts
+    cdef object dns_json, message_json, head_json, resolved_json, raw_error, domains
+    cdef DnsFastParser parser
+    cdef bint mdns, report_malformed, shareable, send_request, send_response, include_auth, include_add
+    cdef int64_t timeout_ns
+    cdef Py_ssize_t max_pending, cache_size
+
+    def __init__(self, analyzer, txn_type, event_type, format_ts, dns_json, message_json, head_json,
+                 resolved_json, raw_error, DnsFastParser parser):
+        self.analyzer = analyzer
+        self.parser = parser
+        self.cache = analyzer.cache
+        self.entries = analyzer.cache.entries
+        self.cache_size = analyzer.cache.size
+        self.pending = analyzer.pending
+        self.counters = analyzer.counters
+        self.txn_type = txn_type
+        self.event_type = event_type
+        self.format_ts = format_ts
+        self.dns_json = dns_json
+        self.message_json = message_json
+        self.head_json = head_json
+        self.resolved_json = resolved_json
+        self.raw_error = raw_error
+        self.domains = analyzer.domains
+        self.ips = {}
+        self.on_udp4 = analyzer.on_udp4
+        self.message = analyzer._message
+        self.publish_dict = analyzer._publish_dict
+        self.raw_template = analyzer._raw_template
+        self.emit = analyzer.emit
+        self.mdns = bool(analyzer.mdns)
+        self.report_malformed = bool(analyzer.report_malformed)
+        self.shareable = bool(analyzer._shareable)
+        self.send_request = bool(analyzer.send_request)
+        self.send_response = bool(analyzer.send_response)
+        self.include_auth = bool(analyzer.include_authorities)
+        self.include_add = bool(analyzer.include_additionals)
+        self.timeout_ns = analyzer.timeout_ns
+        self.max_pending = analyzer.max_pending
+
+    cdef inline object _ip(self, const uint8_t* p):
+        cdef uint32_t v = (<uint32_t>p[0] << 24) | (<uint32_t>p[1] << 16) | (<uint32_t>p[2] << 8) | p[3]
+        ips = self.ips
+        cdef PyObject* hit = PyDict_GetItem(ips, v)
+        if hit is not NULL:
+            return <object>hit
+        if len(ips) > 65536:
+            ips.clear()
+        s = PyUnicode_FromFormat("%d.%d.%d.%d", <int>p[0], <int>p[1], <int>p[2], <int>p[3])
+        ips[v] = s
+        return s
+
+    cdef int handle(self, int64_t ts, const uint8_t* f, Py_ssize_t plen, uint16_t sport, uint16_t dport) except -1:
+        """The datagram whose payload is ``f[42:42 + plen]`` (``plen`` > 0), in ``f``'s IPv4/UDP."""
+        cdef const uint8_t* p = f + 42
+        src = self._ip(f + 26)
+        dst = self._ip(f + 30)
+        if plen < 12 or (self.mdns and (sport == 5353 or dport == 5353)):
+            self._python(ts, src, sport, dst, dport, p, plen)
+            return 0
+        try:
+            self._step(ts, src, sport, dst, dport, p, plen)
+        except Exception as exc:
+            self.counters["internal_errors"] += 1
+        return 0
+
+    cdef int _python(self, int64_t ts, src, uint16_t sport, dst, uint16_t dport, const uint8_t* p,
+                     Py_ssize_t plen) except -1:
+        """The analyzer's own on_udp4 (Decoder._udp4's call, with its error accounting)."""
+        try:
+            self.on_udp4(ts, src, sport, dst, dport, PyBytes_FromStringAndSize(<const char*>p, plen))
+        except Exception:
+            raise
+        return 0
+
+    cdef int _step(self, int64_t ts, src, uint16_t sport, dst, uint16_t dport, const uint8_t* p,
+                   Py_ssize_t plen) except -1:
+        cdef PyObject* hit
+        cdef int msg_id = (p[0] << 8) | p[1]
+        msg = None
+        if self.cache_size > 0:
+            key = PyBytes_FromStringAndSize(<const char*>p + 2, plen - 2)
+            hit = PyDict_GetItem(self.entries, key)
+            if hit is not NULL:
+                msg = <object>hit
+                self.cache.hits += 1
+        if msg is None:
+            if self.cache_size > 0:
+                msg = self.parser._parse(p, plen)
+            if msg is not None:  # MessageCache.parse's bookkeeping
+                entries = self.entries
+                if len(entries) >= self.cache_size:
+                    entries.clear()
+                entries[key] = msg
+            else:
+                msg = self.cache.parse(PyBytes_FromStringAndSize(<const char*>p, plen), False)
+                if msg is None:
+                    return 0
+        c = self.counters
+        c["messages"] += 1
+        if msg.error is None:
+            pending = self.pending
+            if msg.qr == 0:
+                tkey = (_UDP, src, sport, dst, dport, msg_id)
+                if tkey not in pending and len(pending) < self.max_pending and (
+                    msg.opt is None or msg.length <= 512
+                ):
+                    txn = self.txn_type(ts, src, sport, dst, dport, _UDP)
+                    txn.request = msg
+                    txn.req_id = msg_id
+                    pending[tkey] = txn
+                    return 0
+            else:
+                tkey = (_UDP, dst, dport, src, sport, msg_id)
+                txn = pending.get(tkey)
+                if txn is not None and ts - <int64_t>txn.ts < self.timeout_ns:
+                    req = txn.request
+                    if req is not None and txn.responses is None and (
+                        (msg.opt is None and req.opt is None and msg.length <= 512)
+                        or (msg.opt is not None and req.opt is not None)
+                    ):
+                        del pending[tkey]
+                        txn.responses = [msg]
+                        txn.resp_id = msg_id
+                        txn.resp_ts = ts
+                        self._publish(txn, req, msg)
+                        return 0
+        else:
+            c["malformed"] += 1
+            if not self.report_malformed:
+                return 0
+        self.message(msg, msg_id, ts, src, sport, dst, dport, _UDP, None)
+        return 0
+
+    cdef int _publish(self, txn, req, resp) except -1:
+        """DnsAnalyzer._publish for a query and its one response."""
+        self.counters["transactions"] += 1
+        if self.shareable:
+            try:
+                if self._publish_raw(txn, req, resp):
+                    return 0
+            except TypeError:
+                pass
+        self.publish_dict(txn)
+        return 0
+
+    cdef bint _publish_raw(self, txn, req, resp) except -1:
+        """DnsAnalyzer._publish_raw."""
+        cdef int64_t start = txn.ts, end = txn.resp_ts
+        if txn.mdns_only or not start or end < start:
+            return False
+        tmpl = self.raw_template(txn, resp, True)
+        if tmpl is None:
+            return False
+        cdef int64_t rl = req.length, sl = resp.length
+        cdef bint ok = resp.rcode == 0
+        notes = txn.notes
+        error = self.raw_error(notes) if notes else b""
+        format_ts = self.format_ts
+        ts_start = (<str>format_ts(start)).encode()
+        if end // 1_000_000 != start // 1_000_000:
+            ts_end = (<str>format_ts(end)).encode()
+        else:
+            ts_end = ts_start
+        resp_id = txn.resp_id
+        memo = resp.memo
+        resolved = memo[7]
+        if resolved is None:
+            resolved = self.resolved_json(resp)
+        dns = memo[4]
+        if dns is None:
+            dns = self.dns_json(resp, self.domains, self.include_auth, self.include_add)
+        head = req.memo[6]
+        if head is None:
+            head = self.head_json(req)
+        status = b"OK" if ok else b"Error"
+        if self.send_request:
+            req_text = req.memo[5]
+            if req_text is None:
+                req_text = self.message_json(req)
+            if self.send_response:
+                resp_text = memo[5]
+                if resp_text is None:
+                    resp_text = self.message_json(resp)
+                raw = tmpl % (rl, sl, rl, sl, rl + sl, ts_start, ts_end, end - start, resolved, status, head,
+                              resp_id, dns, txn.req_id, req_text, resp_id, resp_text, error)
+            else:
+                raw = tmpl % (rl, sl, rl, sl, rl + sl, ts_start, ts_end, end - start, resolved, status, head,
+                              resp_id, dns, txn.req_id, req_text, error)
+        elif self.send_response:
+            resp_text = memo[5]
+            if resp_text is None:
+                resp_text = self.message_json(resp)
+            raw = tmpl % (rl, sl, rl, sl, rl + sl, ts_start, ts_end, end - start, resolved, status, head,
+                          resp_id, dns, resp_id, resp_text, error)
+        else:
+            raw = tmpl % (rl, sl, rl, sl, rl + sl, ts_start, ts_end, end - start, resolved, status, head,
+                          resp_id, dns, error)
+        questions = resp.questions
+        name = questions[0][0] if questions else None
+        self.emit(self.event_type(start, None, None, raw, ("dns", "OK" if ok else "Error", name, notes)))
+        return True
+
+
+# -- the DNS parser's common subset ------------------------------------------------------------
+#
+# ``parse_message`` + the memoised JSON parts of event.py (dns_json, message_json, head_json,
+# resolved_json) in one walk, for the messages most traffic is made of: one question of class
+# IN, no EDNS, records of class IN of types A, AAAA, NS, CNAME, PTR, MX, SOA, TXT and SRV,
+# names and text made of characters that need no escaping (so the JSON is the text itself),
+# and nothing malformed. Anything else returns None and the Python parser decodes it (so
+# every error note, escape and rare type stays in one place). The result is a regular
+# Message: tests/unit/test_speedups.py compares it field by field, and its JSON parts byte by
+# byte, with the Python parser's on every message of the shared captures and on fuzzed ones.
+
+from libc.stdlib cimport malloc, realloc, free
+from libc.string cimport memcpy
+from cpython.unicode cimport PyUnicode_DecodeASCII
+from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
+from cpython.ref cimport Py_INCREF
+
+cdef extern from "arpa/inet.h" nogil:
+    const char* inet_ntop(int af, const void* src, char* dst, unsigned int size)
+
+cdef extern from "sys/socket.h" nogil:
+    int AF_INET6
+
+# Label bytes printed as they are (names.py's _SAFE_BYTES without "."), and character-string
+# bytes printed as they are (rdata.py's _TXT_SAFE): both need no JSON escaping either.
+cdef uint8_t _NAME_OK[256]
+cdef uint8_t _TXT_OK[256]
+
+
+cdef void _tables_init() noexcept:
+    cdef int b
+    for b in range(256):
+        _NAME_OK[b] = 1 if (0x21 <= b < 0x7F and b not in (0x2E, 0x20, 0x27, 0x40, 0x3B, 0x28, 0x29, 0x22, 0x5C)) else 0
+        _TXT_OK[b] = 1 if (0x20 <= b < 0x7F and b != 0x22 and b != 0x5C) else 0
+
+
+_tables_init()
+
+
+cdef struct _Buf:
+    char* p
+    Py_ssize_t n
+    Py_ssize_t cap
+
+
+cdef int _grow(_Buf* b, Py_ssize_t need) except -1:
+    cdef Py_ssize_t cap = b.cap * 2 if b.cap else 1024
+    while cap < b.n + need:
+        cap *= 2
+    cdef char* q = <char*>realloc(b.p, cap)
+    if q == NULL:
+        raise MemoryError()
+    b.p = q
+    b.cap = cap
+    return 0
+
+
+cdef inline int _put(_Buf* b, const char* s, Py_ssize_t n) except -1:
+    if b.n + n > b.cap:
+        _grow(b, n)
+    memcpy(b.p + b.n, s, n)
+    b.n += n
+    return 0
+
+
+cdef inline int _puts(_Buf* b, bytes s) except -1:
+    return _put(b, <const char*>s, len(s))
+
+
+cdef inline int _putc(_Buf* b, char c) except -1:
+    if b.n + 1 > b.cap:
+        _grow(b, 1)
+    b.p[b.n] = c
+    b.n += 1
+    return 0
+
+
+cdef int _putu(_Buf* b, uint64_t v) except -1:
+    cdef char tmp[24]
+    cdef int i = 24
+    if v == 0:
+        return _putc(b, b'0')
+    while v:
+        i -= 1
+        tmp[i] = <char>(48 + v % 10)
+        v //= 10
+    return _put(b, tmp + i, 24 - i)
+
+
+cdef inline uint16_t _u16(const uint8_t* p) noexcept nogil:
+    return (p[0] << 8) | p[1]
+
+
+cdef inline uint32_t _u32(const uint8_t* p) noexcept nogil:
+    return (<uint32_t>p[0] << 24) | (<uint32_t>p[1] << 16) | (<uint32_t>p[2] << 8) | p[3]
+
+
+cdef Py_ssize_t _name(const uint8_t* m, Py_ssize_t n, Py_ssize_t off, char* out, Py_ssize_t* outlen) noexcept nogil:
+    """names.read_name for a name of safe characters: the name (without the trailing dot,
+    "." for the root) into ``out`` (256 bytes), and the offset after it; -1 for anything the
+    Python reader would escape or refuse."""
+    cdef Py_ssize_t end = -1, limit = off, k = 0
+    cdef int wire_len = 1, length, i
+    cdef uint8_t c
+    while True:
+        if off >= n:
+            return -1
+        length = m[off]
+        if length == 0:
+            off += 1
+            break
+        if length <= 63:
+            if off + 1 + length > n:
+                return -1
+            wire_len += length + 1
+            if wire_len > 255:
+                return -1
+            if k:
+                out[k] = b'.'
+                k += 1
+            for i in range(length):
+                c = m[off + 1 + i]
+                if not _NAME_OK[c]:
+                    return -1
+                out[k] = <char>c
+                k += 1
+            off += 1 + length
+        elif length >= 0xC0:
+            if off + 1 >= n:
+                return -1
+            if (((length & 0x3F) << 8) | m[off + 1]) >= limit:
+                return -1
+            if end < 0:
+                end = off + 2
+            off = limit = ((length & 0x3F) << 8) | m[off + 1]
+        else:
+            return -1
+    if end < 0:
+        end = off
+    if k == 0:
+        out[0] = b'.'
+        k = 1
+    outlen[0] = k
+    return end
+
+
+cdef inline str _ascii(const char* s, Py_ssize_t n):
+    return PyUnicode_DecodeASCII(s, n, NULL)
+
+
+cdef object _S_NAME = "name", _S_TYPE = "type", _S_CLASS = "class", _S_TTL = "ttl", _S_DATA = "data"
+cdef object _S_IN = "IN"
+cdef object _S_PREF = "preference", _S_RNAME = "rname", _S_SERIAL = "serial", _S_REFRESH = "refresh"
+cdef object _S_RETRY = "retry", _S_EXPIRE = "expire", _S_MINIMUM = "minimum"
+cdef object _S_PRIO = "priority", _S_WEIGHT = "weight", _S_PORT = "port"
+cdef dict _TYPE_NAMES = {1: "A", 2: "NS", 5: "CNAME", 6: "SOA", 12: "PTR", 15: "MX", 16: "TXT", 28: "AAAA", 33: "SRV"}
+
+
+cdef class DnsFastParser:
+    """The compiled subset of ``parse_message`` (see the comment above this class)."""
+
+    cdef object message_type, flags_json, types, opcode_name, domains
+    cdef bint authorities, additionals
+    cdef dict head_cache
+
+    def __init__(self, message_type, flags_json, types, opcode_name, domains, authorities, additionals):
+        self.message_type = message_type
+        self.flags_json = flags_json
+        self.types = types
+        self.opcode_name = opcode_name
+        self.domains = domains
+        self.authorities = bool(authorities)
+        self.additionals = bool(additionals)
+
+    def parse(self, bytes data):
+        """For tests: the Message for ``data``, or None where the Python parser must decode it."""
+        return self._parse(<const uint8_t*>(<const char*>data), len(data))
+
+    cdef object _parse(self, const uint8_t* m, Py_ssize_t n):
+        if n < 12:
+            return None
+        cdef uint16_t flags = _u16(m + 2)
+        cdef int qd = _u16(m + 4), an = _u16(m + 6), ns = _u16(m + 8), ar = _u16(m + 10)
+        if qd != 1:
+            return None
+        cdef char qname[256]
+        cdef Py_ssize_t qlen, off
+        off = _name(m, n, 12, qname, &qlen)
+        if off < 0 or off + 4 > n:
+            return None
+        cdef int qtype = _u16(m + off), qclass = _u16(m + off + 2)
+        if qclass != 1:
+            return None
+        off += 4
+        cdef Py_ssize_t i
+        for i in range(qlen - 2):  # "n--" / "N--": the Python renderer adds name_unicode
+            if qname[i + 1] == b'-' and qname[i + 2] == b'-' and (qname[i] == b'n' or qname[i] == b'N'):
+                return None
+        cdef _Buf js, tx, sect
+        js.p = tx.p = sect.p = NULL
+        js.n = tx.n = sect.n = js.cap = tx.cap = sect.cap = 0
+        try:
+            return self._build(m, n, off, flags, qd, an, ns, ar, qname, qlen, qtype, &js, &tx, &sect)
+        finally:
+            free(js.p)
+            free(tx.p)
+            free(sect.p)
+
+    cdef object _build(self, const uint8_t* m, Py_ssize_t n, Py_ssize_t off, uint16_t flags, int qd, int an,
+                       int ns, int ar, char* qname, Py_ssize_t qlen, int qtype, _Buf* js, _Buf* tx, _Buf* sect):
+        name = _ascii(qname, qlen)
+        qtype_name = self.types.get(qtype) or str(qtype)
+        prefix, text_head = self.flags_json(flags)
+        # dns.* members: flags part, question, then the sections
+        _puts(js, prefix)
+        _puts(js, b',"question":{"name":"')
+        _put(js, qname, qlen)
+        _puts(js, b'","type":')
+        qtype_json = ('"' + qtype_name + '"').encode()  # type names are plain ASCII
+        _puts(js, qtype_json)
+        _puts(js, b',"class":"IN"')
+        reg, tld, sub, full = self.domains.lookup(name)
+        if reg is not None:
+            _puts(js, b',"registered_domain":')
+            _puts(js, _json_str(reg))
+            if full:
+                _puts(js, b',"etld_plus_one":')
+                _puts(js, _json_str(reg))
+            if tld:
+                _puts(js, b',"top_level_domain":')
+                _puts(js, _json_str(tld))
+            if sub:
+                _puts(js, b',"subdomain":')
+                _puts(js, _json_str(sub))
+        _putc(js, b'}')
+        # the text: head; QUESTION class IN, type T, name
+        question_text = ("class IN, type " + qtype_name + ", ").encode() + qname[:qlen]
+        _puts(tx, text_head)
+        _puts(tx, b"; QUESTION ")
+        _puts(tx, question_text)
+
+        resolved = []
+        sections = []
+        cdef int sect_no, count, k
+        cdef Py_ssize_t after
+        for sect_no in range(3):
+            count = an if sect_no == 0 else ns if sect_no == 1 else ar
+            records = []
+            sect.n = 0
+            for k in range(count):
+                if off >= n:
+                    break
+                off = self._record(m, n, off, records, sect, tx, sect_no, resolved, len(records) == 0)
+                if off < 0:
+                    return None
+            sections.append(records)
+            # dns.* for this section: count, then the records when shown
+            if sect_no == 0:
+                _puts(js, b',"answers_count":')
+                _putu(js, len(records))
+                if records:
+                    _puts(js, b',"answers":[')
+                    _put(js, sect.p, sect.n)
+                    _putc(js, b']')
+                    if resolved:
+                        _puts(js, b',"resolved_ip":[')
+                        for k in range(len(resolved)):
+                            if k:
+                                _putc(js, b',')
+                            _puts(js, _json_str(resolved[k]))
+                        _putc(js, b']')
+            elif sect_no == 1:
+                _puts(js, b',"authorities_count":')
+                _putu(js, len(records))
+                if self.authorities and records:
+                    _puts(js, b',"authorities":[')
+                    _put(js, sect.p, sect.n)
+                    _putc(js, b']')
+            else:
+                _puts(js, b',"additionals_count":')
+                _putu(js, len(records))
+                if self.additionals and records:
+                    _puts(js, b',"additionals":[')
+                    _put(js, sect.p, sect.n)
+                    _putc(js, b']')
+        msg = self.message_type((m[0] << 8) | m[1], flags, n, False)
+        msg.counts = (qd, an, ns, ar)
+        msg.questions = ((name, qtype, 1),)
+        if sections[0]:
+            msg.answers = tuple(sections[0])
+        if sections[1]:
+            msg.authorities = tuple(sections[1])
+        if sections[2]:
+            msg.additionals = tuple(sections[2])
+        memo = msg.memo
+        if resolved:
+            msg.resolved = tuple(resolved)
+            memo[7] = b"," + b",".join([_json_str(ip) for ip in dict.fromkeys(resolved)])
+        else:
+            memo[7] = b""
+        memo[4] = js.p[:js.n]
+        _putc(tx, b'"')
+        memo[5] = tx.p[:tx.n]
+        memo[6] = (',"method":"' + self.opcode_name((flags >> 11) & 0xF) + '","query":"').encode() \
+            + question_text + b'","resource":"' + qname[:qlen] + b'"'
+        return msg
+
+    cdef Py_ssize_t _record(self, const uint8_t* m, Py_ssize_t n, Py_ssize_t off, list records, _Buf* sect,
+                            _Buf* tx, int sect_no, list resolved, bint first) except -2:
+        """One record of a section: its dict appended to ``records``, its JSON to ``sect``, its
+        text to ``tx``; the offset after it, or -1 where the Python parser must decode."""
+        cdef char rname[256]
+        cdef char dname[256]
+        cdef char d2name[256]
+        cdef char ip[64]
+        cdef Py_ssize_t rlen, dlen, d2len, after, end, p, q
+        off = _name(m, n, off, rname, &rlen)
+        if off < 0 or off + 10 > n:
+            return -1
+        cdef int rtype = _u16(m + off), rclass = _u16(m + off + 2)
+        cdef uint32_t ttl = _u32(m + off + 4)
+        cdef int rdlen = _u16(m + off + 8)
+        off += 10
+        end = off + rdlen
+        if end > n or rclass != 1:
+            return -1
+        type_name = _TYPE_NAMES.get(rtype)
+        if type_name is None:
+            return -1
+        rec = {_S_NAME: _ascii(rname, rlen), _S_TYPE: type_name, _S_CLASS: _S_IN, _S_TTL: str(ttl)}
+        if not first:
+            _putc(sect, b',')
+        _puts(sect, b'{"name":"')
+        _put(sect, rname, rlen)
+        _puts(sect, b'","type":"')
+        _puts(sect, (<str>type_name).encode())
+        _puts(sect, b'","class":"IN","ttl":"')
+        _putu(sect, ttl)
+        _putc(sect, b'"')
+        if first:
+            _puts(tx, b"; ANSWER " if sect_no == 0 else b"; AUTHORITY " if sect_no == 1 else b"; ADDITIONAL ")
+        else:
+            _puts(tx, b"; ")
+        data = None
+        if rtype == 1:
+            if rdlen != 4:
+                return -1
+            data = PyUnicode_FromFormat("%d.%d.%d.%d", <int>m[off], <int>m[off + 1], <int>m[off + 2], <int>m[off + 3])
+        elif rtype == 28:
+            if rdlen != 16:
+                return -1
+            for p in range(10):
+                if m[off + p]:
+                    break
+            else:
+                if m[off + 10] == 0xFF and m[off + 11] == 0xFF:
+                    return -1  # IPv4-mapped: the Python renderer prints it dotted
+            if inet_ntop(AF_INET6, m + off, ip, 64) == NULL:
+                return -1
+            data = ip.decode("ascii")
+        elif rtype == 2 or rtype == 5 or rtype == 12:
+            after = _name(m, n, off, dname, &dlen)
+            if after != end:
+                return -1
+            data = _ascii(dname, dlen)
+        elif rtype == 15:
+            if rdlen < 2:
+                return -1
+            after = _name(m, n, off + 2, dname, &dlen)
+            if after != end:
+                return -1
+            rec[_S_PREF] = _u16(m + off)
+            _puts(sect, b',"preference":')
+            _putu(sect, _u16(m + off))
+            data = _ascii(dname, dlen)
+        elif rtype == 6:
+            after = _name(m, n, off, dname, &dlen)
+            if after < 0 or after > end:
+                return -1
+            after = _name(m, n, after, d2name, &d2len)
+            if after < 0 or after + 20 != end:
+                return -1
+            rec[_S_RNAME] = _ascii(d2name, d2len)
+            rec[_S_SERIAL] = _u32(m + after)
+            rec[_S_REFRESH] = _u32(m + after + 4)
+            rec[_S_RETRY] = _u32(m + after + 8)
+            rec[_S_EXPIRE] = _u32(m + after + 12)
+            rec[_S_MINIMUM] = _u32(m + after + 16)
+            _puts(sect, b',"rname":"')
+            _put(sect, d2name, d2len)
+            _puts(sect, b'","serial":')
+            _putu(sect, _u32(m + after))
+            _puts(sect, b',"refresh":')
+            _putu(sect, _u32(m + after + 4))
+            _puts(sect, b',"retry":')
+            _putu(sect, _u32(m + after + 8))
+            _puts(sect, b',"expire":')
+            _putu(sect, _u32(m + after + 12))
+            _puts(sect, b',"minimum":')
+            _putu(sect, _u32(m + after + 16))
+            _puts(tx, b"rname ")
+            _put(tx, d2name, d2len)
+            _puts(tx, b", ")
+            data = _ascii(dname, dlen)
+        elif rtype == 33:
+            if rdlen < 6:
+                return -1
+            after = _name(m, n, off + 6, dname, &dlen)
+            if after != end:
+                return -1
+            rec[_S_PRIO] = _u16(m + off)
+            rec[_S_WEIGHT] = _u16(m + off + 2)
+            rec[_S_PORT] = _u16(m + off + 4)
+            _puts(sect, b',"priority":')
+            _putu(sect, _u16(m + off))
+            _puts(sect, b',"weight":')
+            _putu(sect, _u16(m + off + 2))
+            _puts(sect, b',"port":')
+            _putu(sect, _u16(m + off + 4))
+            data = _ascii(dname, dlen)
+        else:  # 16, TXT: character-strings joined by spaces
+            p = off
+            while p < end:
+                q = p + 1 + m[p]
+                if q > end:
+                    return -1
+                p += 1
+                while p < q:
+                    if not _TXT_OK[m[p]]:
+                        return -1
+                    p += 1
+            parts = []
+            p = off
+            while p < end:
+                q = p + 1 + m[p]
+                parts.append(_ascii(<const char*>(m + p + 1), q - p - 1))
+                p = q
+            data = " ".join(parts)
+        rec[_S_DATA] = data
+        encoded = (<str>data).encode("ascii")
+        _puts(sect, b',"data":"')
+        _puts(sect, encoded)
+        _puts(sect, b'"}')
+        _puts(tx, encoded)
+        if sect_no == 0 and (rtype == 1 or rtype == 28):
+            resolved.append(data)
+        records.append(rec)
+        return end
+
+
+cdef bytes _json_str(str s):
+    """A JSON string of ``s`` when it needs no escaping (ASCII, printable, no quote or
+    backslash), else orjson's encoding."""
+    cdef bytes b
+    if s.isascii():
+        b = s.encode("ascii")
+        for c in b:
+            if c < 0x20 or c == 0x22 or c == 0x5C or c == 0x7F:
+                break
+        else:
+            return b'"' + b + b'"'
+    import orjson
+    return orjson.dumps(s)
