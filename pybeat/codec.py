@@ -51,6 +51,7 @@ class Codec:
         self._opts = orjson.OPT_INDENT_2 if self.pretty else 0
         self._meta = {"beat": self.beat_name, "type": "_doc", "version": self.version}
         self._meta_json = b'","@metadata":' + orjson.dumps(self._meta) + b","
+        self._last_head: tuple[int, bytes] = (-1, b"")
 
     def document(self, event: Event) -> dict[str, Any]:
         meta = {**self._meta, **event.meta} if event.meta else self._meta
@@ -81,6 +82,30 @@ class Codec:
             return self._encode_doc(self.document(event))
         data = b'{"@timestamp":"' + format_ts(event.timestamp_ns).encode() + self._meta_json + body[1:]
         return _escape_html(data) if self.escape else data
+
+    def encode_into(self, event: Event, out: list[Any]) -> int:
+        """Append ``encode(event)`` and a newline to ``out`` as pieces (bytes-like objects whose
+        ``b"".join`` is the line), and return the line's length with its newline. Outputs that
+        write many lines join them once: a pre-encoded document is not copied on the way."""
+        raw = event.raw
+        if raw is not None and self.format is None and not self.pretty and not self.escape and not event.meta \
+                and len(raw) > 2:
+            head = self._head(event.timestamp_ns)
+            out += (head, memoryview(raw)[1:], b"\n")
+            return len(head) + len(raw)
+        line = self.encode(event)
+        out += (line, b"\n")
+        return len(line) + 1
+
+    def _head(self, ts_ns: int) -> bytes:
+        """``{"@timestamp":"..","@metadata":{..},`` for a time, the last millisecond's cached."""
+        ms = ts_ns // 1_000_000
+        last = self._last_head
+        if last[0] == ms:
+            return last[1]
+        head = b'{"@timestamp":"' + format_ts(ts_ns).encode() + self._meta_json
+        self._last_head = (ms, head)  # one tuple: another output thread never sees half of it
+        return head
 
     def _encode_doc(self, doc: dict[str, Any]) -> bytes:
         try:

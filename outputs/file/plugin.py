@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from pybeat.api import Batch, OutputContext, PluginConfig
+from pybeat.api import Batch, Event, OutputContext, PluginConfig
 from pybeat.codec import Codec, CodecConfig
 
 
@@ -122,12 +122,15 @@ class FileOutput:
 
     # -- output interface -------------------------------------------------------------
     def publish(self, batch: Batch) -> None:
-        encode = self.codec.encode
-        lines: list[bytes] = []
+        encode_into = self.codec.encode_into
+        parts: list[Any] = []  # the batch's lines as pieces, joined once (see Codec.encode_into)
+        encoded: list[Event] = []
+        size = 0
         dropped = 0
         for event in batch.events:
             try:
-                lines.append(encode(event))
+                size += encode_into(event, parts)
+                encoded.append(event)
             except (TypeError, ValueError) as exc:
                 dropped += 1
                 self.encode_errors += 1
@@ -137,22 +140,21 @@ class FileOutput:
             try:
                 if self._fh is None:  # the last reopen failed: try again
                     self._open()
-                if lines:
-                    data = b"\n".join(lines) + b"\n"
-                    if self._size + len(data) <= self.limit or self._size == 0 and len(lines) == 1:
-                        self._fh.write(data)  # the whole batch fits in the current file: one write
-                        self._size += len(data)
+                if encoded:
+                    if self._size + size <= self.limit or self._size == 0 and len(encoded) == 1:
+                        self._fh.write(b"".join(parts))  # the whole batch fits in the current file: one write
+                        self._size += size
                     else:
-                        self._write_rotating(lines)
+                        self._write_rotating([self.codec.encode(e) for e in encoded])
                     self._fh.flush()
-                self.written += len(lines)
+                self.written += len(encoded)
             except OSError as exc:
                 # As Beats' file output: a write error drops the batch (counted), it is not
                 # retried (a full disk would otherwise hold the agent forever).
                 self.write_errors += 1
                 if self.logger is not None:
                     self.logger.error("writing events failed; batch dropped", output="file", error=str(exc),
-                                      events=len(lines))
+                                      events=len(encoded))
                 batch.settle(dropped=len(batch.events))
                 self._reopen_after_error()
                 return
