@@ -280,7 +280,7 @@ cdef class DnsUdp4Lane:
         self.message = analyzer._message
         self.publish_dict = analyzer._publish_dict
         self.raw_template = analyzer._raw_template
-        self.emit = analyzer.emit
+        self.emit = analyzer._emit_raw
         self.mdns = bool(analyzer.mdns)
         self.report_malformed = bool(analyzer.report_malformed)
         self.shareable = bool(analyzer._shareable)

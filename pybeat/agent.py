@@ -231,6 +231,7 @@ class Agent:
             ctx = ProtocolContext(
                 emit=client.publish, beat=self.beat, protocol_name=p.name, envelope=envelope, logger=self.log,
                 events_may_share=client.events_may_share(),
+                raw_close=client.raw_close, emit_closed=client.publish_closed if client.raw_close else None,
             )
             analyzer = p.plugin.create(p.config, ctx)
             self.analyzers[p.name] = analyzer

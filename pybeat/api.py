@@ -312,6 +312,12 @@ class ProtocolContext:
     #: nested objects with each other (memoised sub-documents). Outputs and observers only ever
     #: read events, so sharing is safe then; when False every event must be an independent copy.
     events_may_share: bool = False
+    #: Set only with ``events_may_share``: the bytes that close a pre-encoded document (the
+    #: pipeline's ``agent``, ``ecs`` and ``host`` objects and the final ``}``), and the function
+    #: that publishes an event whose ``raw`` already ends with them, so that nothing is spliced
+    #: into it on the way (``emit`` adds them to a ``raw`` that ends with a plain ``}``).
+    raw_close: bytes | None = None
+    emit_closed: EmitFn | None = None
 
 
 class ProtocolPlugin(Protocol):

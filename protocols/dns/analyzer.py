@@ -108,17 +108,28 @@ class DnsAnalyzer(Analyzer):
         # not), the envelope's head followed by the DNS part, which depends only on the
         # configuration.
         self._raw_templates: dict[tuple[Any, ...], bytes] = {}
+        # Where the pipeline lets it, the document ends with the pipeline's agent, ecs and host
+        # (ProtocolContext.raw_close) and is published as it is; else with "}" and they are
+        # spliced in by ``emit``.
+        close = getattr(ctx, "raw_close", None)
+        emit_closed = getattr(ctx, "emit_closed", None)
+        if close and emit_closed is not None:
+            end = close.replace(b"%", b"%%")  # a template
+            self._emit_raw = emit_closed
+        else:
+            end = b"}"
+            self._emit_raw = self.emit
         self._raw_tail = (
             b'%b]},"type":"dns","status":"%b"%b,"dns":{"id":%d,%b,"type":"answer"}'
             + (b',"request":"ID %d; %b' if self.send_request else b"")
             + (b',"response":"ID %d; %b' if self.send_response else b"")
-            + b"%b}"
+            + b"%b" + end
         )
         # The same for a query that got no answer (_publish_raw_query).
         self._raw_query_tail = (
             b'%b]},"type":"dns","status":"Error"%b,"dns":{"id":%d,%b,"type":"query"}'
             + (b',"request":"ID %d; %b' if self.send_request else b"")
-            + b"%b}"
+            + b"%b" + end
         )
         self.counters = {
             "messages": 0, "transactions": 0, "unmatched_requests": 0, "unmatched_responses": 0,
@@ -638,7 +649,7 @@ class DnsAnalyzer(Analyzer):
             args += (txn.resp_id, message_json(resp))
         raw = tmpl % (*args, error)
         name = resp.questions[0][0] if resp.questions else None
-        self.emit(Event(start, None, raw=raw, digest=("dns", "OK" if ok else "Error", name, notes)))
+        self._emit_raw(Event(start, None, raw=raw, digest=("dns", "OK" if ok else "Error", name, notes)))
         return True
 
 
@@ -662,7 +673,7 @@ class DnsAnalyzer(Analyzer):
             args += (txn.req_id, message_json(req))
         raw = tmpl % (*args, error)
         name = req.questions[0][0] if req.questions else None
-        self.emit(Event(start, None, raw=raw, digest=("dns", "Error", name, notes)))
+        self._emit_raw(Event(start, None, raw=raw, digest=("dns", "Error", name, notes)))
         return True
 
 

@@ -282,6 +282,8 @@ class ProtocolClient:
         self.index = index
         self.events = 0
         self._direct = self.events_may_share()  # the configuration does not change during a run
+        #: what closes a pre-encoded document on the direct path (see ProtocolContext.raw_close)
+        self.raw_close: bytes | None = pipeline._raw_tail if self._direct else None
 
     def events_may_share(self) -> bool:
         """True when nothing between here and the outputs can change an event (no fields, tags,
@@ -292,6 +294,12 @@ class ProtocolClient:
         return not (
             self.fields or self.tags or self.index or self.processors or p.global_fields or p.tags or p.processors
         )
+
+    def publish_closed(self, event: Event) -> None:
+        """``publish`` for a pre-encoded event that already ends with ``raw_close`` (direct path
+        only: nothing configured can change an event)."""
+        self.events += 1
+        self.pipeline._accept(event)
 
     def publish(self, event: Event) -> None:
         self.events += 1

@@ -27,6 +27,7 @@ def _both_paths(pcap: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     (tmp_path / "raw").mkdir()
     (tmp_path / "dict").mkdir()
     original = ProtocolClient.publish
+    original_closed = ProtocolClient.publish_closed
 
     def counting(self: ProtocolClient, event: Event) -> None:
         nonlocal raw_count
@@ -34,8 +35,15 @@ def _both_paths(pcap: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
             raw_count += 1
         original(self, event)
 
+    def counting_closed(self: ProtocolClient, event: Event) -> None:
+        nonlocal raw_count
+        assert event.raw is not None and event.raw.endswith(self.raw_close)
+        raw_count += 1
+        original_closed(self, event)
+
     with monkeypatch.context() as m:
         m.setattr(ProtocolClient, "publish", counting)
+        m.setattr(ProtocolClient, "publish_closed", counting_closed)
         fast = run_capture(pcap, tmp_path / "raw")
     with monkeypatch.context() as m:
         # The analyzer is told events may not share: every event takes the dict path.
@@ -157,3 +165,43 @@ def test_punycode_that_is_not_unicode_keeps_the_event(tmp_path, monkeypatch):
     fast, slow, raw_count = _both_paths(pcap, tmp_path, monkeypatch)
     assert len(fast) == 2 and raw_count == 2
     assert fast == slow
+
+
+@pytest.mark.parametrize("kind", ["python", "compiled"])
+def test_closed_documents_with_percent_signs_in_the_closing_bytes(kind):
+    """The pipeline's agent/ecs/host bytes are part of the %-templates when the context offers
+    them (ProtocolContext.raw_close): a '%' in them (a host name) is text, not a format."""
+    from pybeat.api import BeatInfo, ProtocolContext
+    from pybeat.capture.pcapfile import PcapFileSource
+    from pybeat.decode import Decoder
+    from pybeat.envelope import Envelope
+    from pybeat.protocols.dns.plugin import plugin
+    from tests.unit.test_replay_loop import loop_impl
+
+    close = b',"agent":{"name":"50%d %s %%"},"ecs":{"version":"8.0.0"},"host":{"name":"a%b"}}'
+    pcap = PCAPS / "dns_udp_mixed.pcap"
+    need(pcap.exists(), f"capture {pcap} missing")
+
+    def run(share: bool) -> list[Event]:
+        events: list[Event] = []
+        ctx = ProtocolContext(emit=events.append, beat=BeatInfo(), protocol_name="dns", envelope=Envelope(),
+                              events_may_share=share, raw_close=close if share else None,
+                              emit_closed=events.append if share else None)
+        an = plugin.create(plugin.config_model(type="dns", ports=[53], send_request=True, send_response=True), ctx)
+        dec = Decoder({53: an}, {53: an})
+        source = PcapFileSource(str(pcap))
+        assert loop_impl(kind)(source, dec, lambda: False) is True
+        source.close()
+        dec.flush()
+        return events
+
+    closed, plain = run(True), run(False)
+    assert len(closed) == len(plain) > 0
+    extra = orjson.loads(b"{" + close[1:])
+    raw = 0
+    for a, b in zip(closed, plain):
+        if a.raw is not None:
+            raw += 1
+            assert a.raw.endswith(close)
+            assert orjson.loads(a.raw) == {**b.fields, **extra}
+    assert raw > 0
