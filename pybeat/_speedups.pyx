@@ -253,6 +253,9 @@ cdef class DnsUdp4Lane:
     cdef object on_udp4, message, publish_dict, raw_template, emit, event_type, format_ts
     cdef object dns_json, message_json, head_json, resolved_json, raw_error, domains
     cdef DnsFastParser parser
+    cdef dict templates
+    cdef int64_t last_ms
+    cdef bytes last_ts
     cdef bint mdns, report_malformed, shareable, send_request, send_response, include_auth, include_add
     cdef int64_t timeout_ns
     cdef Py_ssize_t max_pending, cache_size
@@ -280,6 +283,8 @@ cdef class DnsUdp4Lane:
         self.message = analyzer._message
         self.publish_dict = analyzer._publish_dict
         self.raw_template = analyzer._raw_template
+        self.templates = analyzer._raw_templates
+        self.last_ms = -1
         self.emit = analyzer._emit_raw
         self.mdns = bool(analyzer.mdns)
         self.report_malformed = bool(analyzer.report_malformed)
@@ -397,24 +402,36 @@ cdef class DnsUdp4Lane:
         self.publish_dict(txn)
         return 0
 
+    cdef bytes _ts(self, int64_t ns):
+        """format_ts(ns).encode(), the last millisecond's cached (``ns`` > 0)."""
+        cdef int64_t ms = ns // 1_000_000
+        if ms != self.last_ms or self.last_ts is None:
+            self.last_ts = (<str>self.format_ts(ns)).encode()
+            self.last_ms = ms
+        return self.last_ts
+
     cdef bint _publish_raw(self, txn, req, resp) except -1:
-        """DnsAnalyzer._publish_raw."""
+        """DnsAnalyzer._publish_raw (with its _raw_template's cache hit inline)."""
         cdef int64_t start = txn.ts, end = txn.resp_ts
         if txn.mdns_only or not start or end < start:
             return False
-        tmpl = self.raw_template(txn, resp, True)
+        src, dst = txn.src_ip, txn.dst_ip
+        cdef PyObject* hit = PyDict_GetItem(self.templates, (True, txn.transport, src, txn.src_port, dst, txn.dst_port))
+        if hit is NULL:
+            tmpl = self.raw_template(txn, resp, True)
+        else:
+            tmpl = <object>hit
+            resolved = resp.resolved
+            if not tmpl or (resolved and (src in resolved or dst in resolved)):
+                tmpl = None
         if tmpl is None:
             return False
         cdef int64_t rl = req.length, sl = resp.length
         cdef bint ok = resp.rcode == 0
         notes = txn.notes
         error = self.raw_error(notes) if notes else b""
-        format_ts = self.format_ts
-        ts_start = (<str>format_ts(start)).encode()
-        if end // 1_000_000 != start // 1_000_000:
-            ts_end = (<str>format_ts(end)).encode()
-        else:
-            ts_end = ts_start
+        ts_start = self._ts(start)
+        ts_end = self._ts(end)
         resp_id = txn.resp_id
         memo = resp.memo
         resolved = memo[7]
@@ -467,7 +484,7 @@ cdef class DnsUdp4Lane:
 # byte, with the Python parser's on every message of the shared captures and on fuzzed ones.
 
 from libc.stdlib cimport malloc, realloc, free
-from libc.string cimport memcpy
+from libc.string cimport memcpy, strlen
 from cpython.unicode cimport PyUnicode_DecodeASCII
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 from cpython.ref cimport Py_INCREF
@@ -498,17 +515,38 @@ cdef struct _Buf:
     char* p
     Py_ssize_t n
     Py_ssize_t cap
+    bint heap  # p was allocated here (else it is the caller's stack array)
+
+
+cdef inline void _buf_init(_Buf* b, char* stack, Py_ssize_t size) noexcept:
+    b.p = stack
+    b.n = 0
+    b.cap = size
+    b.heap = False
+
+
+cdef inline void _buf_free(_Buf* b) noexcept:
+    if b.heap:
+        free(b.p)
+    b.heap = False
 
 
 cdef int _grow(_Buf* b, Py_ssize_t need) except -1:
     cdef Py_ssize_t cap = b.cap * 2 if b.cap else 1024
     while cap < b.n + need:
         cap *= 2
-    cdef char* q = <char*>realloc(b.p, cap)
+    cdef char* q
+    if b.heap:
+        q = <char*>realloc(b.p, cap)
+    else:
+        q = <char*>malloc(cap)
+        if q != NULL and b.n:
+            memcpy(q, b.p, b.n)
     if q == NULL:
         raise MemoryError()
     b.p = q
     b.cap = cap
+    b.heap = True
     return 0
 
 
@@ -610,7 +648,6 @@ cdef object _S_IN = "IN"
 cdef object _S_PREF = "preference", _S_RNAME = "rname", _S_SERIAL = "serial", _S_REFRESH = "refresh"
 cdef object _S_RETRY = "retry", _S_EXPIRE = "expire", _S_MINIMUM = "minimum"
 cdef object _S_PRIO = "priority", _S_WEIGHT = "weight", _S_PORT = "port"
-cdef dict _TYPE_NAMES = {1: "A", 2: "NS", 5: "CNAME", 6: "SOA", 12: "PTR", 15: "MX", 16: "TXT", 28: "AAAA", 33: "SRV"}
 
 
 cdef class DnsFastParser:
@@ -618,7 +655,8 @@ cdef class DnsFastParser:
 
     cdef object message_type, flags_json, types, opcode_name, domains
     cdef bint authorities, additionals
-    cdef dict head_cache
+    cdef dict questions, flags_cache
+    cdef list methods
 
     def __init__(self, message_type, flags_json, types, opcode_name, domains, authorities, additionals):
         self.message_type = message_type
@@ -628,6 +666,9 @@ cdef class DnsFastParser:
         self.domains = domains
         self.authorities = bool(authorities)
         self.additionals = bool(additionals)
+        self.questions = {}
+        self.flags_cache = {}
+        self.methods = [None] * 16
 
     def parse(self, bytes data):
         """For tests: the Message for ``data``, or None where the Python parser must decode it."""
@@ -654,44 +695,42 @@ cdef class DnsFastParser:
             if qname[i + 1] == b'-' and qname[i + 2] == b'-' and (qname[i] == b'n' or qname[i] == b'N'):
                 return None
         cdef _Buf js, tx, sect
-        js.p = tx.p = sect.p = NULL
-        js.n = tx.n = sect.n = js.cap = tx.cap = sect.cap = 0
+        cdef char js_stack[4096]
+        cdef char tx_stack[2048]
+        cdef char sect_stack[2048]
+        _buf_init(&js, js_stack, 4096)
+        _buf_init(&tx, tx_stack, 2048)
+        _buf_init(&sect, sect_stack, 2048)
         try:
             return self._build(m, n, off, flags, qd, an, ns, ar, qname, qlen, qtype, &js, &tx, &sect)
         finally:
-            free(js.p)
-            free(tx.p)
-            free(sect.p)
+            _buf_free(&js)
+            _buf_free(&tx)
+            _buf_free(&sect)
 
     cdef object _build(self, const uint8_t* m, Py_ssize_t n, Py_ssize_t off, uint16_t flags, int qd, int an,
                        int ns, int ar, char* qname, Py_ssize_t qlen, int qtype, _Buf* js, _Buf* tx, _Buf* sect):
-        name = _ascii(qname, qlen)
-        qtype_name = self.types.get(qtype) or str(qtype)
-        prefix, text_head = self.flags_json(flags)
+        # The question's parts depend on the name and type alone: a query and its response
+        # (and every repeat of the question) share them.
+        qkey = PyBytes_FromStringAndSize(qname, qlen) + bytes((qtype >> 8, qtype & 0xFF))
+        cached = self.questions.get(qkey)
+        if cached is None:
+            cached = self._question(qname, qlen, qtype)
+            if len(self.questions) >= 65536:
+                self.questions.clear()
+            self.questions[qkey] = cached
+        name, question_json, question_text, head_end = <tuple>cached
+        hit = PyDict_GetItem(self.flags_cache, flags)
+        if hit is NULL:
+            parts = self.flags_json(flags)
+            self.flags_cache[flags] = parts
+        else:
+            parts = <object>hit
+        prefix, text_head = <tuple>parts
         # dns.* members: flags part, question, then the sections
         _puts(js, prefix)
-        _puts(js, b',"question":{"name":"')
-        _put(js, qname, qlen)
-        _puts(js, b'","type":')
-        qtype_json = ('"' + qtype_name + '"').encode()  # type names are plain ASCII
-        _puts(js, qtype_json)
-        _puts(js, b',"class":"IN"')
-        reg, tld, sub, full = self.domains.lookup(name)
-        if reg is not None:
-            _puts(js, b',"registered_domain":')
-            _puts(js, _json_str(reg))
-            if full:
-                _puts(js, b',"etld_plus_one":')
-                _puts(js, _json_str(reg))
-            if tld:
-                _puts(js, b',"top_level_domain":')
-                _puts(js, _json_str(tld))
-            if sub:
-                _puts(js, b',"subdomain":')
-                _puts(js, _json_str(sub))
-        _putc(js, b'}')
+        _puts(js, question_json)
         # the text: head; QUESTION class IN, type T, name
-        question_text = ("class IN, type " + qtype_name + ", ").encode() + qname[:qlen]
         _puts(tx, text_head)
         _puts(tx, b"; QUESTION ")
         _puts(tx, question_text)
@@ -721,10 +760,12 @@ cdef class DnsFastParser:
                     _putc(js, b']')
                     if resolved:
                         _puts(js, b',"resolved_ip":[')
-                        for k in range(len(resolved)):
+                        for k in range(len(resolved)):  # addresses: nothing to escape
                             if k:
                                 _putc(js, b',')
-                            _puts(js, _json_str(resolved[k]))
+                            _putc(js, b'"')
+                            _puts(js, (<str>resolved[k]).encode("ascii"))
+                            _putc(js, b'"')
                         _putc(js, b']')
             elif sect_no == 1:
                 _puts(js, b',"authorities_count":')
@@ -758,9 +799,45 @@ cdef class DnsFastParser:
         memo[4] = js.p[:js.n]
         _putc(tx, b'"')
         memo[5] = tx.p[:tx.n]
-        memo[6] = (',"method":"' + self.opcode_name((flags >> 11) & 0xF) + '","query":"').encode() \
-            + question_text + b'","resource":"' + qname[:qlen] + b'"'
+        opcode = (flags >> 11) & 0xF
+        method = self.methods[opcode]
+        if method is None:
+            method = self.methods[opcode] = (',"method":"' + self.opcode_name(opcode)).encode()
+        memo[6] = method + head_end
         return msg
+
+    cdef tuple _question(self, char* qname, Py_ssize_t qlen, int qtype):
+        """(name, ``,"question":{..}`` encoded, the question's text encoded, the end of
+        head_json after the method) for class IN."""
+        cdef _Buf js
+        cdef char js_stack[1024]
+        _buf_init(&js, js_stack, 1024)
+        name = _ascii(qname, qlen)
+        qtype_name = self.types.get(qtype) or str(qtype)
+        try:
+            _puts(&js, b',"question":{"name":"')
+            _put(&js, qname, qlen)
+            _puts(&js, b'","type":')
+            _puts(&js, ('"' + qtype_name + '"').encode())  # type names are plain ASCII
+            _puts(&js, b',"class":"IN"')
+            reg, tld, sub, full = self.domains.lookup(name)
+            if reg is not None:
+                _puts(&js, b',"registered_domain":')
+                _puts(&js, _json_str(reg))
+                if full:
+                    _puts(&js, b',"etld_plus_one":')
+                    _puts(&js, _json_str(reg))
+                if tld:
+                    _puts(&js, b',"top_level_domain":')
+                    _puts(&js, _json_str(tld))
+                if sub:
+                    _puts(&js, b',"subdomain":')
+                    _puts(&js, _json_str(sub))
+            _putc(&js, b'}')
+            text = ("class IN, type " + qtype_name + ", ").encode() + qname[:qlen]
+            return (name, js.p[:js.n], text, b'","query":"' + text + b'","resource":"' + qname[:qlen] + b'"')
+        finally:
+            _buf_free(&js)
 
     cdef Py_ssize_t _record(self, const uint8_t* m, Py_ssize_t n, Py_ssize_t off, list records, _Buf* sect,
                             _Buf* tx, int sect_no, list resolved, bint first) except -2:
@@ -769,8 +846,9 @@ cdef class DnsFastParser:
         cdef char rname[256]
         cdef char dname[256]
         cdef char d2name[256]
-        cdef char ip[64]
-        cdef Py_ssize_t rlen, dlen, d2len, after, end, p, q
+        cdef char num[24]
+        cdef char* dptr = dname  # the data's text, when it is made here
+        cdef Py_ssize_t rlen, dlen = 0, d2len, after, end, p, q, nlen
         off = _name(m, n, off, rname, &rlen)
         if off < 0 or off + 10 > n:
             return -1
@@ -781,18 +859,18 @@ cdef class DnsFastParser:
         end = off + rdlen
         if end > n or rclass != 1:
             return -1
-        type_name = _TYPE_NAMES.get(rtype)
-        if type_name is None:
+        info = _TYPE_INFO.get(rtype)
+        if info is None:
             return -1
-        rec = {_S_NAME: _ascii(rname, rlen), _S_TYPE: type_name, _S_CLASS: _S_IN, _S_TTL: str(ttl)}
+        type_name, type_json = <tuple>info
+        nlen = _utoa(num, ttl)
+        rec = {_S_NAME: _ascii(rname, rlen), _S_TYPE: type_name, _S_CLASS: _S_IN, _S_TTL: _ascii(num, nlen)}
         if not first:
             _putc(sect, b',')
         _puts(sect, b'{"name":"')
         _put(sect, rname, rlen)
-        _puts(sect, b'","type":"')
-        _puts(sect, (<str>type_name).encode())
-        _puts(sect, b'","class":"IN","ttl":"')
-        _putu(sect, ttl)
+        _puts(sect, <bytes>type_json)  # ","type":"A","class":"IN","ttl":"
+        _put(sect, num, nlen)
         _putc(sect, b'"')
         if first:
             _puts(tx, b"; ANSWER " if sect_no == 0 else b"; AUTHORITY " if sect_no == 1 else b"; ADDITIONAL ")
@@ -802,7 +880,7 @@ cdef class DnsFastParser:
         if rtype == 1:
             if rdlen != 4:
                 return -1
-            data = PyUnicode_FromFormat("%d.%d.%d.%d", <int>m[off], <int>m[off + 1], <int>m[off + 2], <int>m[off + 3])
+            dlen = _ipv4(dname, m + off)
         elif rtype == 28:
             if rdlen != 16:
                 return -1
@@ -812,14 +890,13 @@ cdef class DnsFastParser:
             else:
                 if m[off + 10] == 0xFF and m[off + 11] == 0xFF:
                     return -1  # IPv4-mapped: the Python renderer prints it dotted
-            if inet_ntop(AF_INET6, m + off, ip, 64) == NULL:
+            if inet_ntop(AF_INET6, m + off, dname, 256) == NULL:
                 return -1
-            data = ip.decode("ascii")
+            dlen = strlen(dname)
         elif rtype == 2 or rtype == 5 or rtype == 12:
             after = _name(m, n, off, dname, &dlen)
             if after != end:
                 return -1
-            data = _ascii(dname, dlen)
         elif rtype == 15:
             if rdlen < 2:
                 return -1
@@ -829,7 +906,6 @@ cdef class DnsFastParser:
             rec[_S_PREF] = _u16(m + off)
             _puts(sect, b',"preference":')
             _putu(sect, _u16(m + off))
-            data = _ascii(dname, dlen)
         elif rtype == 6:
             after = _name(m, n, off, dname, &dlen)
             if after < 0 or after > end:
@@ -858,7 +934,6 @@ cdef class DnsFastParser:
             _puts(tx, b"rname ")
             _put(tx, d2name, d2len)
             _puts(tx, b", ")
-            data = _ascii(dname, dlen)
         elif rtype == 33:
             if rdlen < 6:
                 return -1
@@ -874,7 +949,6 @@ cdef class DnsFastParser:
             _putu(sect, _u16(m + off + 2))
             _puts(sect, b',"port":')
             _putu(sect, _u16(m + off + 4))
-            data = _ascii(dname, dlen)
         else:  # 16, TXT: character-strings joined by spaces
             p = off
             while p < end:
@@ -893,16 +967,54 @@ cdef class DnsFastParser:
                 parts.append(_ascii(<const char*>(m + p + 1), q - p - 1))
                 p = q
             data = " ".join(parts)
+            encoded = (<str>data).encode("ascii")
+            dptr = encoded
+            dlen = len(encoded)
+        if data is None:
+            data = _ascii(dptr, dlen)
         rec[_S_DATA] = data
-        encoded = (<str>data).encode("ascii")
         _puts(sect, b',"data":"')
-        _puts(sect, encoded)
+        _put(sect, dptr, dlen)
         _puts(sect, b'"}')
-        _puts(tx, encoded)
+        _put(tx, dptr, dlen)
         if sect_no == 0 and (rtype == 1 or rtype == 28):
             resolved.append(data)
         records.append(rec)
         return end
+
+
+cdef inline Py_ssize_t _utoa(char* out, uint64_t v) noexcept:
+    """The decimal digits of ``v`` into ``out`` (at least 20 bytes); their count."""
+    cdef char tmp[24]
+    cdef int i = 24, k
+    if v == 0:
+        out[0] = b'0'
+        return 1
+    while v:
+        i -= 1
+        tmp[i] = <char>(48 + v % 10)
+        v //= 10
+    for k in range(24 - i):
+        out[k] = tmp[i + k]
+    return 24 - i
+
+
+cdef inline Py_ssize_t _ipv4(char* out, const uint8_t* a) noexcept:
+    """socket.inet_ntoa of the 4 bytes at ``a`` into ``out``; its length."""
+    cdef Py_ssize_t k = 0
+    cdef int i
+    for i in range(4):
+        if i:
+            out[k] = b'.'
+            k += 1
+        k += _utoa(out + k, a[i])
+    return k
+
+
+cdef dict _TYPE_INFO = {
+    t: (name, ('","type":"' + name + '","class":"IN","ttl":"').encode())
+    for t, name in {1: "A", 2: "NS", 5: "CNAME", 6: "SOA", 12: "PTR", 15: "MX", 16: "TXT", 28: "AAAA", 33: "SRV"}.items()
+}
 
 
 cdef bytes _json_str(str s):
