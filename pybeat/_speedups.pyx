@@ -21,7 +21,9 @@ payload inside the IPv4 total length).
 """
 
 from cpython.bytes cimport PyBytes_FromStringAndSize
-from cpython.dict cimport PyDict_GetItem, PyDict_SetItem, PyDict_Contains
+from libc.stdlib cimport malloc, realloc, free
+from libc.string cimport memcpy, strlen
+from cpython.dict cimport PyDict_GetItem
 from cpython.object cimport PyObject
 from cpython.unicode cimport PyUnicode_FromFormat
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
@@ -204,7 +206,11 @@ def replay_classic_pcap(source, decoder, check):
                         if plen > 0:
                             cnt.dispatched += 1
                             dns_lane = <DnsUdp4Lane>lanes[kind - 2]
-                            dns_lane.handle(ts, f, plen, sport, dport)
+                            try:  # as Decoder._udp4 around the analyzer's call
+                                dns_lane.handle(ts, f, plen, sport, dport)
+                            except Exception as exc:
+                                cnt.sync(decoder)
+                                decoder._analyzer_failed(exc)
                     elif kind == 1:
                         cnt.sync(decoder)
                         frame = PyBytes_FromStringAndSize(<const char*>f, caplen)
@@ -238,6 +244,169 @@ def replay_classic_pcap(source, decoder, check):
     return True
 
 
+# -- output buffers (on the caller's stack until they outgrow it) --------------------------
+
+cdef struct _Buf:
+    char* p
+    Py_ssize_t n
+    Py_ssize_t cap
+    bint heap  # p was allocated here (else it is the caller's stack array)
+
+
+cdef inline void _buf_init(_Buf* b, char* stack, Py_ssize_t size) noexcept:
+    b.p = stack
+    b.n = 0
+    b.cap = size
+    b.heap = False
+
+
+cdef inline void _buf_free(_Buf* b) noexcept:
+    if b.heap:
+        free(b.p)
+    b.heap = False
+
+
+cdef int _grow(_Buf* b, Py_ssize_t need) except -1:
+    cdef Py_ssize_t cap = b.cap * 2 if b.cap else 1024
+    while cap < b.n + need:
+        cap *= 2
+    cdef char* q
+    if b.heap:
+        q = <char*>realloc(b.p, cap)
+    else:
+        q = <char*>malloc(cap)
+        if q != NULL and b.n:
+            memcpy(q, b.p, b.n)
+    if q == NULL:
+        raise MemoryError()
+    b.p = q
+    b.cap = cap
+    b.heap = True
+    return 0
+
+
+cdef inline int _put(_Buf* b, const char* s, Py_ssize_t n) except -1:
+    if b.n + n > b.cap:
+        _grow(b, n)
+    memcpy(b.p + b.n, s, n)
+    b.n += n
+    return 0
+
+
+cdef inline int _puts(_Buf* b, bytes s) except -1:
+    return _put(b, <const char*>s, len(s))
+
+
+cdef inline int _putc(_Buf* b, char c) except -1:
+    if b.n + 1 > b.cap:
+        _grow(b, 1)
+    b.p[b.n] = c
+    b.n += 1
+    return 0
+
+
+cdef int _putu(_Buf* b, uint64_t v) except -1:
+    cdef char tmp[24]
+    cdef int i = 24
+    if v == 0:
+        return _putc(b, b'0')
+    while v:
+        i -= 1
+        tmp[i] = <char>(48 + v % 10)
+        v //= 10
+    return _put(b, tmp + i, 24 - i)
+
+
+# -- %-templates -------------------------------------------------------------------------------
+
+
+cdef class _Format:
+    """A bytes %-template cut at its specifiers (only ``%d``, ``%b`` and ``%%``)."""
+    cdef list parts  # the literal bytes before each specifier, and after the last
+    cdef bytes kinds  # b"d" or b"b" per specifier
+
+
+cdef object _compile_format(bytes tmpl):
+    """The _Format of ``tmpl``, or None when it has another specifier (``%`` then formats it)."""
+    cdef _Format f = _Format()
+    parts = []
+    kinds = bytearray()
+    cdef Py_ssize_t i = 0, n = len(tmpl)
+    cur = bytearray()
+    while i < n:
+        c = tmpl[i]
+        if c == 0x25:
+            if i + 1 >= n:
+                return None
+            k = tmpl[i + 1]
+            if k == 0x25:
+                cur.append(0x25)
+            elif k == 0x64 or k == 0x62:  # d, b
+                parts.append(bytes(cur))
+                cur = bytearray()
+                kinds.append(k)
+            else:
+                return None
+            i += 2
+        else:
+            cur.append(c)
+            i += 1
+    parts.append(bytes(cur))
+    f.parts = parts
+    f.kinds = bytes(kinds)
+    return f
+
+
+cdef bytes _fill(bytes tmpl, tuple args, dict cache):
+    """``tmpl % args`` for the pre-encoded templates, without parsing the template each time:
+    the same bytes (tests/unit/test_speedups.py compares), ``%`` itself for anything unusual
+    (another specifier, a negative number, an argument that is not int or bytes)."""
+    cdef PyObject* hit = PyDict_GetItem(cache, tmpl)
+    if hit is NULL:
+        f = _compile_format(tmpl)
+        if len(cache) >= 4096:
+            cache.clear()
+        cache[tmpl] = f
+    else:
+        f = <object>hit
+    if f is None:
+        return tmpl % args
+    cdef _Format fmt = <_Format>f
+    cdef Py_ssize_t i, nargs = len(args)
+    if nargs != len(fmt.kinds):
+        return tmpl % args
+    cdef const char* kinds = fmt.kinds
+    cdef list parts = fmt.parts
+    cdef _Buf out
+    cdef char stack[4096]
+    cdef long long v
+    _buf_init(&out, stack, 4096)
+    try:
+        for i in range(nargs):
+            _puts(&out, <bytes>parts[i])
+            a = args[i]
+            if kinds[i] == b'd':
+                if type(a) is not int:
+                    return tmpl % args
+                v = a
+                if v < 0:
+                    return tmpl % args
+                _putu(&out, <uint64_t>v)
+            else:
+                if type(a) is not bytes:
+                    return tmpl % args
+                _puts(&out, <bytes>a)
+        _puts(&out, <bytes>parts[nargs])
+        return out.p[:out.n]
+    finally:
+        _buf_free(&out)
+
+
+def format_template(bytes tmpl, tuple args):
+    """For tests: what the lane makes of ``tmpl % args``."""
+    return _fill(tmpl, args, {})
+
+
 # -- DNS -------------------------------------------------------------------------------------
 
 cdef object _UDP = "udp"
@@ -253,7 +422,7 @@ cdef class DnsUdp4Lane:
     cdef object on_udp4, message, publish_dict, raw_template, emit, event_type, format_ts
     cdef object dns_json, message_json, head_json, resolved_json, raw_error, domains
     cdef DnsFastParser parser
-    cdef dict templates
+    cdef dict templates, formats
     cdef int64_t last_ms
     cdef bytes last_ts
     cdef bint mdns, report_malformed, shareable, send_request, send_response, include_auth, include_add
@@ -284,6 +453,7 @@ cdef class DnsUdp4Lane:
         self.publish_dict = analyzer._publish_dict
         self.raw_template = analyzer._raw_template
         self.templates = analyzer._raw_templates
+        self.formats = {}
         self.last_ms = -1
         self.emit = analyzer._emit_raw
         self.mdns = bool(analyzer.mdns)
@@ -324,11 +494,8 @@ cdef class DnsUdp4Lane:
 
     cdef int _python(self, int64_t ts, src, uint16_t sport, dst, uint16_t dport, const uint8_t* p,
                      Py_ssize_t plen) except -1:
-        """The analyzer's own on_udp4 (Decoder._udp4's call, with its error accounting)."""
-        try:
-            self.on_udp4(ts, src, sport, dst, dport, PyBytes_FromStringAndSize(<const char*>p, plen))
-        except Exception:
-            raise
+        """The analyzer's own on_udp4 (what it raises, the loop counts as Decoder._udp4 does)."""
+        self.on_udp4(ts, src, sport, dst, dport, PyBytes_FromStringAndSize(<const char*>p, plen))
         return 0
 
     cdef int _step(self, int64_t ts, src, uint16_t sport, dst, uint16_t dport, const uint8_t* p,
@@ -452,20 +619,20 @@ cdef class DnsUdp4Lane:
                 resp_text = memo[5]
                 if resp_text is None:
                     resp_text = self.message_json(resp)
-                raw = tmpl % (rl, sl, rl, sl, rl + sl, ts_start, ts_end, end - start, resolved, status, head,
-                              resp_id, dns, txn.req_id, req_text, resp_id, resp_text, error)
+                raw = _fill(tmpl, (rl, sl, rl, sl, rl + sl, ts_start, ts_end, end - start, resolved, status, head,
+                              resp_id, dns, txn.req_id, req_text, resp_id, resp_text, error), self.formats)
             else:
-                raw = tmpl % (rl, sl, rl, sl, rl + sl, ts_start, ts_end, end - start, resolved, status, head,
-                              resp_id, dns, txn.req_id, req_text, error)
+                raw = _fill(tmpl, (rl, sl, rl, sl, rl + sl, ts_start, ts_end, end - start, resolved, status, head,
+                              resp_id, dns, txn.req_id, req_text, error), self.formats)
         elif self.send_response:
             resp_text = memo[5]
             if resp_text is None:
                 resp_text = self.message_json(resp)
-            raw = tmpl % (rl, sl, rl, sl, rl + sl, ts_start, ts_end, end - start, resolved, status, head,
-                          resp_id, dns, resp_id, resp_text, error)
+            raw = _fill(tmpl, (rl, sl, rl, sl, rl + sl, ts_start, ts_end, end - start, resolved, status, head,
+                          resp_id, dns, resp_id, resp_text, error), self.formats)
         else:
-            raw = tmpl % (rl, sl, rl, sl, rl + sl, ts_start, ts_end, end - start, resolved, status, head,
-                          resp_id, dns, error)
+            raw = _fill(tmpl, (rl, sl, rl, sl, rl + sl, ts_start, ts_end, end - start, resolved, status, head,
+                          resp_id, dns, error), self.formats)
         questions = resp.questions
         name = questions[0][0] if questions else None
         self.emit(self.event_type(start, None, None, raw, ("dns", "OK" if ok else "Error", name, notes)))
@@ -483,11 +650,7 @@ cdef class DnsUdp4Lane:
 # Message: tests/unit/test_speedups.py compares it field by field, and its JSON parts byte by
 # byte, with the Python parser's on every message of the shared captures and on fuzzed ones.
 
-from libc.stdlib cimport malloc, realloc, free
-from libc.string cimport memcpy, strlen
 from cpython.unicode cimport PyUnicode_DecodeASCII
-from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
-from cpython.ref cimport Py_INCREF
 
 cdef extern from "arpa/inet.h" nogil:
     const char* inet_ntop(int af, const void* src, char* dst, unsigned int size)
@@ -509,77 +672,6 @@ cdef void _tables_init() noexcept:
 
 
 _tables_init()
-
-
-cdef struct _Buf:
-    char* p
-    Py_ssize_t n
-    Py_ssize_t cap
-    bint heap  # p was allocated here (else it is the caller's stack array)
-
-
-cdef inline void _buf_init(_Buf* b, char* stack, Py_ssize_t size) noexcept:
-    b.p = stack
-    b.n = 0
-    b.cap = size
-    b.heap = False
-
-
-cdef inline void _buf_free(_Buf* b) noexcept:
-    if b.heap:
-        free(b.p)
-    b.heap = False
-
-
-cdef int _grow(_Buf* b, Py_ssize_t need) except -1:
-    cdef Py_ssize_t cap = b.cap * 2 if b.cap else 1024
-    while cap < b.n + need:
-        cap *= 2
-    cdef char* q
-    if b.heap:
-        q = <char*>realloc(b.p, cap)
-    else:
-        q = <char*>malloc(cap)
-        if q != NULL and b.n:
-            memcpy(q, b.p, b.n)
-    if q == NULL:
-        raise MemoryError()
-    b.p = q
-    b.cap = cap
-    b.heap = True
-    return 0
-
-
-cdef inline int _put(_Buf* b, const char* s, Py_ssize_t n) except -1:
-    if b.n + n > b.cap:
-        _grow(b, n)
-    memcpy(b.p + b.n, s, n)
-    b.n += n
-    return 0
-
-
-cdef inline int _puts(_Buf* b, bytes s) except -1:
-    return _put(b, <const char*>s, len(s))
-
-
-cdef inline int _putc(_Buf* b, char c) except -1:
-    if b.n + 1 > b.cap:
-        _grow(b, 1)
-    b.p[b.n] = c
-    b.n += 1
-    return 0
-
-
-cdef int _putu(_Buf* b, uint64_t v) except -1:
-    cdef char tmp[24]
-    cdef int i = 24
-    if v == 0:
-        return _putc(b, b'0')
-    while v:
-        i -= 1
-        tmp[i] = <char>(48 + v % 10)
-        v //= 10
-    return _put(b, tmp + i, 24 - i)
 
 
 cdef inline uint16_t _u16(const uint8_t* p) noexcept nogil:

@@ -284,3 +284,42 @@ def test_split_across_workers_is_the_pythons(name, index):
     python = _share("python", index, pcap)
     assert compiled[1]["skipped_other_shard"] > 0
     assert compiled == python
+
+
+# -- the lane's %-template filler ----------------------------------------------------------------
+
+_PIECE = st.binary(max_size=6).map(lambda b: b.replace(b"%", b"%%"))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.tuples(_PIECE, st.sampled_from(["d", "b", "%", "s"]),
+                          st.one_of(st.integers(-5, 2**40), st.binary(max_size=5), st.booleans())), max_size=8),
+       _PIECE)
+def test_template_filler_is_percent_formatting(specs, tail):
+    sp = _speedups()
+    tmpl = b"".join(piece + (b"%" + kind.encode() if kind != "%" else b"%%") for piece, kind, _ in specs) + tail
+    args = tuple(arg for _, kind, arg in specs if kind != "%")
+    try:
+        expected = tmpl % args
+    except (TypeError, ValueError):
+        with pytest.raises((TypeError, ValueError)):
+            sp.format_template(tmpl, args)
+        return
+    assert sp.format_template(tmpl, args) == expected
+
+
+def test_template_filler_on_the_dns_templates():
+    """The real templates (every send_request/send_response shape) with real-looking values."""
+    sp = _speedups()
+    for req in (True, False):
+        for resp in (True, False):
+            an, _ = make(send_request=req, send_response=resp)
+            for answered in (True, False):
+                head = an.envelope.raw_head("dns", "udp", "10.0.0.1", 53000, "10.0.0.2", 53, answered=answered)
+                tmpl = head + (an._raw_tail if answered else an._raw_query_tail)
+                n = tmpl.replace(b"%%", b"").count(b"%")
+                kinds = [tmpl.replace(b"%%", b"")[i + 1:i + 2] for i in range(len(tmpl.replace(b"%%", b"")))
+                         if tmpl.replace(b"%%", b"")[i:i + 1] == b"%"]
+                assert len(kinds) == n
+                args = tuple(12345 if k == b"d" else b'"x",1' for k in kinds)
+                assert sp.format_template(tmpl, args) == tmpl % args
