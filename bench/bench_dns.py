@@ -1,17 +1,20 @@
 #!/usr/bin/env python3
 """Benchmark: pybeat vs tshark -T ek on the same capture, in the same run.
 
-    python3 bench/bench_dns.py                      # the shared 100k-packet capture, 3 rounds
+    python3 bench/bench_dns.py                      # the shared 100k-packet capture, 5 rounds
     python3 bench/bench_dns.py --loops 10           # the capture looped to 1M packets
     python3 bench/bench_dns.py --workers 1          # pybeat in one process (default: one per CPU)
     python3 bench/bench_dns.py --scaling            # pybeat with 1, then 2, ... N worker processes
+    python3 bench/bench_dns.py --pure-python        # pybeat without its compiled hot path
 
 pybeat runs with the file output and every DNS field switched on (authorities, additionals,
 request and response strings), split across one process per CPU by flow
 (``packetbeat.workers``; ``--workers 1`` for a single process). tshark runs as Wireshark's Elasticsearch export
 (``tshark -r FILE -T ek``) writing to /dev/null. Each round runs both tools back to back and
 the best round of each is reported (these machines are noisy), with packets/s, events/s, peak
-RSS, CPU time (user+sys, all processes) and the ratio. Results also go to
+RSS, CPU time (user+sys, all processes) and the ratio (of the best rounds; also the range and
+median of each round's ratio, both tools timed back to back). It says whether pybeat ran its
+compiled hot path (``pybeat._speedups``) or pure Python. Results also go to
 ``bench/results/<timestamp>.json``. pybeat runs with its bytecode cached, as an installed
 package does (an untimed warm-up run writes the cache even where PYTHONDONTWRITEBYTECODE is set).
 """
@@ -102,18 +105,28 @@ def count_lines(directory: Path) -> int:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("pcap", nargs="?", default=str(DEFAULT_PCAP))
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--loops", type=int, default=1, help="replay the capture N times (pybeat -l, tshark on a looped copy)")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                     help="pybeat worker processes, split by flow (default: one per CPU, here %(default)s)")
     ap.add_argument("--scaling", action="store_true", help="run pybeat with 1..--workers processes (no tshark)")
     ap.add_argument("--no-tshark", action="store_true")
+    ap.add_argument("--pure-python", action="store_true",
+                    help="run pybeat without its compiled hot path (PYBEAT_PURE_PYTHON=1), for comparison")
     args = ap.parse_args()
+    if args.pure_python:
+        PYBEAT_ENV["PYBEAT_PURE_PYTHON"] = "1"
+    import importlib.util
+
+    compiled = importlib.util.find_spec("pybeat._speedups") is not None and not args.pure_python
+    print("pybeat hot path: " + ("compiled (pybeat._speedups)" if compiled else
+                                 "pure Python" + ("" if args.pure_python else " (pybeat._speedups was not built)")),
+          flush=True)
     if args.scaling:
         rows = []
         for w in range(1, max(1, args.workers) + 1):
             argv = [sys.executable, __file__, args.pcap, "--rounds", str(args.rounds), "--loops", str(args.loops),
-                    "--workers", str(w), "--no-tshark"]
+                    "--workers", str(w), "--no-tshark"] + (["--pure-python"] if args.pure_python else [])
             print(f"== {w} worker(s)", flush=True)
             out = subprocess.run(argv, stdout=subprocess.PIPE, text=True, check=True).stdout
             print(out, end="", flush=True)
@@ -139,7 +152,7 @@ def main() -> int:
     subprocess.run([sys.executable, "-m", "pybeat.cli", "run", "-c", str(warm), "-I", str(pcap), "-t", "-N",
                     "--path.home", str(work)], env=PYBEAT_ENV, stdout=subprocess.DEVNULL, check=True)
     best_py = best_ts = None
-    results = {"pcap": str(pcap), "loops": args.loops, "packets": total_packets, "rounds": []}
+    results = {"pcap": str(pcap), "loops": args.loops, "packets": total_packets, "rounds": [], "compiled": compiled}
     for r in range(args.rounds):
         out = work / f"out{r}"
         cfg = work / "bench.yml"
@@ -178,7 +191,10 @@ def main() -> int:
         results["ratio"] = best_ts / best_py
         best_ts_cpu = min(row["tshark_cpu_s"] for row in results["rounds"])
         print(f"tshark -T ek: {total_packets / best_ts:,.0f} packets/s ({total_packets / best_ts_cpu:,.0f} packets per CPU-second)")
-        print(f"ratio pybeat / tshark: {best_ts / best_py:.1f}x")
+        per_round = sorted(row["tshark_s"] / row["pybeat_s"] for row in results["rounds"])
+        results["round_ratios"] = per_round
+        print(f"ratio pybeat / tshark: {best_ts / best_py:.1f}x (best of each; per round, both timed back to back: "
+              f"{per_round[0]:.1f}x-{per_round[-1]:.1f}x, median {per_round[len(per_round) // 2]:.1f}x)")
     dest = REPO / "bench" / "results"
     dest.mkdir(parents=True, exist_ok=True)
     (dest / time.strftime("%Y%m%dT%H%M%S.json")).write_text(json.dumps(results, indent=2))

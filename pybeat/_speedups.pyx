@@ -1,5 +1,6 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
-"""Compiled replay of a classic Ethernet pcap, and the DNS analyzer's usual UDP/IPv4 step.
+"""Compiled replay of a classic Ethernet pcap, the DNS analyzer's usual UDP/IPv4 step, and the
+parse and render of the usual DNS messages.
 
 Optional: built by ``pip install`` when a C compiler is there (Cython), else pybeat runs the pure
 Python code it mirrors, with the same results. Owns no behaviour of its own: every branch is
@@ -12,12 +13,18 @@ the Python code's, and anything outside the subset handled here is handed to tha
   the lane; other frames go to ``Decoder.decode`` / ``Decoder._udp4`` unchanged.
 - :class:`DnsUdp4Lane` is ``DnsAnalyzer.on_udp4`` and ``_publish_raw``: a new query, or the
   answer to a pending one, on the analyzer's own tables (message cache, pending transactions,
-  counters), published as the same pre-encoded event. Everything else calls the analyzer.
+  counters, template cache), published as the same pre-encoded event. Everything else calls
+  the analyzer.
+- :class:`DnsFastParser` is ``parse_message`` plus event.py's memoised JSON parts for the usual
+  messages (see the comment above it); None for the others, which the Python parser decodes.
 
 The results are the Python code's, document by document and counter by counter:
-tests/unit/test_speedups.py runs every shared capture both ways. Bounds: every read is inside
-the frame the loop checked (``caplen >= 42``, the IPv4 total length inside the frame, the UDP
-payload inside the IPv4 total length).
+tests/unit/test_speedups.py (parser, template filler, split), tests/unit/test_replay_loop.py and
+tests/dns/test_dns_udp4_inline.py (whole runs on every shared capture),
+tests/fuzz/test_compiled_loop_fuzz.py (hostile captures). Bounds: every read is inside the frame
+the loop checked (``caplen >= 42``, the IPv4 total length inside the frame, the UDP payload
+inside the IPv4 total length) and inside the DNS message (each offset checked against its
+length before the read); output goes to buffers that grow.
 """
 
 from cpython.bytes cimport PyBytes_FromStringAndSize
@@ -989,15 +996,27 @@ cdef class DnsFastParser:
             after = _name(m, n, off, dname, &dlen)
             if after != end:
                 return -1
-        elif rtype == 15:
-            if rdlen < 2:
+        elif rtype == 15 or rtype == 33:  # MX, SRV: numbers, then the target name
+            p = 2 if rtype == 15 else 6
+            if rdlen < p:
                 return -1
-            after = _name(m, n, off + 2, dname, &dlen)
+            after = _name(m, n, off + p, dname, &dlen)
             if after != end:
                 return -1
-            rec[_S_PREF] = _u16(m + off)
-            _puts(sect, b',"preference":')
-            _putu(sect, _u16(m + off))
+            if rtype == 15:
+                rec[_S_PREF] = _u16(m + off)
+                _puts(sect, b',"preference":')
+                _putu(sect, _u16(m + off))
+            else:
+                rec[_S_PRIO] = _u16(m + off)
+                rec[_S_WEIGHT] = _u16(m + off + 2)
+                rec[_S_PORT] = _u16(m + off + 4)
+                _puts(sect, b',"priority":')
+                _putu(sect, _u16(m + off))
+                _puts(sect, b',"weight":')
+                _putu(sect, _u16(m + off + 2))
+                _puts(sect, b',"port":')
+                _putu(sect, _u16(m + off + 4))
         elif rtype == 6:
             after = _name(m, n, off, dname, &dlen)
             if after < 0 or after > end:
@@ -1026,21 +1045,6 @@ cdef class DnsFastParser:
             _puts(tx, b"rname ")
             _put(tx, d2name, d2len)
             _puts(tx, b", ")
-        elif rtype == 33:
-            if rdlen < 6:
-                return -1
-            after = _name(m, n, off + 6, dname, &dlen)
-            if after != end:
-                return -1
-            rec[_S_PRIO] = _u16(m + off)
-            rec[_S_WEIGHT] = _u16(m + off + 2)
-            rec[_S_PORT] = _u16(m + off + 4)
-            _puts(sect, b',"priority":')
-            _putu(sect, _u16(m + off))
-            _puts(sect, b',"weight":')
-            _putu(sect, _u16(m + off + 2))
-            _puts(sect, b',"port":')
-            _putu(sect, _u16(m + off + 4))
         else:  # 16, TXT: character-strings joined by spaces
             p = off
             while p < end:
