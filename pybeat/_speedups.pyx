@@ -37,6 +37,8 @@ from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 
 import struct as _struct
 
+from orjson import dumps as _orjson_dumps
+
 cdef uint32_t _CRC[256]
 
 
@@ -537,9 +539,21 @@ cdef class DnsUdp4Lane:
                 if tkey not in pending and len(pending) < self.max_pending and (
                     msg.opt is None or msg.length <= 512
                 ):
-                    txn = self.txn_type(ts, src, sport, dst, dport, _UDP)
+                    # _Txn.__init__'s slots, set here (tests/unit/test_speedups.py compares)
+                    txn = self.txn_type.__new__(self.txn_type)
+                    txn.ts = ts
+                    txn.src_ip = src
+                    txn.src_port = sport
+                    txn.dst_ip = dst
+                    txn.dst_port = dport
+                    txn.transport = _UDP
                     txn.request = msg
                     txn.req_id = msg_id
+                    txn.responses = None
+                    txn.resp_id = 0
+                    txn.resp_ts = 0
+                    txn.notes = None
+                    txn.mdns_only = False
                     pending[tkey] = txn
                     return 0
             else:
@@ -642,7 +656,14 @@ cdef class DnsUdp4Lane:
                           resp_id, dns, error), self.formats)
         questions = resp.questions
         name = questions[0][0] if questions else None
-        self.emit(self.event_type(start, None, None, raw, ("dns", "OK" if ok else "Error", name, notes)))
+        # Event(start, None, raw=raw, digest=...), its slots set here
+        event = self.event_type.__new__(self.event_type)
+        event.timestamp_ns = start
+        event._fields = None
+        event.meta = {}
+        event.raw = raw
+        event.digest = ("dns", "OK" if ok else "Error", name, notes)
+        self.emit(event)
         return True
 
 
@@ -658,6 +679,9 @@ cdef class DnsUdp4Lane:
 # byte, with the Python parser's on every message of the shared captures and on fuzzed ones.
 
 from cpython.unicode cimport PyUnicode_DecodeASCII
+
+cdef extern from "Python.h":
+    bint PyUnicode_IS_ASCII(object o)
 
 cdef extern from "arpa/inet.h" nogil:
     const char* inet_ntop(int af, const void* src, char* dst, unsigned int size)
@@ -752,7 +776,8 @@ cdef object _S_PRIO = "priority", _S_WEIGHT = "weight", _S_PORT = "port"
 cdef class DnsFastParser:
     """The compiled subset of ``parse_message`` (see the comment above this class)."""
 
-    cdef object message_type, flags_json, types, opcode_name, domains
+    cdef object message_type, flags_json, opcode_name, domains
+    cdef dict types
     cdef bint authorities, additionals
     cdef dict questions, flags_cache
     cdef list methods
@@ -811,7 +836,9 @@ cdef class DnsFastParser:
                        int ns, int ar, char* qname, Py_ssize_t qlen, int qtype, _Buf* js, _Buf* tx, _Buf* sect):
         # The question's parts depend on the name and type alone: a query and its response
         # (and every repeat of the question) share them.
-        qkey = PyBytes_FromStringAndSize(qname, qlen) + bytes((qtype >> 8, qtype & 0xFF))
+        qname[qlen] = <char>(qtype >> 8)  # the key: the name and the type's two bytes
+        qname[qlen + 1] = <char>(qtype & 0xFF)
+        qkey = PyBytes_FromStringAndSize(qname, qlen + 2)
         cached = self.questions.get(qkey)
         if cached is None:
             cached = self._question(qname, qlen, qtype)
@@ -880,20 +907,29 @@ cdef class DnsFastParser:
                     _puts(js, b',"additionals":[')
                     _put(js, sect.p, sect.n)
                     _putc(js, b']')
-        msg = self.message_type((m[0] << 8) | m[1], flags, n, False)
-        msg.counts = (qd, an, ns, ar)
+        # Message.__init__'s slots, set here with their final values (the test compares every
+        # slot with the Python parser's Message)
+        msg = self.message_type.__new__(self.message_type)
+        msg.id = (m[0] << 8) | m[1]
+        msg.flags = flags
+        msg.qr = flags >> 15
+        msg.opcode = (flags >> 11) & 0xF
+        msg.rcode = flags & 0xF
         msg.questions = ((name, qtype, 1),)
-        if sections[0]:
-            msg.answers = tuple(sections[0])
-        if sections[1]:
-            msg.authorities = tuple(sections[1])
-        if sections[2]:
-            msg.additionals = tuple(sections[2])
-        memo = msg.memo
+        msg.answers = tuple(sections[0])
+        msg.authorities = tuple(sections[1])
+        msg.additionals = tuple(sections[2])
+        msg.opt = None
+        msg.length = n
+        msg.error = None
+        msg.mdns = False
+        msg.counts = (qd, an, ns, ar)
+        memo = msg.memo = [None, None, None, None, None, None, None, None]
         if resolved:
             msg.resolved = tuple(resolved)
             memo[7] = b"," + b",".join([_json_str(ip) for ip in dict.fromkeys(resolved)])
         else:
+            msg.resolved = ()
             memo[7] = b""
         memo[4] = js.p[:js.n]
         _putc(tx, b'"')
@@ -908,35 +944,49 @@ cdef class DnsFastParser:
     cdef tuple _question(self, char* qname, Py_ssize_t qlen, int qtype):
         """(name, ``,"question":{..}`` encoded, the question's text encoded, the end of
         head_json after the method) for class IN."""
-        cdef _Buf js
+        cdef _Buf js, tx
         cdef char js_stack[1024]
+        cdef char tx_stack[600]
         _buf_init(&js, js_stack, 1024)
+        _buf_init(&tx, tx_stack, 600)
         name = _ascii(qname, qlen)
-        qtype_name = self.types.get(qtype) or str(qtype)
+        cdef PyObject* hit = PyDict_GetItem(self.types, qtype)
+        qtype_name = <object>hit if hit is not NULL else None
+        if not qtype_name:
+            qtype_name = str(qtype)
+        cdef bytes tb = (<str>qtype_name).encode("ascii")  # type names are plain ASCII
         try:
             _puts(&js, b',"question":{"name":"')
             _put(&js, qname, qlen)
-            _puts(&js, b'","type":')
-            _puts(&js, ('"' + qtype_name + '"').encode())  # type names are plain ASCII
-            _puts(&js, b',"class":"IN"')
+            _puts(&js, b'","type":"')
+            _puts(&js, tb)
+            _puts(&js, b'","class":"IN"')
             reg, tld, sub, full = self.domains.lookup(name)
             if reg is not None:
                 _puts(&js, b',"registered_domain":')
-                _puts(&js, _json_str(reg))
+                _put_json_str(&js, reg)
                 if full:
                     _puts(&js, b',"etld_plus_one":')
-                    _puts(&js, _json_str(reg))
+                    _put_json_str(&js, reg)
                 if tld:
                     _puts(&js, b',"top_level_domain":')
-                    _puts(&js, _json_str(tld))
+                    _put_json_str(&js, tld)
                 if sub:
                     _puts(&js, b',"subdomain":')
-                    _puts(&js, _json_str(sub))
+                    _put_json_str(&js, sub)
             _putc(&js, b'}')
-            text = ("class IN, type " + qtype_name + ", ").encode() + qname[:qlen]
-            return (name, js.p[:js.n], text, b'","query":"' + text + b'","resource":"' + qname[:qlen] + b'"')
+            _puts(&tx, b"class IN, type ")
+            _puts(&tx, tb)
+            _puts(&tx, b", ")
+            _put(&tx, qname, qlen)
+            text = tx.p[:tx.n]
+            _puts(&tx, b'","resource":"')
+            _put(&tx, qname, qlen)
+            _putc(&tx, b'"')
+            return (name, js.p[:js.n], text, b'","query":"' + tx.p[:tx.n])
         finally:
             _buf_free(&js)
+            _buf_free(&tx)
 
     cdef Py_ssize_t _record(self, const uint8_t* m, Py_ssize_t n, Py_ssize_t off, list records, _Buf* sect,
                             _Buf* tx, int sect_no, list resolved, bint first) except -2:
@@ -1113,16 +1163,44 @@ cdef dict _TYPE_INFO = {
 }
 
 
+cdef int _put_json_str(_Buf* b, str s) except -1:
+    """_json_str(s) into ``b``."""
+    cdef bytes e
+    cdef const unsigned char* p
+    cdef Py_ssize_t i, n
+    cdef unsigned char c
+    if PyUnicode_IS_ASCII(s):
+        e = s.encode("ascii")
+        p = <const unsigned char*>(<const char*>e)
+        n = len(e)
+        for i in range(n):
+            c = p[i]
+            if c < 0x20 or c == 0x22 or c == 0x5C:
+                break
+        else:
+            _putc(b, b'"')
+            _put(b, <const char*>p, n)
+            _putc(b, b'"')
+            return 0
+    _puts(b, _orjson_dumps(s))
+    return 0
+
+
 cdef bytes _json_str(str s):
-    """A JSON string of ``s`` when it needs no escaping (ASCII, printable, no quote or
+    """A JSON string of ``s`` when it needs no escaping (ASCII, no control character, quote or
     backslash), else orjson's encoding."""
     cdef bytes b
+    cdef const unsigned char* p
+    cdef Py_ssize_t i, n
+    cdef unsigned char c
     if s.isascii():
         b = s.encode("ascii")
-        for c in b:
-            if c < 0x20 or c == 0x22 or c == 0x5C or c == 0x7F:
+        p = <const unsigned char*>(<const char*>b)
+        n = len(b)
+        for i in range(n):
+            c = p[i]
+            if c < 0x20 or c == 0x22 or c == 0x5C:
                 break
         else:
             return b'"' + b + b'"'
-    import orjson
-    return orjson.dumps(s)
+    return _orjson_dumps(s)

@@ -34,7 +34,10 @@ from tests.conftest import PCAPS, need
 from tests.dns.dnstest import make
 from tests.unit.test_replay_loop import loop_impl
 
-SLOTS = ("id", "flags", "qr", "opcode", "rcode", "questions", "opt", "resolved", "length", "error", "mdns", "counts")
+from pybeat.protocols.dns.wire import Message  # noqa: E402
+
+# every slot of a Message but the record sections and the memo (compared on their own)
+SLOTS = tuple(s for s in Message.__slots__ if s not in ("answers", "authorities", "additionals", "memo"))
 CONFIGS = [(True, True), (False, False), (True, False)]
 
 
@@ -68,6 +71,7 @@ def check_same(data: bytes, an, parser) -> bool:
     assert slow is not None
     for slot in SLOTS:
         assert getattr(fast, slot) == getattr(slow, slot), slot
+        assert type(getattr(fast, slot)) is type(getattr(slow, slot)), slot
     for section in ("answers", "authorities", "additionals"):
         assert type(getattr(fast, section)) is tuple
         assert _records(getattr(fast, section)) == _records(getattr(slow, section)), section
@@ -323,3 +327,47 @@ def test_template_filler_on_the_dns_templates():
                 assert len(kinds) == n
                 args = tuple(12345 if k == b"d" else b'"x",1' for k in kinds)
                 assert sp.format_template(tmpl, args) == tmpl % args
+
+
+def test_lane_objects_are_the_pythons():
+    """The lane creates transactions and events with their classes' __new__ and sets every
+    slot itself: the same values as the classes' own __init__ would give."""
+    _speedups()
+    from pybeat.api import Event
+    from pybeat.protocols.dns.analyzer import _Txn
+
+    pcap = PCAPS / "dns_udp_mixed.pcap"
+    need(pcap.exists(), f"capture {pcap} missing")
+    an, events = make()
+    an._shareable = True
+    dec = Decoder({53: an}, {53: an})
+    source = PcapFileSource(str(pcap))
+    seen: list[_Txn] = []
+    original = an.pending.__class__.__setitem__
+
+    class Spy(type(an.pending)):
+        def __setitem__(self, key, txn):
+            seen.append(txn)
+            original(self, key, txn)
+
+    an.pending = Spy()
+    lane = an.udp4_lane()  # built on the spied table
+    assert lane is not None
+    an.udp4_lane = lambda: lane
+    try:
+        assert loop_impl("compiled")(source, dec, lambda: False) is True
+    finally:
+        source.close()
+    assert seen and events
+    for txn in seen:
+        ref = _Txn(txn.ts, txn.src_ip, txn.src_port, txn.dst_ip, txn.dst_port, txn.transport)
+        for slot in _Txn.__slots__:
+            if slot in ("request", "req_id", "responses", "resp_id", "resp_ts", "notes"):
+                getattr(txn, slot)  # set (later steps change these)
+            else:
+                assert getattr(txn, slot) == getattr(ref, slot), slot
+    for e in events:
+        if e.raw is not None:
+            ref = Event(e.timestamp_ns, None, raw=e.raw, digest=e.digest)
+            for slot in Event.__slots__:
+                assert getattr(e, slot) == getattr(ref, slot), slot
