@@ -842,7 +842,7 @@ cdef class DnsFastParser:
         cached = self.questions.get(qkey)
         if cached is None:
             cached = self._question(qname, qlen, qtype)
-            if len(self.questions) >= 65536:
+            if len(self.questions) >= 16384:  # a response follows its query within moments
                 self.questions.clear()
             self.questions[qkey] = cached
         name, question_json, question_text, head_end = <tuple>cached
@@ -931,7 +931,9 @@ cdef class DnsFastParser:
         else:
             msg.resolved = ()
             memo[7] = b""
-        memo[4] = js.p[:js.n]
+        # dns.* of a query is only needed if it stays unanswered (event.py renders it then): a
+        # query waiting in the pending table does not hold it
+        memo[4] = js.p[:js.n] if flags >> 15 else None
         _putc(tx, b'"')
         memo[5] = tx.p[:tx.n]
         opcode = (flags >> 11) & 0xF

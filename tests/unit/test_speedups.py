@@ -77,7 +77,9 @@ def check_same(data: bytes, an, parser) -> bool:
         assert _records(getattr(fast, section)) == _records(getattr(slow, section)), section
     assert fast.memo[:4] == [None, None, None, None]
     auth, add = an.include_authorities, an.include_additionals
-    assert fast.memo[4] == dns_json(slow, an.domains, auth, add)
+    # a query's dns.* is rendered when it is needed (by event.py, from the Message)
+    assert fast.memo[4] == (dns_json(slow, an.domains, auth, add) if fast.qr else None)
+    assert dns_json(fast, an.domains, auth, add) == dns_json(slow, an.domains, auth, add)
     assert fast.memo[5] == message_json(slow)
     assert fast.memo[6] == head_json(slow)
     assert fast.memo[7] == resolved_json(slow)
