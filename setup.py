@@ -35,4 +35,8 @@ def _extensions() -> list:
     return cythonize([ext], language_level=3, quiet=True)
 
 
-setup(packages=packages, package_dir=package_dir, package_data=package_data, ext_modules=_extensions())
+# Generated C and an in-place build (pip install -e) are not data: build_ext makes the module.
+exclude_package_data = {"pybeat": ["_speedups.c", "*.so"]}
+
+setup(packages=packages, package_dir=package_dir, package_data=package_data,
+      exclude_package_data=exclude_package_data, ext_modules=_extensions())
