@@ -523,8 +523,7 @@ class DnsAnalyzer(Analyzer):
     def _flush(self, now_ns: int) -> None:
         for st, _txn in list(self.transfers.values()):
             self._finish_transfer(st)
-        pending = self.pending
-        self.pending = OrderedDict()
+        pending = self.pending  # emptied in place: the compiled lane holds this table too
         while pending:  # oldest first; each one freed once published (it now holds its render)
             _key, txn = pending.popitem(last=False)
             self._expire_one(txn)
