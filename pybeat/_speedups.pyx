@@ -250,7 +250,18 @@ def replay_classic_pcap(source, decoder, check):
         if first < 0:
             return True
         shift += last - first + 1000
+        if shift > _MAX_SHIFT or shift < -_MAX_SHIFT:
+            # The next pass's times (a stamp is below 2**62 ns) could overflow 64 bits: the
+            # Python loop, with unbounded integers, makes the remaining passes.
+            from pybeat.decode.replay import replay_classic_pcap as python_replay
+
+            return python_replay(source, decoder, check, passes, shift)
     return True
+
+
+# A pcap stamp is below 2**62 ns (at most 2**32 - 1 s, plus a fraction below 2**32 units of at
+# most 1,000 ns), so ts = stamp + shift stays inside 64 bits while |shift| is at most this.
+cdef int64_t _MAX_SHIFT = 4611686018427387904LL  # 2**62
 
 
 # -- output buffers (on the caller's stack until they outgrow it) --------------------------
@@ -395,11 +406,9 @@ cdef bytes _fill(bytes tmpl, tuple args, dict cache):
             _puts(&out, <bytes>parts[i])
             a = args[i]
             if kinds[i] == b'd':
-                if type(a) is not int:
+                if type(a) is not int or not 0 <= a < 2**63:
                     return tmpl % args
                 v = a
-                if v < 0:
-                    return tmpl % args
                 _putu(&out, <uint64_t>v)
             else:
                 if type(a) is not bytes:
@@ -591,7 +600,9 @@ cdef class DnsUdp4Lane:
         return 0
 
     cdef bytes _ts(self, int64_t ns):
-        """format_ts(ns).encode(), the last millisecond's cached (``ns`` > 0)."""
+        """format_ts(ns).encode(), the last millisecond's cached."""
+        if ns < 0:  # C division truncates where Python's floors: no cache for these
+            return (<str>self.format_ts(ns)).encode()
         cdef int64_t ms = ns // 1_000_000
         if ms != self.last_ms or self.last_ts is None:
             self.last_ts = (<str>self.format_ts(ns)).encode()

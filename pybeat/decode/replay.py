@@ -33,10 +33,14 @@ def best_replay() -> Callable[[PcapFileSource, Decoder, Callable[[], bool]], boo
     return replay_classic_pcap
 
 
-def replay_classic_pcap(source: PcapFileSource, decoder: Decoder, check: Callable[[], bool]) -> bool | None:
+def replay_classic_pcap(
+    source: PcapFileSource, decoder: Decoder, check: Callable[[], bool], passes: int = 0, shift: int = 0
+) -> bool | None:
     """Replay ``source`` through ``decoder``; ``check`` runs every 64 packets and returns True
     to stop. None when the file is not classic pcap of Ethernet frames (nothing was read: use
-    the source's iterator); else whether the whole file was read (False: stopped by ``check``)."""
+    the source's iterator); else whether the whole file was read (False: stopped by ``check``).
+    ``passes`` and ``shift``: the passes already made and their time shift (the compiled loop
+    hands over here when its 64-bit times would overflow)."""
     layout = source.classic_layout()
     if layout is None or layout[3] != LINKTYPE_ETHERNET:
         return None
@@ -46,8 +50,6 @@ def replay_classic_pcap(source: PcapFileSource, decoder: Decoder, check: Callabl
     decode = decoder.decode
     udp4 = decoder._udp4
     tick_at = decoder._packet_tick
-    passes = 0
-    shift = 0
     n = 0
     while source.loops == 0 or passes < source.loops:
         pos = 24

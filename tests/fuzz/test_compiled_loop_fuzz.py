@@ -90,3 +90,38 @@ def test_hostile_captures_same_on_both_loops(tmp_path, data, shard):
     path = tmp_path / "hostile.pcap"
     path.write_bytes(data)
     assert _run("compiled", str(path), shard) == _run("python", str(path), shard)
+
+
+def _udp_frame(payload: bytes, sport: int, dport: int) -> bytes:
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 28 + len(payload), 0, 0, 64, 17, 0, bytes(4), bytes(4))
+    return bytes(12) + b"\x08\x00" + ip + struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+
+
+@pytest.mark.parametrize("stamps", [(0, 0xFFFFFFFF), (0xFFFFFFFF, 0)], ids=["136-years-forward", "backward"])
+def test_replay_passes_whose_times_leave_64_bits(tmp_path, stamps):
+    """-l passes of a capture whose stamps span ~136 years (or run backwards) shift time past
+    what 64 bits hold: the compiled loop hands the remaining passes to the Python loop, whose
+    integers are unbounded, so the results stay the Python loop's (found in review)."""
+    query = bytes.fromhex("1234010000010000000000000378797a0000010001")
+    answer = bytes.fromhex("1234818000010001000000000378797a0000010001c00c000100010000012c00040a000001")
+    records = [(stamps[0], _udp_frame(query, 40000, 53)), (stamps[0], _udp_frame(answer, 53, 40000)),
+               (stamps[1], _udp_frame(query, 40001, 53))]
+    path = tmp_path / "span.pcap"
+    path.write_bytes(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1) + b"".join(
+        struct.pack("<IIII", sec, 0, len(f), len(f)) + f for sec, f in records))
+
+    def run(kind: str):
+        an, events = make(ports=[53])
+        an._shareable = True
+        dec = Decoder({53: an})
+        source = PcapFileSource(str(path))
+        source.loops = 5
+        try:
+            assert loop_impl(kind)(source, dec, lambda: False) is True
+        finally:
+            source.close()
+        dec.flush()
+        return ([(e.timestamp_ns, e.raw or orjson.dumps(e.fields)) for e in events], dec.stats(), an.stats(),
+                dec.now_ns, source.packets)
+
+    assert run("compiled") == run("python")

@@ -314,6 +314,12 @@ def test_template_filler_is_percent_formatting(specs, tail):
     assert sp.format_template(tmpl, args) == expected
 
 
+def test_template_filler_with_numbers_beyond_64_bits():
+    sp = _speedups()
+    for value in (2**63 - 1, 2**63, 2**70, -(2**63), -1):
+        assert sp.format_template(b"x%dy%b", (value, b"z")) == b"x%dy%b" % (value, b"z")
+
+
 def test_template_filler_on_the_dns_templates():
     """The real templates (every send_request/send_response shape) with real-looking values."""
     sp = _speedups()
