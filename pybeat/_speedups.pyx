@@ -682,9 +682,10 @@ cdef class DnsUdp4Lane:
 #
 # ``parse_message`` + the memoised JSON parts of event.py (dns_json, message_json, head_json,
 # resolved_json) in one walk, for the messages most traffic is made of: one question of class
-# IN, no EDNS, records of class IN of types A, AAAA, NS, CNAME, PTR, MX, SOA, TXT and SRV,
-# names and text made of characters that need no escaping (so the JSON is the text itself),
-# and nothing malformed. Anything else returns None and the Python parser decodes it (so
+# IN, records of class IN of types A, AAAA, NS, CNAME, PTR, MX, SOA, TXT and SRV, at most one
+# EDNS (OPT) record, in the additional section (its dns.opt made by rdata.render_opt), names and
+# text made of characters that need no escaping (so the JSON is the text itself), and nothing
+# malformed. Anything else returns None and the Python parser decodes it (so
 # every error note, escape and rare type stays in one place). The result is a regular
 # Message: tests/unit/test_speedups.py compares it field by field, and its JSON parts byte by
 # byte, with the Python parser's on every message of the shared captures and on fuzzed ones.
@@ -787,14 +788,17 @@ cdef object _S_PRIO = "priority", _S_WEIGHT = "weight", _S_PORT = "port"
 cdef class DnsFastParser:
     """The compiled subset of ``parse_message`` (see the comment above this class)."""
 
-    cdef object message_type, flags_json, opcode_name, domains
+    cdef object message_type, flags_json, opcode_name, domains, render_opt, opt
     cdef dict types
     cdef bint authorities, additionals
     cdef dict questions, flags_cache
     cdef list methods
 
-    def __init__(self, message_type, flags_json, types, opcode_name, domains, authorities, additionals):
+    def __init__(self, message_type, flags_json, types, opcode_name, domains, authorities, additionals,
+                 render_opt):
         self.message_type = message_type
+        self.render_opt = render_opt
+        self.opt = None
         self.flags_json = flags_json
         self.types = types
         self.opcode_name = opcode_name
@@ -857,67 +861,70 @@ cdef class DnsFastParser:
                 self.questions.clear()
             self.questions[qkey] = cached
         name, question_json, question_text, head_end = <tuple>cached
-        hit = PyDict_GetItem(self.flags_cache, flags)
-        if hit is NULL:
-            parts = self.flags_json(flags)
-            self.flags_cache[flags] = parts
-        else:
-            parts = <object>hit
-        prefix, text_head = <tuple>parts
-        # dns.* members: flags part, question, then the sections
-        _puts(js, prefix)
-        _puts(js, question_json)
-        # the text: head; QUESTION class IN, type T, name
+        # the text: head; QUESTION class IN, type T, name (the head does not depend on EDNS)
+        prefix, text_head = self._flags(flags, False)
         _puts(tx, text_head)
         _puts(tx, b"; QUESTION ")
         _puts(tx, question_text)
 
+        # The sections: records into ``sect`` one after the other (their JSON spans in
+        # ``spans``), their text into ``tx``; dns.* is assembled afterwards, since an OPT record
+        # at the end changes what comes before the sections.
         resolved = []
         sections = []
+        self.opt = None
         cdef int sect_no, count, k
-        cdef Py_ssize_t after
+        cdef Py_ssize_t spans[3][2]
         for sect_no in range(3):
             count = an if sect_no == 0 else ns if sect_no == 1 else ar
             records = []
-            sect.n = 0
+            spans[sect_no][0] = sect.n
             for k in range(count):
                 if off >= n:
                     break
-                off = self._record(m, n, off, records, sect, tx, sect_no, resolved, len(records) == 0)
+                off = self._record(m, n, off, records, sect, spans[sect_no][0], tx, sect_no, resolved,
+                                   len(records) == 0)
                 if off < 0:
                     return None
+            spans[sect_no][1] = sect.n
             sections.append(records)
-            # dns.* for this section: count, then the records when shown
-            if sect_no == 0:
-                _puts(js, b',"answers_count":')
-                _putu(js, len(records))
-                if records:
-                    _puts(js, b',"answers":[')
-                    _put(js, sect.p, sect.n)
-                    _putc(js, b']')
-                    if resolved:
-                        _puts(js, b',"resolved_ip":[')
-                        for k in range(len(resolved)):  # addresses: nothing to escape
-                            if k:
-                                _putc(js, b',')
-                            _putc(js, b'"')
-                            _puts(js, (<str>resolved[k]).encode("ascii"))
-                            _putc(js, b'"')
-                        _putc(js, b']')
-            elif sect_no == 1:
-                _puts(js, b',"authorities_count":')
-                _putu(js, len(records))
-                if self.authorities and records:
-                    _puts(js, b',"authorities":[')
-                    _put(js, sect.p, sect.n)
-                    _putc(js, b']')
-            else:
-                _puts(js, b',"additionals_count":')
-                _putu(js, len(records))
-                if self.additionals and records:
-                    _puts(js, b',"additionals":[')
-                    _put(js, sect.p, sect.n)
-                    _putc(js, b']')
+        opt = self.opt
+        self.opt = None
+        if opt is not None:
+            prefix = self._flags(flags, opt["do"])[0]
+        # dns.* members (event.py's _render): flags part, question, opt, then the sections
+        _puts(js, prefix)
+        _puts(js, question_json)
+        if opt is not None:
+            _puts(js, b',"opt":')
+            _puts(js, _orjson_dumps(opt))
+        _puts(js, b',"answers_count":')
+        _putu(js, len(sections[0]))
+        if spans[0][1] > spans[0][0]:
+            _puts(js, b',"answers":[')
+            _put(js, sect.p + spans[0][0], spans[0][1] - spans[0][0])
+            _putc(js, b']')
+        if resolved:
+            _puts(js, b',"resolved_ip":[')
+            for k in range(len(resolved)):  # addresses: nothing to escape
+                if k:
+                    _putc(js, b',')
+                _putc(js, b'"')
+                _puts(js, (<str>resolved[k]).encode("ascii"))
+                _putc(js, b'"')
+            _putc(js, b']')
+        _puts(js, b',"authorities_count":')
+        _putu(js, len(sections[1]))
+        if self.authorities and spans[1][1] > spans[1][0]:
+            _puts(js, b',"authorities":[')
+            _put(js, sect.p + spans[1][0], spans[1][1] - spans[1][0])
+            _putc(js, b']')
+        _puts(js, b',"additionals_count":')
+        _putu(js, len(sections[2]) - 1 if opt is not None else len(sections[2]))
+        if self.additionals and spans[2][1] > spans[2][0]:
+            _puts(js, b',"additionals":[')
+            _put(js, sect.p + spans[2][0], spans[2][1] - spans[2][0])
+            _putc(js, b']')
         # Message.__init__'s slots, set here with their final values (the test compares every
         # slot with the Python parser's Message)
         msg = self.message_type.__new__(self.message_type)
@@ -930,7 +937,7 @@ cdef class DnsFastParser:
         msg.answers = tuple(sections[0])
         msg.authorities = tuple(sections[1])
         msg.additionals = tuple(sections[2])
-        msg.opt = None
+        msg.opt = opt
         msg.length = n
         msg.error = None
         msg.mdns = False
@@ -953,6 +960,16 @@ cdef class DnsFastParser:
             method = self.methods[opcode] = (',"method":"' + self.opcode_name(opcode)).encode()
         memo[6] = method + head_end
         return msg
+
+    cdef tuple _flags(self, uint16_t flags, bint do):
+        """event.flags_json(flags, do), memoised per value."""
+        cdef int key = flags | (0x10000 if do else 0)
+        cdef PyObject* hit = PyDict_GetItem(self.flags_cache, key)
+        if hit is not NULL:
+            return <tuple>hit
+        parts = self.flags_json(flags, do)
+        self.flags_cache[key] = parts
+        return parts
 
     cdef tuple _question(self, char* qname, Py_ssize_t qlen, int qtype):
         """(name, ``,"question":{..}`` encoded, the question's text encoded, the end of
@@ -1002,7 +1019,7 @@ cdef class DnsFastParser:
             _buf_free(&tx)
 
     cdef Py_ssize_t _record(self, const uint8_t* m, Py_ssize_t n, Py_ssize_t off, list records, _Buf* sect,
-                            _Buf* tx, int sect_no, list resolved, bint first) except -2:
+                            Py_ssize_t sect_start, _Buf* tx, int sect_no, list resolved, bint first) except -2:
         """One record of a section: its dict appended to ``records``, its JSON to ``sect``, its
         text to ``tx``; the offset after it, or -1 where the Python parser must decode."""
         cdef char rname[256]
@@ -1019,7 +1036,21 @@ cdef class DnsFastParser:
         cdef int rdlen = _u16(m + off + 8)
         off += 10
         end = off + rdlen
-        if end > n or rclass != 1:
+        if end > n:
+            return -1
+        if rtype == 41:
+            # EDNS (OPT) in the additional section, once: rdata.render_opt makes dns.opt; the
+            # record is counted, not rendered, and its text is empty (event.py's _rr_string)
+            if sect_no != 2 or self.opt is not None:
+                return -1
+            try:
+                self.opt = self.render_opt(PyBytes_FromStringAndSize(<const char*>m, n), off, end, rclass, ttl)
+            except Exception:  # a damaged option: the Python parser notes it
+                return -1
+            _puts(tx, b"; ADDITIONAL " if first else b"; ")
+            records.append(None)
+            return end
+        if rclass != 1:
             return -1
         info = _TYPE_INFO.get(rtype)
         if info is None:
@@ -1027,7 +1058,7 @@ cdef class DnsFastParser:
         type_name, type_json = <tuple>info
         nlen = _utoa(num, ttl)
         rec = {_S_NAME: _ascii(rname, rlen), _S_TYPE: type_name, _S_CLASS: _S_IN, _S_TTL: _ascii(num, nlen)}
-        if not first:
+        if sect.n > sect_start:
             _putc(sect, b',')
         _puts(sect, b'{"name":"')
         _put(sect, rname, rlen)

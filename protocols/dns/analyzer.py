@@ -23,6 +23,7 @@ from pybeat.protocols.dns.event import (
     dns_fields, dns_json, flags_json, head_fields, head_json, merge_messages, message_json, message_string,
     resolved_json,
 )
+from pybeat.protocols.dns.rdata import render_opt
 from pybeat.protocols.dns.tables import TYPES, opcode_name
 from pybeat.protocols.dns.wire import Message, MessageCache, parse_message
 
@@ -228,7 +229,7 @@ class DnsAnalyzer(Analyzer):
         except ImportError:
             return None
         return DnsFastParser(Message, flags_json, TYPES, opcode_name, self.domains,
-                             self.include_authorities, self.include_additionals)
+                             self.include_authorities, self.include_additionals, render_opt)
 
     def on_tcp_data(self, conn: TcpConnection, from_client: bool, data: bytes, ts_ns: int) -> None:
         try:

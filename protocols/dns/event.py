@@ -185,18 +185,21 @@ def _rr_string(rec: dict[str, Any] | None) -> str:
 _FLAGS_JSON: dict[int, tuple[bytes, bytes]] = {}
 
 
-def flags_json(flags: int) -> tuple[bytes, bytes]:
-    """For a message without EDNS: the members of ``dns.*`` that come from the flags word
-    (``"op_code":..,"flags":{..},"response_code":..[,"header_flags":[..]]``) and the head of the
-    request/response text (``QR ..; OPCODE ..; FLAGS ..; RCODE ..``), both encoded, memoised
-    per flags value (the compiled parser in pybeat/_speedups.pyx builds on them)."""
-    hit = _FLAGS_JSON.get(flags)
+def flags_json(flags: int, do: bool = False) -> tuple[bytes, bytes]:
+    """The members of ``dns.*`` that come from the flags word and EDNS's DO bit
+    (``"op_code":..,"flags":{..},"response_code":..[,"header_flags":[..]]``, as ``_render``) and
+    the head of the request/response text (``QR ..; OPCODE ..; FLAGS ..; RCODE ..``), both
+    encoded, memoised per value (the compiled parser in pybeat/_speedups.pyx builds on them)."""
+    key = flags | (0x10000 if do else 0)
+    hit = _FLAGS_JSON.get(key)
     if hit is None:
         fd, hf, op, rc, text = _head(flags)
         d: dict[str, Any] = {"op_code": op, "flags": fd, "response_code": rc}
-        if hf:
+        if do:
+            d["header_flags"] = (*hf, "DO")
+        elif hf:
             d["header_flags"] = hf
-        hit = _FLAGS_JSON[flags] = (orjson.dumps(d)[1:-1], orjson.dumps(text)[1:-1])
+        hit = _FLAGS_JSON[key] = (orjson.dumps(d)[1:-1], orjson.dumps(text)[1:-1])
     return hit
 
 

@@ -201,14 +201,49 @@ def _rdata(draw):
 
 
 @st.composite
+def _edns_options(draw) -> list:
+    import dns.edns
+
+    options = []
+    for _ in range(draw(st.integers(0, 3))):
+        kind = draw(st.sampled_from(["cookie", "ecs", "nsid", "padding", "ede", "expire", "other"]))
+        if kind == "cookie":
+            options.append(dns.edns.GenericOption(10, draw(st.binary(min_size=8, max_size=24))))
+        elif kind == "ecs":
+            options.append(dns.edns.ECSOption(draw(st.sampled_from(["192.0.2.0", "2001:db8::"])),
+                                              draw(st.integers(0, 24))))
+        elif kind == "nsid":
+            options.append(dns.edns.GenericOption(3, draw(st.binary(max_size=6))))
+        elif kind == "padding":
+            options.append(dns.edns.GenericOption(12, bytes(draw(st.integers(0, 12)))))
+        elif kind == "ede":
+            options.append(dns.edns.EDEOption(draw(st.integers(0, 30)),
+                                              draw(st.sampled_from([None, "blocked", 'say "hi"', "a\\b"]))))
+        elif kind == "expire":
+            options.append(dns.edns.GenericOption(9, draw(st.binary(max_size=5))))
+        else:
+            options.append(dns.edns.GenericOption(draw(st.integers(16, 65000)), draw(st.binary(max_size=4))))
+    return options
+
+
+@st.composite
 def _message(draw) -> bytes:
     qname = draw(_NAME)
     qtype = draw(st.sampled_from([1, 28, 5, 2, 12, 15, 6, 16, 33, 255, 65, 64000]))
-    query = dns.message.make_query(qname, qtype, use_edns=draw(st.booleans()) and draw(st.booleans()))
+    edns = draw(st.booleans())
+    if edns:
+        query = dns.message.make_query(qname, qtype, use_edns=0, want_dnssec=draw(st.booleans()),
+                                       payload=draw(st.sampled_from([512, 1232, 4096])),
+                                       options=draw(_edns_options()))
+    else:
+        query = dns.message.make_query(qname, qtype, use_edns=False)
     query.id = draw(st.integers(0, 65535))
     if not draw(st.booleans()):
         return query.to_wire()
     msg = dns.message.make_response(query)
+    if edns and draw(st.booleans()):  # the answer's own EDNS: flags, size, options
+        msg.use_edns(0, dns.flags.DO if draw(st.booleans()) else 0, draw(st.sampled_from([512, 1232])),
+                     options=draw(_edns_options()))
     msg.flags |= draw(st.sampled_from([0, dns.flags.AA, dns.flags.RA | dns.flags.AD, dns.flags.TC | dns.flags.CD]))
     msg.set_rcode(draw(st.sampled_from([0, 2, 3, 5])))
     for section in (msg.answer, msg.authority, msg.additional):
