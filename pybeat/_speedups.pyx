@@ -148,7 +148,7 @@ def replay_classic_pcap(source, decoder, check):
     cdef int64_t loops = source.loops
     cdef int64_t passes = 0, shift = 0, n = 0, first, last, ts
     cdef int64_t packets, nbytes
-    cdef Py_ssize_t pos, fpos
+    cdef Py_ssize_t pos
     cdef uint32_t sec, frac, caplen, total, ulen, h, key
     cdef const uint8_t* f
     cdef uint16_t sport, dport
@@ -173,7 +173,6 @@ def replay_classic_pcap(source, decoder, check):
                     source.truncated_records += 1
                     whole = False
                     break
-                fpos = pos
                 f = base + pos
                 pos += caplen
                 packets += 1
@@ -1208,7 +1207,8 @@ cdef dict _TYPE_INFO = {
 
 
 cdef int _put_json_str(_Buf* b, str s) except -1:
-    """_json_str(s) into ``b``."""
+    """The JSON string of ``s`` into ``b``: the text in quotes when it needs no escaping (ASCII,
+    no control character, quote or backslash), else orjson's encoding."""
     cdef bytes e
     cdef const unsigned char* p
     cdef Py_ssize_t i, n
@@ -1231,20 +1231,12 @@ cdef int _put_json_str(_Buf* b, str s) except -1:
 
 
 cdef bytes _json_str(str s):
-    """A JSON string of ``s`` when it needs no escaping (ASCII, no control character, quote or
-    backslash), else orjson's encoding."""
-    cdef bytes b
-    cdef const unsigned char* p
-    cdef Py_ssize_t i, n
-    cdef unsigned char c
-    if s.isascii():
-        b = s.encode("ascii")
-        p = <const unsigned char*>(<const char*>b)
-        n = len(b)
-        for i in range(n):
-            c = p[i]
-            if c < 0x20 or c == 0x22 or c == 0x5C:
-                break
-        else:
-            return b'"' + b + b'"'
-    return _orjson_dumps(s)
+    """_put_json_str as bytes."""
+    cdef _Buf b
+    cdef char stack[256]
+    _buf_init(&b, stack, 256)
+    try:
+        _put_json_str(&b, s)
+        return b.p[:b.n]
+    finally:
+        _buf_free(&b)
