@@ -79,22 +79,15 @@ cdef inline uint32_t _rd32(const uint8_t* p, bint little) noexcept nogil:
 
 cdef class _Counts:
     """Decoder counters kept in C between two calls into Python, then added to the decoder."""
-    cdef public int64_t packets, nbytes, dispatched, skipped, now_ns
+    cdef int64_t packets, nbytes, dispatched, skipped, now_ns
 
     cdef inline void sync(self, object decoder) except *:
-        if self.packets:
-            decoder.packets += self.packets
-            self.packets = 0
-        if self.nbytes:
-            decoder.bytes += self.nbytes
-            self.nbytes = 0
-        if self.dispatched:
-            decoder.dispatched += self.dispatched
-            self.dispatched = 0
-        if self.skipped:
-            decoder.skipped_other_shard += self.skipped
-            self.skipped = 0
+        decoder.packets += self.packets
+        decoder.bytes += self.nbytes
+        decoder.dispatched += self.dispatched
+        decoder.skipped_other_shard += self.skipped
         decoder.now_ns = self.now_ns
+        self.packets = self.nbytes = self.dispatched = self.skipped = 0
 
 
 def replay_classic_pcap(source, decoder, check):
@@ -435,7 +428,7 @@ cdef class DnsUdp4Lane:
     Holds references to the analyzer's own tables, so the analyzer's Python code and this lane
     work on one state."""
 
-    cdef object analyzer, cache, entries, pending, counters, txn_type, ips, publish_raw_args
+    cdef object cache, entries, pending, counters, txn_type, ips
     cdef object on_udp4, message, publish_dict, raw_template, emit, event_type, format_ts
     cdef object dns_json, message_json, head_json, resolved_json, raw_error, domains
     cdef DnsFastParser parser
@@ -448,7 +441,6 @@ cdef class DnsUdp4Lane:
 
     def __init__(self, analyzer, txn_type, event_type, format_ts, dns_json, message_json, head_json,
                  resolved_json, raw_error, DnsFastParser parser):
-        self.analyzer = analyzer
         self.parser = parser
         self.cache = analyzer.cache
         self.entries = analyzer.cache.entries
@@ -891,39 +883,41 @@ cdef class DnsFastParser:
         self.opt = None
         if opt is not None:
             prefix = self._flags(flags, opt["do"])[0]
-        # dns.* members (event.py's _render): flags part, question, opt, then the sections
-        _puts(js, prefix)
-        _puts(js, question_json)
-        if opt is not None:
-            _puts(js, b',"opt":')
-            _puts(js, _orjson_dumps(opt))
-        _puts(js, b',"answers_count":')
-        _putu(js, len(sections[0]))
-        if spans[0][1] > spans[0][0]:
-            _puts(js, b',"answers":[')
-            _put(js, sect.p + spans[0][0], spans[0][1] - spans[0][0])
-            _putc(js, b']')
-        if resolved:
-            _puts(js, b',"resolved_ip":[')
-            for k in range(len(resolved)):  # addresses: nothing to escape
-                if k:
-                    _putc(js, b',')
-                _putc(js, b'"')
-                _puts(js, (<str>resolved[k]).encode("ascii"))
-                _putc(js, b'"')
-            _putc(js, b']')
-        _puts(js, b',"authorities_count":')
-        _putu(js, len(sections[1]))
-        if self.authorities and spans[1][1] > spans[1][0]:
-            _puts(js, b',"authorities":[')
-            _put(js, sect.p + spans[1][0], spans[1][1] - spans[1][0])
-            _putc(js, b']')
-        _puts(js, b',"additionals_count":')
-        _putu(js, len(sections[2]) - 1 if opt is not None else len(sections[2]))
-        if self.additionals and spans[2][1] > spans[2][0]:
-            _puts(js, b',"additionals":[')
-            _put(js, sect.p + spans[2][0], spans[2][1] - spans[2][0])
-            _putc(js, b']')
+        # dns.* members (event.py's _render): flags part, question, opt, then the sections; a
+        # query's only if it stays unanswered, and event.py renders it then (see memo[4] below)
+        if flags >> 15:
+            _puts(js, prefix)
+            _puts(js, question_json)
+            if opt is not None:
+                _puts(js, b',"opt":')
+                _puts(js, _orjson_dumps(opt))
+            _puts(js, b',"answers_count":')
+            _putu(js, len(sections[0]))
+            if spans[0][1] > spans[0][0]:
+                _puts(js, b',"answers":[')
+                _put(js, sect.p + spans[0][0], spans[0][1] - spans[0][0])
+                _putc(js, b']')
+            if resolved:
+                _puts(js, b',"resolved_ip":[')
+                for k in range(len(resolved)):  # addresses: nothing to escape
+                    if k:
+                        _putc(js, b',')
+                    _putc(js, b'"')
+                    _puts(js, (<str>resolved[k]).encode("ascii"))
+                    _putc(js, b'"')
+                _putc(js, b']')
+            _puts(js, b',"authorities_count":')
+            _putu(js, len(sections[1]))
+            if self.authorities and spans[1][1] > spans[1][0]:
+                _puts(js, b',"authorities":[')
+                _put(js, sect.p + spans[1][0], spans[1][1] - spans[1][0])
+                _putc(js, b']')
+            _puts(js, b',"additionals_count":')
+            _putu(js, len(sections[2]) - 1 if opt is not None else len(sections[2]))
+            if self.additionals and spans[2][1] > spans[2][0]:
+                _puts(js, b',"additionals":[')
+                _put(js, sect.p + spans[2][0], spans[2][1] - spans[2][0])
+                _putc(js, b']')
         # Message.__init__'s slots, set here with their final values (the test compares every
         # slot with the Python parser's Message)
         msg = self.message_type.__new__(self.message_type)
@@ -948,9 +942,7 @@ cdef class DnsFastParser:
         else:
             msg.resolved = ()
             memo[7] = b""
-        # dns.* of a query is only needed if it stays unanswered (event.py renders it then): a
-        # query waiting in the pending table does not hold it
-        memo[4] = js.p[:js.n] if flags >> 15 else None
+        memo[4] = js.p[:js.n] if flags >> 15 else None  # a waiting query does not hold it
         _putc(tx, b'"')
         memo[5] = tx.p[:tx.n]
         opcode = (flags >> 11) & 0xF
