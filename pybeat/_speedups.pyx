@@ -1089,19 +1089,11 @@ cdef class DnsFastParser:
             if after != end:
                 return -1
             if rtype == 15:
-                rec[_S_PREF] = _u16(m + off)
-                _puts(sect, b',"preference":')
-                _putu(sect, _u16(m + off))
+                _number(rec, sect, _S_PREF, b',"preference":', _u16(m + off))
             else:
-                rec[_S_PRIO] = _u16(m + off)
-                rec[_S_WEIGHT] = _u16(m + off + 2)
-                rec[_S_PORT] = _u16(m + off + 4)
-                _puts(sect, b',"priority":')
-                _putu(sect, _u16(m + off))
-                _puts(sect, b',"weight":')
-                _putu(sect, _u16(m + off + 2))
-                _puts(sect, b',"port":')
-                _putu(sect, _u16(m + off + 4))
+                _number(rec, sect, _S_PRIO, b',"priority":', _u16(m + off))
+                _number(rec, sect, _S_WEIGHT, b',"weight":', _u16(m + off + 2))
+                _number(rec, sect, _S_PORT, b',"port":', _u16(m + off + 4))
         elif rtype == 6:
             after = _name(m, n, off, dname, &dlen)
             if after < 0 or after > end:
@@ -1110,23 +1102,14 @@ cdef class DnsFastParser:
             if after < 0 or after + 20 != end:
                 return -1
             rec[_S_RNAME] = _ascii(d2name, d2len)
-            rec[_S_SERIAL] = _u32(m + after)
-            rec[_S_REFRESH] = _u32(m + after + 4)
-            rec[_S_RETRY] = _u32(m + after + 8)
-            rec[_S_EXPIRE] = _u32(m + after + 12)
-            rec[_S_MINIMUM] = _u32(m + after + 16)
             _puts(sect, b',"rname":"')
             _put(sect, d2name, d2len)
-            _puts(sect, b'","serial":')
-            _putu(sect, _u32(m + after))
-            _puts(sect, b',"refresh":')
-            _putu(sect, _u32(m + after + 4))
-            _puts(sect, b',"retry":')
-            _putu(sect, _u32(m + after + 8))
-            _puts(sect, b',"expire":')
-            _putu(sect, _u32(m + after + 12))
-            _puts(sect, b',"minimum":')
-            _putu(sect, _u32(m + after + 16))
+            _putc(sect, b'"')
+            _number(rec, sect, _S_SERIAL, b',"serial":', _u32(m + after))
+            _number(rec, sect, _S_REFRESH, b',"refresh":', _u32(m + after + 4))
+            _number(rec, sect, _S_RETRY, b',"retry":', _u32(m + after + 8))
+            _number(rec, sect, _S_EXPIRE, b',"expire":', _u32(m + after + 12))
+            _number(rec, sect, _S_MINIMUM, b',"minimum":', _u32(m + after + 16))
             _puts(tx, b"rname ")
             _put(tx, d2name, d2len)
             _puts(tx, b", ")
@@ -1162,6 +1145,13 @@ cdef class DnsFastParser:
             resolved.append(data)
         records.append(rec)
         return end
+
+
+cdef inline int _number(dict rec, _Buf* sect, object key, bytes member, uint32_t value) except -1:
+    """A numeric key of a record: in its dict, and ``member`` and the number in its JSON."""
+    rec[key] = value
+    _puts(sect, member)
+    return _putu(sect, value)
 
 
 cdef inline Py_ssize_t _utoa(char* out, uint64_t v) noexcept:
