@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-DEFAULT_PCAP = REPO.parent / "shared" / "data" / "pcaps" / "dns_bulk_100k.pcap"
+DEFAULT_PCAP = REPO / "tests" / "data" / "pcaps" / "dns_bulk_100k.pcap"
 
 CONFIG = """
 packetbeat.protocols:

@@ -34,7 +34,7 @@ import esnode  # noqa: E402
 from pybeat.api import Event  # noqa: E402
 from pybeat.timefmt import parse_ts  # noqa: E402
 
-PCAPS = Path(os.environ.get("PYBEAT_SHARED", REPO.parent / "shared")) / "data" / "pcaps"
+PCAPS = REPO / "tests" / "data" / "pcaps"
 
 
 def decode_capture(pcap: Path) -> list[Event]:

@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("PYBEAT_SHARED", REPO.parent / "shared"))
-PCAPS = SHARED / "data" / "pcaps"
-VECTORS = SHARED / "data" / "vectors"
+#: the captures, vectors and configs the tests use, carried by the repository (tests/data/README.md)
+DATA = REPO / "tests" / "data"
+PCAPS = DATA / "pcaps"
+VECTORS = DATA / "vectors"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 

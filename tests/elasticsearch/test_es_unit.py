@@ -246,7 +246,7 @@ def test_policies() -> None:
 
 def test_site_config_validates(tmp_path: Path) -> None:
     """The shared site config's output.elasticsearch (hosts, username, password) is accepted."""
-    from conftest_es import SHARED
+    from conftest_es import DATA
 
     path = SHARED / "data" / "configs" / "packetbeat.yml"
     if not path.exists():

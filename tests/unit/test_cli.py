@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.conftest import PCAPS, REPO, SHARED
+from tests.conftest import PCAPS, REPO, DATA
 
 PYBEAT = [sys.executable, "-m", "pybeat.cli"]
 
@@ -24,13 +24,13 @@ def test_version():
 
 
 def test_test_config_accepts_the_sites_packetbeat_yml():
-    r = run("test", "config", "-c", str(SHARED / "data/configs/packetbeat.yml"))
+    r = run("test", "config", "-c", str(DATA / "configs/packetbeat.yml"))
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "Config OK"
 
 
 def test_test_config_rejects_a_portz_typo_naming_it(tmp_path):
-    text = (SHARED / "data/configs/packetbeat.yml").read_text().replace("ports: [53, 5353]", "portz: [53, 5353]")
+    text = (DATA / "configs/packetbeat.yml").read_text().replace("ports: [53, 5353]", "portz: [53, 5353]")
     cfg = tmp_path / "packetbeat.yml"
     cfg.write_text(text)
     r = run("test", "config", "-c", str(cfg))
@@ -39,7 +39,7 @@ def test_test_config_rejects_a_portz_typo_naming_it(tmp_path):
 
 
 def test_export_config_masks_secrets(tmp_path):
-    r = run("export", "config", "-c", str(SHARED / "data/configs/packetbeat.yml"), "-E", "output.elasticsearch.password=hunter2")
+    r = run("export", "config", "-c", str(DATA / "configs/packetbeat.yml"), "-E", "output.elasticsearch.password=hunter2")
     assert r.returncode == 0, r.stderr
     assert "changeme" not in r.stdout and "[redacted]" in r.stdout and "hunter2" not in r.stdout
 
@@ -126,7 +126,7 @@ def test_issue_2_done_criterion_dns_udp_mixed(tmp_path):
 
 
 def test_export_ilm_policy_is_an_ism_policy_for_opensearch():
-    cfg = str(SHARED / "data/configs/packetbeat.yml")
+    cfg = str(DATA / "configs/packetbeat.yml")
     es = json.loads(run("export", "ilm-policy", "-c", cfg).stdout)
     os_ = json.loads(run("export", "ilm-policy", "-c", cfg, "--es.version", "opensearch-2.19.0").stdout)
     assert "phases" in es["policy"] and "states" in os_["policy"]

@@ -10,7 +10,7 @@ import pytest
 from pybeat.config import ConfigError, load, load_settings
 from pybeat.durations import parse_duration
 from pybeat.plugins import load_registry
-from tests.conftest import SHARED
+from tests.conftest import DATA
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,7 @@ output.console: {}
 
 
 def test_the_sites_packetbeat_yml_loads_unchanged(registry):
-    raw = load(str(SHARED / "data/configs/packetbeat.yml"), env={})
+    raw = load(str(DATA / "configs/packetbeat.yml"), env={})
     settings = load_settings(raw, registry)
     assert [p.name for p in settings.protocols] == ["icmp", "dhcpv4", "dns"]
     dns = settings.protocols[2].config
