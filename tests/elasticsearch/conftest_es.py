@@ -23,14 +23,14 @@ _spec.loader.exec_module(_root)
 need = _root.need
 need_tool = _root.need_tool
 PCAPS: Path = _root.PCAPS
-SHARED: Path = _root.SHARED
+DATA: Path = _root.DATA
 IN_CI: bool = _root.IN_CI
 
 if str(TOOLING) not in sys.path:
     sys.path.insert(0, str(TOOLING))
 import esnode  # noqa: E402  (tests/tooling/esnode/esnode.py)
 
-__all__ = ["PCAPS", "SHARED", "IN_CI", "esnode", "need", "need_tool"]
+__all__ = ["PCAPS", "DATA", "IN_CI", "esnode", "need", "need_tool"]
 
 
 # -- events and an in-process pipeline -------------------------------------------------------

@@ -248,7 +248,7 @@ def test_site_config_validates(tmp_path: Path) -> None:
     """The shared site config's output.elasticsearch (hosts, username, password) is accepted."""
     from conftest_es import DATA
 
-    path = SHARED / "data" / "configs" / "packetbeat.yml"
+    path = DATA / "configs" / "packetbeat.yml"
     if not path.exists():
         pytest.skip("shared config missing")
     raw = yaml.safe_load(path.read_text())["output.elasticsearch"]
