@@ -1032,8 +1032,8 @@ cdef class DnsFastParser:
         if rtype == 41:
             # EDNS (OPT) in the additional section, once: rdata.render_opt makes dns.opt; the
             # record is counted, not rendered, and its text is empty (event.py's _rr_string)
-            if sect_no != 2 or self.opt is not None:
-                return -1
+            if sect_no != 2 or self.opt is not None or ttl >> 24:
+                return -1  # an extended RCODE changes the text's head: the Python parser
             try:
                 self.opt = self.render_opt(PyBytes_FromStringAndSize(<const char*>m, n), off, end, rclass, ttl)
             except Exception:  # a damaged option: the Python parser notes it
