@@ -243,6 +243,8 @@ cdef class DnsUdp4Lane(UdpLane):
 
     cdef TxnTable table
     cdef object cache, entries, counters, render, on_udp4, message, answer, raw_error, event_type
+    cdef object emit_raw, publish_dict, template
+    cdef bint shareable, send_request, send_response
     cdef DnsFastParser parser
     cdef dict templates, formats, ips
     cdef Py_ssize_t cache_size
@@ -259,7 +261,14 @@ cdef class DnsUdp4Lane(UdpLane):
         self.cache_size = cache.size
         self.counters = counters
         self.render = render
+        # the renderer's configuration, read once (it does not change after it is built)
         self.templates = render.templates
+        self.shareable = render.shareable
+        self.send_request = render.send_request
+        self.send_response = render.send_response
+        self.emit_raw = render.emit_raw
+        self.publish_dict = render.publish_dict
+        self.template = render.template
         self.parser = parser
         self.raw_error = raw_error
         self.on_udp4 = on_udp4
@@ -362,8 +371,8 @@ cdef class DnsUdp4Lane(UdpLane):
                 txn.resp_id = msg_id
                 txn.resp_ts = ts
                 c["transactions"] += 1  # DnsAnalyzer._publish
-                if not (self.render.shareable and self._publish_raw(txn, req, msg)):
-                    self.render.publish_dict(txn)
+                if not (self.shareable and self._publish_raw(txn, req, msg)):
+                    self.publish_dict(txn)
                 return 0
             self.answer(txn, msg, msg_id, ts, src, sport, dst, dport, _UDP, None)
             return 0
@@ -385,7 +394,7 @@ cdef class DnsUdp4Lane(UdpLane):
         src, dst = txn.src_ip, txn.dst_ip
         cdef PyObject* hit = PyDict_GetItem(self.templates, (True, txn.transport, src, txn.src_port, dst, txn.dst_port))
         if hit is NULL:
-            tmpl = self.render.template(txn, resp, True)
+            tmpl = self.template(txn, resp, True)
         else:
             tmpl = <object>hit
             resolved = resp.resolved
@@ -415,17 +424,17 @@ cdef class DnsUdp4Lane(UdpLane):
         dns = resp_parts.dns_json
         v[H_DNS] = dns if dns is not None else self.render_part("dns_json", resp)
         v[H_REQUEST_ID] = txn.req_id
-        if self.render.send_request:
+        if self.send_request:
             text = req_parts.text_json
             v[H_REQUEST] = text if text is not None else self.render_part("message_json", req)
-        if self.render.send_response:
+        if self.send_response:
             text = resp_parts.text_json
             v[H_RESPONSE] = text if text is not None else self.render_part("message_json", resp)
         v[H_ERROR] = self.raw_error(notes) if notes else b""
         raw = _fill(tmpl.percent, tmpl.holes, v, self.formats)
         questions = resp.questions
         name = questions[0][0] if questions else None
-        self.render.emit_raw(self.event_type(start, None, None, raw, ("dns", "OK" if ok else "Error", name, notes)))
+        self.emit_raw(self.event_type(start, None, None, raw, ("dns", "OK" if ok else "Error", name, notes)))
         return True
 
     cdef object render_part(self, str which, msg):
