@@ -16,8 +16,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from pybeat.api import Batch, Event, OutputContext, PluginConfig
-from pybeat.codec import Codec, CodecConfig
+from pybeat.api import Batch, Codec, CodecConfig, Event, OutputContext, OutputGroup, PluginConfig, RetryPolicy
 
 
 class FileOutputConfig(PluginConfig):
@@ -54,9 +53,9 @@ class FileOutput:
     def __init__(self, config: FileOutputConfig, ctx: OutputContext):
         self.config = config
         self.codec = Codec(ctx.beat, config.codec)
-        self.dir = config.path or ctx.extra.get("path_data") or "data"
+        self.dir = config.path or ctx.paths.data
         # In a run split across processes each writes its own files (<filename>-w<i>-...).
-        self.name = (config.filename or ctx.beat.beat) + ctx.extra.get("file_suffix", "")
+        self.name = (config.filename or ctx.beat.beat) + (ctx.shard.suffix if ctx.shard else "")
         self.limit = config.rotate_every_kb * 1024
         self.metrics = ctx.metrics
         self.logger = ctx.logger
@@ -194,20 +193,15 @@ class FileOutput:
 
 class FilePlugin:
     name = "file"
+    api_version = "1.0"
     config_model = FileOutputConfig
 
-    def create(self, config: FileOutputConfig, ctx: OutputContext) -> FileOutput:
-        # One writer shared by every worker: the file is one stream.
-        shared = ctx.extra.get("_file_output")
-        if shared is None:
-            shared = ctx.extra["_file_output"] = FileOutput(config, ctx)
-        return shared
-
-    def workers(self, config: FileOutputConfig) -> int:
-        return 1
-
-    def batch_size(self, config: FileOutputConfig) -> int:
-        return config.bulk_max_size or 2048
+    def create(self, config: FileOutputConfig, ctx: OutputContext) -> OutputGroup:
+        """One writer (the file is one stream). As Beats' file output, a write error drops the
+        batch (counted) instead of retrying it: a full disk must not hold the agent."""
+        out = FileOutput(config, ctx)
+        return OutputGroup([out], batch_size=config.bulk_max_size or 2048, retry=RetryPolicy(max_retries=0),
+                           location=lambda: out.current_path)
 
 
 plugin = FilePlugin()

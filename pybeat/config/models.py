@@ -84,6 +84,8 @@ class PacketbeatSection(Section):
     overwrite_pipelines: bool = False
     npcap: dict[str, Any] = {}
     # pybeat's own settings (not in Packetbeat):
+    #: detectors by name (pybeat.detection.<name>: {enabled: true, ...}), validated by their plugins
+    detection: dict[str, dict[str, Any] | None] = {}
     limits: LimitsConfig = LimitsConfig()  # decoder caps, see ARCHITECTURE.md "caps"
     # processes for a -I replay, split by flow; "auto" = one per CPU (each writes its own files)
     workers: int | Literal["auto"] = Field(default=1)
@@ -206,11 +208,6 @@ class SetupConfig(Section):
     dashboards: OpenSection = OpenSection()
 
 
-class CloudConfig(Section):
-    id: str | None = None
-    auth: str | None = None
-
-
 class AgentConfig(Section):
     """The whole file. ``packetbeat`` also answers to ``pybeat`` (merged by the loader)."""
 
@@ -226,7 +223,6 @@ class AgentConfig(Section):
     http: HttpConfig = HttpConfig()
     path: PathConfig = PathConfig()
     setup: SetupConfig = SetupConfig()
-    cloud: CloudConfig = CloudConfig()
     monitoring: OpenSection = OpenSection()
     xpack: OpenSection = OpenSection()
     max_procs: int | None = None

@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pybeat.api import BeatInfo
 from pybeat.config.errors import unknown_name, validate
 from pybeat.config.loader import ConfigError, RawConfig
 from pybeat.config.models import AgentConfig
@@ -42,11 +41,20 @@ class OutputSetup:
 
 
 @dataclass
+class DetectorSetup:
+    name: str
+    plugin: Any
+    config: Any
+    key: str  # pybeat.detection.<name>
+
+
+@dataclass
 class Settings:
     agent: AgentConfig
     raw: RawConfig
     protocols: list[ProtocolSetup] = field(default_factory=list)
     outputs: list[OutputSetup] = field(default_factory=list)
+    detectors: list[DetectorSetup] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
 
@@ -57,24 +65,38 @@ def _protocol_items(protocols: Any) -> list[tuple[str, dict[str, Any]]]:
     return [(f"packetbeat.protocols.{i}", dict(item or {})) for i, item in enumerate(protocols)]
 
 
-def _apply_cloud(raw: RawConfig) -> None:
-    cloud = raw.data.get("cloud")
-    if not isinstance(cloud, dict) or not (cloud.get("id") or cloud.get("auth")):
-        return
-    try:
-        from pybeat.outputs.elasticsearch.cloudid import apply_cloud
-    except ImportError as exc:
-        raise ConfigError(f"cloud.id: the elasticsearch output is not available ({exc})") from None
-    try:
-        apply_cloud(raw.data)
-    except ValueError as exc:
-        where = raw.origin("cloud.id")
-        raise ConfigError(f"cloud.id{f' ({where})' if where else ''}: {exc}") from None
+def _core_keys() -> set[str]:
+    keys = set()
+    for name, f in AgentConfig.model_fields.items():
+        keys.add(f.alias or name)
+        keys.add(name)
+    return keys
+
+
+def _apply_plugin_sections(raw: RawConfig, registry: Registry) -> set[str]:
+    """Top-level sections an output plugin owns (``cloud`` for Elastic Cloud's ``cloud.id``):
+    the plugin that lists one in ``top_level_sections`` rewrites the raw config with it before
+    validation. Returns the sections handled (left out of the core's validation)."""
+    candidates = [k for k in raw.data if k not in _core_keys()]
+    if not candidates:
+        return set()
+    handled: set[str] = set()
+    for plugin in registry.usable("outputs"):
+        for section in sorted(set(candidates) & set(getattr(plugin, "top_level_sections", ()))):
+            try:
+                plugin.apply_top_level(raw.data)
+            except ValueError as exc:
+                body = raw.data.get(section)
+                key = f"{section}.{next(iter(body))}" if isinstance(body, dict) and body else section
+                where = raw.origin(key)
+                raise ConfigError(f"{key}{f' ({where})' if where else ''}: {exc}") from None
+            handled.add(section)
+    return handled
 
 
 def load_settings(raw: RawConfig, registry: Registry, require_output: bool = True) -> Settings:
-    _apply_cloud(raw)
-    agent = validate(AgentConfig, raw.data, "", raw)
+    owned = _apply_plugin_sections(raw, registry)
+    agent = validate(AgentConfig, {k: v for k, v in raw.data.items() if k not in owned}, "", raw)
     settings = Settings(agent, raw)
     problems: list[str] = []
 
@@ -150,15 +172,35 @@ def load_settings(raw: RawConfig, registry: Registry, require_output: bool = Tru
             continue
         settings.outputs.append(OutputSetup(name, plugin, config, key))
 
-    # Processors are validated by building them (building has no side effects).
-    from pybeat.processors import build_processors
+    for name, body in (agent.packetbeat.detection or {}).items():
+        key = f"packetbeat.detection.{name}"
+        where = raw.origin(key)
+        at = f" ({where})" if where else ""
+        try:
+            plugin = registry.get("detectors", name)
+        except KeyError:
+            installed = registry.names("detectors")
+            problems.append(f"{key}{at}: " + unknown_name("detector", name, installed, installed))
+            continue
+        except PluginError as exc:
+            problems.append(f"{key}{at}: {exc}")
+            continue
+        try:
+            config = validate(plugin.config_model, dict(body or {}), key, raw)
+        except ConfigError as exc:
+            problems += exc.problems
+            continue
+        if getattr(config, "enabled", True):
+            settings.detectors.append(DetectorSetup(name, plugin, config, key))
 
-    beat = BeatInfo()
+    # Processors are validated with their models; nothing is created here.
+    from pybeat.processors.build import validate_processors
+
     for key, specs in [("processors", agent.processors)] + [
         (f"{p.key}.processors", getattr(p.config, "processors", [])) for p in settings.protocols
     ]:
         try:
-            build_processors(specs, registry, beat, key, raw)
+            validate_processors(specs, registry, key, raw)
         except ConfigError as exc:
             problems += exc.problems
 
