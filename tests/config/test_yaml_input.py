@@ -46,7 +46,8 @@ def test_a_nine_level_billion_laughs_fails_fast_and_small(tmp_path):
     message, numbers = out.stdout.strip().splitlines()
     seconds, rss_kb = numbers.split()
     assert message.startswith("bomb.yml:") and f"more than {MAX_ALIAS_VALUES:,} values" in message
-    assert float(seconds) < 2.0 and int(rss_kb) < 200_000  # the Python process itself is ~60 MB
+    # unbounded, this ran past 60 s and 324 MB; the Python process itself is ~60 MB
+    assert float(seconds) < 5.0 and int(rss_kb) < 200_000
 
 
 def test_a_self_referencing_alias_is_one_line_not_a_recursion_error(tmp_path):
