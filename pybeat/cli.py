@@ -129,9 +129,11 @@ def _config_path(args: argparse.Namespace) -> str | None:
     return None
 
 
-def _load(args: argparse.Namespace, registry: Registry, require_output: bool) -> Settings:
+def _load(args: argparse.Namespace, registry: Registry, require_output: bool, need_file: bool = True) -> Settings:
+    """The validated config; ``need_file=False``: the defaults when there is no config file
+    (``export template`` and friends, as Packetbeat's)."""
     path = _config_path(args)
-    if path is None and not args.overrides:
+    if path is None and not args.overrides and need_file:
         raise CliError("no config file: pass -c FILE (or put pybeat.yml in the current directory)")
     if path is not None:
         if not os.path.exists(path):
@@ -231,23 +233,21 @@ def _admin_context(settings: Settings | None, registry: Registry, options: dict[
 
 
 def cmd_export(args: argparse.Namespace, registry: Registry) -> int:
+    settings = _load(args, registry, require_output=False, need_file=False)
     if args.what == "config":
-        settings = _load(args, registry, require_output=False)
         print(yaml.safe_dump(_mask(settings.raw.data), sort_keys=False, default_flow_style=False), end="")
         return 0
-    # template / ilm-policy: offered by an output plugin (the configured ones first; without a
-    # config, the installed ones), for the configured protocols or, without a config, all.
-    loaded = _load(args, registry, require_output=False) if _config_path(args) or args.overrides else None
-    candidates: list[tuple[Any, Any]] = []
-    if loaded is not None:
-        candidates = [(o.plugin, o.config) for o in loaded.outputs]
+    # template / ilm-policy: offered by an output plugin (the configured ones first, then any
+    # installed one), for the configured protocols or, without a config file, every installed one.
+    configured = settings if (_config_path(args) or args.overrides) else None
+    candidates: list[tuple[Any, Any]] = [(o.plugin, o.config) for o in settings.outputs]
     candidates += [(p, None) for p in registry.usable("outputs")]
     for plugin, config in candidates:
         if args.what in getattr(plugin, "exports", ()):
             if config is None:
                 config = plugin.config_model()
             options = {"es.version": args.es_version} if args.es_version else {}
-            body = plugin.export(args.what, config, _admin_context(loaded, registry, options))
+            body = plugin.export(args.what, config, _admin_context(configured, registry, options))
             import orjson
 
             print(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode())
