@@ -113,16 +113,33 @@ class _Segment:
         return self.first_seq + self.frames
 
 
+class _NoDeadline:
+    """Stands for the agent's shutdown deadline when there is none (tests, tools)."""
+
+    def expired(self) -> bool:
+        return False
+
+    def wait_time(self, poll: float) -> float:
+        return poll
+
+
+_POLL = 0.25
+
+
 class DiskQueue:
     """One queue shared by several outputs (``consumers``: the output names).
 
     ``put`` is called by the pipeline (one thread at a time); each output's workers use their
-    :class:`DiskQueueConsumer` (``consumer(name)``), which has MemQueue's calls.
+    :class:`DiskQueueConsumer` (``consumer(name)``), which has MemQueue's calls. ``deadline``
+    (``expired()``, ``wait_time(poll)``): the agent's shutdown deadline; blocked puts and
+    drains give up when it passes, and what is not settled stays on disk.
     """
 
-    def __init__(self, settings: DiskQueueSettings, consumers: Iterable[str], logger: Any = None):
+    def __init__(self, settings: DiskQueueSettings, consumers: Iterable[str], logger: Any = None,
+                 deadline: Any = None):
         self.settings = settings
         self.logger = logger
+        self.deadline = deadline or _NoDeadline()
         self.dir = settings.path
         self._cond = threading.Condition()
         self._wlock = threading.Lock()
@@ -364,7 +381,9 @@ class DiskQueue:
                     if not block:
                         self.dropped_full += total - i
                         break
-                    self._cond.wait(0.5)  # outputs settling events free segments
+                    if self.deadline.expired():
+                        break  # shutdown gave up: the caller counts the rest as not delivered
+                    self._cond.wait(self.deadline.wait_time(_POLL))  # outputs settling events free segments
                     continue
             try:
                 if self._wseg is None:
@@ -376,6 +395,8 @@ class DiskQueue:
                 self.write_errors += 1
                 with self._cond:
                     pending = self._min_acked() < self.next_seq
+                if block and self.deadline.expired():
+                    return i  # shutdown gave up: the caller counts the rest as not delivered
                 if not block or not pending or exc.errno not in (errno.ENOSPC, errno.EDQUOT):
                     self.dropped_write_error += total - i
                     self._report("disk queue: writing events failed; dropped", self.dir, str(exc),
@@ -385,7 +406,7 @@ class DiskQueue:
                 self._report("disk queue: disk full; waiting for outputs to free space", self.dir, str(exc),
                              retry_in=delay)
                 with self._cond:
-                    self._cond.wait(delay)
+                    self._cond.wait(self.deadline.wait_time(delay))
                 delay = min(delay * 2, settings.max_retry_interval)
         return i
 
@@ -435,6 +456,10 @@ class DiskQueue:
             size = self.size
             if size > self.peak_bytes:
                 self.peak_bytes = size
+            for c in self._consumers.values():
+                used = self.next_seq - c._acked
+                if used > c.peak:
+                    c.peak = used
             self._cond.notify_all()
 
     def _seal_write_segment(self) -> None:
@@ -468,10 +493,29 @@ class DiskQueue:
             self._stopped = True
             self._cond.notify_all()
 
-    def wait_empty(self, timeout: float | None) -> bool:
-        """Wait until every output settled every event; False on timeout."""
+    def wait_empty(self, timeout: float | None = None) -> bool:
+        """Wait until every output settled every event; False on timeout or at the deadline."""
+        return self._wait(lambda: self._min_acked() >= self.next_seq, timeout)
+
+    def _wait(self, done: Any, timeout: float | None) -> bool:
+        end = None if timeout is None else time.monotonic() + timeout
         with self._cond:
-            return self._cond.wait_for(lambda: self._min_acked() >= self.next_seq, timeout)
+            while not done():
+                if self.deadline.expired():
+                    return False
+                wait = self.deadline.wait_time(_POLL)
+                if end is not None:
+                    left = end - time.monotonic()
+                    if left <= 0:
+                        return False
+                    wait = min(wait, left)
+                self._cond.wait(wait)
+            return True
+
+    def notify(self) -> None:
+        """Wake every waiter (the deadline changed)."""
+        with self._cond:
+            self._cond.notify_all()
 
     def shutdown(self) -> None:
         """Write the final state and release the files (after the outputs stopped)."""
@@ -528,7 +572,10 @@ class DiskQueueConsumer:
         self._done: set[int] = set()  # settled events at or after _acked
         self._gaps: dict[int, int] = {}  # unreadable ranges (damage): start -> end
         self._inflight: dict[int, int] = {}  # id(event) -> seq, handed out and not settled
-        self._retry: deque[tuple[list[Event], int]] = deque()
+        #: (not before, events, retries): groups handed back by the output, taken before new ones
+        self._retry: deque[tuple[float, list[Event], int]] = deque()
+        self._given_up = False  # take_all(): this output takes nothing more in this run
+        self.peak = 0
         self._rlock = threading.Lock()
         self._seg: _Segment | None = None
         self._fd = -1
@@ -540,11 +587,23 @@ class DiskQueueConsumer:
 
     @property
     def used(self) -> int:
+        """Events this output has not settled (queued, in flight, or kept from an earlier run)."""
         return self.queue.next_seq - self._acked
 
     @property
     def capacity(self) -> int:
         return self.queue.settings.max_size
+
+    @property
+    def queued(self) -> int:
+        """Events waiting for this output (not handed to it yet)."""
+        q = self.queue
+        with q._cond:
+            return q.next_seq - self._read_seq + sum(len(g[1]) for g in self._retry)
+
+    @property
+    def dropped_full(self) -> int:
+        return self.queue.dropped_full
 
     # -- MemQueue's calls ---------------------------------------------------------------
     def get(self, max_events: int, timeout: float | None = None) -> tuple[list[Event], int] | None:
@@ -552,18 +611,29 @@ class DiskQueueConsumer:
         output settled everything (or the queue was stopped); ``([], 0)`` on timeout."""
         q = self.queue
         n = max_events if max_events > 0 else q.settings.read_ahead
+        end = None if timeout is None else time.monotonic() + timeout
         with self._rlock:
             while True:
                 with q._cond:
-                    if q._stopped:
+                    if q._stopped or self._given_up:
                         return None
-                    if self._retry:
-                        return self._retry.popleft()
-                    if self._read_seq >= q.next_seq:
-                        if q._closed and not self._inflight:
+                    now = time.monotonic()
+                    if self._retry and self._retry[0][0] <= now:
+                        _, events, retries = self._retry.popleft()
+                        return events, retries
+                    if self._read_seq >= q.next_seq:  # nothing new to read
+                        # Stop only when nothing is in flight either: a batch another worker
+                        # holds may still come back for retry.
+                        if q._closed and not self._inflight and not self._retry:
                             return None
-                        if not q._cond.wait(timeout):
-                            return [], 0
+                        wait = q.deadline.wait_time(_POLL)
+                        if self._retry:
+                            wait = min(wait, max(0.0, self._retry[0][0] - now))
+                        if end is not None:
+                            if now >= end:
+                                return [], 0
+                            wait = min(wait, end - now)
+                        q._cond.wait(wait)
                         continue
                 before = self._read_seq
                 events = self._read(n)
@@ -573,16 +643,39 @@ class DiskQueueConsumer:
                     with q._cond:
                         q._cond.wait(0.05)
 
-    def requeue(self, events: list[Event], retries: int) -> None:
+    def requeue(self, events: list[Event], retries: int, not_before: float = 0.0) -> None:
+        """Events the output could not deliver come back first, from ``not_before``
+        (``time.monotonic()``) on; after a stop they stay on disk for the next start."""
         q = self.queue
         with q._cond:
-            if q._stopped:
-                # They stay on disk for the next start; forget them here.
+            if q._stopped or self._given_up:
                 for ev in events:
                     self._inflight.pop(id(ev), None)
             else:
-                self._retry.append((events, retries))
+                self._retry.append((not_before, events, retries))
+                if len(self._retry) > 1 and not_before < self._retry[-2][0]:
+                    self._retry = deque(sorted(self._retry, key=lambda g: g[0]))
             q._cond.notify_all()
+
+    def release(self, n: int) -> None:
+        """MemQueue's call; the disk queue needs to know which events (``settled``)."""
+
+    def take_all(self) -> int:
+        """Shutdown gave up on this output: it takes nothing more; return how many events
+        were waiting for it (they stay on disk for the next start, as do those in flight)."""
+        q = self.queue
+        with q._cond:
+            n = q.next_seq - self._read_seq + sum(len(g[1]) for g in self._retry)
+            self._given_up = True
+            for _, events, _ in self._retry:
+                for ev in events:
+                    self._inflight.pop(id(ev), None)
+            self._retry.clear()
+            q._cond.notify_all()
+            return n
+
+    def notify(self) -> None:
+        self.queue.notify()
 
     def settled(self, events: list[Event]) -> None:
         """These events were settled for good (acked or dropped by the output)."""
@@ -603,10 +696,12 @@ class DiskQueueConsumer:
     def close(self) -> None:
         self.queue.close()
 
-    def wait_empty(self, timeout: float | None) -> bool:
+    def wait_empty(self, timeout: float | None = None) -> bool:
+        """Wait until this output settled every event; False on timeout, at the deadline or
+        after a stop (what is left stays on disk)."""
         q = self.queue
-        with q._cond:
-            return q._cond.wait_for(lambda: q._stopped or self._acked >= q.next_seq, timeout)
+        return q._wait(lambda: q._stopped or self._given_up or self._acked >= q.next_seq, timeout) \
+            and self._acked >= q.next_seq
 
     # -- internals ----------------------------------------------------------------------
     def _advance(self) -> None:

@@ -410,3 +410,56 @@ def test_sizes_are_read_as_beats_writes_them() -> None:
     with pytest.raises(ValueError, match="twice"):
         DiskQueueSettings(path="x", max_size=10_000_000, segment_size=6_000_000)
     assert DiskQueueSettings(path="x", max_size=10 * 1000**3).segment_size == 1000**3
+
+
+# -- the pipeline's calls at shutdown ----------------------------------------------------
+class _Deadline:
+    def __init__(self) -> None:
+        self.at: float | None = None
+
+    def expired(self) -> bool:
+        return self.at is not None and time.monotonic() >= self.at
+
+    def wait_time(self, poll: float) -> float:
+        return poll if self.at is None else max(0.0, min(poll, self.at - time.monotonic()))
+
+
+def test_a_blocked_put_gives_up_at_the_shutdown_deadline(tmp_path: Path) -> None:
+    """max_size reached and no output settling: put returns what it wrote once the deadline passes."""
+    deadline = _Deadline()
+    q = DiskQueue(settings(tmp_path, max_size=8192, segment_size=4096), ["out"], deadline=deadline)
+    deadline.at = time.monotonic() + 0.5
+    start = time.monotonic()
+    accepted = q.put([ev(i) for i in range(400)], block=True)
+    assert 0 < accepted < 400 and time.monotonic() - start < 3
+    assert not q.wait_empty() and not q.consumer("out").wait_empty()
+
+
+def test_requeued_events_wait_for_their_time_and_new_ones_go_meanwhile(tmp_path: Path) -> None:
+    """requeue(not_before): the backoff of a retried batch does not hold events behind it."""
+    q = DiskQueue(settings(tmp_path), ["out"])
+    q.put([ev(i) for i in range(4)])
+    c = q.consumer("out")
+    first, _ = c.get(2)
+    c.requeue(first, 1, not_before=time.monotonic() + 0.3)
+    second, retries = c.get(10, timeout=1)
+    assert retries == 0 and [n_of(e) for e in second] == [2, 3]
+    again, retries = c.get(10, timeout=1)
+    assert retries == 1 and [n_of(e) for e in again] == [0, 1]
+
+
+def test_take_all_stops_an_output_and_keeps_its_events_for_the_next_start(tmp_path: Path) -> None:
+    """take_all (shutdown gave up): counts what was waiting, hands out nothing more, deletes nothing."""
+    q = DiskQueue(settings(tmp_path), ["es", "file"])
+    q.put([ev(i) for i in range(10)])
+    drain(q, "file")
+    es = q.consumer("es")
+    batch, _ = es.get(3)
+    assert es.take_all() == 7
+    assert es.get(10, timeout=0.1) is None
+    es.settled(batch[:1])  # an in-flight batch still settles
+    es.requeue(batch[1:], 1)
+    q.shutdown()
+    q2 = DiskQueue(settings(tmp_path), ["es", "file"])
+    assert [n_of(e) for e in drain(q2, "es")] == list(range(1, 10))
+    assert drain(q2, "file") == []
