@@ -22,12 +22,13 @@ and a segment is deleted when every output has settled all its events.
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import re
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 import orjson
@@ -107,6 +108,8 @@ class _Segment:
     size: int  # bytes on disk, counted against max_size
     sealed: bool  # no more frames will be added
     damaged: bool = False  # a reader found damage: readers skip it, the writer leaves it
+    #: (seq, byte offset) where each write of this run began: a reader seeks, not scans
+    index: list[tuple[int, int]] = field(default_factory=list)
 
     @property
     def end_seq(self) -> int:
@@ -136,10 +139,16 @@ class DiskQueue:
     """
 
     def __init__(self, settings: DiskQueueSettings, consumers: Iterable[str], logger: Any = None,
-                 deadline: Any = None):
+                 deadline: Any = None, window: int = 4096):
         self.settings = settings
         self.logger = logger
         self.deadline = deadline or _NoDeadline()
+        # The events of the last writes, in memory: an output that keeps up takes them from
+        # here (the same Event objects, as the memory queue hands out) instead of reading them
+        # back from disk. seq of _window[0] is _window_first.
+        self._window: deque[Event] = deque()
+        self._window_first = 0
+        self._window_cap = max(0, window)
         self.dir = settings.path
         self._cond = threading.Condition()
         self._wlock = threading.Lock()
@@ -330,20 +339,26 @@ class DiskQueue:
             return 0
         buf = bytearray()
         bounds = [0]  # frame i is buf[bounds[i]:bounds[i + 1]]
-        for ev in events:
+        kept = events
+        encode = seg_format.encode_frame
+        for k, ev in enumerate(events):
             try:
-                seg_format.encode_frame(ev, buf)
+                encode(ev, buf)
             except (TypeError, ValueError) as exc:
                 del buf[bounds[-1] :]
                 self.dropped_unencodable += 1
                 if self.logger is not None:
                     self.logger.warning("disk queue: event could not be encoded; dropped", error=str(exc))
+                if kept is events:
+                    kept = list(events[:k])
                 continue
             bounds.append(len(buf))
+            if kept is not events:
+                kept.append(ev)
         with self._wlock:
-            return self._write_frames(buf, bounds, block)
+            return self._write_frames(buf, bounds, kept, block)
 
-    def _write_frames(self, buf: bytearray, bounds: list[int], block: bool) -> int:
+    def _write_frames(self, buf: bytearray, bounds: list[int], events: list[Event], block: bool) -> int:
         settings = self.settings
         total = len(bounds) - 1
         i = 0
@@ -388,7 +403,7 @@ class DiskQueue:
             try:
                 if self._wseg is None:
                     self._open_write_segment()
-                self._append(bytes(buf[bounds[i] : bounds[j]]), j - i)
+                self._append(memoryview(buf)[bounds[i] : bounds[j]], events[i:j])
                 i = j
                 delay = settings.retry_interval
             except OSError as exc:
@@ -429,9 +444,10 @@ class DiskQueue:
             self._wseg = _Segment(sid, path, self.next_seq, 0, HEADER_SIZE, HEADER_SIZE, False)
             self._segments.append(self._wseg)
 
-    def _append(self, data: bytes, frames: int) -> None:
+    def _append(self, data: memoryview, events: list[Event]) -> None:
         seg = self._wseg
         assert seg is not None
+        frames = len(events)
         try:
             _write_all(self._wfd, data)
             os.fdatasync(self._wfd)
@@ -446,6 +462,16 @@ class DiskQueue:
                     self._seal_write_segment()
             raise
         with self._cond:
+            seg.index.append((seg.end_seq, seg.end))
+            if len(self._window) + frames > self._window_cap and self._window:
+                drop = min(len(self._window), len(self._window) + frames - self._window_cap)
+                for _ in range(drop):
+                    self._window.popleft()
+                self._window_first += drop
+            if not self._window:
+                self._window_first = self.next_seq
+            if frames <= self._window_cap:
+                self._window.extend(events)
             seg.frames += frames
             seg.end += len(data)
             seg.size = seg.end
@@ -717,9 +743,24 @@ class DiskQueueConsumer:
         self._acked = acked
 
     def _read(self, n: int) -> list[Event]:
-        """Read up to ``n`` events from ``_read_seq`` on (under ``_rlock``)."""
+        """Up to ``n`` events from ``_read_seq`` on (under ``_rlock``): from the queue's memory
+        window when they are still there, else from disk."""
         q = self.queue
-        events: list[Event] = []
+        with q._cond:
+            first = q._window_first
+            if first <= self._read_seq < first + len(q._window):
+                start = self._read_seq - first
+                events = list(itertools.islice(q._window, start, start + n))
+                inflight = self._inflight
+                seq = self._read_seq
+                for ev in events:
+                    inflight[id(ev)] = seq
+                    seq += 1
+                self._read_seq = seq
+                if self._seg is not None:
+                    self._close_reader()  # its position is behind now; reopened by seq if needed
+                return events
+        events = []
         seqs: list[int] = []
         while len(events) < n:
             seg = self._seg
@@ -787,7 +828,12 @@ class DiskQueueConsumer:
             return True
         self._close_reader()
         self._fd, self._seg = fd, s
-        self._buf, self._pos, self._buf_off, self._buf_seq = b"", 0, HEADER_SIZE, s.first_seq
+        offset, seq = HEADER_SIZE, s.first_seq
+        for at_seq, at in s.index:  # the last write that began at or before _read_seq
+            if at_seq > self._read_seq:
+                break
+            seq, offset = at_seq, at
+        self._buf, self._pos, self._buf_off, self._buf_seq = b"", 0, offset, seq
         return True
 
     def _damaged(self, seg: _Segment, reason: str) -> None:

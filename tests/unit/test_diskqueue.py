@@ -82,6 +82,18 @@ def test_round_trip_keeps_fields_raw_documents_and_metadata(tmp_path: Path) -> N
     assert q.wait_empty(0)
 
 
+@pytest.mark.parametrize("window", [0, 4096])
+def test_a_consumer_behind_the_memory_window_reads_from_disk(tmp_path: Path, window: int) -> None:
+    """Events beyond the in-memory window (or with none) come from disk, in order, once each."""
+    q = DiskQueue(settings(tmp_path, segment_size=8192), ["fast", "slow"], window=window)
+    got: list[int] = []
+    for i in range(0, 6000, 500):
+        q.put([ev(j) for j in range(i, i + 500)])
+        got += [n_of(e) for e in drain(q, "fast", n=300)]
+    assert got == list(range(6000))
+    assert [n_of(e) for e in drain(q, "slow", n=700)] == list(range(6000))
+
+
 def test_events_not_settled_are_sent_first_after_a_restart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A restart hands out what no output settled, before anything new."""
     monkeypatch.setattr(diskqueue, "STATE_SYNC_INTERVAL", 0.0)  # (else written up to 1 s late)
@@ -285,7 +297,7 @@ def test_a_segment_with_a_bad_header_is_skipped(tmp_path: Path) -> None:
 
 def test_damage_appearing_while_running_is_skipped(tmp_path: Path) -> None:
     """A segment damaged after start (disk error): the reader reports it and moves on."""
-    q = DiskQueue(settings(tmp_path, segment_size=4096), ["out"], logger=Log())
+    q = DiskQueue(settings(tmp_path, segment_size=4096), ["out"], logger=Log(), window=0)  # read from disk
     for i in range(3):
         q.put([ev(j) for j in range(i * 10, i * 10 + 10)])
         with q._cond:
