@@ -209,3 +209,19 @@ def test_a_permission_error_is_one_clear_error(tmp_path: Path) -> None:
     r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", os.sys.executable, "-c", code],
                        capture_output=True, text=True, cwd="/")
     assert "Permission denied" in r.stdout and "cannot write events to" in r.stdout, r.stderr
+
+
+def test_dump_files_are_private(tmp_path: Path) -> None:
+    """--dump pcaps (raw traffic) are 0600 whatever the umask, also over an existing file."""
+    from pybeat.capture.dump import PcapWriter
+
+    old = os.umask(0)
+    try:
+        (tmp_path / "old.pcap").write_bytes(b"x")
+        os.chmod(tmp_path / "old.pcap", 0o644)
+        for name in ("new.pcap", "old.pcap"):
+            with PcapWriter(str(tmp_path / name), 1) as w:
+                w.write(1_700_000_000 * 10**9, b"\0" * 60)
+            assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600
+    finally:
+        os.umask(old)
