@@ -36,7 +36,7 @@ from orjson import dumps as _orjson_dumps
 from pybeat.decode._replay cimport UdpLane
 from pybeat.protocols.dns.pairing cimport Txn, TxnTable
 
-from pybeat.timefmt import format_ts as _format_ts
+from pybeat.api import format_ts as _format_ts
 
 __all__ = ["DnsUdp4Lane", "DnsFastParser", "format_template"]
 

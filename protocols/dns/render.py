@@ -15,15 +15,14 @@ from typing import Any
 
 import orjson
 
-from pybeat.api import Event, ProtocolContext
-from pybeat.envelope import Envelope, add_notes
+from pybeat._fastpath import fastpath_of
+from pybeat.api import Envelope, Event, ProtocolContext, add_notes, format_ts
 from pybeat.protocols.dns.domain import DomainParts
 from pybeat.protocols.dns.event import (
     dns_fields, dns_json, head_fields, head_json, merge_messages, message_json, message_string, resolved_json,
 )
 from pybeat.protocols.dns.pairing import Txn
 from pybeat.protocols.dns.wire import Message
-from pybeat.timefmt import format_ts
 
 __all__ = ["Hole", "RawTemplate", "Renderer", "raw_error"]
 
@@ -100,21 +99,20 @@ class Renderer:
         self.emit = ctx.emit
         # Whether events may share nested objects with each other (memoised dns.* parts): only
         # when the agent says nothing downstream changes an event.
-        self.shareable = bool(getattr(ctx, "events_may_share", False))
-        self.envelope: Envelope = ctx.envelope if ctx.envelope is not None else Envelope()
+        self.shareable = bool(ctx.events_may_share)
+        self.envelope: Envelope = ctx.envelope
         self.domains = domains
         self.include_authorities = bool(config.include_authorities)
         self.include_additionals = bool(config.include_additionals)
         self.send_request = bool(config.send_request)
         self.send_response = bool(config.send_response)
         # Where the pipeline lets it, the document ends with the pipeline's agent, ecs and host
-        # (ProtocolContext.raw_close) and is published as it is; else with "}" and they are
-        # spliced in by ``emit``.
-        close = getattr(ctx, "raw_close", None)
-        emit_closed = getattr(ctx, "emit_closed", None)
-        if close and emit_closed is not None:
-            end = close
-            self.emit_raw = emit_closed
+        # (pybeat._fastpath.FastPath.raw_close) and is published as it is; else with "}" and
+        # they are spliced in by ``emit``.
+        fast = fastpath_of(ctx)
+        if fast is not None:
+            end = fast.raw_close
+            self.emit_raw = fast.emit_closed
         else:
             end = b"}"
             self.emit_raw = self.emit

@@ -130,6 +130,7 @@ def replay(source, decoder, check):
     for port in range(65536):
         kinds[port] = 0
     lanes = []
+    lane_analyzers = []  # the analyzer of each lane, for Decoder._analyzer_failed
     lane_of = {}
     for port_obj, analyzer in decoder.udp_ports.items():
         port = port_obj
@@ -141,6 +142,7 @@ def replay(source, decoder, check):
             lane = lane_factory() if lane_factory is not None else None
             if isinstance(lane, UdpLane) and len(lanes) < 250:
                 lanes.append(lane)
+                lane_analyzers.append(analyzer)
                 idx = lane_of[id(analyzer)] = len(lanes) + 1
             else:
                 idx = lane_of[id(analyzer)] = 1
@@ -232,7 +234,7 @@ def replay(source, decoder, check):
                                 lane_.handle(ts, f, plen, sport, dport)
                             except Exception as exc:
                                 cnt.sync(decoder)
-                                decoder._analyzer_failed(exc)
+                                decoder._analyzer_failed(exc, lane_analyzers[kind - 2])
                     elif kind == 1:
                         cnt.sync(decoder)
                         frame = PyBytes_FromStringAndSize(<const char*>f, caplen)
