@@ -343,21 +343,9 @@ cdef class DnsUdp4Lane(UdpLane):
                 return 0
         elif msg.qr == 0:
             if msg.opt is None or msg.length <= self.max_udp:  # no note: DnsAnalyzer._query's path
-                # Txn.__init__'s fields, set here (tests/unit/test_speedups.py compares)
-                txn = Txn.__new__(Txn)
-                txn.ts = ts
-                txn.src_ip = src
-                txn.src_port = sport
-                txn.dst_ip = dst
-                txn.dst_port = dport
-                txn.transport = _UDP
+                txn = Txn(ts, src, sport, dst, dport, _UDP)
                 txn.request = msg
                 txn.req_id = msg_id
-                txn.responses = None
-                txn.resp_id = 0
-                txn.resp_ts = 0
-                txn.notes = None
-                txn.mdns_only = False
                 self.table.add((_UDP, src, sport, dst, dport, msg_id), txn)
                 return 0
         else:
