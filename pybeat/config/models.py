@@ -9,17 +9,32 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from pybeat.api import PluginConfig
 from pybeat.durations import Duration
 
 
+def unset_nulls(model: type[PluginConfig], data: Any) -> Any:
+    """Beats reads a key written without a value (``setup.kibana:`` followed only by comments,
+    ``name:``) as not set: such keys of ``model`` take their defaults. Unknown keys stay, so a
+    typo is still reported."""
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        return data
+    known = set(model.model_fields) | {f.alias for f in model.model_fields.values() if f.alias}
+    return {k: v for k, v in data.items() if not (v is None and k in known)}
+
+
 class Section(PluginConfig):
-    pass
+    @model_validator(mode="before")
+    @classmethod
+    def _unset_nulls(cls, data: Any) -> Any:
+        return unset_nulls(cls, data)
 
 
-class OpenSection(PluginConfig):
+class OpenSection(Section):
     """Sections whose content pybeat passes through or does not use (kept for compatibility)."""
 
     model_config = ConfigDict(extra="allow")

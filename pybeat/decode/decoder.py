@@ -55,6 +55,14 @@ SUPPORTED_LINK_TYPES = {
     LINKTYPE_LINUX_SLL2: "Linux cooked v2 (SLL2)",
 }
 
+#: How a split run (``shard``) assigns a packet to a process: "flow" hashes both endpoints
+#: (address and port) and the analyzer's ``shard_key`` (DNS: the message id), so queries spread
+#: evenly; "address_pair" hashes the two IP addresses only, so every transaction between one
+#: client and one server lands in one process (what a detector keeping per-client state
+#: needs). Analyzers with ``shard_by_key_only`` (DHCP: an exchange changes addresses) keep
+#: their key in both modes.
+SPLIT_MODES = ("flow", "address_pair")
+
 #: a frame this far ahead of the previous one does not drive expiry on its own (timestamp_jump)
 MAX_TIME_JUMP_NS = 3600 * 1_000_000_000
 
@@ -65,6 +73,16 @@ _U16 = struct.Struct("!H").unpack_from
 _UDP = struct.Struct("!HHH").unpack_from
 _TCP = struct.Struct("!HHIIBB").unpack_from
 _IP4 = struct.Struct("!BxHHHBB").unpack_from  # vihl, total length, id, flags/offset, ttl, proto
+
+
+def split_hash(src: bytes, sport: int, dst: bytes, dport: int, key: int) -> int:
+    """The hash that assigns a packet to a process of a split run (24 bits): symmetric in the
+    two endpoints (raw address, port), then mixed with the analyzer's key (multiplicative
+    hashing, high bits) so that keys with constant low bits still spread. "address_pair" mode
+    passes ports and key as 0. The compiled loop's twin (``pybeat.decode._replay``) is
+    tested against this one."""
+    h = zlib.crc32(src, sport) ^ zlib.crc32(dst, dport)
+    return (((h ^ key) & 0xFFFFFFFF) * 0x9E3779B1 & 0xFFFFFFFF) >> 8
 
 
 @dataclass
@@ -94,10 +112,16 @@ class Decoder:
         icmp: Analyzer | None = None,
         limits: DecoderLimits | None = None,
         shard: tuple[int, int] | None = None,
+        split_by: str = "flow",
     ):
         self.limits = limits or DecoderLimits()
         #: (index, count): decode only this process's share of the flows (see agent.run_sharded)
         self.shard = shard if shard and shard[1] > 1 else None
+        if split_by not in SPLIT_MODES:
+            raise ValueError(f"split_by must be one of {', '.join(SPLIT_MODES)}, not {split_by!r}")
+        #: how a split run assigns packets (see SPLIT_MODES)
+        self.split_by = split_by
+        self._by_pair = split_by == "address_pair"
         self.skipped_other_shard = 0
         self.udp_ports = dict(udp_ports or {})
         self.tcp_ports = dict(tcp_ports or {})
@@ -410,7 +434,9 @@ class Decoder:
             analyzer = self.tcp_ports.get(sport) or self.tcp_ports.get(dport)
             if analyzer is None:
                 return
-            if self.shard is not None and not self._mine(src_raw, sport, dst_raw, dport, 0):
+            if self.shard is not None and not (
+                self._mine(src_raw, 0, dst_raw, 0, 0) if self._by_pair else self._mine(src_raw, sport, dst_raw, dport, 0)
+            ):
                 return
             hlen = (doff >> 4) * 4
             if hlen < 20 or hlen > len(data):
@@ -455,16 +481,14 @@ class Decoder:
             return False
         if analyzer.shard_by_key_only:
             return self._mine(b"", 0, b"", 0, key)
+        if self._by_pair:
+            return self._mine(src, 0, dst, 0, 0)
         return self._mine(src, sport, dst, dport, key)
 
     def _mine(self, src: bytes, sport: int, dst: bytes, dport: int, key: int) -> bool:
         """Whether this process owns the flow (raw addresses; both directions hash alike)."""
-        # Symmetric in the two endpoints, then mixed with the analyzer's key (multiplicative
-        # hashing, high bits) so that keys with constant low bits still spread.
-        h = zlib.crc32(src, sport) ^ zlib.crc32(dst, dport)
-        h = (((h ^ key) & 0xFFFFFFFF) * 0x9E3779B1 & 0xFFFFFFFF) >> 8
         assert self.shard is not None
-        if h % self.shard[1] == self.shard[0]:
+        if split_hash(src, sport, dst, dport, key) % self.shard[1] == self.shard[0]:
             return True
         self.skipped_other_shard += 1
         return False

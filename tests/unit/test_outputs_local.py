@@ -82,17 +82,22 @@ def test_console_output_pretty(tmp_path):
 
 def test_a_write_error_drops_the_batch_counted_and_the_output_recovers(tmp_path):
     """As Beats' file output: a failed write is not retried forever (that would hold a replay on
-    a full disk); the batch is dropped and counted, and the next batch goes to a fresh file."""
-    out = filep.create(FileOutputConfig(path=str(tmp_path), filename="pb"), ctx())
-    out._fh = open("/dev/full", "ab", buffering=0)
-    seen, cb = settle_counts()
-    out.publish(Batch(events(3), cb))
-    assert seen == {"acked": 0, "retry": 0, "dropped": 3} and out.write_errors == 1
-    seen2, cb2 = settle_counts()
-    out.publish(Batch(events(2), cb2))
-    out.close()
-    assert seen2 == {"acked": 2, "retry": 0, "dropped": 0}
-    assert sum(len(f.read_text().splitlines()) for f in tmp_path.iterdir()) == 2
+    a full disk); the batch is dropped and counted, and the next batch is written once there is
+    room again (a real full disk: a tmpfs)."""
+    from tests.delivery.fs import fill, tmpfs
+
+    with tmpfs(tmp_path / "mnt", size="64k") as mnt:
+        out = filep.create(FileOutputConfig(path=str(mnt), filename="pb"), ctx())
+        filler = fill(mnt)
+        seen, cb = settle_counts()
+        out.publish(Batch(events(3), cb))
+        assert seen == {"acked": 0, "retry": 0, "dropped": 3} and out.write_errors == 1
+        filler.unlink()
+        seen2, cb2 = settle_counts()
+        out.publish(Batch(events(2), cb2))
+        out.close()
+        assert seen2 == {"acked": 2, "retry": 0, "dropped": 0}
+        assert sum(len(f.read_text().splitlines()) for f in mnt.glob("pb-*")) == 2
 
 
 def test_metadata_written_by_a_processor_is_merged_not_duplicated():
