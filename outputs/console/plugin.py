@@ -24,6 +24,9 @@ class ConsoleOutput:
         self.stream = stream or ctx.extra.get("stdout") or sys.stdout.buffer
         self.logger = ctx.logger
         self._lock = threading.Lock()
+        if hasattr(ctx.logger, "bind"):  # -d console
+            ctx.logger.bind(logger="console").debug("console output ready", pretty=config.pretty,
+                                                    bulk_max_size=config.bulk_max_size)
 
     def publish(self, batch: Batch) -> None:
         lines = []

@@ -110,6 +110,7 @@ class ElasticsearchOutput:
         self.conn = shared.conn
         self.stats = shared.stats
         self.log = ctx.logger
+        self.debug_log = ctx.logger.bind(logger="elasticsearch") if hasattr(ctx.logger, "bind") else None
         self.encoder = BulkEncoder(cfg.escape_html)
         self.meta_base = {"beat": ctx.beat.beat, "type": "_doc", "version": ctx.beat.version}
         self.index_sel: Selector | None = None
@@ -132,6 +133,10 @@ class ElasticsearchOutput:
         if self.log is not None:
             self.log.info(msg, output="elasticsearch", **kw)
 
+    def _debug(self, msg: str, **kw: Any) -> None:
+        if self.debug_log is not None:  # -d elasticsearch: once per connection or bulk request
+            self.debug_log.debug(msg, **kw)
+
     def _pause(self, seconds: float) -> None:
         """Sleep, but wake at once when the output is closed."""
         self._wake.wait(seconds)
@@ -147,6 +152,7 @@ class ElasticsearchOutput:
                 if sh.ready:
                     break
                 try:
+                    self._debug("connecting", hosts=self.cfg.hosts)
                     info = self.conn.discover()
                     self._on_connect(info)
                     sh.ready = True
@@ -329,6 +335,8 @@ class ElasticsearchOutput:
             dropped += len(retry)
             retry = []
         self.stats.add(acked=acked, duplicates=duplicates, toomany=toomany, retried=len(retry))
+        self._debug("bulk request settled", events=len(events), acked=acked, duplicates=duplicates,
+                    retry=len(retry), dropped=dropped, attempt=batch.retries + 1)
         if retry:
             self._pause(backoff_delay(batch.retries, self.cfg.backoff.init, self.cfg.backoff.max))
         batch.settle(acked=acked, duplicates=duplicates, retry=retry, dropped=dropped)

@@ -64,6 +64,7 @@ class FileOutput:
         self.name = (config.filename or ctx.beat.beat) + ctx.extra.get("file_suffix", "")
         self.limit = config.rotate_every_kb * 1024
         self.logger = ctx.logger
+        self.debug_log = ctx.logger.bind(logger="file") if hasattr(ctx.logger, "bind") else None  # -d file
         self.written = 0
         self.encode_errors = 0
         self.write_errors = 0
@@ -131,6 +132,8 @@ class FileOutput:
         except OSError:
             self._close_fd()
             raise
+        if self.debug_log is not None:
+            self.debug_log.debug("output file opened", path=path, size=self._size, rotate=rotate)
         self._prune()
 
     def _close_fd(self) -> None:
@@ -163,6 +166,8 @@ class FileOutput:
             except OSError:
                 continue
             self.rotated_away += self._file_events.pop(path, 0)
+            if self.debug_log is not None:
+                self.debug_log.debug("rotation removed the oldest file", path=path, keep=self.config.number_of_files)
 
     def _check_file(self) -> None:
         """Reopen when the file or its folder was removed or replaced (checked once per batch)."""

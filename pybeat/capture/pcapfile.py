@@ -98,7 +98,8 @@ class PcapFileSource:
             raise CaptureFileError(
                 f"{self.path!r} is not a pcap or pcapng file (magic {bytes(head).hex()})"
             )
-        _log.debug("capture file opened", path=self.path, format=self._format, size=size, loops=self.loops)
+        _log.debug("capture file opened", path=self.path, format=self._format, size=st.st_size,
+                   stream=self._stream, loops=self.loops)
 
     def close(self) -> None:
         if isinstance(self._map, mmap.mmap):

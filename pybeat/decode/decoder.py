@@ -30,6 +30,7 @@ from typing import Any
 from pybeat.api import Analyzer, Packet
 from pybeat.decode.ipfrag import FragmentReassembler
 from pybeat.decode.tcp import TcpReassembler
+from pybeat.logs import get_logger
 
 LINKTYPE_NULL = 0
 LINKTYPE_ETHERNET = 1
@@ -130,6 +131,8 @@ class Decoder:
         for a in [*self.udp_ports.values(), *self.tcp_ports.values(), icmp]:
             if a is not None and all(a is not b for b in self.analyzers):
                 self.analyzers.append(a)
+        get_logger("decoder").debug("decoder ready", udp_ports=sorted(self.udp_ports), tcp_ports=sorted(self.tcp_ports),
+                                    icmp=icmp is not None, shard=self.shard, split_by=split_by, limits=vars(self.limits))
         self.frags = FragmentReassembler(
             self.limits.max_fragmented_datagrams, int(self.limits.fragment_timeout_s * 1e9)
         )
