@@ -28,7 +28,8 @@ class OptionalBuildExt(build_ext):
     """Every compiled extension is optional, whatever _extensions() lists: when one cannot be
     built (no C compiler, CC=/bin/false, no Python headers) the install goes on without it and
     pybeat runs the Python code that extension mirrors. (cythonize() does not keep an
-    Extension's own optional=True, so this does not rely on it.)"""
+    Extension's own optional=True, so this does not rely on it.) PYBEAT_REQUIRE_COMPILED=1
+    makes a failed extension fail the install instead."""
 
     def run(self) -> None:
         try:
@@ -43,6 +44,10 @@ class OptionalBuildExt(build_ext):
             self._skipped(ext.name, exc)
 
     def _skipped(self, what: str, exc: Exception) -> None:
+        import os
+
+        if os.environ.get("PYBEAT_REQUIRE_COMPILED") == "1":  # .ci/run: CI must have every one
+            raise exc
         self.warn(f"pybeat: building {what} failed ({exc}); installing without it, as pure Python")
 
 
