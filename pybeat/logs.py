@@ -87,6 +87,7 @@ def debug_enabled(selector: str | None = None) -> bool:
     """Whether a debug line of ``selector`` would be written (to skip preparing one)."""
     return _min_level <= logging.DEBUG and ("*" in _selectors or selector in _selectors)
 
+
 #: The level of each logging method of structlog's filtering bound logger.
 _METHOD_LEVELS = {
     "debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "warn": logging.WARNING,
@@ -121,6 +122,7 @@ class _Logger:
         self._real: Any = None
 
     def bind(self, **kw: Any) -> "_Logger":
+        """A logger that adds ``kw`` to every event (without importing structlog yet)."""
         return _Logger(kw.get("logger", self._selector), {**self._context, **kw})
 
     def __getattr__(self, name: str) -> Any:

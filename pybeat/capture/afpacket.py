@@ -262,6 +262,9 @@ class AfPacketSource:
                 sock.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq)
             except OSError as exc:
                 raise explain_os_error(exc, "enabling promiscuous mode", device) from exc
+        _log.debug("af_packet ring ready", device=device, block_size=block_size, blocks=block_nr,
+                   fanout_group=fanout_group, promisc=promisc, bpf=bool(bpf_program),
+                   ignore_outgoing=ignore_outgoing, in_ring_filter=self._ignore_outgoing_in_ring)
 
     def _attach_filter(self, sock: socket.socket, program: bytes) -> None:
         import ctypes
@@ -405,10 +408,6 @@ class AfPacketSource:
                 pass
             self._ring = None
         self._sock.close()
-        _log.debug("af_packet ring ready", device=device, block_size=block_size, blocks=block_nr,
-                   fanout_group=fanout_group, promisc=promisc, bpf=bool(bpf_program),
-                   ignore_outgoing=ignore_outgoing, in_ring_filter=self._ignore_outgoing_in_ring)
-
         for fd in (self._wake_r, self._wake_w):
             try:
                 os.close(fd)

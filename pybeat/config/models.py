@@ -34,12 +34,6 @@ class Section(PluginConfig):
         return unset_nulls(cls, data)
 
 
-class OpenSection(Section):
-    """Sections whose content pybeat passes through or does not use (kept for compatibility)."""
-
-    model_config = ConfigDict(extra="allow")
-
-
 class InterfaceConfig(Section):
     device: str | int | None = None
     type: Literal["pcap", "af_packet", "autodetect", ""] = "pcap"
@@ -99,6 +93,8 @@ class PacketbeatSection(Section):
     overwrite_pipelines: bool = False
     npcap: dict[str, Any] = {}
     # pybeat's own settings (not in Packetbeat):
+    #: detectors by name (pybeat.detection.<name>: {enabled: true, ...}), validated by their plugins
+    detection: dict[str, dict[str, Any] | None] = {}
     limits: LimitsConfig = LimitsConfig()  # decoder caps, see ARCHITECTURE.md "caps"
     # processes for a -I replay, split by flow; "auto" = one per CPU (each writes its own files)
     workers: int | Literal["auto"] = Field(default=1)
@@ -171,7 +167,6 @@ class LoggingConfig(Section):
     json_: bool = Field(default=True, alias="json")
     files: LoggingFilesConfig = LoggingFilesConfig()
     metrics: LoggingMetricsConfig = LoggingMetricsConfig()
-    event_data: dict[str, Any] = {}
     ecs: bool = True
 
 
@@ -179,8 +174,6 @@ class HttpConfig(Section):
     enabled: bool = False
     host: str = "localhost"
     port: int = Field(default=5066, ge=0, le=65535)
-    named_pipe: dict[str, Any] = {}
-    pprof: dict[str, Any] = {}
 
 
 class PathConfig(Section):
@@ -217,8 +210,16 @@ class SetupConfig(Section):
     template: TemplateConfig = TemplateConfig()
     ilm: IlmConfig = IlmConfig()
     ism: dict[str, Any] = {}
-    kibana: OpenSection = OpenSection()
-    dashboards: OpenSection = OpenSection()
+    # setup.kibana, setup.dashboards, ...: Packetbeat keys with no effect here (beats.py)
+
+
+class KeystoreConfig(Section):
+    path: str | None = None  # default: <path.data>/pybeat.keystore
+
+
+#: Top-level sections Beats defines whose meaning an output plugin supplies (it lists them in its
+#: ``top_level_sections``; see pybeat.config.settings): Elastic Cloud's cloud.id / cloud.auth.
+PLUGIN_SECTIONS = ("cloud",)
 
 
 class CloudConfig(Section):
@@ -242,14 +243,9 @@ class AgentConfig(Section):
     path: PathConfig = PathConfig()
     setup: SetupConfig = SetupConfig()
     cloud: CloudConfig = CloudConfig()
-    monitoring: OpenSection = OpenSection()
-    xpack: OpenSection = OpenSection()
     max_procs: int | None = None
-    seccomp: OpenSection = OpenSection()
-    keystore: OpenSection = OpenSection()
-    features: OpenSection = OpenSection()
-    instrumentation: OpenSection = OpenSection()
-    timestamp: OpenSection = OpenSection()
+    keystore: KeystoreConfig = KeystoreConfig()
+    # monitoring, xpack, seccomp, instrumentation, ...: Packetbeat keys with no effect (beats.py)
 
     @field_validator("output", mode="before")
     @classmethod
