@@ -136,7 +136,7 @@ class DnsAnalyzer(Analyzer):
         table, cache, counters and renderer, or None where the extension was not built."""
         try:
             from pybeat.protocols.dns._fast import DnsUdp4Lane
-        except ImportError:
+        except (ImportError, TypeError, ValueError):  # not built, or built apart from pairing.py
             return None
         return DnsUdp4Lane(
             self.table, self.cache, self.counters, self.render, self.fast_parser(), Hole, raw_error, Event,
@@ -148,7 +148,7 @@ class DnsAnalyzer(Analyzer):
         analyzer renders ``dns.*``, or None where the extension was not built."""
         try:
             from pybeat.protocols.dns._fast import DnsFastParser
-        except ImportError:
+        except (ImportError, TypeError, ValueError):  # not built, or built apart from pairing.py
             return None
         return DnsFastParser(Message, Parts, flags_json, TYPES, opcode_name, self.domains,
                              self.render.include_authorities, self.render.include_additionals, render_opt,
