@@ -131,6 +131,7 @@ def replay_classic_pcap(source, decoder, check):
     cdef bint sharded = shard is not None
     cdef uint32_t shard_index = shard[0] if sharded else 0
     cdef uint32_t shard_count = shard[1] if sharded else 1
+    cdef bint by_pair = decoder.split_by == "address_pair"
 
     decode = decoder.decode
     udp4 = decoder._udp4
@@ -197,9 +198,14 @@ def replay_classic_pcap(source, decoder, check):
                         ulen = (f[38] << 8) | f[39]
                         plen = ulen - 8 if 8 <= ulen <= total - 20 else total - 28
                         if sharded:
-                            # Decoder._mine with DnsAnalyzer.shard_key (the DNS ID)
-                            key = ((f[42] << 8) | f[43]) if plen >= 2 else 0
-                            h = _crc32(f + 26, 4, sport) ^ _crc32(f + 30, 4, dport)
+                            # Decoder._mine with DnsAnalyzer.shard_key (the DNS ID), or the
+                            # address pair alone (Decoder.split_by)
+                            if by_pair:
+                                key = 0
+                                h = _crc32(f + 26, 4, 0) ^ _crc32(f + 30, 4, 0)
+                            else:
+                                key = ((f[42] << 8) | f[43]) if plen >= 2 else 0
+                                h = _crc32(f + 26, 4, sport) ^ _crc32(f + 30, 4, dport)
                             h = <uint32_t>(<uint64_t>(h ^ key) * 0x9E3779B1ULL) >> 8
                             if h % shard_count != shard_index:
                                 cnt.skipped += 1
@@ -1032,8 +1038,8 @@ cdef class DnsFastParser:
         if rtype == 41:
             # EDNS (OPT) in the additional section, once: rdata.render_opt makes dns.opt; the
             # record is counted, not rendered, and its text is empty (event.py's _rr_string)
-            if sect_no != 2 or self.opt is not None:
-                return -1
+            if sect_no != 2 or self.opt is not None or ttl >> 24:
+                return -1  # an extended RCODE changes the text's head: the Python parser
             try:
                 self.opt = self.render_opt(PyBytes_FromStringAndSize(<const char*>m, n), off, end, rclass, ttl)
             except Exception:  # a damaged option: the Python parser notes it

@@ -2,8 +2,10 @@
 
 Uses the offline ``publicsuffixlist`` package (ICANN and private sections, unknown TLDs follow
 the default rule ``*``), the same list Go's ``x/net/publicsuffix`` embeds. Names are lower-cased
-before the lookup (Packetbeat's case bug elastic/beats#36535 is not reproduced), so the derived
-fields are lower-case while ``dns.question.name`` keeps the case seen on the wire.
+before the lookup (Packetbeat's case bug elastic/beats#36535 is not reproduced), so the registered
+domain and top-level domain are lower-case, while ``dns.question.name`` and ``subdomain`` keep the
+case seen on the wire (as Packetbeat's do: in tunnels the case carries data). A query of the root
+gets ``registered_domain: "."`` (Packetbeat's rule for a name with one dot).
 
 Lookups are cached per name in a bounded dict (cleared when full): DNS traffic repeats names.
 """
@@ -180,12 +182,14 @@ class DomainParts:
         reg, tld, sub, full = self.lookup(parent)
         if not full or reg is None:
             return None
-        first = name[:dot].lower()
+        first = name[:dot]  # the wire's case: it carries data in tunnels
         return (reg, tld, f"{first}.{sub}" if sub else first, True)
 
     def _compute(self, name: str) -> _Parts:
         low = name.lower()
-        if low == "." or not low:
+        if low == ".":
+            return (".", None, None, False)  # the root: Packetbeat's one-dot rule gives "."
+        if not low:
             return (None, None, None, False)
         etld1 = None
         if not (low.startswith(".") or low.endswith(".") or ".." in low):
@@ -196,7 +200,9 @@ class DomainParts:
         if etld1:
             dot = etld1.find(".")
             tld = etld1[dot + 1 :] if dot >= 0 else None
-            sub = low[: len(low) - len(etld1)].rstrip(".") or None
+            # the subdomain keeps the wire's case (only the suffix match ignores it)
+            wire = name if len(name) == len(low) else low
+            sub = wire[: len(low) - len(etld1)].rstrip(".") or None
             return (etld1, tld, sub, True)
         if low.count(".") == 1:
             tld = low.split(".")[1] or None

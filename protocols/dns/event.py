@@ -34,21 +34,25 @@ _FLAG_BITS = (
     ("RD", "recursion_desired", 0x0100), ("RA", "recursion_available", 0x0080),
     ("AD", "authentic_data", 0x0020), ("CD", "checking_disabled", 0x0010),
 )
-# Everything derived from the 16-bit flags word alone, computed once per value seen (at most
-# 65,536 entries): flags dict, header_flags, op_code, response_code, the string's head.
+# Everything derived from the 16-bit flags word and the full RCODE (EDNS's extended bits above
+# the header's 4), computed once per pair seen: flags dict, header_flags, op_code,
+# response_code, the string's head.
 _HEAD: dict[int, tuple[dict[str, bool], tuple[str, ...], str, str, str]] = {}
 
 
-def _head(flags: int) -> tuple[dict[str, bool], tuple[str, ...], str, str, str]:
-    h = _HEAD.get(flags)
+def _head(flags: int, rcode: int) -> tuple[dict[str, bool], tuple[str, ...], str, str, str]:
+    key = flags | (rcode >> 4) << 16
+    h = _HEAD.get(key)
     if h is None:
+        if len(_HEAD) >= 65536:
+            _HEAD.clear()
         fd = {long: bool(flags & bit) for _s, long, bit in _FLAG_BITS}
         hf = tuple(short for short, _l, bit in _FLAG_BITS if flags & bit)
         op = opcode_name((flags >> 11) & 0xF)
-        rc = rcode_name(flags & 0xF)
+        rc = rcode_name(rcode)
         fl = " ".join(s.lower() for s in hf)
         text = f"QR {'response' if flags >> 15 else 'query'}; OPCODE {op}; FLAGS {fl}; RCODE {rc}"
-        h = _HEAD[flags] = (fd, hf, op, rc, text)
+        h = _HEAD[key] = (fd, hf, op, rc, text)
     return h
 
 
@@ -108,14 +112,12 @@ def _text(msg: Message) -> str:
 
 
 def _render(msg: Message, domains: DomainParts, authorities: bool, additionals: bool) -> dict[str, Any]:
-    fd, hf, op, rc, _text = _head(msg.flags)
+    fd, hf, op, rc, _text = _head(msg.flags, msg.rcode)
     # Without the ID: a cached message stands for messages with other IDs (dns_fields adds it).
+    # header_flags always, empty too, as Packetbeat assigns it.
     d: dict[str, Any] = {"op_code": op, "flags": fd, "response_code": rc}
     opt = msg.opt
-    if opt is not None and opt["do"]:
-        d["header_flags"] = (*hf, "DO")
-    elif hf:
-        d["header_flags"] = hf
+    d["header_flags"] = (*hf, "DO") if opt is not None and opt["do"] else hf
     if msg.questions:
         name, qtype, qclass = msg.questions[0]
         q: dict[str, Any] = {"name": name, "type": TYPES.get(qtype) or str(qtype)}
@@ -185,20 +187,22 @@ def _rr_string(rec: dict[str, Any] | None) -> str:
 _FLAGS_JSON: dict[int, tuple[bytes, bytes]] = {}
 
 
-def flags_json(flags: int, do: bool = False) -> tuple[bytes, bytes]:
+def flags_json(flags: int, do: bool = False, rcode: int | None = None) -> tuple[bytes, bytes]:
     """The members of ``dns.*`` that come from the flags word and EDNS's DO bit
     (``"op_code":..,"flags":{..},"response_code":..[,"header_flags":[..]]``, as ``_render``) and
     the head of the request/response text (``QR ..; OPCODE ..; FLAGS ..; RCODE ..``), both
-    encoded, memoised per value (the compiled parser in pybeat/_speedups.pyx builds on them)."""
-    key = flags | (0x10000 if do else 0)
+    encoded, memoised per value (the compiled parser in pybeat/_speedups.pyx builds on them).
+    ``rcode``: the full RCODE (default: the header's 4 bits)."""
+    if rcode is None:
+        rcode = flags & 0xF
+    key = flags | (0x10000 if do else 0) | (rcode >> 4) << 17
     hit = _FLAGS_JSON.get(key)
     if hit is None:
-        fd, hf, op, rc, text = _head(flags)
+        if len(_FLAGS_JSON) >= 65536:
+            _FLAGS_JSON.clear()
+        fd, hf, op, rc, text = _head(flags, rcode)
         d: dict[str, Any] = {"op_code": op, "flags": fd, "response_code": rc}
-        if do:
-            d["header_flags"] = (*hf, "DO")
-        elif hf:
-            d["header_flags"] = hf
+        d["header_flags"] = (*hf, "DO") if do else hf
         hit = _FLAGS_JSON[key] = (orjson.dumps(d)[1:-1], orjson.dumps(text)[1:-1])
     return hit
 
@@ -267,7 +271,7 @@ def message_string(msg: Message, msg_id: int) -> str:
 
 
 def _message_text(msg: Message) -> str:
-    out = [_head(msg.flags)[4]]
+    out = [_head(msg.flags, msg.rcode)[4]]
     if msg.questions:
         out.append("QUESTION " + "; ".join(question_string(n, t, c, msg.mdns) for n, t, c in msg.questions))
     for title, section in (("ANSWER", msg.answers), ("AUTHORITY", msg.authorities), ("ADDITIONAL", msg.additionals)):

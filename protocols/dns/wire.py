@@ -50,7 +50,7 @@ class Message:
         self.flags = flags
         self.qr = flags >> 15
         self.opcode = (flags >> 11) & 0xF
-        self.rcode = flags & 0xF
+        self.rcode = flags & 0xF  # with EDNS's extended bits once its OPT record is read
         # Tuples, not lists: a decoded message never changes, and tuples of plain dicts are
         # invisible to the cyclic GC (thousands of messages live in the cache).
         self.questions: tuple[tuple[str, int, int], ...] = ()
@@ -172,6 +172,9 @@ def _read_rr(
         raise DnsFormError("record data runs past the end of the message")
     if rtype == 41:
         m.opt = render_opt(buf, off, end, rclass, ttl)
+        # EDNS's extended RCODE: the OPT record's 8 high bits above the header's 4 (RFC 6891
+        # §6.1.3), as miekg/dns (and so Packetbeat) combines them: 16 is BADVERS/BADSIG
+        m.rcode = (m.flags & 0xF) | ((ttl >> 24) << 4)
         section.append(None)
         return end
     rec: dict[str, Any] = {"name": name, "type": "", "class": "", "ttl": str(ttl)}

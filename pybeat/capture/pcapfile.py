@@ -7,12 +7,16 @@ Yields ``(ts_ns, link_type, frame)`` tuples. Never decodes a frame.
 A truncated last record is reported (``truncated_records``) rather than raised: a capture cut
 off by a full disk still replays up to its last whole packet. So is a pcapng block too short for
 its own fixed fields (it is skipped). A file rejected when opened is closed before the error.
+
+``-`` (standard input), a FIFO or any other file that is not a regular file is read as a stream:
+record by record (pcap) or block by block (pcapng) as the data comes, once (no ``loops``).
 """
 
 from __future__ import annotations
 
 import mmap
 import os
+import stat
 import struct
 from collections.abc import Iterator
 from typing import BinaryIO, Callable
@@ -44,11 +48,12 @@ class PcapFileSource:
         self.link_types: set[int] = set()
         self._fh: BinaryIO | None = None
         self._map: mmap.mmap | bytes | None = None
+        self._stream = False  # a pipe, FIFO or device: read as the data comes (_read_stream)
         self._open()
 
     def _open(self) -> None:
         try:
-            fh = open(self.path, "rb")
+            fh = os.fdopen(os.dup(0), "rb") if self.path == "-" else open(self.path, "rb")
         except OSError as exc:
             raise CaptureFileError(f"cannot open capture file {self.path!r}: {exc.strerror}") from exc
         self._fh = fh
@@ -61,14 +66,22 @@ class PcapFileSource:
     def _check(self) -> None:
         fh = self._fh
         assert fh is not None
-        size = os.fstat(fh.fileno()).st_size
-        if size == 0:
+        st = os.fstat(fh.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            if self.loops != 1:
+                raise CaptureFileError(f"{self.path!r} is a stream (a pipe or FIFO): it can be read once, not looped")
+            self._stream = True
+            head = self._head = fh.read(4)
+            if not head:
+                raise CaptureFileError(f"capture stream {self.path!r} is empty")
+        elif st.st_size == 0:
             raise CaptureFileError(f"capture file {self.path!r} is empty")
-        try:
-            self._map = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-        except (OSError, ValueError):  # not mappable (a pipe, a special file): read it whole
-            self._map = fh.read()
-        head = self._map[:4]
+        else:
+            try:
+                self._map = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+            except (OSError, ValueError):  # not mappable (a special file): read it whole
+                self._map = fh.read()
+            head = self._map[:4]
         if len(head) < 4:
             raise CaptureFileError(f"{self.path!r} is too short to be a capture file")
         magic_le = struct.unpack("<I", head)[0]
@@ -112,6 +125,9 @@ class PcapFileSource:
         return buf, struct.Struct(endian + "IIII").unpack_from, scale, link
 
     def __iter__(self) -> Iterator[tuple[int, int, bytes]]:
+        if self._stream:
+            yield from self._read_stream()
+            return
         passes = 0
         shift = 0
         while self.loops == 0 or passes < self.loops:
@@ -178,14 +194,67 @@ class PcapFileSource:
         if span is not None and first is not None and last is not None:
             span[:] = [first, last]
 
+    # -- streams ----------------------------------------------------------------------
+    def _read_stream(self) -> Iterator[tuple[int, int, bytes]]:
+        """Records (pcap) or blocks (pcapng) read one at a time from a pipe or FIFO."""
+        fh = self._fh
+        assert fh is not None
+        read = fh.read
+        if self._format == "pcapng":
+            state: list = ["<", []]  # the section's byte order and interfaces, across blocks
+            head = self._head
+            while True:
+                head += read(12 - len(head))
+                if len(head) < 12:
+                    if head:
+                        self.truncated_records += 1
+                    return
+                endian = state[0]
+                if struct.unpack_from("<I", head, 0)[0] == PCAPNG_SHB:
+                    endian = "<" if struct.unpack_from("<I", head, 8)[0] == PCAPNG_BOM else ">"
+                blen = struct.unpack_from(endian + "I", head, 4)[0]
+                block = head + read(max(0, blen - 12))
+                head = b""
+                yield from self._read_pcapng(block, state)
+                if len(block) < blen or blen < 12:
+                    return  # cut short (counted by _read_pcapng) or not pcapng any more
+        header = self._head + read(20)
+        if len(header) < 24:
+            raise CaptureFileError(f"{self.path!r}: pcap header is cut short")
+        self._map = header  # classic_layout() reads the header's fields
+        layout = self.classic_layout()
+        self._map = None
+        assert layout is not None
+        _, unpack, scale, link = layout
+        self.link_types.add(link)
+        while True:
+            rec = read(16)
+            if len(rec) < 16:
+                if rec:
+                    self.truncated_records += 1
+                return
+            sec, frac, caplen, _origlen = unpack(rec, 0)
+            frame = read(caplen)
+            if len(frame) < caplen:
+                self.truncated_records += 1
+                return
+            self.packets += 1
+            self.bytes += caplen
+            yield sec * 1_000_000_000 + frac * scale, link, frame
+
     # -- pcapng -----------------------------------------------------------------------
-    def _read_pcapng(self) -> Iterator[tuple[int, int, bytes]]:
-        buf = self._map
+    def _read_pcapng(self, buf: bytes | mmap.mmap | None = None, state: list | None = None) -> Iterator[tuple[int, int, bytes]]:
+        """Packets of the pcapng in ``buf`` (the whole file), or of one block of a stream with
+        the section's ``state`` (byte order, interfaces) kept by the caller."""
+        if buf is None:
+            buf = self._map
         assert buf is not None
         end = len(buf)
         pos = 0
         endian = "<"
         interfaces: list[tuple[int, int, int]] = []  # (link type, units per second, offset seconds)
+        if state is not None:
+            endian, interfaces = state
         while pos + 12 <= end:
             btype = struct.unpack_from(endian + "I", buf, pos)[0]
             if btype == PCAPNG_SHB:
@@ -193,7 +262,9 @@ class PcapFileSource:
                 endian = "<" if bom == PCAPNG_BOM else ">"
                 if struct.unpack_from(endian + "I", buf, pos + 8)[0] != PCAPNG_BOM:
                     raise CaptureFileError(f"{self.path!r}: bad pcapng byte-order magic")
-                interfaces = []
+                interfaces.clear()
+                if state is not None:
+                    state[0] = endian
             blen = struct.unpack_from(endian + "I", buf, pos + 4)[0]
             if blen < 12 or blen % 4 or pos + blen > end:
                 self.truncated_records += 1

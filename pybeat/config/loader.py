@@ -14,6 +14,8 @@ from typing import Any, Mapping
 
 import yaml
 
+from pybeat.config import yamltree
+
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.]*)(?::([^}]*))?\}")
 
 
@@ -71,43 +73,14 @@ def _merge(target: dict[str, Any], key_path: list[str], value: Any) -> None:
         node[leaf] = value
 
 
-def _construct(node: yaml.Node, prefix: str, origins: dict[str, str], where: str) -> Any:
-    """Build Python values from a YAML node, expanding dotted keys and recording lines."""
-    if isinstance(node, yaml.MappingNode):
-        out: dict[str, Any] = {}
-        for key_node, value_node in node.value:
-            key = str(yaml.safe_load(yaml.serialize(key_node)))  # plain scalar of any tag
-            parts: list[str] = key.split(".") if key else [key]
-            dotted = f"{prefix}.{key}" if prefix else key
-            origins[dotted] = f"{where}:{key_node.start_mark.line + 1}"
-            # Record every intermediate dotted prefix introduced by a dotted key too.
-            for i in range(1, len(parts)):
-                p = ".".join(parts[:i])
-                origins.setdefault(f"{prefix}.{p}" if prefix else p, f"{where}:{key_node.start_mark.line + 1}")
-            _merge(out, parts, _construct(value_node, dotted, origins, where))
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        items = []
-        for i, item in enumerate(node.value):
-            dotted = f"{prefix}.{i}"
-            origins[dotted] = f"{where}:{item.start_mark.line + 1}"
-            items.append(_construct(item, dotted, origins, where))
-        return items
-    return yaml.safe_load(yaml.serialize(node))
-
-
 def parse_yaml(text: str, where: str = "<config>") -> tuple[dict[str, Any], dict[str, str]]:
+    """One YAML file's keys (dotted ones expanded) and the ``file:line`` of each."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{where}{line}: not valid YAML: {problem}") from exc
-    origins: dict[str, str] = {}
-    if root is None:
+        data, origins = yamltree.parse(text, where, _merge)
+    except yamltree.YamlInputError as exc:
+        raise ConfigError(str(exc)) from None
+    if data is None:
         return {}, origins
-    data = _construct(root, "", origins, where)
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: the config must be a mapping of keys, not a {type(data).__name__}")
     return data, origins

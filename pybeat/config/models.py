@@ -9,20 +9,29 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from pybeat.api import PluginConfig
 from pybeat.durations import Duration
 
 
+def unset_nulls(model: type[PluginConfig], data: Any) -> Any:
+    """Beats reads a key written without a value (``setup.kibana:`` followed only by comments,
+    ``name:``) as not set: such keys of ``model`` take their defaults. Unknown keys stay, so a
+    typo is still reported."""
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        return data
+    known = set(model.model_fields) | {f.alias for f in model.model_fields.values() if f.alias}
+    return {k: v for k, v in data.items() if not (v is None and k in known)}
+
+
 class Section(PluginConfig):
-    pass
-
-
-class OpenSection(PluginConfig):
-    """Sections whose content pybeat passes through or does not use (kept for compatibility)."""
-
-    model_config = ConfigDict(extra="allow")
+    @model_validator(mode="before")
+    @classmethod
+    def _unset_nulls(cls, data: Any) -> Any:
+        return unset_nulls(cls, data)
 
 
 class InterfaceConfig(Section):
@@ -84,6 +93,8 @@ class PacketbeatSection(Section):
     overwrite_pipelines: bool = False
     npcap: dict[str, Any] = {}
     # pybeat's own settings (not in Packetbeat):
+    #: detectors by name (pybeat.detection.<name>: {enabled: true, ...}), validated by their plugins
+    detection: dict[str, dict[str, Any] | None] = {}
     limits: LimitsConfig = LimitsConfig()  # decoder caps, see ARCHITECTURE.md "caps"
     # processes for a -I replay, split by flow; "auto" = one per CPU (each writes its own files)
     workers: int | Literal["auto"] = Field(default=1)
@@ -156,7 +167,6 @@ class LoggingConfig(Section):
     json_: bool = Field(default=True, alias="json")
     files: LoggingFilesConfig = LoggingFilesConfig()
     metrics: LoggingMetricsConfig = LoggingMetricsConfig()
-    event_data: dict[str, Any] = {}
     ecs: bool = True
 
 
@@ -164,8 +174,6 @@ class HttpConfig(Section):
     enabled: bool = False
     host: str = "localhost"
     port: int = Field(default=5066, ge=0, le=65535)
-    named_pipe: dict[str, Any] = {}
-    pprof: dict[str, Any] = {}
 
 
 class PathConfig(Section):
@@ -202,8 +210,16 @@ class SetupConfig(Section):
     template: TemplateConfig = TemplateConfig()
     ilm: IlmConfig = IlmConfig()
     ism: dict[str, Any] = {}
-    kibana: OpenSection = OpenSection()
-    dashboards: OpenSection = OpenSection()
+    # setup.kibana, setup.dashboards, ...: Packetbeat keys with no effect here (beats.py)
+
+
+class KeystoreConfig(Section):
+    path: str | None = None  # default: <path.data>/pybeat.keystore
+
+
+#: Top-level sections Beats defines whose meaning an output plugin supplies (it lists them in its
+#: ``top_level_sections``; see pybeat.config.settings): Elastic Cloud's cloud.id / cloud.auth.
+PLUGIN_SECTIONS = ("cloud",)
 
 
 class CloudConfig(Section):
@@ -227,14 +243,9 @@ class AgentConfig(Section):
     path: PathConfig = PathConfig()
     setup: SetupConfig = SetupConfig()
     cloud: CloudConfig = CloudConfig()
-    monitoring: OpenSection = OpenSection()
-    xpack: OpenSection = OpenSection()
     max_procs: int | None = None
-    seccomp: OpenSection = OpenSection()
-    keystore: OpenSection = OpenSection()
-    features: OpenSection = OpenSection()
-    instrumentation: OpenSection = OpenSection()
-    timestamp: OpenSection = OpenSection()
+    keystore: KeystoreConfig = KeystoreConfig()
+    # monitoring, xpack, seccomp, instrumentation, ...: Packetbeat keys with no effect (beats.py)
 
     @field_validator("output", mode="before")
     @classmethod

@@ -7,8 +7,10 @@ dispatch to analyzers by port (UDP: source port first, then destination port, as
 
 It never raises for a packet: anything malformed is counted in ``errors`` by reason and the
 packet is skipped. This is the hot path: plain code, ``struct`` calls, no per-packet logging.
-An exception raised by an analyzer (whatever its type) is counted as ``analyzer_exception``, with
-``last_exception`` set, never as a malformed packet.
+An exception raised by an analyzer (whatever its type) costs only that packet: it goes to
+``on_analyzer_error(analyzer, exc)`` when the agent gives one (counted and logged under the
+plugin's name), else it is counted as ``analyzer_exception``, with ``last_exception`` set; never
+as a malformed packet.
 
 Time: packet time drives expiry, one tick (``tick``) every ``tick_interval_s`` of it. A frame
 stamped more than ``MAX_TIME_JUMP_NS`` (one hour) after the previous frame does not tick on its
@@ -55,6 +57,14 @@ SUPPORTED_LINK_TYPES = {
     LINKTYPE_LINUX_SLL2: "Linux cooked v2 (SLL2)",
 }
 
+#: How a split run (``shard``) assigns a packet to a process: "flow" hashes both endpoints
+#: (address and port) and the analyzer's ``shard_key`` (DNS: the message id), so queries spread
+#: evenly; "address_pair" hashes the two IP addresses only, so every transaction between one
+#: client and one server lands in one process (what a detector keeping per-client state
+#: needs). Analyzers with ``shard_by_key_only`` (DHCP: an exchange changes addresses) keep
+#: their key in both modes.
+SPLIT_MODES = ("flow", "address_pair")
+
 #: a frame this far ahead of the previous one does not drive expiry on its own (timestamp_jump)
 MAX_TIME_JUMP_NS = 3600 * 1_000_000_000
 
@@ -65,6 +75,16 @@ _U16 = struct.Struct("!H").unpack_from
 _UDP = struct.Struct("!HHH").unpack_from
 _TCP = struct.Struct("!HHIIBB").unpack_from
 _IP4 = struct.Struct("!BxHHHBB").unpack_from  # vihl, total length, id, flags/offset, ttl, proto
+
+
+def split_hash(src: bytes, sport: int, dst: bytes, dport: int, key: int) -> int:
+    """The hash that assigns a packet to a process of a split run (24 bits): symmetric in the
+    two endpoints (raw address, port), then mixed with the analyzer's key (multiplicative
+    hashing, high bits) so that keys with constant low bits still spread. "address_pair" mode
+    passes ports and key as 0. The compiled loop's twin (``pybeat.decode._replay``) is
+    tested against this one."""
+    h = zlib.crc32(src, sport) ^ zlib.crc32(dst, dport)
+    return (((h ^ key) & 0xFFFFFFFF) * 0x9E3779B1 & 0xFFFFFFFF) >> 8
 
 
 @dataclass
@@ -94,10 +114,20 @@ class Decoder:
         icmp: Analyzer | None = None,
         limits: DecoderLimits | None = None,
         shard: tuple[int, int] | None = None,
+        split_by: str = "flow",
+        timers: list[Any] | None = None,
+        on_analyzer_error: Any = None,
     ):
         self.limits = limits or DecoderLimits()
+        #: called as (analyzer or None, exception) when an analyzer raises
+        self.on_analyzer_error = on_analyzer_error
         #: (index, count): decode only this process's share of the flows (see agent.run_sharded)
         self.shard = shard if shard and shard[1] > 1 else None
+        if split_by not in SPLIT_MODES:
+            raise ValueError(f"split_by must be one of {', '.join(SPLIT_MODES)}, not {split_by!r}")
+        #: how a split run assigns packets (see SPLIT_MODES)
+        self.split_by = split_by
+        self._by_pair = split_by == "address_pair"
         self.skipped_other_shard = 0
         self.udp_ports = dict(udp_ports or {})
         self.tcp_ports = dict(tcp_ports or {})
@@ -106,6 +136,8 @@ class Decoder:
         for a in [*self.udp_ports.values(), *self.tcp_ports.values(), icmp]:
             if a is not None and all(a is not b for b in self.analyzers):
                 self.analyzers.append(a)
+        #: what else runs on packet time after the analyzers (the agent's detectors)
+        self.timers: list[Any] = list(timers or [])
         self.frags = FragmentReassembler(
             self.limits.max_fragmented_datagrams, int(self.limits.fragment_timeout_s * 1e9)
         )
@@ -131,9 +163,12 @@ class Decoder:
     def _error(self, reason: str) -> None:
         self.errors[reason] = self.errors.get(reason, 0) + 1
 
-    def _analyzer_failed(self, exc: Exception) -> None:
-        self._error("analyzer_exception")
+    def _analyzer_failed(self, exc: BaseException, analyzer: Any = None) -> None:
         self.last_exception = exc
+        if self.on_analyzer_error is not None:
+            self.on_analyzer_error(analyzer, exc)
+        else:
+            self._error("analyzer_exception")
 
     def stats(self) -> dict[str, int]:
         out = {
@@ -232,8 +267,7 @@ class Decoder:
         except (struct.error, IndexError, ValueError, OSError):
             self._error("malformed")
         except Exception as exc:  # an analyzer bug: count it, keep the agent alive
-            self._error("analyzer_exception")
-            self.last_exception = exc
+            self._analyzer_failed(exc)
 
     def _udp4(self, ts_ns: int, frame: bytes, total: int) -> None:
         """UDP in option-less, unfragmented IPv4 in Ethernet (``total`` fits in the frame)."""
@@ -255,7 +289,7 @@ class Decoder:
                 else:
                     analyzer.on_udp(Packet(ts_ns, src, dst, sport, dport, "udp", 4, ()), payload)
             except Exception as exc:
-                self._analyzer_failed(exc)
+                self._analyzer_failed(exc, analyzer)
 
     def _ethernet(self, ts_ns: int, frame: bytes) -> None:
         if len(frame) < 14:
@@ -401,7 +435,7 @@ class Decoder:
                 try:
                     analyzer.on_udp(pkt, payload)
                 except Exception as exc:
-                    self._analyzer_failed(exc)
+                    self._analyzer_failed(exc, analyzer)
         elif proto == 6:
             if len(data) < 20:
                 self._error("short_tcp_header")
@@ -410,7 +444,9 @@ class Decoder:
             analyzer = self.tcp_ports.get(sport) or self.tcp_ports.get(dport)
             if analyzer is None:
                 return
-            if self.shard is not None and not self._mine(src_raw, sport, dst_raw, dport, 0):
+            if self.shard is not None and not (
+                self._mine(src_raw, 0, dst_raw, 0, 0) if self._by_pair else self._mine(src_raw, sport, dst_raw, dport, 0)
+            ):
                 return
             hlen = (doff >> 4) * 4
             if hlen < 20 or hlen > len(data):
@@ -423,7 +459,7 @@ class Decoder:
                     dport in self.tcp_ports, version, vlans,
                 )
             except Exception as exc:
-                self._analyzer_failed(exc)
+                self._analyzer_failed(exc, analyzer)
         elif proto == 1 or proto == 58:
             if self.icmp is None:
                 return
@@ -441,7 +477,7 @@ class Decoder:
             try:
                 self.icmp.on_icmp(pkt, data)
             except Exception as exc:
-                self._analyzer_failed(exc)
+                self._analyzer_failed(exc, self.icmp)
         elif (proto == 4 or proto == 41) and depth == 0:
             self._ip(ts_ns, data, 0, 4 if proto == 4 else 6, vlans, 1)
 
@@ -451,20 +487,18 @@ class Decoder:
         try:
             key = analyzer.shard_key(payload) if payload else 0
         except Exception as exc:
-            self._analyzer_failed(exc)
+            self._analyzer_failed(exc, analyzer)
             return False
         if analyzer.shard_by_key_only:
             return self._mine(b"", 0, b"", 0, key)
+        if self._by_pair:
+            return self._mine(src, 0, dst, 0, 0)
         return self._mine(src, sport, dst, dport, key)
 
     def _mine(self, src: bytes, sport: int, dst: bytes, dport: int, key: int) -> bool:
         """Whether this process owns the flow (raw addresses; both directions hash alike)."""
-        # Symmetric in the two endpoints, then mixed with the analyzer's key (multiplicative
-        # hashing, high bits) so that keys with constant low bits still spread.
-        h = zlib.crc32(src, sport) ^ zlib.crc32(dst, dport)
-        h = (((h ^ key) & 0xFFFFFFFF) * 0x9E3779B1 & 0xFFFFFFFF) >> 8
         assert self.shard is not None
-        if h % self.shard[1] == self.shard[0]:
+        if split_hash(src, sport, dst, dport, key) % self.shard[1] == self.shard[0]:
             return True
         self.skipped_other_shard += 1
         return False
@@ -488,18 +522,21 @@ class Decoder:
         self.frags.expire(now_ns)
         self._guard(self.tcp.expire, now_ns)
         for a in self.analyzers:
-            self._guard(a.expire, now_ns)
+            self._guard(a.expire, now_ns, a)
+        for t in self.timers:
+            t.expire(now_ns)
 
     def flush(self) -> None:
         """End of input: close streams, then let analyzers publish what is pending."""
         now = self.now_ns
         self._guard(self.tcp.flush, now)
         for a in self.analyzers:
-            self._guard(a.flush, now)
+            self._guard(a.flush, now, a)
+        for t in self.timers:
+            t.flush(now)
 
-    def _guard(self, fn: Any, now_ns: int) -> None:
+    def _guard(self, fn: Any, now_ns: int, analyzer: Any = None) -> None:
         try:
             fn(now_ns)
         except Exception as exc:  # an analyzer bug in a timer must not stop the agent
-            self._error("analyzer_exception")
-            self.last_exception = exc
+            self._analyzer_failed(exc, analyzer)

@@ -268,3 +268,54 @@ def test_report_malformed_false_drops_like_packetbeat() -> None:
     bad_resp = struct.pack("!6H", q.id, 0x8180, 1, 0, 0, 0) + b"\x05abc"
     an.on_tcp_data(conn, False, struct.pack("!H", len(bad_resp)) + bad_resp, 2)
     assert [e.get("error.message") for e in events] == [notes.response(notes.NON_DNS)]
+
+
+def _many_clients() -> list[tuple[int, int, bytes]]:
+    """40 clients, each asking 3 questions from 3 ports, and the answers (Ethernet frames)."""
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Ether
+
+    frames = []
+    ts = SECOND
+    for c in range(40):
+        for k in range(3):
+            q = dns.message.make_query(f"q{k}.client{c}.example.test.", "A")
+            q.id = (c * 7 + k) & 0xFFFF
+            r = dns.message.make_response(q)
+            client, port = f"10.1.{c // 200}.{c % 200 + 1}", 40000 + k
+            for src, sport, dst, dport, msg in ((client, port, "10.9.9.9", 53, q), ("10.9.9.9", 53, client, port, r)):
+                frames.append((ts, 1, bytes(Ether() / IP(src=src, dst=dst) / UDP(sport=sport, dport=dport) / msg.to_wire())))
+                ts += 1_000_000
+    return frames
+
+
+@pytest.mark.parametrize("capture", ["dns_udp_mixed.pcap", "dns_tcp.pcap", "dns_vlan.pcap", "many clients"])
+def test_split_by_address_pair_keeps_each_client_in_one_process(capture: str) -> None:
+    """``split_by="address_pair"`` (for detectors that keep per-client state): the shards
+    together publish every transaction exactly once, and all transactions between one client
+    and one server are published by one shard."""
+    if capture == "many clients":
+        frames = _many_clients()
+    else:
+        pcap = PCAPS / capture
+        need(pcap.exists(), f"capture {pcap}")
+        frames = list(PcapFileSource(str(pcap)))
+
+    def run(shard: tuple[int, int] | None) -> list[tuple]:
+        an, events = make()
+        dec = Decoder(udp_ports={53: an}, tcp_ports={53: an}, shard=shard, split_by="address_pair")
+        for ts, link, frame in frames:
+            dec.decode(ts, link, frame)
+        dec.flush()
+        return [(e.get("client.ip"), e.get("server.ip"), e.get("client.port"), e.get("dns.id"), e.get("status"),
+                 str(e.get("error.message"))) for e in events]
+
+    whole = run(None)
+    shares = [run((i, 3)) for i in range(3)]
+    assert sorted(x for share in shares for x in share) == sorted(whole)
+    owner: dict[frozenset, int] = {}
+    for i, share in enumerate(shares):
+        for client, server, *_ in share:
+            assert owner.setdefault(frozenset((client, server)), i) == i, (client, server)
+    if capture == "many clients":
+        assert len(whole) == 120 and all(len(share) >= 20 for share in shares)  # the pairs do spread

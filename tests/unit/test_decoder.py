@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import struct
 
+import pytest
 from scapy.layers.inet import ICMP, IP, TCP, UDP, fragment
 from scapy.layers.inet6 import IPv6, IPv6ExtHdrFragment, IPv6ExtHdrHopByHop, ICMPv6EchoRequest
 from scapy.layers.l2 import CookedLinux, Dot1AD, Dot1Q, Ether, Loopback
@@ -390,3 +391,27 @@ def test_a_capture_with_one_outlier_timestamp_gives_the_same_dns_events(tmp_path
     want = run_capture(pcap, tmp_path / "a")
     got = run_capture(bad, tmp_path / "b")
     assert want and got == want
+
+
+def test_split_by_must_be_a_known_mode():
+    """A typo in the split mode is refused when the decoder is built, not ignored."""
+    with pytest.raises(ValueError, match="address_pair"):
+        Decoder(split_by="pair")
+
+
+def test_address_pair_split_hash_ignores_ports_and_direction():
+    """"address_pair" hashes the two addresses only: both directions and every port pair of
+    one client and server give the same hash."""
+    from pybeat.decode.decoder import split_hash
+
+    a, b = bytes([10, 0, 0, 1]), bytes([10, 0, 0, 53])
+    assert split_hash(a, 0, b, 0, 0) == split_hash(b, 0, a, 0, 0)
+
+    class Keyed(Recorder):
+        def shard_key(self, payload: bytes) -> int:
+            return payload[0]
+
+    dec = Decoder(shard=(0, 2), split_by="address_pair")
+    owners = {dec._udp_mine(Keyed(), bytes([n]), a, port, b, 53) for n in range(8) for port in (1000, 2000, 3000)}
+    owners |= {dec._udp_mine(Keyed(), bytes([n]), b, 53, a, port) for n in range(8) for port in (1000, 2000)}
+    assert len(owners) == 1

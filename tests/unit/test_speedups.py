@@ -300,10 +300,10 @@ def _sample_messages() -> list[bytes]:
 # -- the split across worker processes ---------------------------------------------------------
 
 
-def _share(kind: str, index: int, pcap: Path):
+def _share(kind: str, index: int, pcap: Path, split_by: str = "flow"):
     an, events = make()
     an._shareable = True  # pre-encoded events, as in a run without processors
-    dec = Decoder({53: an}, {53: an}, shard=(index, 2))
+    dec = Decoder({53: an}, {53: an}, shard=(index, 2), split_by=split_by)
     source = PcapFileSource(str(pcap))
     try:
         assert loop_impl(kind)(source, dec, lambda: False) is True
@@ -324,6 +324,31 @@ def test_split_across_workers_is_the_pythons(name, index):
     compiled = _share("compiled", index, pcap)
     python = _share("python", index, pcap)
     assert compiled[1]["skipped_other_shard"] > 0
+    assert compiled == python
+
+
+@pytest.mark.parametrize("index", [0, 1])
+@pytest.mark.parametrize("name", ["dns_bulk_100k.pcap", "dns_udp_mixed.pcap", "many clients"])
+def test_address_pair_split_is_the_pythons(name, index, tmp_path):
+    """The same with ``split_by="address_pair"`` (the two addresses alone decide)."""
+    _speedups()
+    if name == "many clients":
+        from scapy.utils import wrpcap
+        from scapy.layers.l2 import Ether
+        from tests.dns.test_dns_transactions import _many_clients
+
+        pcap = tmp_path / "many.pcap"
+        packets = []
+        for ts, _link, frame in _many_clients():
+            pkt = Ether(frame)
+            pkt.time = ts / 1e9
+            packets.append(pkt)
+        wrpcap(str(pcap), packets)
+    else:
+        pcap = PCAPS / name
+    need(pcap.exists(), f"capture {pcap} missing")
+    compiled = _share("compiled", index, pcap, "address_pair")
+    python = _share("python", index, pcap, "address_pair")
     assert compiled == python
 
 
