@@ -163,8 +163,17 @@ class Agent:
         # without blocking, and live capture would drop it whole.
         min_events = min(mem.flush.min_events if mem else 1600, queue_events)
         flush_timeout = mem.flush.timeout if mem else 10.0
+        disk_queue = None
         if a.queue.disk is not None:
-            raise ConfigError("queue.disk: the disk queue is not implemented in pybeat yet; use queue.mem")
+            from pybeat.pipeline.diskqueue import DiskQueue, DiskQueueSettings
+
+            try:
+                dq_settings = DiskQueueSettings.from_config(a.queue.disk, self.paths.data)
+                if self.shard is not None:  # each worker process has a queue of its own
+                    dq_settings.path = os.path.join(dq_settings.path, f"w{self.shard[0]}")
+                disk_queue = DiskQueue(dq_settings, [o.name for o in s.outputs], logger=self.log)
+            except (ValueError, OSError) as exc:
+                raise ConfigError(f"queue.disk: {exc}") from None
 
         shared: dict[str, Any] = {
             "path_data": self.paths.data,
@@ -185,6 +194,7 @@ class Agent:
                 out.plugin.batch_size(out.config),
                 queue_events,
                 self.log,
+                queue=disk_queue.consumer(out.name) if disk_queue is not None else None,
             )
             self.runners.append(runner)
             if out.name == "file" and runner.clients:
@@ -206,6 +216,7 @@ class Agent:
             min_events=min_events,
             flush_timeout=flush_timeout,
             block=not live,  # replay applies backpressure; live capture drops and counts
+            disk_queue=disk_queue,
         )
         self.pipeline.observers.append(self.observer)
         self.metrics.register("pipeline", self.pipeline.stats)

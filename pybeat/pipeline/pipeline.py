@@ -21,6 +21,7 @@ import orjson
 
 from pybeat.api import Batch, BeatInfo, Event, Output
 from pybeat.pipeline.queue import MemQueue
+from pybeat.timefmt import MAX_NS, MIN_NS, note_out_of_range
 
 ECS_VERSION = "8.0.0"
 _ECS = {"version": ECS_VERSION}
@@ -37,9 +38,13 @@ class OutputRunner:
         batch_size: int,
         queue_events: int,
         logger: Any,
+        queue: Any = None,
     ):
         self.name = name
-        self.queue = MemQueue(queue_events)
+        #: MemQueue, or this output's DiskQueueConsumer (told which events were settled)
+        self.queue = queue if queue is not None else MemQueue(queue_events)
+        self._settled_events = getattr(self.queue, "settled", None)
+        self.kept = 0  # disk queue: events left on disk for the next start
         self.batch_size = batch_size
         self.logger = logger
         self.clients = [make_client() for _ in range(max(1, workers))]
@@ -66,6 +71,16 @@ class OutputRunner:
             self.batches += 1
             if retry:
                 self.retried += len(retry)
+        if self._settled_events is not None:
+            if retry:
+                keep = {id(e) for e in retry}
+                self._settled_events([e for e in batch.events if id(e) not in keep])
+            else:
+                self._settled_events(batch.events)
+            if retry:
+                # after a stop the disk queue keeps them for the next start
+                self.queue.requeue(retry, batch.retries + 1)
+            return
         self.queue.release(acked + dropped)
         if retry:
             if self._abandon:
@@ -108,6 +123,14 @@ class OutputRunner:
         """Wait for every queued event to settle (``timeout`` None = no limit), then stop."""
         self.queue.close()
         drained = self.queue.wait_empty(timeout)
+        if not drained and self._settled_events is not None:
+            # Disk queue: nothing is dropped; what is not delivered stays for the next start.
+            self.kept = self.queue.take_all()
+            self._close_clients()
+            for t in self._threads:
+                t.join(timeout=5.0)
+            self.kept = self.queue.used
+            return False
         if not drained:
             self._abandon = True
             # Closing the clients first wakes a worker that is backing off or waiting on a dead
@@ -140,6 +163,7 @@ class OutputRunner:
             "queue.capacity": self.queue.capacity,
             "queue.peak": self.queue.peak,
             "queue.dropped_full": self.queue.dropped_full,
+            "events.kept_on_disk": self.kept,
         }
 
 
@@ -158,9 +182,12 @@ class Pipeline:
         flush_timeout: float = 10.0,
         block: bool = True,
         clock: Callable[[], float] = time.monotonic,
+        disk_queue: Any = None,
     ):
         self.beat = beat
         self.runners = runners
+        #: one DiskQueue shared by every output (instead of a MemQueue each)
+        self.disk_queue = disk_queue
         self.processors = processors or []
         self.global_fields = fields or {}
         self.fields_under_root = fields_under_root
@@ -216,6 +243,8 @@ class Pipeline:
 
     def _accept(self, event: Event) -> None:
         """An event past every processor: count it, show it to the observers, batch it."""
+        if not MIN_NS <= event.timestamp_ns <= MAX_NS:
+            note_out_of_range(event)  # kept with a note (and clamped times), not lost
         self.published += 1
         for observe in self.observers:
             observe(event)
@@ -228,6 +257,11 @@ class Pipeline:
 
     def _flush_pending(self) -> None:
         events, self._pending = self._pending, []
+        if self.disk_queue is not None:
+            accepted = self.disk_queue.put(events, block=self.block)
+            if accepted < len(events):
+                self.dropped_full += len(events) - accepted
+            return
         for runner in self.runners:
             accepted = runner.queue.put(events, block=self.block)
             if accepted < len(events):
@@ -245,6 +279,8 @@ class Pipeline:
         ok = True
         for runner in self.runners:
             ok = runner.close(timeout) and ok
+        if self.disk_queue is not None:
+            self.disk_queue.shutdown()
         return ok
 
     def stats(self) -> dict[str, Any]:
@@ -257,6 +293,8 @@ class Pipeline:
         for runner in self.runners:
             for k, v in runner.stats().items():
                 out[f"output.{runner.name}.{k}"] = v
+        if self.disk_queue is not None:
+            out.update(self.disk_queue.stats())
         return out
 
 
