@@ -130,3 +130,32 @@ def test_queue_files_are_private_and_emptied_once_delivered(tmp_path: Path, rece
     assert ((q / "state.json").stat().st_mode & 0o777) == 0o600
     assert receiver.count() == BULK_TRANSACTIONS
 
+
+
+def test_sigterm_with_the_output_down_ends_in_time_and_keeps_the_events(tmp_path: Path, receiver: Receiver,
+                                                                        reference: set[str]) -> None:
+    """Every output down: SIGTERM ends the run within shutdown_timeout + 2 s, with a summary and a
+    non-zero exit status; the events stay in the disk queue and the next start delivers them."""
+    import signal
+    import time
+
+    receiver.stop()  # nothing listens on its port
+    port = free_port()
+    cfg = config(tmp_path, _outputs(receiver), extra={"packetbeat.shutdown_timeout": "3s", "http.enabled": True,
+                                                      "http.host": "127.0.0.1", "http.port": port})
+    data = tmp_path / "data"
+    agent = Agent(cfg, data, BULK)
+    assert wait_for(lambda: queued_on_disk(port) >= BULK_TRANSACTIONS or agent.proc.poll() is not None, 120), \
+        agent.tail()
+    start = time.monotonic()
+    agent.proc.send_signal(signal.SIGTERM)
+    code = agent.wait(30)
+    took = time.monotonic() - start
+    assert took < 3 + 2, f"stopping took {took:.1f}s"
+    assert code != 0
+    assert b"pybeat summary" in agent.stdout
+    receiver.start()
+    restart = Agent(cfg, data, empty_pcap(tmp_path / "empty.pcap"))
+    assert restart.wait(300) == 0, restart.tail()
+    lost, _ = _check(receiver, reference)
+    assert lost == 0
