@@ -876,7 +876,7 @@ def _make_private_dir(path: str) -> None:
     os.chmod(path, 0o700)
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def _write_all(fd: int, data: bytes | memoryview) -> None:
     view = memoryview(data)
     while view:
         n = os.write(fd, view)
