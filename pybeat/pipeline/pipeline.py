@@ -42,7 +42,7 @@ class OutputRunner:
     ):
         self.name = name
         #: MemQueue, or this output's DiskQueueConsumer (told which events were settled)
-        self.queue = queue if queue is not None else MemQueue(queue_events)
+        self.queue: Any = queue if queue is not None else MemQueue(queue_events)
         self._settled_events = getattr(self.queue, "settled", None)
         self.kept = 0  # disk queue: events left on disk for the next start
         self.batch_size = batch_size
