@@ -128,9 +128,11 @@ def _config_path(args: argparse.Namespace) -> str | None:
     return None
 
 
-def _load(args: argparse.Namespace, registry: Registry, require_output: bool) -> Settings:
+def _load(args: argparse.Namespace, registry: Registry, require_output: bool, need_file: bool = True) -> Settings:
+    """The validated config; ``need_file=False``: the defaults when there is no config file
+    (``export template`` and friends, as Packetbeat's)."""
     path = _config_path(args)
-    if path is None and not args.overrides:
+    if path is None and not args.overrides and need_file:
         raise CliError("no config file: pass -c FILE (or put pybeat.yml in the current directory)")
     if path is not None:
         if not os.path.exists(path):
@@ -223,11 +225,10 @@ def _admin(output: str, func: str) -> Any:
 def cmd_export(args: argparse.Namespace, registry: Registry) -> int:
     from pybeat.api import BeatInfo
 
+    settings = _load(args, registry, require_output=False, need_file=False)
     if args.what == "config":
-        settings = _load(args, registry, require_output=False)
         print(yaml.safe_dump(_mask(settings.raw.data), sort_keys=False, default_flow_style=False), end="")
         return 0
-    settings = _load(args, registry, require_output=False)
     es = next((o for o in settings.outputs if o.name == "elasticsearch"), None)
     func = _admin("elasticsearch", "export_template" if args.what == "template" else "export_ilm_policy")
     if func is None:

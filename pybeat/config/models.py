@@ -34,12 +34,6 @@ class Section(PluginConfig):
         return unset_nulls(cls, data)
 
 
-class OpenSection(Section):
-    """Sections whose content pybeat passes through or does not use (kept for compatibility)."""
-
-    model_config = ConfigDict(extra="allow")
-
-
 class InterfaceConfig(Section):
     device: str | int | None = None
     type: Literal["pcap", "af_packet", "autodetect", ""] = "pcap"
@@ -200,7 +194,6 @@ class LoggingConfig(Section):
     json_: bool = Field(default=True, alias="json")
     files: LoggingFilesConfig = LoggingFilesConfig()
     metrics: LoggingMetricsConfig = LoggingMetricsConfig()
-    event_data: dict[str, Any] = {}
     ecs: bool = True
 
 
@@ -208,8 +201,6 @@ class HttpConfig(Section):
     enabled: bool = False
     host: str = "localhost"
     port: int = Field(default=5066, ge=0, le=65535)
-    named_pipe: dict[str, Any] = {}
-    pprof: dict[str, Any] = {}
 
 
 class PathConfig(Section):
@@ -246,8 +237,11 @@ class SetupConfig(Section):
     template: TemplateConfig = TemplateConfig()
     ilm: IlmConfig = IlmConfig()
     ism: dict[str, Any] = {}
-    kibana: OpenSection = OpenSection()
-    dashboards: OpenSection = OpenSection()
+    # setup.kibana, setup.dashboards, ...: Packetbeat keys with no effect here (beats.py)
+
+
+class KeystoreConfig(Section):
+    path: str | None = None  # default: <path.data>/pybeat.keystore
 
 
 class CloudConfig(Section):
@@ -271,14 +265,9 @@ class AgentConfig(Section):
     path: PathConfig = PathConfig()
     setup: SetupConfig = SetupConfig()
     cloud: CloudConfig = CloudConfig()
-    monitoring: OpenSection = OpenSection()
-    xpack: OpenSection = OpenSection()
     max_procs: int | None = None
-    seccomp: OpenSection = OpenSection()
-    keystore: OpenSection = OpenSection()
-    features: OpenSection = OpenSection()
-    instrumentation: OpenSection = OpenSection()
-    timestamp: OpenSection = OpenSection()
+    keystore: KeystoreConfig = KeystoreConfig()
+    # monitoring, xpack, seccomp, instrumentation, ...: Packetbeat keys with no effect (beats.py)
 
     @field_validator("output", mode="before")
     @classmethod

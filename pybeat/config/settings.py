@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pybeat.api import BeatInfo
 from pybeat.config.errors import unknown_name, validate
 from pybeat.config.loader import ConfigError, RawConfig
 from pybeat.config.models import AgentConfig
@@ -53,8 +52,9 @@ class Settings:
 def _protocol_items(protocols: Any) -> list[tuple[str, dict[str, Any]]]:
     """Both forms: the 7.x+ list of ``{type: ..}`` and the 6.x mapping ``{dns: {...}}``."""
     if isinstance(protocols, dict):
-        return [(f"packetbeat.protocols.{name}", {"type": name, **(cfg or {})}) for name, cfg in protocols.items()]
-    return [(f"packetbeat.protocols.{i}", dict(item or {})) for i, item in enumerate(protocols)]
+        return [(f"packetbeat.protocols.{name}", {"type": name, **(cfg if isinstance(cfg, dict) else {})})
+                for name, cfg in protocols.items()]
+    return [(f"packetbeat.protocols.{i}", dict(item) if isinstance(item, dict) else {}) for i, item in enumerate(protocols)]
 
 
 def _apply_cloud(raw: RawConfig) -> None:
@@ -72,16 +72,75 @@ def _apply_cloud(raw: RawConfig) -> None:
         raise ConfigError(f"cloud.id{f' ({where})' if where else ''}: {exc}") from None
 
 
-def load_settings(raw: RawConfig, registry: Registry, require_output: bool = True) -> Settings:
-    _apply_cloud(raw)
-    agent = validate(AgentConfig, raw.data, "", raw)
-    settings = Settings(agent, raw)
-    problems: list[str] = []
+def _unset_nulls(body: dict[str, Any]) -> dict[str, Any]:
+    """A plugin's settings with keys written without a value left out (Beats: not set), in
+    nested mappings too; lists are left as they are (``- add_host_metadata: ~`` means something)."""
+    return {k: (_unset_nulls(v) if isinstance(v, dict) else v) for k, v in body.items() if v is not None}
 
+
+def _typed(value: Any, kind: type, default: Any) -> Any:
+    """``value`` if it is a ``kind`` (a wrong shape is the core model's error to report)."""
+    return value if isinstance(value, kind) else default
+
+
+def _where(raw: RawConfig, key: str) -> str:
+    where = raw.origin(key)
+    return f" ({where})" if where else ""
+
+
+def load_settings(raw: RawConfig, registry: Registry, require_output: bool = True) -> Settings:
+    """Validate everything and report every problem at once: the core sections, each protocol,
+    each output and each processor list (a mistake in one does not hide the others)."""
+    problems: list[str] = []
+    warnings: list[str] = []
+    had_kibana = isinstance(raw.data.get("setup"), dict) and "kibana" in raw.data["setup"]
+    try:
+        _apply_cloud(raw)
+    except ConfigError as exc:
+        problems += exc.problems
+    if not had_kibana and isinstance(raw.data.get("setup"), dict):
+        raw.data["setup"].pop("kibana", None)  # cloud.id's Kibana URL: pybeat has no use for it
+
+    agent: AgentConfig | None
+    try:
+        agent = validate(AgentConfig, raw.data, "", raw, warnings)
+    except ConfigError as exc:
+        problems += exc.problems
+        agent = None
+    # Protocols, outputs and processors are kept raw by the core model: read them from the tree,
+    # so that they are checked even when a core key is wrong.
+    pb = _typed(raw.data.get("packetbeat"), dict, {})
+    protocols = _protocol_items(pb.get("protocols")) if isinstance(pb.get("protocols"), (list, dict)) else []
+    outputs: dict[str, Any] = _typed(raw.data.get("output"), dict, {})
+    global_processors: list[Any] = _typed(raw.data.get("processors"), list, [])
+
+    protocol_setups = _protocols(protocols, raw, registry, problems, warnings)
+    output_setups = _outputs(outputs, raw, registry, problems, warnings)
+
+    from pybeat.processors.build import validate_processors
+
+    for key, specs in [("processors", global_processors)] + [
+        (f"{p.key}.processors", getattr(p.config, "processors", [])) for p in protocol_setups
+    ]:
+        try:
+            validate_processors(specs, registry, key, raw)
+        except ConfigError as exc:
+            problems += exc.problems
+
+    if require_output and not output_setups and not problems:
+        problems.append("output: no output is enabled (configure output.file, output.console, output.elasticsearch, ...)")
+    if problems or agent is None:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems), problems)
+    return Settings(agent, raw, protocol_setups, output_setups, warnings)
+
+
+def _protocols(
+    items: list[tuple[str, dict[str, Any]]], raw: RawConfig, registry: Registry, problems: list[str], warnings: list[str]
+) -> list[ProtocolSetup]:
+    setups: list[ProtocolSetup] = []
     seen_types: dict[str, str] = {}
-    for key, item in _protocol_items(agent.packetbeat.protocols):
-        where = raw.origin(key)
-        at = f" ({where})" if where else ""
+    for key, item in items:
+        at = _where(raw, key)
         ptype = item.get("type")
         if not isinstance(ptype, str) or not ptype:
             problems.append(f"{key}{at}: every protocol needs a 'type' (e.g. type: dns)")
@@ -90,7 +149,8 @@ def load_settings(raw: RawConfig, registry: Registry, require_output: bool = Tru
             plugin = registry.get("protocols", ptype)
         except KeyError:
             if ptype in PACKETBEAT_PROTOCOLS:
-                settings.warnings.append(f"{key}{at}: protocol {ptype!r} is not supported by pybeat; skipped")
+                if item.get("enabled", True) is not False:
+                    warnings.append(f"{key}{at}: protocol {ptype!r} is not supported by pybeat; skipped")
                 continue
             installed = registry.names("protocols")
             problems.append(f"{key}.type{at}: " + unknown_name("protocol", ptype, PACKETBEAT_PROTOCOLS | set(installed), installed))
@@ -99,7 +159,8 @@ def load_settings(raw: RawConfig, registry: Registry, require_output: bool = Tru
             problems.append(f"{key}{at}: {exc}")
             continue
         try:
-            config = validate(plugin.config_model, item, key, raw)
+            config = validate(plugin.config_model, _unset_nulls(item), key, raw, warnings,
+                              beats_prefix=f"packetbeat.protocols.{ptype}")
         except ConfigError as exc:
             problems += exc.problems
             continue
@@ -109,23 +170,31 @@ def load_settings(raw: RawConfig, registry: Registry, require_output: bool = Tru
             problems.append(f"{key}{at}: protocol {ptype!r} is configured twice (also {seen_types[ptype]})")
             continue
         seen_types[ptype] = key
-        settings.protocols.append(ProtocolSetup(ptype, plugin, config, key))
+        setups.append(ProtocolSetup(ptype, plugin, config, key))
 
     # Two protocols may not share a port on a transport they both use.
     owners: dict[tuple[str, int], str] = {}
-    for p in settings.protocols:
+    for p in setups:
         for port in getattr(p.config, "ports", []) or []:
             for transport in sorted(set(p.plugin.transports) & {"udp", "tcp"}):
                 other = owners.get((transport, port))
                 if other is not None and other != p.name:
                     problems.append(f"{p.key}.ports: duplicate port ({port}) exists in {other} and {p.name} protocols")
                 owners[(transport, port)] = p.name
+    return setups
 
-    for name, body in agent.output.items():
+
+def _outputs(
+    outputs: dict[str, Any], raw: RawConfig, registry: Registry, problems: list[str], warnings: list[str]
+) -> list[OutputSetup]:
+    setups: list[OutputSetup] = []
+    for name, body in outputs.items():
         key = f"output.{name}"
-        where = raw.origin(key)
-        at = f" ({where})" if where else ""
-        body = dict(body or {})
+        at = _where(raw, key)
+        if body is not None and not isinstance(body, dict):
+            problems.append(f"{key}{at}: an output's settings are a mapping, got a {type(body).__name__}")
+            continue
+        body = _unset_nulls(dict(body or {}))
         if body.get("enabled", True) is False:
             continue
         if body.get("queue") is not None:
@@ -144,26 +213,9 @@ def load_settings(raw: RawConfig, registry: Registry, require_output: bool = Tru
             problems.append(f"{key}{at}: {exc}")
             continue
         try:
-            config = validate(plugin.config_model, body, key, raw)
+            config = validate(plugin.config_model, body, key, raw, warnings)
         except ConfigError as exc:
             problems += exc.problems
             continue
-        settings.outputs.append(OutputSetup(name, plugin, config, key))
-
-    # Processors are validated by building them (building has no side effects).
-    from pybeat.processors import build_processors
-
-    beat = BeatInfo()
-    for key, specs in [("processors", agent.processors)] + [
-        (f"{p.key}.processors", getattr(p.config, "processors", [])) for p in settings.protocols
-    ]:
-        try:
-            build_processors(specs, registry, beat, key, raw)
-        except ConfigError as exc:
-            problems += exc.problems
-
-    if require_output and not settings.outputs and not problems:
-        problems.append("output: no output is enabled (configure output.file, output.console, output.elasticsearch, ...)")
-    if problems:
-        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems), problems)
-    return settings
+        setups.append(OutputSetup(name, plugin, config, key))
+    return setups

@@ -48,8 +48,9 @@ def _condition(spec: Any, key: str, raw: RawConfig | None) -> Condition:
 
 
 def build_processors(
-    specs: list[dict[str, Any]], registry: Registry, beat: BeatInfo, prefix: str, raw: RawConfig | None = None
+    specs: list[dict[str, Any]], registry: Registry, beat: BeatInfo | None, prefix: str, raw: RawConfig | None = None
 ) -> list[Any]:
+    """The processors of ``specs``, created (``beat`` None: only validated, nothing created)."""
     chain: list[Any] = []
     problems: list[str] = []
     for i, spec in enumerate(specs or []):
@@ -62,7 +63,12 @@ def build_processors(
     return chain
 
 
-def _build_one(i: int, spec: Any, registry: Registry, beat: BeatInfo, prefix: str, raw: RawConfig | None) -> Any:
+def validate_processors(specs: list[dict[str, Any]], registry: Registry, prefix: str, raw: RawConfig | None = None) -> None:
+    """Check ``specs`` through each processor's config model without creating any (no I/O)."""
+    build_processors(specs, registry, None, prefix, raw)
+
+
+def _build_one(i: int, spec: Any, registry: Registry, beat: BeatInfo | None, prefix: str, raw: RawConfig | None) -> Any:
     key = f"{prefix}.{i}"
     where = raw.origin(key) if raw else None
     at = f" ({where})" if where else ""
@@ -98,6 +104,10 @@ def _build_one(i: int, spec: Any, registry: Registry, beat: BeatInfo, prefix: st
     except PluginError as exc:
         raise ConfigError(f"{key}.{name}{at}: {exc}") from None
     config = validate(plugin.config_model, settings, f"{key}.{name}", raw)
+    if beat is None:  # validating only
+        if when is not None:
+            _condition(when, f"{key}.{name}.when", raw)
+        return None
     proc = plugin.create(config, beat)
     if when is not None:
         proc = When(_condition(when, f"{key}.{name}.when", raw), proc)

@@ -34,3 +34,13 @@ def test_every_stock_reference_config_validates(path: Path, registry):
     settings = load_settings(load(str(path), env={}), registry)
     assert [p.name for p in settings.protocols] == ["icmp", "dhcpv4", "dns"]
     assert [o.name for o in settings.outputs] == ["elasticsearch"]
+
+
+def test_the_packetbeat_key_catalogue_is_up_to_date():
+    """pybeat/config/beats_keys.py holds every key of every stock reference config
+    (regenerate it with ``python -m tests.config.reference_keys`` after adding one)."""
+    from pybeat.config.beats_keys import KEYS
+    from tests.config.reference_keys import catalogue_keys
+
+    refs = [p.read_text() for p in STOCK if p.name == "packetbeat.reference.yml"]
+    assert len(refs) >= 2 and catalogue_keys(refs) <= set(KEYS.split())
