@@ -16,10 +16,9 @@ for name, folder in MAPPED.items():
     package_dir[name] = folder
     packages += [f"{name}.{sub}" for sub in find_packages(where=folder)]
 
-package_data = {
-    "pybeat": ["py.typed"],
-    "pybeat.outputs.elasticsearch": ["fields.yml"],
-}
+# Field declarations (fields.yml) travel with the core and with each plugin package.
+package_data = {name: ["fields.yml"] for name in packages}
+package_data["pybeat"] = ["py.typed", "fields.yml"]
 
 
 def _extensions() -> list:

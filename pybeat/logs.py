@@ -97,12 +97,20 @@ class _Logger:
 
     _real: Any = None
 
+    def __init__(self, context: dict[str, Any] | None = None) -> None:
+        self._context = context or {}
+
+    def bind(self, **kw: Any) -> "_Logger":
+        """A logger that adds ``kw`` to every event (without importing structlog yet)."""
+        return _Logger({**self._context, **kw})
+
     def __getattr__(self, name: str) -> Any:
         level = _METHOD_LEVELS.get(name)
         if level is not None and level < _min_level:
             return _nop
         if self._real is None:
-            self._real = _configured()
+            real = _configured()
+            self._real = real.bind(**self._context) if self._context else real
         return getattr(self._real, name)
 
 
