@@ -155,7 +155,8 @@ def test_sigterm_with_the_output_down_ends_in_time_and_keeps_the_events(tmp_path
     assert code != 0
     assert b"pybeat summary" in agent.stdout
     receiver.start()
-    restart = Agent(cfg, data, empty_pcap(tmp_path / "empty.pcap"))
+    # (without the 3 s bound: the restart has 50,000 events to send at the receiver's slow pace)
+    restart = Agent(config(tmp_path, _outputs(receiver)), data, empty_pcap(tmp_path / "empty.pcap"))
     assert restart.wait(300) == 0, restart.tail()
     lost, _ = _check(receiver, reference)
     assert lost == 0
