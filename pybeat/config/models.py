@@ -83,6 +83,12 @@ class LimitsConfig(Section):
     tick_interval_s: float = Field(default=0.5, gt=0)
 
 
+class IncludeConfig(Section):
+    """``pybeat.config.d``: more config files merged after the -c files (loader.include)."""
+
+    d: str | list[str] | None = None
+
+
 class PacketbeatSection(Section):
     interfaces: InterfaceConfig | list[InterfaceConfig] = InterfaceConfig()
     protocols: list[dict[str, Any]] | dict[str, dict[str, Any]] = []
@@ -93,6 +99,7 @@ class PacketbeatSection(Section):
     overwrite_pipelines: bool = False
     npcap: dict[str, Any] = {}
     # pybeat's own settings (not in Packetbeat):
+    config: IncludeConfig = IncludeConfig()  # pybeat.config.d: pybeat.d/*.yml
     limits: LimitsConfig = LimitsConfig()  # decoder caps, see ARCHITECTURE.md "caps"
     # processes for a -I replay, split by flow; "auto" = one per CPU (each writes its own files)
     workers: int | Literal["auto"] = Field(default=1)
