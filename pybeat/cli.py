@@ -5,6 +5,7 @@
     pybeat export config | template | ilm-policy
     pybeat setup [--index-management]
     pybeat devices | plugins | version
+    pybeat service install | remove | start | stop      (Windows)
 
 Global flags work before or after the command. Errors print one readable message and exit 1;
 a config error names the key, the file and line, the value and what was expected.
@@ -19,6 +20,7 @@ from typing import Any, Sequence
 
 import yaml
 
+from pybeat.agent.build import StartupError
 from pybeat.config.loader import ConfigError
 from pybeat.config.settings import Settings, load_settings
 from pybeat.plugins import PluginError, Registry, load_registry
@@ -72,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub("devices", "list the capture devices")
     sub("plugins", "list installed protocol, output and processor plugins")
     sub("version", "print the version")
+    service = sub("service", "install, remove, start or stop the Windows service")
+    service.add_argument("action", choices=["install", "remove", "start", "stop"])
     _add_run_flags(parser, top=True)
     return parser
 
@@ -171,10 +175,14 @@ def cmd_run(args: argparse.Namespace, registry: Registry) -> int:
 
         result = run_sharded(settings, registry, paths, log, options, workers)
     else:
-        result = Agent(settings, registry, paths, log, options).run()
-    console_used = any(o.name == "console" for o in settings.outputs)
-    print(result.summary, file=sys.stderr if console_used else sys.stdout, flush=True)
-    return 0
+        agent = Agent(settings, registry, paths, log, options)
+        if getattr(args, "on_agent", None) is not None:  # the Windows service, to stop it later
+            args.on_agent(agent)
+        result = agent.run()
+    # The summary goes where the events do not: stdout, unless an output writes events there.
+    to_stderr = any(k.endswith(".location") and v == "stdout" for k, v in result.metrics.items())
+    print(result.summary, file=sys.stderr if to_stderr else sys.stdout, flush=True)
+    return result.exit_code
 
 
 def cmd_test(args: argparse.Namespace, registry: Registry) -> int:
@@ -187,62 +195,69 @@ def cmd_test(args: argparse.Namespace, registry: Registry) -> int:
     settings = _load(args, registry, require_output=True)
     ok = True
     for out in settings.outputs:
-        tester = _admin(out.name, "test_output")
-        if tester is None:
-            print(f"{out.name}: nothing to test (no network connection)")
+        tester = getattr(out.plugin, "test_connection", None)
+        if not callable(tester):
+            print(f"{out.name}: nothing to test (the output offers no connection test)")
             continue
-        from pybeat.api import BeatInfo
-
-        ok = tester(out.config, BeatInfo(version=__version__), sys.stdout) and ok
+        try:
+            ok = bool(tester(out.config, _admin_context(settings, registry))) and ok
+        except Exception as exc:  # a plugin's test that fails instead of reporting
+            print(f"{out.name}: ERROR {type(exc).__name__}: {exc}")
+            ok = False
     return 0 if ok else 1
 
 
-def _admin(output: str, func: str) -> Any:
-    try:
-        module = __import__(f"pybeat.outputs.{output}.admin", fromlist=[func])
-    except ImportError:
-        return None
-    return getattr(module, func, None)
+def _admin_context(settings: Settings | None, registry: Registry, options: dict[str, str] | None = None) -> Any:
+    from pybeat.api import AdminContext, BeatInfo
+    from pybeat.fieldtypes import declared_field_types
+
+    if settings is not None:
+        plugins = [(p.name, p.plugin) for p in settings.protocols] + [(d.name, d.plugin) for d in settings.detectors]
+        setup = settings.agent.setup.model_dump(by_alias=True)
+    else:  # no config: every installed protocol and detector
+        plugins = [(getattr(p, "name", "?"), p) for kind in ("protocols", "detectors") for p in registry.usable(kind)]
+        setup = {}
+    return AdminContext(beat=BeatInfo(version=__version__), out=sys.stdout, setup=setup,
+                        field_types=declared_field_types(plugins), options=options or {})
 
 
 def cmd_export(args: argparse.Namespace, registry: Registry) -> int:
-    from pybeat.api import BeatInfo
-
     settings = _load(args, registry, require_output=False, need_file=False)
     if args.what == "config":
         from pybeat.config.secrets import mask_tree
 
         print(yaml.safe_dump(mask_tree(settings.raw.data), sort_keys=False, default_flow_style=False), end="")
         return 0
-    es = next((o for o in settings.outputs if o.name == "elasticsearch"), None)
-    func = _admin("elasticsearch", "export_template" if args.what == "template" else "export_ilm_policy")
-    if func is None:
-        raise CliError("the elasticsearch output is not installed")
-    import orjson
+    # template / ilm-policy: offered by an output plugin (the configured ones first, then any
+    # installed one), for the configured protocols or, without a config file, every installed one.
+    from pybeat.config.sources import config_files
 
-    es_config = es.config if es else registry.get("outputs", "elasticsearch").config_model()
-    setup = settings.agent.setup.model_dump(by_alias=True)
-    beat = BeatInfo(version=__version__)
-    if args.what == "template":
-        body = func(es_config, setup, beat, args.es_version)
-    else:
-        flavour = "opensearch" if (args.es_version or "").lower().startswith("opensearch") else "elasticsearch"
-        body = func(es_config, setup, beat, flavour=flavour)
-    print(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode())
-    return 0
+    configured = settings if (config_files(_request(args, need_file=False)) or args.overrides) else None
+    candidates: list[tuple[Any, Any]] = [(o.plugin, o.config) for o in settings.outputs]
+    candidates += [(p, None) for p in registry.usable("outputs")]
+    for plugin, config in candidates:
+        if args.what in getattr(plugin, "exports", ()):
+            if config is None:
+                config = plugin.config_model()
+            options = {"es.version": args.es_version} if args.es_version else {}
+            body = plugin.export(args.what, config, _admin_context(configured, registry, options))
+            import orjson
+
+            print(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode())
+            return 0
+    raise CliError(f"no installed output can export {args.what!r}")
 
 
 def cmd_setup(args: argparse.Namespace, registry: Registry) -> int:
-    from pybeat.api import BeatInfo
-
     settings = _load(args, registry, require_output=True)
-    es = next((o for o in settings.outputs if o.name == "elasticsearch"), None)
-    if es is None:
-        raise CliError("setup needs output.elasticsearch (index management lives in Elasticsearch/OpenSearch)")
-    func = _admin("elasticsearch", "setup_index_management")
-    if func is None:
-        raise CliError("the elasticsearch output is not installed")
-    func(es.config, settings.agent.setup.model_dump(by_alias=True), BeatInfo(version=__version__), sys.stdout)
+    done = False
+    for out in settings.outputs:
+        setup = getattr(out.plugin, "setup", None)
+        if callable(setup):
+            setup(out.config, _admin_context(settings, registry))
+            done = True
+    if not done:
+        raise CliError("no enabled output has anything to set up (index management needs output.elasticsearch)")
     return 0
 
 
@@ -313,15 +328,31 @@ def cmd_devices(args: argparse.Namespace, registry: Registry) -> int:
 
 
 def cmd_plugins(args: argparse.Namespace, registry: Registry) -> int:
+    """Every installed plugin with the pybeat.api version it asks for; exit 1 if any is broken."""
+    from pybeat.api import API_VERSION
+
+    print(f"pybeat.api {API_VERSION} (plugins declaring no api_version are served as 0.1)")
+    broken = 0
     for info in sorted(registry.all(), key=lambda i: (i.kind, i.name)):
-        state = f"BROKEN: {info.error}" if info.error else "ok"
-        print(f"{info.kind[:-1]:9} {info.name:18} {info.value:50} {info.distribution or '-':10} {state}")
+        if info.error:
+            broken += 1
+            state = f"BROKEN: {info.error}"
+        else:
+            state = "ok" + (" (api 0.1, deprecated)" if info.legacy else "")
+        api = info.api_version or "-"
+        print(f"{info.kind[:-1]:9} {info.name:18} api {api:5} {info.value:50} {info.distribution or '-':10} {state}")
+    if broken:
+        print(f"pybeat: {broken} plugin(s) cannot be used (see BROKEN above)", file=sys.stderr)
+        return 1
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, on_agent: Any = None) -> int:
+    """``on_agent(agent)`` is called with the agent of ``run`` before it starts (it is how the
+    Windows service stops it)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.on_agent = on_agent
     for attr, default in (("file", None), ("fast", False), ("loops", 1), ("dump", None), ("no_publish", False)):
         if not hasattr(args, attr):
             setattr(args, attr, default)
@@ -334,6 +365,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "version":
         print(f"pybeat version {__version__} (packetbeat-compatible; python {sys.version.split()[0]})")
         return 0
+    if command == "service":
+        from pybeat import service
+
+        if len(args.config) > 1:  # the service runs one file; more come from pybeat.config.d
+            print("pybeat: error: the service takes one -c file (put the others in pybeat.d/, "
+                  "see docs/configuration.md)", file=sys.stderr)
+            return 1
+        return service.main(args.action, home=args.path_home, config=args.path_config, data=args.path_data,
+                            logs=args.path_logs, config_file=(args.config or [None])[0])
     try:
         registry = load_registry()
         handler = {
@@ -347,6 +387,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args, registry)
     except ConfigError as exc:
         print(f"pybeat: {_scrub(str(exc))}", file=sys.stderr)
+        return 1
+    except StartupError as exc:
+        print(f"pybeat: error: {exc}", file=sys.stderr)
         return 1
     except (CliError, PluginError) as exc:
         print(f"pybeat: error: {_scrub(str(exc))}", file=sys.stderr)

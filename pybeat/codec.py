@@ -14,7 +14,8 @@ import orjson
 
 from pydantic import Field
 
-from pybeat.api import BeatInfo, Event, PluginConfig
+from pybeat._sdk.config import PluginConfig
+from pybeat._sdk.events import BeatInfo, Event
 from pybeat.timefmt import format_ts
 
 _FIELD_REF = re.compile(r"%\{\[([^\]]+)\]\}")
@@ -34,8 +35,20 @@ class CodecConfig(PluginConfig):
     format: FormatCodecConfig | None = None
 
 
-def _escape_html(data: bytes) -> bytes:
+def escape_html(data: bytes) -> bytes:
+    """JSON bytes with ``<``, ``>`` and ``&`` escaped, as Beats' ``escape_html: true`` writes."""
     return data.replace(b"<", b"\\u003c").replace(b">", b"\\u003e").replace(b"&", b"\\u0026")
+
+
+def encode_json(obj: Any, escape: bool = False) -> bytes:
+    """``obj`` as compact JSON the way the outputs write events: keys that are not strings
+    and values JSON lacks (bytes, sets, tuples, anything else) are turned into strings or
+    lists instead of failing."""
+    try:
+        data = orjson.dumps(obj)
+    except TypeError:
+        data = orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS, default=json_default)
+    return escape_html(data) if escape else data
 
 
 class Codec:
@@ -71,7 +84,7 @@ class Codec:
         if raw is not None and not self.pretty and not event.meta and len(raw) > 2:
             # A pre-encoded document (see Event): spliced behind the envelope as it is.
             data = b'{"@timestamp":"' + format_ts(event.timestamp_ns).encode() + self._meta_json + raw[1:]
-            return _escape_html(data) if self.escape else data
+            return escape_html(data) if self.escape else data
         fields = event.fields
         if self.pretty or event.meta or not fields or "@timestamp" in fields or "@metadata" in fields:
             return self._encode_doc(self.document(event))
@@ -81,7 +94,7 @@ class Codec:
         except TypeError:
             return self._encode_doc(self.document(event))
         data = b'{"@timestamp":"' + format_ts(event.timestamp_ns).encode() + self._meta_json + body[1:]
-        return _escape_html(data) if self.escape else data
+        return escape_html(data) if self.escape else data
 
     def encode_into(self, event: Event, out: list[Any]) -> int:
         """Append ``encode(event)`` and a newline to ``out`` as pieces (bytes-like objects whose
@@ -111,8 +124,8 @@ class Codec:
         try:
             data = orjson.dumps(doc, option=self._opts)
         except TypeError:  # a plugin used a non-string key or an exotic value: slower path
-            data = orjson.dumps(doc, option=self._opts | orjson.OPT_NON_STR_KEYS, default=_default)
-        return _escape_html(data) if self.escape else data
+            data = orjson.dumps(doc, option=self._opts | orjson.OPT_NON_STR_KEYS, default=json_default)
+        return escape_html(data) if self.escape else data
 
     def _format(self, doc: dict[str, Any]) -> str:
         def lookup(m: re.Match[str]) -> str:
@@ -126,7 +139,9 @@ class Codec:
         return _FIELD_REF.sub(lookup, self.format or "")
 
 
-def _default(obj: Any) -> Any:
+def json_default(obj: Any) -> Any:
+    """orjson's ``default`` for the values JSON lacks: text for bytes, lists for sets and
+    tuples, ``str()`` for the rest."""
     if isinstance(obj, (bytes, bytearray, memoryview)):
         return bytes(obj).decode("utf-8", "replace")
     if isinstance(obj, (set, frozenset, tuple)):

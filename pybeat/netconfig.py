@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from pybeat.api import PluginConfig
+from pybeat._sdk.config import PluginConfig
 from pybeat.durations import Duration
 
 __all__ = ["BackoffConfig", "RestartOnCertChange", "SslConfig"]

@@ -1,24 +1,29 @@
 """The one-screen summary printed at exit: packets, transactions by protocol and status,
-top question names, notes (errors) and what the outputs did with the events.
+the most frequent values each protocol asks for (``summary_field``: DNS question names),
+notes, plugin faults, what the outputs did with the events, and why the exit status is not 0.
 
 ``SummaryObserver`` sees every published event; it does a couple of dict updates per event.
+It knows no protocol: what it counts per event type comes from the protocol plugins.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import Any, Mapping
 
-from pybeat.api import Event
+from pybeat.api import Event, SummaryField
 
 
 class SummaryObserver:
-    def __init__(self, top_names_cap: int = 100_000) -> None:
+    def __init__(self, summary_fields: Mapping[str, SummaryField] | None = None, top_values_cap: int = 100_000):
+        #: event type (the ``type`` field, the protocol's name) -> what to count for it
+        self.summary_fields = dict(summary_fields or {})
         self.by_type: Counter[str] = Counter()
         self.by_status: Counter[str] = Counter()
-        self.names: Counter[str] = Counter()
+        #: label -> value -> count (DNS: "names" -> question name -> count)
+        self.top: dict[str, Counter[str]] = {}
         self.notes: Counter[str] = Counter()
-        self._cap = top_names_cap
+        self._cap = top_values_cap
 
     def __call__(self, event: Event) -> None:
         digest = event.digest
@@ -26,31 +31,50 @@ class SummaryObserver:
             self._count(*digest)
             return
         f = event.fields
-        dns = f.get("dns")
-        q = dns.get("question") if isinstance(dns, dict) else None
+        etype = f.get("type", "?")
+        spec = self.summary_fields.get(etype) if isinstance(etype, str) else None
+        value = event.get(spec.field) if spec is not None else None
         err = f.get("error")
         msg = err.get("message") if isinstance(err, dict) else None
         self._count(
-            f.get("type", "?"), f.get("status"), q.get("name") if isinstance(q, dict) else None,
+            etype if isinstance(etype, str) else "?", f.get("status"), value if isinstance(value, str) else None,
             msg if isinstance(msg, list) else [msg] if msg else None,
         )
 
-    def _count(self, etype: str, status: str | None, name: str | None, notes: Any) -> None:
+    def _count(self, etype: str, status: str | None, value: str | None, notes: Any) -> None:
         self.by_type[etype] += 1
         if status:
             self.by_status[status] += 1
-        if name is not None:
-            names = self.names
-            n = names.get(name)
+        if value is not None:
+            spec = self.summary_fields.get(etype)
+            label = spec.label if spec is not None else "values"
+            top = self.top.get(label)
+            if top is None:
+                top = self.top[label] = Counter()
+            n = top.get(value)
             if n is not None:
-                names[name] = n + 1
-            elif len(names) < self._cap:
-                names[name] = 1
+                top[value] = n + 1
+            elif len(top) < self._cap:
+                top[value] = 1
         if notes:
             self.notes.update(notes)
 
+    def merge(self, other: "SummaryObserver") -> None:
+        """Add another process's counts (a replay split across processes)."""
+        self.summary_fields.update(other.summary_fields)
+        self.by_type.update(other.by_type)
+        self.by_status.update(other.by_status)
+        for label, counts in other.top.items():
+            self.top.setdefault(label, Counter()).update(counts)
+        self.notes.update(other.notes)
 
-def render(metrics: dict[str, Any], observer: SummaryObserver, elapsed: float, outputs: list[str]) -> str:
+
+def output_names(metrics: Mapping[str, Any]) -> list[str]:
+    return sorted({k.split(".")[1] for k in metrics if k.startswith("output.") and k.endswith(".events.acked")})
+
+
+def render(metrics: dict[str, Any], observer: SummaryObserver, elapsed: float, outputs: list[str],
+           problems: list[str] | None = None) -> str:
     m = metrics
     pkts = m.get("decode.packets", 0)
     lines = [
@@ -66,24 +90,48 @@ def render(metrics: dict[str, Any], observer: SummaryObserver, elapsed: float, o
         lines.append(f"  capture     received {m.get('capture.received', 0):,}, kernel dropped {kernel:,}")
     total = sum(observer.by_type.values())
     by_type = ", ".join(f"{t} {n:,}" for t, n in observer.by_type.most_common())
-    by_status = ", ".join(f"{s} {n:,}" for s, n in observer.by_status.most_common())
-    lines.append(f"  events      {total:,}" + (f" ({by_type})" if by_type else "") + (f"; status {by_status}" if by_status else ""))
-    if observer.names:
-        top = ", ".join(f"{name} ({n:,})" for name, n in observer.names.most_common(5))
-        lines.append(f"  top names   {top}")
-    if observer.notes:
-        for note, n in observer.notes.most_common(5):
-            lines.append(f"  note        {n:,} x {note}")
+    lines.append(f"  events      {total:,}" + (f" ({by_type})" if by_type else ""))
+    if observer.by_status:
+        by_status = ", ".join(f"{s} {n:,}" for s, n in observer.by_status.most_common())
+        lines.append(f"  status      {by_status} (of the transactions seen: Error = the server answered "
+                     "with an error, or no answer was seen)" if "Error" in observer.by_status
+                     else f"  status      {by_status}")
+    for label, counts in sorted(observer.top.items()):
+        top = ", ".join(f"{value} ({n:,})" for value, n in counts.most_common(5))
+        lines.append(f"  top {label:<7} {top}")
+    for note, n in observer.notes.most_common(5):
+        lines.append(f"  note        {n:,} x {note}")
+    faults = sorted((k, v) for k, v in m.items() if k.endswith(".exceptions") and isinstance(v, int) and v)
+    if faults:
+        lines.append("  plugin bugs " + ", ".join(f"{k} {v:,}" for k, v in faults)
+                     + " (each kind is logged once; the traceback with -d '*')")
+    filtered = m.get("pipeline.events.filtered", 0)
+    if filtered:
+        lines.append(f"  filtered    {filtered:,} (dropped by processors)")
+    not_published = m.get("pipeline.events.not_delivered", 0)
+    if not_published:
+        lines.append(f"  not queued  {not_published:,} (the agent stopped before they reached the outputs)")
     for name in outputs:
-        acked = m.get(f"pipeline.output.{name}.events.acked", 0)
-        dup = m.get(f"pipeline.output.{name}.events.duplicates", 0)
-        dropped = m.get(f"pipeline.output.{name}.events.dropped", 0)
-        full = m.get(f"pipeline.output.{name}.queue.dropped_full", 0)
-        lines.append(
-            f"  output      {name}: acked {acked:,}" + (f", duplicates {dup:,}" if dup else "")
-            + f", dropped {dropped:,}" + (f", dropped (queue full) {full:,}" if full else "")
-        )
-    where = m.get("output.file.path")
-    if where:
-        lines.append(f"  written to  {where}")
+        p = f"output.{name}."
+        acked = m.get(p + "events.acked", 0)
+        parts = [f"acked {acked:,}"]
+        for key, label in (("duplicates", "duplicates"), ("dropped", "dropped"),
+                           ("dropped_max_retries", "of them after max_retries"),
+                           ("not_delivered", "not delivered")):
+            n = m.get(p + "events." + key, 0)
+            if n or key == "dropped":
+                parts.append(f"{label} {n:,}")
+        full = m.get(p + "queue.dropped_full", 0)
+        if full:
+            parts.append(f"dropped (queue full) {full:,}")
+        lines.append(f"  output      {name}: " + ", ".join(parts))
+        rotated = m.get(p + "events.rotated_away", 0)
+        if rotated:
+            lines.append(f"              {rotated:,} events are in files rotation removed; raise "
+                         f"output.{name}.number_of_files or rotate_every_kb to keep them")
+        where = m.get(p + "location")
+        if where:
+            lines.append(f"  written to  {where}" if len(outputs) == 1 else f"  {name + ':':<11} {where}")
+    for problem in problems or []:
+        lines.append(f"  EXIT STATUS {problem}")
     return "\n".join(lines)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import sys
 import threading
 from typing import Any, BinaryIO
 
-from pybeat.api import Batch, OutputContext, PluginConfig
-from pybeat.codec import Codec, CodecConfig
+from pybeat.api import Batch, Codec, CodecConfig, OutputContext, OutputGroup, PluginConfig, RetryPolicy
 
 
 class ConsoleOutputConfig(PluginConfig):
@@ -21,9 +19,12 @@ class ConsoleOutputConfig(PluginConfig):
 class ConsoleOutput:
     def __init__(self, config: ConsoleOutputConfig, ctx: OutputContext, stream: BinaryIO | None = None):
         self.codec = Codec(ctx.beat, config.codec, pretty=config.pretty)
-        self.stream = stream or ctx.extra.get("stdout") or sys.stdout.buffer
+        self.stream = stream or ctx.stdout
         self.logger = ctx.logger
         self._lock = threading.Lock()
+        bind = getattr(ctx.logger, "bind", None)  # -d console: its debug lines (a structlog-style bind)
+        if bind is not None:
+            bind(logger="console").debug("console output ready", pretty=config.pretty, bulk_max_size=config.bulk_max_size)
 
     def publish(self, batch: Batch) -> None:
         lines = []
@@ -50,16 +51,14 @@ class ConsoleOutput:
 
 class ConsolePlugin:
     name = "console"
+    api_version = "1.0"
     config_model = ConsoleOutputConfig
 
-    def create(self, config: ConsoleOutputConfig, ctx: OutputContext) -> ConsoleOutput:
-        return ConsoleOutput(config, ctx)
-
-    def workers(self, config: ConsoleOutputConfig) -> int:
-        return 1
-
-    def batch_size(self, config: ConsoleOutputConfig) -> int:
-        return config.bulk_max_size
+    def create(self, config: ConsoleOutputConfig, ctx: OutputContext) -> OutputGroup:
+        """One client (stdout is one stream); an event that cannot be encoded is dropped and
+        counted, nothing is retried (as Beats' console output)."""
+        return OutputGroup([ConsoleOutput(config, ctx)], batch_size=config.bulk_max_size,
+                           retry=RetryPolicy(max_retries=0), location=lambda: "stdout")
 
 
 plugin = ConsolePlugin()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import socket
 import ssl
-from typing import Any, TextIO
+from typing import Any, Mapping, TextIO
 
 from elastic_transport import TransportError
 
@@ -46,13 +46,13 @@ def _target(info: ClusterInfo) -> TemplateTarget:
 
 
 def export_template(es_config: ElasticsearchConfig | None, setup: dict[str, Any], beat: BeatInfo,
-                    version: str | None = None) -> dict[str, Any]:
+                    version: str | None = None, declared: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The template ``pybeat export template`` prints (for ``--es.version``, default 8.x)."""
     target = TemplateTarget.parse(version)
     ilm_name = None
     if target.data_stream and _section(setup, "ilm").get("enabled", True) not in (False, "false"):
         ilm_name = ilm_policy(setup)[0]
-    return build_template(setup or {}, beat, target, ilm_name)[1]
+    return build_template(setup or {}, beat, target, ilm_name, declared)[1]
 
 
 def export_ilm_policy(es_config: ElasticsearchConfig | None, setup: dict[str, Any], beat: BeatInfo,
@@ -63,7 +63,8 @@ def export_ilm_policy(es_config: ElasticsearchConfig | None, setup: dict[str, An
     return ilm_policy(setup or {})[1]
 
 
-def _install(conn: Connection, setup: dict[str, Any] | None, beat: BeatInfo, say: Any, force: bool) -> None:
+def _install(conn: Connection, setup: dict[str, Any] | None, beat: BeatInfo, say: Any, force: bool,
+             declared: Mapping[str, str] | None = None) -> None:
     info = conn.info or conn.discover()
     tcfg = _section(setup, "template")
     overwrite = force or bool(tcfg.get("overwrite", False))
@@ -99,7 +100,7 @@ def _install(conn: Connection, setup: dict[str, Any] | None, beat: BeatInfo, say
     if tcfg.get("enabled", True) in (False, "false"):
         say("Index template loading disabled by setup.template.enabled")
         return
-    name, body = build_template(setup or {}, beat, _target(info), ilm_name)
+    name, body = build_template(setup or {}, beat, _target(info), ilm_name, declared)
     endpoint = "_index_template" if _target(info).composable else "_template"
     if not overwrite:
         st, _ = conn.request("HEAD", f"/{endpoint}/{name}")
@@ -116,26 +117,28 @@ def _check(status: int, body: Any, what: str) -> None:
         raise RuntimeError(f"loading {what} failed: HTTP {status}: {str(body)[:500]}")
 
 
-def ensure_index_management(conn: Connection, setup: dict[str, Any] | None, beat: BeatInfo, log: Any = None) -> None:
+def ensure_index_management(conn: Connection, setup: dict[str, Any] | None, beat: BeatInfo, log: Any = None,
+                            declared: Mapping[str, str] | None = None) -> None:
     """On connect: load what is missing (never overwrites unless ``setup.*.overwrite``)."""
     def say(msg: str) -> None:
         if log is not None:
             log.info(msg, output="elasticsearch")
 
     try:
-        _install(conn, setup, beat, say, force=False)
+        _install(conn, setup, beat, say, force=False, declared=declared)
     except RuntimeError as exc:  # the output still runs; events may get dynamic mappings
         if log is not None:
             log.error("index management setup failed", output="elasticsearch", error=str(exc))
 
 
-def setup_index_management(es_config: ElasticsearchConfig, setup: dict[str, Any], beat: BeatInfo, out: TextIO) -> None:
+def setup_index_management(es_config: ElasticsearchConfig, setup: dict[str, Any], beat: BeatInfo, out: TextIO,
+                           declared: Mapping[str, str] | None = None) -> None:
     """``pybeat setup --index-management``: load the template and policy, overwriting."""
     conn = Connection(es_config.effective())
     try:
         info = conn.discover()
         out.write(f"Connected to {info.flavour} {info.number}\n")
-        _install(conn, setup, beat, lambda m: out.write(m + "\n"), force=True)
+        _install(conn, setup, beat, lambda m: out.write(m + "\n"), force=True, declared=declared)
         out.write("Index setup finished.\n")
     finally:
         conn.close()

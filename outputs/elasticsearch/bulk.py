@@ -14,9 +14,7 @@ from typing import Any
 
 import orjson
 
-from pybeat.api import Event
-from pybeat.codec import _default, _escape_html
-from pybeat.timefmt import format_ts
+from pybeat.api import Event, escape_html, format_ts, json_default
 
 __all__ = ["BulkEncoder", "ItemOutcome", "Outcome", "classify_status", "classify_response"]
 
@@ -28,6 +26,7 @@ class Outcome(str, Enum):
     DUPLICATE = "duplicate"
     RETRY = "retry"  # 429 and 5xx: the cluster is busy or a shard is unavailable
     NON_INDEXABLE = "non_indexable"  # other 4xx: mapping conflicts and the like
+    UNSENT = "unsent"  # the request carrying it failed as a whole (no node, 429/5xx for all): send again
 
 
 @dataclass(frozen=True)
@@ -122,11 +121,11 @@ class BulkEncoder:
         raw = event.raw
         if raw is not None and len(raw) > 2:  # pre-encoded (see Event): spliced as it is
             data = b'{"@timestamp":"' + format_ts(event.timestamp_ns).encode() + b'",' + raw[1:]
-            return _escape_html(data) if self.escape_html else data
+            return escape_html(data) if self.escape_html else data
         doc = {"@timestamp": format_ts(event.timestamp_ns)}
         doc.update(event.fields)
-        data = orjson.dumps(doc, option=_OPTS, default=_default)
-        return _escape_html(data) if self.escape_html else data
+        data = orjson.dumps(doc, option=_OPTS, default=json_default)
+        return escape_html(data) if self.escape_html else data
 
     @staticmethod
     def body(lines: list[bytes]) -> bytes:

@@ -10,9 +10,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from pybeat.api import PluginConfig
-from pybeat.durations import Duration
-from pybeat.netconfig import BackoffConfig, SslConfig
+from pybeat.api import BackoffConfig, Duration, PluginConfig, SslConfig
 
 __all__ = ["BackoffConfig", "ElasticsearchConfig", "SslConfig"]
 

@@ -1,48 +1,37 @@
 """The running output: ``_bulk`` per batch, every event settled with a reason.
 
-Owns: connecting (and retrying to connect forever, with backoff), choosing each event's index and
-pipeline, sending the bulk request (gzip per ``compression_level``, split in halves on HTTP 413),
-sorting the per-item outcomes, backoff with jitter before handing retryable events back, the
-dead-letter index, and the counters that account for every event:
+Owns: connecting, choosing each event's index and pipeline, sending the bulk request (gzip per
+``compression_level``, split in halves on HTTP 413), sorting the per-item outcomes, the
+dead-letter index, and its own counters (requests, connection errors, items refused).
 
-    events = acked + duplicates + retried + dropped (non_indexable, max_retries, unencodable)
-
-Connection-level failures (no node reachable, whole request refused with 429/5xx, auth errors)
-are retried inside ``publish`` with backoff and do not count against ``max_retries``; a
-retryable *item* (429/5xx in the bulk response) does, through ``batch.retries``.
+The agent owns retries and backoff (pybeat.api's contract): a connection-level failure (no node
+reachable, the whole request refused with 429/5xx or 401/403) settles the batch as *cancelled*
+(sent again later, not counted against ``max_retries``); a retryable *item* (429/5xx in the bulk
+response) as *retried* (counted); a refused item as dropped or dead-lettered.
 """
 
 from __future__ import annotations
 
 import gzip
-import random
 import threading
 import time
 from collections import Counter
-from typing import Any, Callable
+from typing import Any
 
 import orjson
 from elastic_transport import TransportError
 
-from pybeat.api import Batch, BeatInfo, Event, OutputContext
+from pybeat.api import Batch, BeatInfo, Event, OutputContext, format_ts
 from pybeat.outputs.elasticsearch.bulk import BulkEncoder, ItemOutcome, Outcome, classify_response
 from pybeat.outputs.elasticsearch.client import AuthError, ClusterInfo, Connection
 from pybeat.outputs.elasticsearch.config import ElasticsearchConfig
 from pybeat.outputs.elasticsearch.selector import Selector, SelectorError
 from pybeat.outputs.elasticsearch.template import section
-from pybeat.timefmt import format_ts
 
-__all__ = ["ElasticsearchOutput", "Stats", "backoff_delay", "default_index"]
+__all__ = ["ElasticsearchOutput", "Stats", "default_index"]
 
 _FILTER = "filter_path=errors,items.*.status,items.*.error"
-_DLQ_MARK = "_pybeat_dead_letter"
 LOG_EVERY = 10.0
-
-
-def backoff_delay(attempt: int, init: float, cap: float, rand: Callable[[], float] = random.random) -> float:
-    """Exponential backoff with jitter: between half and all of ``min(cap, init * 2**attempt)``."""
-    base = min(cap, init * (2 ** min(attempt, 30)))
-    return base / 2 + rand() * base / 2
 
 
 def default_index(beat: BeatInfo, info: ClusterInfo | None) -> str:
@@ -110,6 +99,8 @@ class ElasticsearchOutput:
         self.conn = shared.conn
         self.stats = shared.stats
         self.log = ctx.logger
+        bind = getattr(ctx.logger, "bind", None)  # -d elasticsearch: its debug lines (a structlog-style bind)
+        self.debug_log = bind(logger="elasticsearch") if bind is not None else None
         self.encoder = BulkEncoder(cfg.escape_html)
         self.meta_base = {"beat": ctx.beat.beat, "type": "_doc", "version": ctx.beat.version}
         self.index_sel: Selector | None = None
@@ -117,9 +108,7 @@ class ElasticsearchOutput:
         dl = cfg.non_indexable_policy.dead_letter_index
         self.dead_letter = dl.index if dl else None
         self._closing = False
-        self._conn_failures = 0
         self.op = "create"
-        self._wake = threading.Event()
         with shared.setup_lock:
             shared.clients += 1
 
@@ -132,38 +121,40 @@ class ElasticsearchOutput:
         if self.log is not None:
             self.log.info(msg, output="elasticsearch", **kw)
 
-    def _pause(self, seconds: float) -> None:
-        """Sleep, but wake at once when the output is closed."""
-        self._wake.wait(seconds)
+    def _debug(self, msg: str, **kw: Any) -> None:
+        if self.debug_log is not None:  # -d elasticsearch: once per connection or bulk request
+            self.debug_log.debug(msg, **kw)
+
+    def _folded_warn(self, msg: str, problem: str, count: int) -> None:
+        """A failure that repeats while a cluster is down: one line per LOG_EVERY seconds."""
+        total = self.shared.should_log(("conn", msg, problem[:120]), count, time.monotonic())
+        if total:
+            self._warn(msg, error=problem, events=total,
+                       note=f"similar failures are logged at most every {LOG_EVERY:g}s; the agent retries with backoff")
 
     # -- connecting -------------------------------------------------------------------------
-    def _ensure_connected(self) -> bool:
-        """Connect (once per output, shared by workers); False only when closing."""
+    def _ensure_connected(self) -> str | None:
+        """Connect (once per output, shared by the clients): None when ready, else why not."""
         sh = self.shared
-        while not sh.ready:
+        if not sh.ready:
             if self._closing:
-                return False
+                return "the output is closing"
             with sh.setup_lock:
-                if sh.ready:
-                    break
-                try:
-                    info = self.conn.discover()
-                    self._on_connect(info)
+                if not sh.ready:
+                    try:
+                        self._debug("connecting", hosts=self.cfg.hosts)
+                        info = self.conn.discover()
+                        self._on_connect(info)
+                    except (TransportError, AuthError, OSError) as exc:
+                        self.stats.add(connection_errors=1)
+                        return f"cannot connect: {exc}"
                     sh.ready = True
-                    self._conn_failures = 0
-                    break
-                except (TransportError, AuthError, OSError) as exc:
-                    self.stats.add(connection_errors=1)
-                    delay = backoff_delay(self._conn_failures, self.cfg.backoff.init, self.cfg.backoff.max)
-                    self._conn_failures += 1
-                    self._warn("cannot connect to Elasticsearch, retrying", error=str(exc), retry_in=round(delay, 2))
-            self._pause(delay)
         if self.index_sel is None:
             info = self.conn.info
             self.index_sel = Selector(self.cfg.index or default_index(self.beat, info), self.cfg.indices, "index",
                                       ("raw_index",))
             self.op = info.bulk_op if info else "create"
-        return True
+        return None
 
     def _on_connect(self, info: ClusterInfo) -> None:
         self._info(
@@ -172,9 +163,7 @@ class ElasticsearchOutput:
         )
         if info.flavour == "elasticsearch" and info.version[0] < 7:
             self._warn("Elasticsearch before 7.0 is not supported (bulk requests carry no _type)", version=info.number)
-        setup = self.ctx.extra.get("setup")
-        if not isinstance(setup, dict):
-            setup = {}
+        setup = dict(self.ctx.setup)
         template = section(setup, "template")
         custom_names = bool(template.get("name") and template.get("pattern"))
         # Beats loads its template for the default index, or for a custom one when
@@ -182,7 +171,7 @@ class ElasticsearchOutput:
         if template.get("enabled", True) not in (False, "false") and (not self.cfg.index or custom_names):
             from pybeat.outputs.elasticsearch.admin import ensure_index_management
 
-            ensure_index_management(self.conn, setup, self.beat, self.log)
+            ensure_index_management(self.conn, setup, self.beat, self.log, self.ctx.field_types)
 
     # -- encoding ----------------------------------------------------------------------------
     def _meta(self, event: Event) -> dict[str, Any]:
@@ -222,8 +211,9 @@ class ElasticsearchOutput:
         return kept, lines, failed
 
     # -- sending -------------------------------------------------------------------------
-    def _post(self, lines: list[bytes]) -> tuple[int, Any] | None:
-        """POST one bulk body; loops on connection-level failures. None when closing."""
+    def _post(self, lines: list[bytes]) -> tuple[int, Any] | str:
+        """POST one bulk body: ``(status, parsed body)``, or why the request as a whole failed
+        (no node reachable, 429/5xx or 401/403 for the whole request)."""
         body = self.encoder.body(lines)
         headers = {"content-type": "application/x-ndjson", "accept": "application/json"}
         level = self.cfg.compression_level
@@ -231,45 +221,34 @@ class ElasticsearchOutput:
             body = gzip.compress(body, compresslevel=level)
             headers["content-encoding"] = "gzip"
         path = f"/_bulk?{_FILTER}{self.conn.query}"
-        while True:
-            if self._closing:
-                return None
-            try:
-                status, parsed = self.conn.request("POST", path, body=body, headers=headers)
-            except TransportError as exc:
-                status, parsed, problem = 0, None, f"{type(exc).__name__}: {exc}"
-            else:
-                if status == 413 or (200 <= status < 300) or status == 400 or status == 404:
-                    self._conn_failures = 0
-                    self.stats.add(bulk_requests=1)
-                    return status, parsed
-                problem = f"HTTP {status}: {str(parsed)[:300]}"
-                if status in (401, 403):
-                    problem = f"authentication/authorization failed ({problem})"
+        if self._closing:
+            return "the output is closing"
+        try:
+            status, parsed = self.conn.request("POST", path, body=body, headers=headers)
+        except TransportError as exc:
             self.stats.add(connection_errors=1)
-            delay = backoff_delay(self._conn_failures, self.cfg.backoff.init, self.cfg.backoff.max)
-            self._conn_failures += 1
-            self._warn("bulk request failed, retrying", error=problem, retry_in=round(delay, 2))
-            self._pause(delay)
+            return f"{type(exc).__name__}: {exc}"
+        if status == 413 or (200 <= status < 300) or status == 400 or status == 404:
+            self.stats.add(bulk_requests=1)
+            return status, parsed
+        self.stats.add(connection_errors=1)
+        problem = f"HTTP {status}: {str(parsed)[:300]}"
+        if status in (401, 403):
+            problem = f"authentication/authorization failed ({problem})"
+        return problem
 
-    def _send(self, events: list[Event], lines: list[bytes]) -> list[ItemOutcome] | None:
+    def _send(self, events: list[Event], lines: list[bytes]) -> list[ItemOutcome]:
         """Outcomes for ``events`` (whose action+doc lines are ``lines``); splits on 413."""
         got = self._post(lines)
-        if got is None:
-            return None
+        if isinstance(got, str):
+            return [ItemOutcome(Outcome.UNSENT, 0, "request_failed", got)] * len(events)
         status, body = got
         if status == 413:
             if len(events) == 1:
                 return [ItemOutcome(Outcome.NON_INDEXABLE, 413, "request_entity_too_large", "document larger than http.max_content_length")]
             self.stats.add(batches_split=1)
             half = len(events) // 2
-            first = self._send(events[:half], lines[: 2 * half])
-            if first is None:
-                return None
-            second = self._send(events[half:], lines[2 * half:])
-            if second is None:
-                return None
-            return first + second
+            return self._send(events[:half], lines[: 2 * half]) + self._send(events[half:], lines[2 * half:])
         if status in (400, 404):
             reason = str(body)[:300]
             return [ItemOutcome(Outcome.RETRY, status, "bulk_request_refused", reason)] * len(events)
@@ -277,8 +256,10 @@ class ElasticsearchOutput:
 
     # -- publish ----------------------------------------------------------------------------
     def publish(self, batch: Batch) -> None:
-        if not self._ensure_connected():
-            batch.retry()
+        problem = self._ensure_connected()
+        if problem is not None:
+            self._folded_warn("cannot reach Elasticsearch", problem, len(batch.events))
+            batch.cancel()
             return
         events, lines, failed = self._encode(batch.events)
         dropped = sum(failed.values())
@@ -289,14 +270,9 @@ class ElasticsearchOutput:
             batch.settle(dropped=dropped)
             return
         outcomes = self._send(events, lines)
-        if outcomes is None:  # closing while the cluster is unreachable
-            if dropped:
-                batch.settle(retry=events, dropped=dropped)
-            else:
-                batch.retry()
-            return
         acked = duplicates = 0
         retry: list[Event] = []
+        unsent: list[Event] = []
         bad: list[tuple[Event, ItemOutcome]] = []
         reasons: Counter[tuple[str, int, str]] = Counter()
         toomany = 0
@@ -309,47 +285,37 @@ class ElasticsearchOutput:
                 retry.append(ev)
                 toomany += out.status == 429
                 reasons[("retry", out.status, out.error_type or out.reason[:80])] += 1
+            elif out.outcome is Outcome.UNSENT:
+                unsent.append(ev)
             else:
                 bad.append((ev, out))
                 reasons[("non_indexable", out.status, f"{out.error_type}: {out.reason}"[:300])] += 1
+        if unsent:
+            self._folded_warn("bulk request failed", outcomes[events.index(unsent[0])].reason, len(unsent))
         now = time.monotonic()
         for (kind, status, why), n in reasons.items():
             total = self.shared.should_log((kind, status, why), n, now)
             if total:
                 self._warn("bulk items failed", kind=kind, status=status, count=total, reason=why,
                            note=f"similar failures are logged at most every {LOG_EVERY:g}s")
-        dl_acked, dl_retry, dl_dropped = self._non_indexable(bad)
+        dl_acked, dl_unsent, dl_dropped = self._non_indexable(bad)
         acked += dl_acked
-        retry.extend(dl_retry)
+        unsent.extend(dl_unsent)
         dropped += dl_dropped
-        max_retries = self.cfg.max_retries
-        if retry and 0 <= max_retries <= batch.retries:
-            self._warn("events dropped after max_retries", count=len(retry), max_retries=max_retries)
-            self.stats.add(dropped_max_retries=len(retry))
-            dropped += len(retry)
-            retry = []
-        self.stats.add(acked=acked, duplicates=duplicates, toomany=toomany, retried=len(retry))
-        if retry:
-            self._pause(backoff_delay(batch.retries, self.cfg.backoff.init, self.cfg.backoff.max))
-        batch.settle(acked=acked, duplicates=duplicates, retry=retry, dropped=dropped)
+        self.stats.add(toomany=toomany)
+        self._debug("bulk request settled", events=len(events), acked=acked, duplicates=duplicates,
+                    retry=len(retry), unsent=len(unsent), dropped=dropped, attempt=batch.retries + 1)
+        batch.settle(acked=acked, duplicates=duplicates, retry=retry, cancelled=unsent, dropped=dropped)
 
     def _non_indexable(self, bad: list[tuple[Event, ItemOutcome]]) -> tuple[int, list[Event], int]:
-        """Dead-letter or drop what the cluster refused; returns (acked, retry, dropped)."""
+        """Dead-letter or drop what the cluster refused; returns (acked, to send again, dropped)."""
         if not bad:
             return 0, [], 0
         if self.dead_letter is None:
             self.stats.add(dropped_non_indexable=len(bad))
             return 0, [], len(bad)
-        dl_events = [ev for ev, _ in bad if not (ev.meta and ev.meta.get(_DLQ_MARK))]
-        already = len(bad) - len(dl_events)
-        if already:  # a dead-letter document itself was refused: nothing more to try
-            self.stats.add(dropped_non_indexable=already)
-        if not dl_events:
-            return 0, [], already
         lines: list[bytes] = []
         for ev, out in bad:
-            if ev.meta and ev.meta.get(_DLQ_MARK):
-                continue
             try:
                 original = self.encoder.document(ev).decode("utf-8", "replace")
             except (TypeError, ValueError):
@@ -361,26 +327,23 @@ class ElasticsearchOutput:
             }
             lines.append(self.encoder.action("create", self.dead_letter))
             lines.append(orjson.dumps(doc))
-        outs = self._send(dl_events, lines)
-        if outs is None:
-            return 0, dl_events, already
-        acked, retry, dropped = 0, [], already
-        for ev, out in zip(dl_events, outs):
+        dl_events = [ev for ev, _ in bad]
+        acked, again, dropped = 0, [], 0
+        for ev, out in zip(dl_events, self._send(dl_events, lines)):
             if out.outcome in (Outcome.ACKED, Outcome.DUPLICATE):
                 acked += 1
-            elif out.outcome is Outcome.RETRY:
-                retry.append(ev)
+            elif out.outcome in (Outcome.RETRY, Outcome.UNSENT):
+                again.append(ev)
             else:
                 dropped += 1
                 self._warn("dead-letter document refused", status=out.status, reason=out.reason[:300])
-        self.stats.add(dead_letter=acked, dropped_non_indexable=dropped - already)
-        return acked, retry, dropped
+        self.stats.add(dead_letter=acked, dropped_non_indexable=dropped)
+        return acked, again, dropped
 
     def close(self) -> None:
         if self._closing:
             return
         self._closing = True
-        self._wake.set()
         sh = self.shared
         with sh.setup_lock:
             sh.clients -= 1

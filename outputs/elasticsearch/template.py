@@ -1,7 +1,9 @@
-"""The index template and the lifecycle policies, as pure data. No I/O except reading
-``fields.yml`` (shipped in this package) and the user's own files named in ``setup.*``.
+"""The index template and the lifecycle policies, as pure data. No I/O except reading the
+user's own files named in ``setup.*``.
 
-Owns: mappings from the field list (ECS types, dynamic templates for what is not listed),
+Owns: mappings from the field list (what the agent and the enabled protocols declare, handed
+in as ``OutputContext.field_types``; names with ``*`` become dynamic templates; strings not
+listed are keywords),
 composable (``_index_template``, ES >= 7.8 and OpenSearch) or legacy (``_template``) bodies,
 data stream or plain indices, Beats' default ILM policy and an ISM policy for OpenSearch.
 """
@@ -10,16 +12,14 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
-from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import yaml
 
 from pybeat.api import BeatInfo
 
-__all__ = ["FIELDS_FILE", "TemplateTarget", "build_template", "field_types", "ilm_policy", "ism_policy", "mappings"]
+__all__ = ["TemplateTarget", "build_template", "field_types", "ilm_policy", "ism_policy", "mappings"]
 
-FIELDS_FILE = Path(__file__).with_name("fields.yml")
 
 # The fields Kibana's query bar searches by default (the part of Beats' list that we emit).
 DEFAULT_FIELDS = [
@@ -63,7 +63,7 @@ class TemplateTarget:
 
 def section(parent: Any, key: str) -> dict[str, Any]:
     """``parent[key]`` when it is a mapping, else an empty one (settings may be absent or None)."""
-    value = parent.get(key) if isinstance(parent, dict) else None
+    value = parent.get(key) if isinstance(parent, Mapping) else None
     return value if isinstance(value, dict) else {}
 
 
@@ -74,9 +74,11 @@ def _load_fields(path: str) -> dict[str, str]:
     return {str(k): str(v) for k, v in data.items()}
 
 
-def field_types(extra_file: str | None = None, append: list[dict[str, Any]] | None = None) -> dict[str, str]:
-    """Dotted field name -> type: the packaged list, a user ``fields`` file, ``append_fields``."""
-    types = dict(_load_fields(str(FIELDS_FILE)))
+def field_types(base: Mapping[str, str], extra_file: str | None = None,
+                append: list[dict[str, Any]] | None = None) -> dict[str, str]:
+    """Dotted field name -> type: what the agent and the enabled protocols declare
+    (``OutputContext.field_types``), a user ``fields`` file, ``append_fields``."""
+    types = dict(base)
     if extra_file:
         types.update(_load_fields(extra_file))
     for item in append or []:
@@ -99,7 +101,13 @@ def _leaf(ftype: str, target: TemplateTarget) -> dict[str, Any]:
 
 def mappings(types: dict[str, str], target: TemplateTarget, beat: BeatInfo) -> dict[str, Any]:
     props: dict[str, Any] = {}
+    dynamic: list[dict[str, Any]] = []
     for name in sorted(types):
+        if "*" in name:  # "dns.answers.*: keyword": everything below a path, as a dynamic template
+            leaf = _leaf(types[name], target)
+            dynamic.append({f"{name.replace('.*', '').replace('*', '').replace('.', '_')}_as_{leaf['type']}":
+                            {"path_match": name, "mapping": leaf}})
+            continue
         node = props
         parts = name.split(".")
         for part in parts[:-1]:
@@ -111,14 +119,10 @@ def mappings(types: dict[str, str], target: TemplateTarget, beat: BeatInfo) -> d
         if leaf["type"] == "object" and parts[-1] in node:
             continue
         node[parts[-1]] = leaf
-    record_keyword = [
-        {f"dns_{sec}_as_keyword": {"path_match": f"dns.{sec}.*", "mapping": {"type": "keyword", "ignore_above": 1024}}}
-        for sec in ("answers", "authorities", "additionals")
-    ]
     return {
         "_meta": {"beat": beat.beat, "version": beat.version, "product": beat.product},
         "date_detection": False,
-        "dynamic_templates": record_keyword + [
+        "dynamic_templates": dynamic + [
             {"strings_as_keyword": {"match_mapping_type": "string", "mapping": {"type": "keyword", "ignore_above": 1024}}},
         ],
         "properties": props,
@@ -145,7 +149,8 @@ def _nested_settings(flat: dict[str, Any]) -> dict[str, Any]:
 
 
 def build_template(
-    setup: dict[str, Any], beat: BeatInfo, target: TemplateTarget, ilm_policy_name: str | None = None
+    setup: Mapping[str, Any], beat: BeatInfo, target: TemplateTarget, ilm_policy_name: str | None = None,
+    declared: Mapping[str, str] | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """``(name, body)`` of the index template for ``setup.template.*`` and the target."""
     tcfg = section(setup, "template")
@@ -157,7 +162,7 @@ def build_template(
         with open(str(json_cfg["path"]), encoding="utf-8") as fh:
             loaded: dict[str, Any] = json.load(fh)
         return str(json_cfg.get("name") or name), loaded
-    types = field_types(tcfg.get("fields"), tcfg.get("append_fields"))
+    types = field_types(declared or {}, tcfg.get("fields"), tcfg.get("append_fields"))
     user = _nested_settings(section(tcfg, "settings"))
     index_settings: dict[str, Any] = {
         "refresh_interval": "5s",

@@ -21,8 +21,9 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from pybeat.api import Batch, Event, OutputContext, PluginConfig
-from pybeat.codec import Codec, CodecConfig
+from pybeat.api import (
+    Batch, Codec, CodecConfig, Event, OutputContext, OutputGroup, PluginConfig, PluginSetupError, RetryPolicy,
+)
 
 
 class FileOutputConfig(PluginConfig):
@@ -59,11 +60,13 @@ class FileOutput:
     def __init__(self, config: FileOutputConfig, ctx: OutputContext):
         self.config = config
         self.codec = Codec(ctx.beat, config.codec)
-        self.dir = config.path or ctx.extra.get("path_data") or "data"
+        self.dir = config.path or ctx.paths.data
         # In a run split across processes each writes its own files (<filename>-w<i>-...).
-        self.name = (config.filename or ctx.beat.beat) + ctx.extra.get("file_suffix", "")
+        self.name = (config.filename or ctx.beat.beat) + (ctx.shard.suffix if ctx.shard else "")
         self.limit = config.rotate_every_kb * 1024
         self.logger = ctx.logger
+        bind = getattr(ctx.logger, "bind", None)  # -d file: its debug lines (a structlog-style bind)
+        self.debug_log = bind(logger="file") if bind is not None else None
         self.written = 0
         self.encode_errors = 0
         self.write_errors = 0
@@ -83,7 +86,7 @@ class FileOutput:
         self._counter = self._last_counter()
         self._open(rotate=config.rotate_on_startup)
         if ctx.metrics is not None:
-            ctx.metrics.register("output.file", self.stats)
+            ctx.metrics.register("", self.stats)
 
     # -- files ----------------------------------------------------------------------
     def _pattern(self) -> re.Pattern[str]:
@@ -131,6 +134,8 @@ class FileOutput:
         except OSError:
             self._close_fd()
             raise
+        if self.debug_log is not None:
+            self.debug_log.debug("output file opened", path=path, size=self._size, rotate=rotate)
         self._prune()
 
     def _close_fd(self) -> None:
@@ -163,6 +168,8 @@ class FileOutput:
             except OSError:
                 continue
             self.rotated_away += self._file_events.pop(path, 0)
+            if self.debug_log is not None:
+                self.debug_log.debug("rotation removed the oldest file", path=path, keep=self.config.number_of_files)
 
     def _check_file(self) -> None:
         """Reopen when the file or its folder was removed or replaced (checked once per batch)."""
@@ -358,26 +365,20 @@ def _make_dirs(path: str, mode: int) -> None:
 
 class FilePlugin:
     name = "file"
+    api_version = "1.0"
     config_model = FileOutputConfig
 
-    def create(self, config: FileOutputConfig, ctx: OutputContext) -> FileOutput:
-        # One writer shared by every worker: the file is one stream.
-        shared = ctx.extra.get("_file_output")
-        if shared is None:
-            try:
-                shared = FileOutput(config, ctx)
-            except OSError as exc:
-                # A path that is a file, no permission, a read-only filesystem: one clear line.
-                where = exc.filename or config.path or ctx.extra.get("path_data") or "data"
-                raise ValueError(f"output.file: cannot write events to {where}: {exc.strerror or exc}") from None
-            ctx.extra["_file_output"] = shared
-        return shared
-
-    def workers(self, config: FileOutputConfig) -> int:
-        return 1
-
-    def batch_size(self, config: FileOutputConfig) -> int:
-        return config.bulk_max_size or 2048
+    def create(self, config: FileOutputConfig, ctx: OutputContext) -> OutputGroup:
+        """One writer (the file is one stream). As Beats' file output, a write error drops the
+        batch (counted) instead of retrying it: a full disk must not hold the agent."""
+        try:
+            out = FileOutput(config, ctx)
+        except OSError as exc:
+            # A path that is a file, no permission, a read-only filesystem: one clear line.
+            where = exc.filename or config.path or ctx.paths.data
+            raise PluginSetupError(f"cannot write events to {where}: {exc.strerror or exc}") from None
+        return OutputGroup([out], batch_size=config.bulk_max_size or 2048, retry=RetryPolicy(max_retries=0),
+                           location=lambda: out.current_path)
 
 
 plugin = FilePlugin()

@@ -10,10 +10,8 @@ from typing import Any
 
 from pydantic import AliasChoices, Field, field_validator
 
-from pybeat.api import PluginConfig
+from pybeat.api import BackoffConfig, Duration, PluginConfig, SslConfig
 
-from pybeat.durations import Duration
-from pybeat.netconfig import BackoffConfig, SslConfig
 
 __all__ = ["BackoffConfig", "DEFAULT_PORT", "LogstashConfig", "SslConfig", "parse_host"]
 

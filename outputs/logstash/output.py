@@ -4,19 +4,20 @@ Owns the delivery rules of Beats' Logstash output (reference §7.3, §8):
 
 * An event is acknowledged only when Logstash ACKed it (at-least-once): a batch that fails
   half-way settles the ACKed prefix and hands the rest back for retry.
-* Connection failures (refused, unreachable, TLS handshake) are retried forever with
-  exponential backoff and do not count against ``max_retries``: nothing was sent. A failure
-  after sending counts one attempt for every unACKed event; past ``max_retries`` (``< 0`` =
-  forever) the event is dropped and counted, as Beats does for non-guaranteed events.
-* On failure the events go back to the queue *first* and the client then sleeps its backoff,
-  so with ``loadbalance`` another host's client sends them at once while this one waits.
+* Connection failures (refused, unreachable, TLS handshake) settle the batch as *cancelled*:
+  nothing was sent, so they do not count against ``max_retries``. A failure after sending
+  settles the unACKed events as *retried*: one attempt each (the agent drops them past
+  ``max_retries``, as Beats does for non-guaranteed events).
+* The agent owns the backoff (pybeat.api's contract): the events go back to the queue *first*
+  and this client then waits its backoff, so with ``loadbalance`` another host's client sends
+  them at once while this one waits.
 * ``slow_start``: windows start at 10 events, grow x1.5 per ACKed window up to
   ``bulk_max_size``, halve on errors, restart at 10 after a ``ttl`` reconnect.
 * ``ttl``: reconnect (re-resolving and re-balancing) once the connection is that old; checked
   between batches, so it works with pipelining too.
 
 One :class:`LogstashClient` per worker thread; it holds at most one connection at a time.
-Clients of one output share a :class:`SharedState` (attempt counts, counters).
+Clients of one output share a :class:`SharedState` (counters).
 """
 
 from __future__ import annotations
@@ -26,8 +27,7 @@ import random
 import threading
 from typing import Any
 
-from pybeat.api import Batch, Event, OutputContext
-from pybeat.codec import Codec, CodecConfig, JsonCodecConfig
+from pybeat.api import Batch, Codec, CodecConfig, Event, JsonCodecConfig, OutputContext
 from pybeat.outputs.logstash.config import LogstashConfig
 from pybeat.outputs.logstash.connection import ConnectError, Connection, SendError
 from pybeat.outputs.logstash.tls import TlsSettings
@@ -38,17 +38,14 @@ __all__ = ["LogstashClient", "SharedState"]
 
 
 class SharedState:
-    """What the worker clients of one output share: failed-send attempts per event, counters."""
+    """What the worker clients of one output share: counters (the agent counts the events'
+    outcomes itself, as ``output.<name>.events.*``)."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.attempts: dict[int, int] = {}  # id(event) -> failed sends; removed when it settles
         self.next_client = 0
         self.counters = {
-            "events.acked": 0,
-            "events.retried": 0,
-            "events.dropped_max_retries": 0,
-            "events.dropped_encoding": 0,
+            "encoding_errors": 0,
             "batches.acked": 0,
             "batches.failed": 0,
             "windows": 0,
@@ -68,31 +65,6 @@ class SharedState:
             for k, v in counts.items():
                 key = k.replace("__", ".")
                 self.counters[key] = self.counters.get(key, 0) + v
-
-    def failed_send(self, events: list[Event], max_retries: int) -> tuple[list[Event], int]:
-        """Count one failed attempt for each event; return (to retry, number dropped)."""
-        if max_retries < 0:
-            return events, 0
-        retry: list[Event] = []
-        dropped = 0
-        with self.lock:
-            attempts = self.attempts
-            for ev in events:
-                n = attempts.get(id(ev), 0) + 1
-                if n > max_retries:
-                    attempts.pop(id(ev), None)
-                    dropped += 1
-                else:
-                    attempts[id(ev)] = n
-                    retry.append(ev)
-        return retry, dropped
-
-    def settled(self, events: list[Event]) -> None:
-        if not self.attempts:
-            return
-        with self.lock:
-            for ev in events:
-                self.attempts.pop(id(ev), None)
 
     def snapshot(self) -> dict[str, Any]:
         with self.lock:
@@ -118,6 +90,8 @@ class LogstashClient:
         self.config = config
         self.shared = shared
         self.logger = ctx.logger
+        bind = getattr(ctx.logger, "bind", None)  # -d logstash: its debug lines (a structlog-style bind)
+        self.debug_log = bind(logger="logstash") if bind is not None else None
         codec_cfg = CodecConfig.model_validate({"json": JsonCodecConfig(escape_html=config.escape_html)})
         self.codec = Codec(ctx.beat, codec_cfg, index=config.index)
         self.hosts = hosts
@@ -130,8 +104,6 @@ class LogstashClient:
         self.conn = self._connection()
         self.limit = config.bulk_max_size if config.bulk_max_size > 0 else 1 << 30
         self.window = float(SLOW_START_WINDOW if config.slow_start else self.limit)
-        self._failures = 0
-        self._stop = threading.Event()
 
     # -- hosts and connections ------------------------------------------------------------------
     def _connection(self) -> Connection:
@@ -164,14 +136,6 @@ class LogstashClient:
         if self.config.slow_start:
             self.window = max(1.0, float(int(self.window) // 2))
 
-    # -- backoff --------------------------------------------------------------------------------------
-    def _backoff(self) -> None:
-        """Equal-jitter exponential backoff (as Beats): half the step fixed, half random."""
-        self._failures += 1
-        b = self.config.backoff
-        step = min(b.max, b.init * (2 ** min(self._failures - 1, 30)))
-        self._stop.wait(step / 2 + self.rng.random() * step / 2)
-
     # -- publishing ------------------------------------------------------------------------------------
     def publish(self, batch: Batch) -> None:
         payloads, sendable, bad = self._encode(batch.events)
@@ -180,15 +144,11 @@ class LogstashClient:
             return
         if not self._ensure_connection():
             if self.fallback_hosts and self._publish_via_fallback(batch, payloads, sendable, bad):
-                self._backoff()  # own host still down: wait before trying it again
                 return
-            self.shared.add(events__retried=len(sendable))
-            batch.settle(retry=sendable, dropped=bad)
+            batch.settle(cancelled=sendable, dropped=bad)
             self._next_host()
-            self._backoff()
             return
-        if self._send(self.conn, batch, payloads, sendable, bad):
-            self._failures = 0
+        self._send(self.conn, batch, payloads, sendable, bad)
 
     def _send(self, conn: Connection, batch: Batch, payloads: list[bytes], sendable: list[Event], bad: int) -> bool:
         """Send on ``conn`` and settle the batch either way; True if every event was ACKed."""
@@ -199,10 +159,11 @@ class LogstashClient:
             self.shared.add(write__bytes=conn.bytes_sent - written)
             self._send_failed(batch, conn, sendable, bad, exc, conn.keepalives - keepalives)
             return False
-        self.shared.settled(sendable)
-        self.shared.add(events__acked=len(sendable), batches__acked=1, write__bytes=conn.bytes_sent - written,
+        self.shared.add(batches__acked=1, write__bytes=conn.bytes_sent - written,
                         acks__keepalive=conn.keepalives - keepalives)
         self._count_host(conn.where, len(sendable))
+        self._log("debug", "batch acked", events=len(sendable), window=self._window_size(),
+                  bytes=conn.bytes_sent - written)
         batch.settle(acked=len(sendable), dropped=bad)
         return True
 
@@ -243,7 +204,7 @@ class LogstashClient:
                 continue
             sendable.append(ev)
         if bad:
-            self.shared.add(events__dropped_encoding=bad)
+            self.shared.add(encoding_errors=bad)
         return payloads, sendable, bad
 
     def _ensure_connection(self) -> bool:
@@ -262,6 +223,7 @@ class LogstashClient:
         if conn.connected:
             return True
         try:
+            self._log("debug", "connecting to logstash", timeout=self.config.timeout, window=self._window_size())
             conn.connect()
         except ConnectError as exc:
             self.shared.add(connections__failed=1)
@@ -274,25 +236,20 @@ class LogstashClient:
     def _send_failed(
         self, batch: Batch, conn: Connection, sendable: list[Event], bad: int, exc: SendError, keepalives: int
     ) -> None:
-        """Settle the ACKed prefix, retry the rest (dropping what ran out of retries), back off."""
+        """Settle the ACKed prefix and hand the rest back (the agent retries them with backoff)."""
         conn.close()
         self._shrink()
         acked = exc.acked
-        if exc.refused:  # TLS 1.3 refusal seen on the first read: a connection failure
-            retry, over = sendable, 0
-        else:
-            retry, over = self.shared.failed_send(sendable[acked:], self.config.max_retries)
-        self.shared.settled(sendable[:acked])
-        self.shared.add(
-            events__acked=acked, events__retried=len(retry), events__dropped_max_retries=over,
-            batches__failed=1, connections__broken=1, acks__keepalive=keepalives,
-        )
+        rest = sendable[acked:]
+        self.shared.add(batches__failed=1, connections__broken=1, acks__keepalive=keepalives)
         self._count_host(conn.where, acked)
-        self._log("error", "logstash send failed", error=str(exc), acked=acked, retried=len(retry), dropped=over)
-        batch.settle(acked=acked, retry=retry, dropped=bad + over)
+        self._log("error", "logstash send failed", error=str(exc), acked=acked, unacked=len(rest))
+        if exc.refused:  # TLS 1.3 refusal seen on the first read: a connection failure, nothing sent
+            batch.settle(acked=acked, cancelled=rest, dropped=bad)
+        else:
+            batch.settle(acked=acked, retry=rest, dropped=bad)
         if conn is self.conn:
             self._next_host()
-            self._backoff()
 
     def _count_host(self, where: str, n: int) -> None:
         if n:
@@ -300,9 +257,9 @@ class LogstashClient:
                 self.shared.per_host[where] = self.shared.per_host.get(where, 0) + n
 
     def _log(self, level: str, msg: str, **kv: Any) -> None:
-        if self.logger is not None:
-            getattr(self.logger, level)(msg, output="logstash", host=self.conn.where, **kv)
+        logger = self.debug_log if level == "debug" else self.logger
+        if logger is not None:
+            getattr(logger, level)(msg, output="logstash", host=self.conn.where, **kv)
 
     def close(self) -> None:
-        self._stop.set()
         self.conn.close()

@@ -10,8 +10,7 @@ from __future__ import annotations
 import zlib
 from typing import Any
 
-from pybeat.api import Event, Packet, ProtocolContext
-from pybeat.envelope import Envelope, add_notes
+from pybeat.api import Envelope, Event, Packet, ProtocolContext, add_notes
 
 from pybeat.protocols.dhcpv4.exchange import ExchangeAnalyzer
 from pybeat.protocols.dhcpv4.options import map_options
@@ -45,7 +44,7 @@ class Dhcpv4Analyzer(ExchangeAnalyzer):
         unmapped: bool = False,
     ):
         self.emit = ctx.emit
-        self.envelope: Envelope = ctx.envelope if ctx.envelope is not None else Envelope()
+        self.envelope: Envelope = ctx.envelope
         super().__init__(timeout_s, max_exchanges, track_exchanges)
         self.custom = custom or {}
         self.unmapped = unmapped

@@ -13,8 +13,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Hashable
 
-from pybeat.api import Analyzer
-from pybeat.timefmt import format_ts
+from pybeat.api import Analyzer, format_ts
 
 __all__ = ["ExchangeTracker", "MAX_TYPES_LISTED"]
 

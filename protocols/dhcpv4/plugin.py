@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import re
 from typing import Literal
 
 from pydantic import Field, field_validator
 
-from pybeat.api import Analyzer, CommonProtocolConfig, Plugin, PluginConfig, ProtocolContext
+from pybeat.api import Analyzer, CommonProtocolConfig, PluginConfig, ProtocolContext, load_field_file
 
 from pybeat.protocols.dhcpv4.analyzer import Dhcpv4Analyzer
 
@@ -64,9 +66,9 @@ class Dhcpv4Config(CommonProtocolConfig):
         return value
 
 
-
-class Dhcpv4Plugin(Plugin):
+class Dhcpv4Plugin:
     name = "dhcpv4"
+    api_version = "1.0"
     transports = frozenset({"udp"})
     config_model = Dhcpv4Config
 
@@ -79,6 +81,10 @@ class Dhcpv4Plugin(Plugin):
             custom={code: (opt.name, opt.type) for code, opt in config.custom_options.items()},
             unmapped=config.include_unmapped_options,
         )
+
+    def fields(self) -> dict[str, str]:
+        """The fields this protocol writes, for the index template (fields.yml beside this file)."""
+        return load_field_file(Path(__file__).with_name("fields.yml"))
 
 
 plugin = Dhcpv4Plugin()

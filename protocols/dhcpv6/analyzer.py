@@ -10,8 +10,7 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from pybeat.api import Event, Packet, ProtocolContext
-from pybeat.envelope import Envelope, add_notes
+from pybeat.api import Envelope, Event, Packet, ProtocolContext, add_notes
 
 from pybeat.protocols.dhcpv4.exchange import ExchangeAnalyzer
 from pybeat.protocols.dhcpv6.parser import SERVER_TYPES, Dhcpv6ParseError, parse
@@ -27,7 +26,7 @@ _EXPECTS_REPLY = frozenset({
 class Dhcpv6Analyzer(ExchangeAnalyzer):
     def __init__(self, ctx: ProtocolContext, timeout_s: float, max_exchanges: int, track_exchanges: bool = True):
         self.emit = ctx.emit
-        self.envelope: Envelope = ctx.envelope if ctx.envelope is not None else Envelope()
+        self.envelope: Envelope = ctx.envelope
         super().__init__(timeout_s, max_exchanges, track_exchanges)
 
     def on_udp(self, pkt: Packet, payload: bytes) -> None:

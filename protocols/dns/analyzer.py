@@ -14,9 +14,8 @@ from typing import Any
 
 import orjson
 
-from pybeat.api import Analyzer, Event, Packet, ProtocolContext, TcpConnection
-from pybeat.envelope import Envelope, add_notes
-from pybeat.timefmt import format_ts
+from pybeat._fastpath import fastpath_of
+from pybeat.api import Analyzer, Envelope, Event, Packet, ProtocolContext, TcpConnection, add_notes, format_ts
 from pybeat.protocols.dns import errors as notes_
 from pybeat.protocols.dns.domain import DomainParts
 from pybeat.protocols.dns.event import (
@@ -89,8 +88,8 @@ class DnsAnalyzer(Analyzer):
         self.emit = ctx.emit
         # Whether events may share nested objects with each other (memoised dns.* parts): only
         # when the agent says nothing downstream changes an event.
-        self._shareable = bool(getattr(ctx, "events_may_share", False))
-        self.envelope: Envelope = ctx.envelope if ctx.envelope is not None else Envelope()
+        self._shareable = ctx.events_may_share
+        self.envelope: Envelope = ctx.envelope
         self.timeout_ns = int(config.transaction_timeout * 1_000_000_000)
         self.max_pending = config.max_pending_transactions
         self.include_authorities = config.include_authorities
@@ -110,13 +109,12 @@ class DnsAnalyzer(Analyzer):
         # configuration.
         self._raw_templates: dict[tuple[Any, ...], bytes] = {}
         # Where the pipeline lets it, the document ends with the pipeline's agent, ecs and host
-        # (ProtocolContext.raw_close) and is published as it is; else with "}" and they are
-        # spliced in by ``emit``.
-        close = getattr(ctx, "raw_close", None)
-        emit_closed = getattr(ctx, "emit_closed", None)
-        if close and emit_closed is not None:
-            end = close.replace(b"%", b"%%")  # a template
-            self._emit_raw = emit_closed
+        # (pybeat._fastpath.FastPath.raw_close) and is published as it is; else with "}" and
+        # they are spliced in by ``emit``.
+        fast = fastpath_of(ctx)
+        if fast is not None:
+            end = fast.raw_close.replace(b"%", b"%%")  # a template
+            self._emit_raw = fast.emit_closed
         else:
             end = b"}"
             self._emit_raw = self.emit

@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from pydantic import Field
 
-from pybeat.api import Analyzer, CommonProtocolConfig, ProtocolContext
+from pybeat.api import Analyzer, CommonProtocolConfig, ProtocolContext, SummaryField, load_field_file
 from pybeat.protocols.dns.analyzer import DnsAnalyzer
 
 __all__ = ["DnsConfig", "DnsPlugin", "plugin"]
@@ -35,6 +36,8 @@ class DnsConfig(CommonProtocolConfig):
 
 class DnsPlugin:
     name = "dns"
+    api_version = "1.0"
+    summary_field = SummaryField("names", "dns.question.name")
     transports = frozenset({"udp", "tcp"})
     config_model = DnsConfig
 
@@ -50,6 +53,10 @@ class DnsPlugin:
         from pybeat.protocols.dns.domain import prepare
 
         prepare()
+
+    def fields(self) -> dict[str, str]:
+        """The fields this protocol writes, for the index template (fields.yml beside this file)."""
+        return load_field_file(Path(__file__).with_name("fields.yml"))
 
 
 plugin = DnsPlugin()

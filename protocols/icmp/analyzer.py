@@ -12,8 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pybeat.api import Analyzer, Event, Packet, ProtocolContext
-from pybeat.envelope import Envelope, add_notes, community_id
+from pybeat.api import Analyzer, Envelope, Event, Packet, ProtocolContext, add_notes, community_id
 
 from pybeat.protocols.icmp import message as m
 
@@ -55,7 +54,7 @@ class _Transaction:
 class IcmpAnalyzer(Analyzer):
     def __init__(self, ctx: ProtocolContext, timeout_s: float, max_pending: int):
         self.emit = ctx.emit
-        self.envelope: Envelope = ctx.envelope if ctx.envelope is not None else Envelope()
+        self.envelope: Envelope = ctx.envelope
         self.timeout_ns = int(timeout_s * 1e9)
         self.max_pending = max_pending
         # insertion order is capture order, so the oldest pending request is always first

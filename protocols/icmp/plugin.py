@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field, field_validator
 
-from pybeat.api import Analyzer, CommonProtocolConfig, Plugin, ProtocolContext
+from pybeat.api import Analyzer, CommonProtocolConfig, ProtocolContext, load_field_file
 
 from pybeat.protocols.icmp.analyzer import IcmpAnalyzer
 
@@ -26,14 +28,18 @@ class IcmpConfig(CommonProtocolConfig):
         return value
 
 
-
-class IcmpPlugin(Plugin):
+class IcmpPlugin:
     name = "icmp"
+    api_version = "1.0"
     transports = frozenset({"icmp"})
     config_model = IcmpConfig
 
     def create(self, config: IcmpConfig, ctx: ProtocolContext) -> Analyzer:
         return IcmpAnalyzer(ctx, config.transaction_timeout, config.max_pending_requests)
+
+    def fields(self) -> dict[str, str]:
+        """The fields this protocol writes, for the index template (fields.yml beside this file)."""
+        return load_field_file(Path(__file__).with_name("fields.yml"))
 
 
 plugin = IcmpPlugin()

@@ -2,12 +2,13 @@
 
 Owns: the writer only. Nanosecond-resolution pcap (magic ``a1b23c4d``), as Packetbeat's dumper
 writes, readable by tcpdump, tshark and ``PcapFileSource``. Writes are buffered; ``close``
-flushes. Packetbeat names the file ``<prefix>-<yyyyMMddHHmmss>.pcap``: ``dump_file_name`` does
+flushes. The file is created 0600 whatever the umask (it holds raw traffic). Packetbeat names the file ``<prefix>-<yyyyMMddHHmmss>.pcap``: ``dump_file_name`` does
 that for callers that take a prefix.
 """
 
 from __future__ import annotations
 
+import os
 import struct
 import time
 from typing import BinaryIO
@@ -32,7 +33,9 @@ class PcapWriter:
         self.path = path
         self.packets = 0
         try:
-            self._fh: BinaryIO | None = open(path, "wb")  # noqa: SIM115 (closed in close())
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.fchmod(fd, 0o600)  # also when the file was there before
+            self._fh: BinaryIO | None = os.fdopen(fd, "wb")  # closed in close()
         except OSError as exc:
             raise CaptureError(f"cannot open dump file {path!r}: {exc.strerror}") from exc
         self._snaplen = snaplen

@@ -100,6 +100,8 @@ class PacketbeatSection(Section):
     npcap: dict[str, Any] = {}
     # pybeat's own settings (not in Packetbeat):
     config: IncludeConfig = IncludeConfig()  # pybeat.config.d: pybeat.d/*.yml
+    #: detectors by name (pybeat.detection.<name>: {enabled: true, ...}), validated by their plugins
+    detection: dict[str, dict[str, Any] | None] = {}
     limits: LimitsConfig = LimitsConfig()  # decoder caps, see ARCHITECTURE.md "caps"
     # processes for a -I replay, split by flow; "auto" = one per CPU (each writes its own files)
     workers: int | Literal["auto"] = Field(default=1)
@@ -220,6 +222,11 @@ class SetupConfig(Section):
 
 class KeystoreConfig(Section):
     path: str | None = None  # default: <path.data>/pybeat.keystore
+
+
+#: Top-level sections Beats defines whose meaning an output plugin supplies (it lists them in its
+#: ``top_level_sections``; see pybeat.config.settings): Elastic Cloud's cloud.id / cloud.auth.
+PLUGIN_SECTIONS = ("cloud",)
 
 
 class CloudConfig(Section):

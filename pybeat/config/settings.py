@@ -11,7 +11,7 @@ from typing import Any
 
 from pybeat.config.errors import unknown_name, validate
 from pybeat.config.loader import ConfigError, RawConfig
-from pybeat.config.models import AgentConfig
+from pybeat.config.models import PLUGIN_SECTIONS, AgentConfig
 from pybeat.plugins import PluginError, Registry
 
 #: Protocols Packetbeat has. A config naming one that pybeat does not implement still loads
@@ -41,12 +41,21 @@ class OutputSetup:
 
 
 @dataclass
+class DetectorSetup:
+    name: str
+    plugin: Any
+    config: Any
+    key: str  # packetbeat.detection.<name> (pybeat.detection.<name> in the file)
+
+
+@dataclass
 class Settings:
     agent: AgentConfig
     raw: RawConfig
     protocols: list[ProtocolSetup] = field(default_factory=list)
     outputs: list[OutputSetup] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    detectors: list[DetectorSetup] = field(default_factory=list)
 
 
 def _protocol_items(protocols: Any) -> list[tuple[str, dict[str, Any]]]:
@@ -57,19 +66,26 @@ def _protocol_items(protocols: Any) -> list[tuple[str, dict[str, Any]]]:
     return [(f"packetbeat.protocols.{i}", dict(item) if isinstance(item, dict) else {}) for i, item in enumerate(protocols)]
 
 
-def _apply_cloud(raw: RawConfig) -> None:
-    cloud = raw.data.get("cloud")
-    if not isinstance(cloud, dict) or not (cloud.get("id") or cloud.get("auth")):
+def _apply_plugin_sections(raw: RawConfig, registry: Registry) -> None:
+    """Top-level sections whose meaning an output plugin supplies (``cloud.id``/``cloud.auth``:
+    the plugin that lists the section in its ``top_level_sections`` rewrites the raw config
+    before validation, as libbeat's cloudid does). Output plugins are imported only when such a
+    section is set."""
+    present = [k for k in PLUGIN_SECTIONS if isinstance(raw.data.get(k), dict)
+               and any(v not in (None, "") for v in raw.data[k].values())]
+    if not present:
         return
-    try:
-        from pybeat.outputs.elasticsearch.cloudid import apply_cloud
-    except ImportError as exc:
-        raise ConfigError(f"cloud.id: the elasticsearch output is not available ({exc})") from None
-    try:
-        apply_cloud(raw.data)
-    except ValueError as exc:
-        where = raw.origin("cloud.id")
-        raise ConfigError(f"cloud.id{f' ({where})' if where else ''}: {exc}") from None
+    for section in present:
+        owners = [p for p in registry.usable("outputs") if section in getattr(p, "top_level_sections", ())]
+        if not owners:
+            raise ConfigError(f"{section}{_where(raw, section)}: no installed output plugin handles this section")
+        for plugin in owners:
+            try:
+                plugin.apply_top_level(raw.data)
+            except ValueError as exc:
+                body = raw.data[section]
+                key = f"{section}.{next(iter(body))}" if body else section
+                raise ConfigError(f"{key}{_where(raw, key)}: {exc}") from None
 
 
 def _unset_nulls(body: dict[str, Any]) -> dict[str, Any]:
@@ -101,7 +117,7 @@ def load_settings(raw: RawConfig, registry: Registry, require_output: bool = Tru
     warnings: list[str] = []
     had_kibana = isinstance(raw.data.get("setup"), dict) and "kibana" in raw.data["setup"]
     try:
-        _apply_cloud(raw)
+        _apply_plugin_sections(raw, registry)
     except ConfigError as exc:
         problems += exc.problems
     if not had_kibana and isinstance(raw.data.get("setup"), dict):
@@ -122,6 +138,7 @@ def load_settings(raw: RawConfig, registry: Registry, require_output: bool = Tru
 
     protocol_setups = _protocols(protocols, raw, registry, problems, warnings)
     output_setups = _outputs(outputs, raw, registry, problems, warnings)
+    detector_setups = _detectors(_typed(pb.get("detection"), dict, {}), raw, registry, problems, warnings)
 
     from pybeat.processors.build import validate_processors
 
@@ -137,7 +154,37 @@ def load_settings(raw: RawConfig, registry: Registry, require_output: bool = Tru
         problems.append("output: no output is enabled (configure output.file, output.console, output.elasticsearch, ...)")
     if problems or agent is None:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems), problems)
-    return Settings(agent, raw, protocol_setups, output_setups, warnings)
+    return Settings(agent, raw, protocol_setups, output_setups, warnings, detector_setups)
+
+
+def _detectors(
+    detection: dict[str, Any], raw: RawConfig, registry: Registry, problems: list[str], warnings: list[str]
+) -> list[DetectorSetup]:
+    """``pybeat.detection.<name>``: each validated by its detector plugin's model."""
+    setups: list[DetectorSetup] = []
+    for name, body in detection.items():
+        key = f"packetbeat.detection.{name}"
+        at = _where(raw, key)
+        if body is not None and not isinstance(body, dict):
+            problems.append(f"{key}{at}: a detector's settings are a mapping, got a {type(body).__name__}")
+            continue
+        try:
+            plugin = registry.get("detectors", name)
+        except KeyError:
+            installed = registry.names("detectors")
+            problems.append(f"{key}{at}: " + unknown_name("detector", name, installed, installed))
+            continue
+        except PluginError as exc:
+            problems.append(f"{key}{at}: {exc}")
+            continue
+        try:
+            config = validate(plugin.config_model, _unset_nulls(dict(body or {})), key, raw, warnings)
+        except ConfigError as exc:
+            problems += exc.problems
+            continue
+        if getattr(config, "enabled", True):
+            setups.append(DetectorSetup(name, plugin, config, key))
+    return setups
 
 
 def _protocols(

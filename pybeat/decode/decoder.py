@@ -7,8 +7,10 @@ dispatch to analyzers by port (UDP: source port first, then destination port, as
 
 It never raises for a packet: anything malformed is counted in ``errors`` by reason and the
 packet is skipped. This is the hot path: plain code, ``struct`` calls, no per-packet logging.
-An exception raised by an analyzer (whatever its type) is counted as ``analyzer_exception``, with
-``last_exception`` set, never as a malformed packet.
+An exception raised by an analyzer (whatever its type) costs only that packet: it goes to
+``on_analyzer_error(analyzer, exc)`` when the agent gives one (counted and logged under the
+plugin's name), else it is counted as ``analyzer_exception``, with ``last_exception`` set; never
+as a malformed packet.
 
 Time: packet time drives expiry, one tick (``tick``) every ``tick_interval_s`` of it. A frame
 stamped more than ``MAX_TIME_JUMP_NS`` (one hour) after the previous frame does not tick on its
@@ -30,6 +32,7 @@ from typing import Any
 from pybeat.api import Analyzer, Packet
 from pybeat.decode.ipfrag import FragmentReassembler
 from pybeat.decode.tcp import TcpReassembler
+from pybeat.logs import get_logger
 
 LINKTYPE_NULL = 0
 LINKTYPE_ETHERNET = 1
@@ -113,8 +116,12 @@ class Decoder:
         limits: DecoderLimits | None = None,
         shard: tuple[int, int] | None = None,
         split_by: str = "flow",
+        timers: list[Any] | None = None,
+        on_analyzer_error: Any = None,
     ):
         self.limits = limits or DecoderLimits()
+        #: called as (analyzer or None, exception) when an analyzer raises
+        self.on_analyzer_error = on_analyzer_error
         #: (index, count): decode only this process's share of the flows (see agent.run_sharded)
         self.shard = shard if shard and shard[1] > 1 else None
         if split_by not in SPLIT_MODES:
@@ -130,6 +137,10 @@ class Decoder:
         for a in [*self.udp_ports.values(), *self.tcp_ports.values(), icmp]:
             if a is not None and all(a is not b for b in self.analyzers):
                 self.analyzers.append(a)
+        #: what else runs on packet time after the analyzers (the agent's detectors)
+        self.timers: list[Any] = list(timers or [])
+        get_logger("decoder").debug("decoder ready", udp_ports=sorted(self.udp_ports), tcp_ports=sorted(self.tcp_ports),
+                                    icmp=icmp is not None, shard=self.shard, split_by=split_by, limits=vars(self.limits))
         self.frags = FragmentReassembler(
             self.limits.max_fragmented_datagrams, int(self.limits.fragment_timeout_s * 1e9)
         )
@@ -155,9 +166,12 @@ class Decoder:
     def _error(self, reason: str) -> None:
         self.errors[reason] = self.errors.get(reason, 0) + 1
 
-    def _analyzer_failed(self, exc: Exception) -> None:
-        self._error("analyzer_exception")
+    def _analyzer_failed(self, exc: BaseException, analyzer: Any = None) -> None:
         self.last_exception = exc
+        if self.on_analyzer_error is not None:
+            self.on_analyzer_error(analyzer, exc)
+        else:
+            self._error("analyzer_exception")
 
     def stats(self) -> dict[str, int]:
         out = {
@@ -256,8 +270,7 @@ class Decoder:
         except (struct.error, IndexError, ValueError, OSError):
             self._error("malformed")
         except Exception as exc:  # an analyzer bug: count it, keep the agent alive
-            self._error("analyzer_exception")
-            self.last_exception = exc
+            self._analyzer_failed(exc)
 
     def _udp4(self, ts_ns: int, frame: bytes, total: int) -> None:
         """UDP in option-less, unfragmented IPv4 in Ethernet (``total`` fits in the frame)."""
@@ -279,7 +292,7 @@ class Decoder:
                 else:
                     analyzer.on_udp(Packet(ts_ns, src, dst, sport, dport, "udp", 4, ()), payload)
             except Exception as exc:
-                self._analyzer_failed(exc)
+                self._analyzer_failed(exc, analyzer)
 
     def _ethernet(self, ts_ns: int, frame: bytes) -> None:
         if len(frame) < 14:
@@ -425,7 +438,7 @@ class Decoder:
                 try:
                     analyzer.on_udp(pkt, payload)
                 except Exception as exc:
-                    self._analyzer_failed(exc)
+                    self._analyzer_failed(exc, analyzer)
         elif proto == 6:
             if len(data) < 20:
                 self._error("short_tcp_header")
@@ -449,7 +462,7 @@ class Decoder:
                     dport in self.tcp_ports, version, vlans,
                 )
             except Exception as exc:
-                self._analyzer_failed(exc)
+                self._analyzer_failed(exc, analyzer)
         elif proto == 1 or proto == 58:
             if self.icmp is None:
                 return
@@ -467,7 +480,7 @@ class Decoder:
             try:
                 self.icmp.on_icmp(pkt, data)
             except Exception as exc:
-                self._analyzer_failed(exc)
+                self._analyzer_failed(exc, self.icmp)
         elif (proto == 4 or proto == 41) and depth == 0:
             self._ip(ts_ns, data, 0, 4 if proto == 4 else 6, vlans, 1)
 
@@ -477,7 +490,7 @@ class Decoder:
         try:
             key = analyzer.shard_key(payload) if payload else 0
         except Exception as exc:
-            self._analyzer_failed(exc)
+            self._analyzer_failed(exc, analyzer)
             return False
         if analyzer.shard_by_key_only:
             return self._mine(b"", 0, b"", 0, key)
@@ -512,18 +525,21 @@ class Decoder:
         self.frags.expire(now_ns)
         self._guard(self.tcp.expire, now_ns)
         for a in self.analyzers:
-            self._guard(a.expire, now_ns)
+            self._guard(a.expire, now_ns, a)
+        for t in self.timers:
+            t.expire(now_ns)
 
     def flush(self) -> None:
         """End of input: close streams, then let analyzers publish what is pending."""
         now = self.now_ns
         self._guard(self.tcp.flush, now)
         for a in self.analyzers:
-            self._guard(a.flush, now)
+            self._guard(a.flush, now, a)
+        for t in self.timers:
+            t.flush(now)
 
-    def _guard(self, fn: Any, now_ns: int) -> None:
+    def _guard(self, fn: Any, now_ns: int, analyzer: Any = None) -> None:
         try:
             fn(now_ns)
         except Exception as exc:  # an analyzer bug in a timer must not stop the agent
-            self._error("analyzer_exception")
-            self.last_exception = exc
+            self._analyzer_failed(exc, analyzer)

@@ -8,9 +8,9 @@ nothing here runs per packet.
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
-Provider = Callable[[], dict[str, Any]]
+Provider = Callable[[], Mapping[str, Any]]
 
 
 class MetricsRegistry:

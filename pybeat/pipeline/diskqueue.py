@@ -22,12 +22,13 @@ and a segment is deleted when every output has settled all its events.
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import re
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 import orjson
@@ -107,22 +108,47 @@ class _Segment:
     size: int  # bytes on disk, counted against max_size
     sealed: bool  # no more frames will be added
     damaged: bool = False  # a reader found damage: readers skip it, the writer leaves it
+    #: (seq, byte offset) where each write of this run began: a reader seeks, not scans
+    index: list[tuple[int, int]] = field(default_factory=list)
 
     @property
     def end_seq(self) -> int:
         return self.first_seq + self.frames
 
 
+class _NoDeadline:
+    """Stands for the agent's shutdown deadline when there is none (tests, tools)."""
+
+    def expired(self) -> bool:
+        return False
+
+    def wait_time(self, poll: float) -> float:
+        return poll
+
+
+_POLL = 0.25
+
+
 class DiskQueue:
     """One queue shared by several outputs (``consumers``: the output names).
 
     ``put`` is called by the pipeline (one thread at a time); each output's workers use their
-    :class:`DiskQueueConsumer` (``consumer(name)``), which has MemQueue's calls.
+    :class:`DiskQueueConsumer` (``consumer(name)``), which has MemQueue's calls. ``deadline``
+    (``expired()``, ``wait_time(poll)``): the agent's shutdown deadline; blocked puts and
+    drains give up when it passes, and what is not settled stays on disk.
     """
 
-    def __init__(self, settings: DiskQueueSettings, consumers: Iterable[str], logger: Any = None):
+    def __init__(self, settings: DiskQueueSettings, consumers: Iterable[str], logger: Any = None,
+                 deadline: Any = None, window: int = 4096):
         self.settings = settings
         self.logger = logger
+        self.deadline = deadline or _NoDeadline()
+        # The events of the last writes, in memory: an output that keeps up takes them from
+        # here (the same Event objects, as the memory queue hands out) instead of reading them
+        # back from disk. seq of _window[0] is _window_first.
+        self._window: deque[Event] = deque()
+        self._window_first = 0
+        self._window_cap = max(0, window)
         self.dir = settings.path
         self._cond = threading.Condition()
         self._wlock = threading.Lock()
@@ -313,20 +339,26 @@ class DiskQueue:
             return 0
         buf = bytearray()
         bounds = [0]  # frame i is buf[bounds[i]:bounds[i + 1]]
-        for ev in events:
+        kept = events
+        encode = seg_format.encode_frame
+        for k, ev in enumerate(events):
             try:
-                seg_format.encode_frame(ev, buf)
+                encode(ev, buf)
             except (TypeError, ValueError) as exc:
                 del buf[bounds[-1] :]
                 self.dropped_unencodable += 1
                 if self.logger is not None:
                     self.logger.warning("disk queue: event could not be encoded; dropped", error=str(exc))
+                if kept is events:
+                    kept = list(events[:k])
                 continue
             bounds.append(len(buf))
+            if kept is not events:
+                kept.append(ev)
         with self._wlock:
-            return self._write_frames(buf, bounds, block)
+            return self._write_frames(buf, bounds, kept, block)
 
-    def _write_frames(self, buf: bytearray, bounds: list[int], block: bool) -> int:
+    def _write_frames(self, buf: bytearray, bounds: list[int], events: list[Event], block: bool) -> int:
         settings = self.settings
         total = len(bounds) - 1
         i = 0
@@ -364,18 +396,22 @@ class DiskQueue:
                     if not block:
                         self.dropped_full += total - i
                         break
-                    self._cond.wait(0.5)  # outputs settling events free segments
+                    if self.deadline.expired():
+                        break  # shutdown gave up: the caller counts the rest as not delivered
+                    self._cond.wait(self.deadline.wait_time(_POLL))  # outputs settling events free segments
                     continue
             try:
                 if self._wseg is None:
                     self._open_write_segment()
-                self._append(bytes(buf[bounds[i] : bounds[j]]), j - i)
+                self._append(memoryview(buf)[bounds[i] : bounds[j]], events[i:j])
                 i = j
                 delay = settings.retry_interval
             except OSError as exc:
                 self.write_errors += 1
                 with self._cond:
                     pending = self._min_acked() < self.next_seq
+                if block and self.deadline.expired():
+                    return i  # shutdown gave up: the caller counts the rest as not delivered
                 if not block or not pending or exc.errno not in (errno.ENOSPC, errno.EDQUOT):
                     self.dropped_write_error += total - i
                     self._report("disk queue: writing events failed; dropped", self.dir, str(exc),
@@ -385,7 +421,7 @@ class DiskQueue:
                 self._report("disk queue: disk full; waiting for outputs to free space", self.dir, str(exc),
                              retry_in=delay)
                 with self._cond:
-                    self._cond.wait(delay)
+                    self._cond.wait(self.deadline.wait_time(delay))
                 delay = min(delay * 2, settings.max_retry_interval)
         return i
 
@@ -408,9 +444,10 @@ class DiskQueue:
             self._wseg = _Segment(sid, path, self.next_seq, 0, HEADER_SIZE, HEADER_SIZE, False)
             self._segments.append(self._wseg)
 
-    def _append(self, data: bytes, frames: int) -> None:
+    def _append(self, data: memoryview, events: list[Event]) -> None:
         seg = self._wseg
         assert seg is not None
+        frames = len(events)
         try:
             _write_all(self._wfd, data)
             os.fdatasync(self._wfd)
@@ -425,6 +462,16 @@ class DiskQueue:
                     self._seal_write_segment()
             raise
         with self._cond:
+            seg.index.append((seg.end_seq, seg.end))
+            if len(self._window) + frames > self._window_cap and self._window:
+                drop = min(len(self._window), len(self._window) + frames - self._window_cap)
+                for _ in range(drop):
+                    self._window.popleft()
+                self._window_first += drop
+            if not self._window:
+                self._window_first = self.next_seq
+            if frames <= self._window_cap:
+                self._window.extend(events)
             seg.frames += frames
             seg.end += len(data)
             seg.size = seg.end
@@ -435,6 +482,10 @@ class DiskQueue:
             size = self.size
             if size > self.peak_bytes:
                 self.peak_bytes = size
+            for c in self._consumers.values():
+                used = self.next_seq - c._acked
+                if used > c.peak:
+                    c.peak = used
             self._cond.notify_all()
 
     def _seal_write_segment(self) -> None:
@@ -468,10 +519,29 @@ class DiskQueue:
             self._stopped = True
             self._cond.notify_all()
 
-    def wait_empty(self, timeout: float | None) -> bool:
-        """Wait until every output settled every event; False on timeout."""
+    def wait_empty(self, timeout: float | None = None) -> bool:
+        """Wait until every output settled every event; False on timeout or at the deadline."""
+        return self._wait(lambda: self._min_acked() >= self.next_seq, timeout)
+
+    def _wait(self, done: Any, timeout: float | None) -> bool:
+        end = None if timeout is None else time.monotonic() + timeout
         with self._cond:
-            return self._cond.wait_for(lambda: self._min_acked() >= self.next_seq, timeout)
+            while not done():
+                if self.deadline.expired():
+                    return False
+                wait = self.deadline.wait_time(_POLL)
+                if end is not None:
+                    left = end - time.monotonic()
+                    if left <= 0:
+                        return False
+                    wait = min(wait, left)
+                self._cond.wait(wait)
+            return True
+
+    def notify(self) -> None:
+        """Wake every waiter (the deadline changed)."""
+        with self._cond:
+            self._cond.notify_all()
 
     def shutdown(self) -> None:
         """Write the final state and release the files (after the outputs stopped)."""
@@ -528,7 +598,10 @@ class DiskQueueConsumer:
         self._done: set[int] = set()  # settled events at or after _acked
         self._gaps: dict[int, int] = {}  # unreadable ranges (damage): start -> end
         self._inflight: dict[int, int] = {}  # id(event) -> seq, handed out and not settled
-        self._retry: deque[tuple[list[Event], int]] = deque()
+        #: (not before, events, retries): groups handed back by the output, taken before new ones
+        self._retry: deque[tuple[float, list[Event], int]] = deque()
+        self._given_up = False  # take_all(): this output takes nothing more in this run
+        self.peak = 0
         self._rlock = threading.Lock()
         self._seg: _Segment | None = None
         self._fd = -1
@@ -540,11 +613,23 @@ class DiskQueueConsumer:
 
     @property
     def used(self) -> int:
+        """Events this output has not settled (queued, in flight, or kept from an earlier run)."""
         return self.queue.next_seq - self._acked
 
     @property
     def capacity(self) -> int:
         return self.queue.settings.max_size
+
+    @property
+    def queued(self) -> int:
+        """Events waiting for this output (not handed to it yet)."""
+        q = self.queue
+        with q._cond:
+            return q.next_seq - self._read_seq + sum(len(g[1]) for g in self._retry)
+
+    @property
+    def dropped_full(self) -> int:
+        return self.queue.dropped_full
 
     # -- MemQueue's calls ---------------------------------------------------------------
     def get(self, max_events: int, timeout: float | None = None) -> tuple[list[Event], int] | None:
@@ -552,18 +637,29 @@ class DiskQueueConsumer:
         output settled everything (or the queue was stopped); ``([], 0)`` on timeout."""
         q = self.queue
         n = max_events if max_events > 0 else q.settings.read_ahead
+        end = None if timeout is None else time.monotonic() + timeout
         with self._rlock:
             while True:
                 with q._cond:
-                    if q._stopped:
+                    if q._stopped or self._given_up:
                         return None
-                    if self._retry:
-                        return self._retry.popleft()
-                    if self._read_seq >= q.next_seq:
-                        if q._closed and not self._inflight:
+                    now = time.monotonic()
+                    if self._retry and self._retry[0][0] <= now:
+                        _, events, retries = self._retry.popleft()
+                        return events, retries
+                    if self._read_seq >= q.next_seq:  # nothing new to read
+                        # Stop only when nothing is in flight either: a batch another worker
+                        # holds may still come back for retry.
+                        if q._closed and not self._inflight and not self._retry:
                             return None
-                        if not q._cond.wait(timeout):
-                            return [], 0
+                        wait = q.deadline.wait_time(_POLL)
+                        if self._retry:
+                            wait = min(wait, max(0.0, self._retry[0][0] - now))
+                        if end is not None:
+                            if now >= end:
+                                return [], 0
+                            wait = min(wait, end - now)
+                        q._cond.wait(wait)
                         continue
                 before = self._read_seq
                 events = self._read(n)
@@ -573,16 +669,39 @@ class DiskQueueConsumer:
                     with q._cond:
                         q._cond.wait(0.05)
 
-    def requeue(self, events: list[Event], retries: int) -> None:
+    def requeue(self, events: list[Event], retries: int, not_before: float = 0.0) -> None:
+        """Events the output could not deliver come back first, from ``not_before``
+        (``time.monotonic()``) on; after a stop they stay on disk for the next start."""
         q = self.queue
         with q._cond:
-            if q._stopped:
-                # They stay on disk for the next start; forget them here.
+            if q._stopped or self._given_up:
                 for ev in events:
                     self._inflight.pop(id(ev), None)
             else:
-                self._retry.append((events, retries))
+                self._retry.append((not_before, events, retries))
+                if len(self._retry) > 1 and not_before < self._retry[-2][0]:
+                    self._retry = deque(sorted(self._retry, key=lambda g: g[0]))
             q._cond.notify_all()
+
+    def release(self, n: int) -> None:
+        """MemQueue's call; the disk queue needs to know which events (``settled``)."""
+
+    def take_all(self) -> int:
+        """Shutdown gave up on this output: it takes nothing more; return how many events
+        were waiting for it (they stay on disk for the next start, as do those in flight)."""
+        q = self.queue
+        with q._cond:
+            n = q.next_seq - self._read_seq + sum(len(g[1]) for g in self._retry)
+            self._given_up = True
+            for _, events, _ in self._retry:
+                for ev in events:
+                    self._inflight.pop(id(ev), None)
+            self._retry.clear()
+            q._cond.notify_all()
+            return n
+
+    def notify(self) -> None:
+        self.queue.notify()
 
     def settled(self, events: list[Event]) -> None:
         """These events were settled for good (acked or dropped by the output)."""
@@ -603,10 +722,12 @@ class DiskQueueConsumer:
     def close(self) -> None:
         self.queue.close()
 
-    def wait_empty(self, timeout: float | None) -> bool:
+    def wait_empty(self, timeout: float | None = None) -> bool:
+        """Wait until this output settled every event; False on timeout, at the deadline or
+        after a stop (what is left stays on disk)."""
         q = self.queue
-        with q._cond:
-            return q._cond.wait_for(lambda: q._stopped or self._acked >= q.next_seq, timeout)
+        return q._wait(lambda: q._stopped or self._given_up or self._acked >= q.next_seq, timeout) \
+            and self._acked >= q.next_seq
 
     # -- internals ----------------------------------------------------------------------
     def _advance(self) -> None:
@@ -622,9 +743,24 @@ class DiskQueueConsumer:
         self._acked = acked
 
     def _read(self, n: int) -> list[Event]:
-        """Read up to ``n`` events from ``_read_seq`` on (under ``_rlock``)."""
+        """Up to ``n`` events from ``_read_seq`` on (under ``_rlock``): from the queue's memory
+        window when they are still there, else from disk."""
         q = self.queue
-        events: list[Event] = []
+        with q._cond:
+            first = q._window_first
+            if first <= self._read_seq < first + len(q._window):
+                start = self._read_seq - first
+                events = list(itertools.islice(q._window, start, start + n))
+                inflight = self._inflight
+                seq = self._read_seq
+                for ev in events:
+                    inflight[id(ev)] = seq
+                    seq += 1
+                self._read_seq = seq
+                if self._seg is not None:
+                    self._close_reader()  # its position is behind now; reopened by seq if needed
+                return events
+        events = []
         seqs: list[int] = []
         while len(events) < n:
             seg = self._seg
@@ -692,7 +828,12 @@ class DiskQueueConsumer:
             return True
         self._close_reader()
         self._fd, self._seg = fd, s
-        self._buf, self._pos, self._buf_off, self._buf_seq = b"", 0, HEADER_SIZE, s.first_seq
+        offset, seq = HEADER_SIZE, s.first_seq
+        for at_seq, at in s.index:  # the last write that began at or before _read_seq
+            if at_seq > self._read_seq:
+                break
+            seq, offset = at_seq, at
+        self._buf, self._pos, self._buf_off, self._buf_seq = b"", 0, offset, seq
         return True
 
     def _damaged(self, seg: _Segment, reason: str) -> None:
@@ -735,7 +876,7 @@ def _make_private_dir(path: str) -> None:
     os.chmod(path, 0o700)
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def _write_all(fd: int, data: bytes | memoryview) -> None:
     view = memoryview(data)
     while view:
         n = os.write(fd, view)

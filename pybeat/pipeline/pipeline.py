@@ -1,156 +1,72 @@
-"""The publishing pipeline: protocol events -> processors -> queue -> output workers.
+"""The publishing pipeline: protocol events -> detectors, processors -> queue -> output workers.
 
-Owns: the per-protocol client (its ``fields``, ``tags``, ``processors``, ``index``), the
-agent's own fields (``agent.*``, ``ecs.version``, ``host.name``), global fields, tags and
-processors, batching (``flush.min_events`` / ``flush.timeout``), one bounded queue and a set of
-worker threads per output, and the event accounting that proves nothing was lost:
+Owns: the per-protocol client (its ``fields``, ``tags``, ``processors``, ``index``,
+``keep_null``, and the detectors that watch its events), the agent's own fields (``agent.*``,
+``ecs.version``, ``host.name``), global fields, tags and processors, batching
+(``flush.min_events`` / ``flush.timeout``) and fan-out to one :class:`OutputRunner` per output
+(see runner.py for retries, backoff and per-output accounting). The counts that prove nothing
+was lost:
 
-    published = acked + dropped (by outputs) + dropped_full (live capture, queue full) + pending
+    published = (per output) acked + duplicates + dropped + not_delivered
+    events    = published + filtered (dropped by a processor) + dropped_queue_full (live capture)
+                + not_delivered (given up at a shutdown deadline before reaching a queue)
 
 Several outputs may be enabled at once (Packetbeat allows one): each gets every event through
-its own queue, and replay waits for the slowest.
+its own queue, and a replay waits for the slowest.
 """
 
 from __future__ import annotations
 
-import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import orjson
 
-from pybeat.api import Batch, BeatInfo, Event, Output
-from pybeat.pipeline.queue import MemQueue
+from pybeat.api import BeatInfo, Event
+from pybeat.pipeline.faults import FaultLog
+from pybeat.pipeline.runner import OutputRunner
 
 ECS_VERSION = "8.0.0"
 _ECS = {"version": ECS_VERSION}
 
+__all__ = ["AlertClient", "ECS_VERSION", "OutputRunner", "Pipeline", "ProtocolClient"]
 
-class OutputRunner:
-    """One output: its queue and its worker threads."""
 
-    def __init__(
-        self,
-        name: str,
-        make_client: Callable[[], Output],
-        workers: int,
-        batch_size: int,
-        queue_events: int,
-        logger: Any,
-    ):
-        self.name = name
-        self.queue = MemQueue(queue_events)
-        self.batch_size = batch_size
-        self.logger = logger
-        self.clients = [make_client() for _ in range(max(1, workers))]
-        self.acked = 0
-        self.duplicates = 0
-        self.dropped = 0
-        self.retried = 0
-        self.batches = 0
-        self.failures = 0
-        self._abandon = False
-        self._lock = threading.Lock()
-        self._threads = [
-            threading.Thread(target=self._work, args=(c,), name=f"output-{name}-{i}", daemon=True)
-            for i, c in enumerate(self.clients)
-        ]
-        for t in self._threads:
-            t.start()
+class _NoChain:
+    """An empty processor chain."""
 
-    def _on_settle(self, batch: Batch, acked: int, duplicates: int, retry: list[Event], dropped: int) -> None:
-        with self._lock:
-            self.acked += acked - duplicates
-            self.duplicates += duplicates
-            self.dropped += dropped
-            self.batches += 1
-            if retry:
-                self.retried += len(retry)
-        self.queue.release(acked + dropped)
-        if retry:
-            if self._abandon:
-                with self._lock:
-                    self.dropped += len(retry)
-                self.queue.release(len(retry))
-            else:
-                self.queue.requeue(retry, batch.retries + 1)
+    def __bool__(self) -> bool:
+        return False
 
-    def _work(self, client: Output) -> None:
-        while True:
-            got = self.queue.get(self.batch_size)
-            if got is None:
-                return
-            events, retries = got
-            if not events:
-                continue
-            if self._abandon:
-                with self._lock:
-                    self.dropped += len(events)
-                self.queue.release(len(events))
-                continue
-            batch = Batch(events, self._on_settle, retries)
-            try:
-                client.publish(batch)
-            except Exception as exc:  # an output bug must not lose events or kill the worker
-                self.failures += 1
-                if self.logger is not None:
-                    self.logger.error("output publish failed", output=self.name, error=repr(exc))
-                if not batch.settled:
-                    time.sleep(min(1.0, 0.05 * (retries + 1)))
-                    batch.retry()
-                continue
-            if not batch.settled:
-                if self.logger is not None:
-                    self.logger.error("output returned without settling its batch", output=self.name)
-                batch.retry()
+    def run(self, event: Event) -> Event | None:
+        return event
 
-    def close(self, timeout: float | None) -> bool:
-        """Wait for every queued event to settle (``timeout`` None = no limit), then stop."""
-        self.queue.close()
-        drained = self.queue.wait_empty(timeout)
-        if not drained:
-            self._abandon = True
-            # Closing the clients first wakes a worker that is backing off or waiting on a dead
-            # server; what is still queued or in flight then settles as 'dropped' (counted).
-            self._close_clients()
-            self.queue.wait_empty(5.0)
-        for t in self._threads:
-            t.join(timeout=5.0)
-        if drained:
-            self._close_clients()
-        return drained
+    def close(self) -> None:
+        pass
 
-    def _close_clients(self) -> None:
-        for c in {id(c): c for c in self.clients}.values():
-            try:
-                c.close()
-            except Exception as exc:
-                if self.logger is not None:
-                    self.logger.warning("output close failed", output=self.name, error=repr(exc))
 
-    def stats(self) -> dict[str, int]:
-        return {
-            "events.acked": self.acked,
-            "events.duplicates": self.duplicates,
-            "events.dropped": self.dropped,
-            "events.retried": self.retried,
-            "events.failed_publish_calls": self.failures,
-            "batches": self.batches,
-            "queue.used": self.queue.used,
-            "queue.capacity": self.queue.capacity,
-            "queue.peak": self.queue.peak,
-            "queue.dropped_full": self.queue.dropped_full,
-        }
+def _as_chain(processors: Any) -> Any:
+    """A Chain (pybeat.processors.build) as it is; a plain list of processors (tests) as a
+    chain without fault containment; None as the empty chain."""
+    if processors is None:
+        return _NoChain()
+    if isinstance(processors, list):
+        if not processors:
+            return _NoChain()
+        from pybeat.processors.build import Chain
+
+        return Chain([(type(p).__name__, p) for p in processors], FaultLog(None))
+    return processors
 
 
 class Pipeline:
-    """Processors, batching and fan-out to output runners."""
+    """Global fields, tags and processors, batching and fan-out to output runners."""
 
     def __init__(
         self,
         beat: BeatInfo,
         runners: list[OutputRunner],
-        processors: list[Any] | None = None,
+        processors: Any = None,
         fields: dict[str, Any] | None = None,
         fields_under_root: bool = False,
         tags: list[str] | None = None,
@@ -158,10 +74,11 @@ class Pipeline:
         flush_timeout: float = 10.0,
         block: bool = True,
         clock: Callable[[], float] = time.monotonic,
+        logger: Any = None,
     ):
         self.beat = beat
         self.runners = runners
-        self.processors = processors or []
+        self.processors = _as_chain(processors)
         self.global_fields = fields or {}
         self.fields_under_root = fields_under_root
         self.tags = tags or []
@@ -169,6 +86,7 @@ class Pipeline:
         self.flush_timeout = flush_timeout
         self.block = block
         self.clock = clock
+        self.logger = logger
         self._pending: list[Event] = []
         self._pending_since = 0.0
         #: called with every event that passed the processors (e.g. the exit summary)
@@ -176,6 +94,8 @@ class Pipeline:
         self.published = 0
         self.filtered = 0
         self.dropped_full = 0
+        self.not_delivered = 0
+        self.batches_flushed = 0
         self._agent = {
             "type": beat.beat,
             "name": beat.name or beat.hostname,
@@ -192,6 +112,11 @@ class Pipeline:
             + b',"host":' + orjson.dumps(self._host) + b"}"
         )
 
+    @property
+    def raw_tail(self) -> bytes:
+        """What closes a pre-encoded document on the direct path (see pybeat._fastpath)."""
+        return self._raw_tail
+
     def builtin(self, fields: dict[str, Any]) -> None:
         """Fields libbeat adds to every event before the processors run."""
         # Independent copies, nested ones included: a processor may change them in one event.
@@ -207,11 +132,12 @@ class Pipeline:
             _merge_fields(event.fields, self.global_fields, self.fields_under_root)
         if self.tags:
             _add_tags(event.fields, self.tags)
-        for proc in self.processors:
-            event = proc.run(event)
-            if event is None:
+        if self.processors:
+            result = self.processors.run(event)
+            if result is None:
                 self.filtered += 1
                 return
+            event = result
         self._accept(event)
 
     def _accept(self, event: Event) -> None:
@@ -228,10 +154,14 @@ class Pipeline:
 
     def _flush_pending(self) -> None:
         events, self._pending = self._pending, []
+        self.batches_flushed += 1
         for runner in self.runners:
             accepted = runner.queue.put(events, block=self.block)
             if accepted < len(events):
-                self.dropped_full += len(events) - accepted
+                if self.block:  # a replay gave up at the shutdown deadline
+                    self.not_delivered += len(events) - accepted
+                else:
+                    self.dropped_full += len(events) - accepted
 
     def tick(self) -> None:
         """Flush a partial batch older than ``flush.timeout`` (call from the capture loop)."""
@@ -239,57 +169,69 @@ class Pipeline:
             self._flush_pending()
 
     def close(self, timeout: float | None = None) -> bool:
-        """Flush, wait for outputs to settle everything, stop workers. True if all settled."""
+        """Flush, wait for the outputs to settle everything (until the shutdown deadline the
+        runners share, or ``timeout`` seconds from now), stop the workers. True if every event
+        was settled as delivered."""
+        if timeout is not None:
+            for runner in self.runners:
+                runner.deadline.set_in(timeout)
         if self._pending:
             self._flush_pending()
-        ok = True
+        ok = self.not_delivered == 0
         for runner in self.runners:
-            ok = runner.close(timeout) and ok
+            ok = runner.close() and ok
+        self.processors.close()
+        if self.logger is not None:
+            self.logger.debug("pipeline closed", published=self.published, batches=self.batches_flushed,
+                              all_delivered=ok)
         return ok
 
     def stats(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
+        return {
             "events.published": self.published,
             "events.filtered": self.filtered,
             "events.dropped_queue_full": self.dropped_full,
+            "events.not_delivered": self.not_delivered,
             "events.pending_batch": len(self._pending),
         }
-        for runner in self.runners:
-            for k, v in runner.stats().items():
-                out[f"output.{runner.name}.{k}"] = v
-        return out
 
 
 class ProtocolClient:
-    """A protocol's connection to the pipeline (libbeat's per-input client): adds the agent's
-    fields, the protocol's ``fields``/``tags``/``index``, runs its ``processors``, then hands the
-    event to the pipeline. Its ``publish`` is the ``emit`` callback analyzers get."""
+    """A protocol's connection to the pipeline (libbeat's per-input client): shows each event
+    to the detectors watching the protocol, adds the agent's fields, the protocol's
+    ``fields``/``tags``/``index``, runs its ``processors``, then hands the event to the
+    pipeline. Its ``publish`` is the ``emit`` callback analyzers get."""
 
     def __init__(
         self,
         pipeline: Pipeline,
-        processors: list[Any] | None = None,
+        processors: Any = None,
         fields: dict[str, Any] | None = None,
         fields_under_root: bool = False,
         tags: list[str] | None = None,
         index: str | None = None,
+        keep_null: bool = False,
+        watchers: Sequence[Callable[[Event], None]] = (),
     ):
         self.pipeline = pipeline
-        self.processors = processors or []
+        self.processors = _as_chain(processors)
         self.fields = fields or {}
         self.fields_under_root = fields_under_root
         self.tags = tags or []
         self.index = index
+        self.keep_null = keep_null
+        #: detectors' observe functions (already guarded): they read events, never change them
+        self.watchers = list(watchers)
         self.events = 0
         self._direct = self.events_may_share()  # the configuration does not change during a run
-        #: what closes a pre-encoded document on the direct path (see ProtocolContext.raw_close)
-        self.raw_close: bytes | None = pipeline._raw_tail if self._direct else None
+        #: what closes a pre-encoded document on the direct path (see pybeat._fastpath)
+        self.raw_close: bytes | None = pipeline.raw_tail if self._direct else None
 
     def events_may_share(self) -> bool:
         """True when nothing between here and the outputs can change an event (no fields, tags,
         index or processors, here or globally): an analyzer may then hand over events that
-        share nested objects (e.g. a memoised ``dns.answers`` list) with other events. Outputs
-        and observers only read events."""
+        share nested objects (e.g. a memoised ``dns.answers`` list) with other events. Outputs,
+        detectors and observers only read events."""
         p = self.pipeline
         return not (
             self.fields or self.tags or self.index or self.processors or p.global_fields or p.tags or p.processors
@@ -299,21 +241,24 @@ class ProtocolClient:
         """``publish`` for a pre-encoded event that already ends with ``raw_close`` (direct path
         only: nothing configured can change an event)."""
         self.events += 1
+        for watch in self.watchers:
+            watch(event)
         self.pipeline._accept(event)
 
     def publish(self, event: Event) -> None:
         self.events += 1
+        for watch in self.watchers:
+            watch(event)
         pipeline = self.pipeline
         if self._direct:
             raw = event.raw
             if raw is not None and len(raw) > 2:
-                # Pre-encoded (see Event; it has no agent, ecs or host): the same objects are
-                # spliced in as bytes.
-                event.raw = raw[:-1] + pipeline._raw_tail
+                # Pre-encoded (see pybeat._fastpath; it has no agent, ecs or host): the same
+                # objects are spliced in as bytes.
+                event.raw = raw[:-1] + pipeline.raw_tail
                 pipeline._accept(event)
                 return
-        fields = event.fields
-        if self._direct:
+            fields = event.fields
             # Nothing configured can change an event (no fields, tags, index or processors
             # here or globally): the agent's fields are added (shared objects: nothing will
             # change them) and the event goes straight to the batch. Same documents as the
@@ -325,6 +270,7 @@ class ProtocolClient:
                 fields["host"] = pipeline._host
             pipeline._accept(event)
             return
+        fields = event.fields
         pipeline.builtin(fields)
         if self.fields:
             _merge_fields(fields, self.fields, self.fields_under_root)
@@ -332,12 +278,31 @@ class ProtocolClient:
             _add_tags(fields, self.tags)
         if self.index:
             event.meta["raw_index"] = self.index
-        for proc in self.processors:
-            event = proc.run(event)
-            if event is None:
+        if self.processors:
+            result = self.processors.run(event)
+            if result is None:
                 pipeline.filtered += 1
                 return
+            event = result
+        if not self.keep_null and (self.fields or self.processors):
+            # Beats leaves null fields out unless keep_null is set; only configuration
+            # (fields, processors) puts a null into a protocol's event.
+            _drop_nulls(event.fields)
         pipeline.publish(event)
+
+
+class AlertClient:
+    """How detectors publish their alerts: the agent's fields, then the global stage (global
+    fields, tags and processors) like every event."""
+
+    def __init__(self, pipeline: Pipeline):
+        self.pipeline = pipeline
+        self.events = 0
+
+    def publish(self, event: Event) -> None:
+        self.events += 1
+        self.pipeline.builtin(event.fields)
+        self.pipeline.publish(event)
 
 
 def _merge_fields(target: dict[str, Any], fields: dict[str, Any], under_root: bool) -> None:
@@ -362,6 +327,14 @@ def _copy(v: Any) -> Any:
     if isinstance(v, list):
         return [_copy(x) for x in v]
     return v
+
+
+def _drop_nulls(node: dict[str, Any]) -> None:
+    for k in [k for k, v in node.items() if v is None]:
+        del node[k]
+    for v in node.values():
+        if isinstance(v, dict):
+            _drop_nulls(v)
 
 
 def _add_tags(fields: dict[str, Any], tags: list[str]) -> None:

@@ -1,26 +1,35 @@
 """A bounded in-memory event queue (libbeat's ``queue.mem``).
 
-Owns: capacity accounting, blocking vs dropping when full, retried events going to the front.
-Space is freed only when an output settles events (ack or drop); events handed back for retry
-keep their place in the count. The queue never reads the clock except to wait.
+Owns: capacity accounting, blocking vs dropping when full, retried events going to the front
+(after a delay the runner chooses), and giving up at a shutdown deadline. Space is freed only
+when an output settles events for good (ack or drop) or when they are given up at shutdown;
+events handed back for retry keep their place in the count. The queue reads the clock only to
+wait.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 
 from pybeat.api import Event
+from pybeat.pipeline.deadline import Deadline
+
+#: how often a blocked caller looks at the shutdown deadline (seconds)
+_POLL = 0.25
 
 
 class MemQueue:
-    def __init__(self, capacity: int = 3200):
+    def __init__(self, capacity: int = 3200, deadline: Deadline | None = None):
         if capacity < 1:
             raise ValueError("queue capacity must be at least 1")
         self.capacity = capacity
+        self.deadline = deadline or Deadline()
         self._cond = threading.Condition()
         self._events: deque[Event] = deque()
-        self._retry: deque[tuple[list[Event], int]] = deque()
+        #: (not before, events, retries): groups handed back by an output, taken before new events
+        self._retry: deque[tuple[float, list[Event], int]] = deque()
         self._used = 0  # queued + in flight (handed to an output, not settled yet)
         self._closed = False
         self.dropped_full = 0
@@ -30,22 +39,30 @@ class MemQueue:
     def used(self) -> int:
         return self._used
 
+    @property
+    def queued(self) -> int:
+        """Events waiting in the queue (not handed to an output)."""
+        with self._cond:
+            return len(self._events) + sum(len(g[1]) for g in self._retry)
+
     def put(self, events: list[Event], block: bool = True) -> int:
         """Add events; return how many were accepted.
 
-        ``block=True`` (capture file replay) waits for space, so nothing is lost.
+        ``block=True`` (capture file replay) waits for space, so nothing is lost, until the
+        queue is closed or the shutdown deadline passes (the caller counts the rest).
         ``block=False`` (live capture) takes what fits and counts the rest in ``dropped_full``.
         """
         accepted = 0
+        deadline = self.deadline
         with self._cond:
             while accepted < len(events):
                 if self._closed:
                     break
                 room = self.capacity - self._used
                 if room <= 0:
-                    if not block:
+                    if not block or deadline.expired():
                         break
-                    self._cond.wait(0.5)
+                    self._cond.wait(deadline.wait_time(_POLL))
                     continue
                 chunk = events[accepted : accepted + room]
                 self._events.extend(chunk)
@@ -54,32 +71,47 @@ class MemQueue:
                 if self._used > self.peak:
                     self.peak = self._used
                 self._cond.notify_all()
-        self.dropped_full += len(events) - accepted
+        if not block:
+            self.dropped_full += len(events) - accepted
         return accepted
 
     def get(self, max_events: int, timeout: float | None = None) -> tuple[list[Event], int] | None:
-        """Take up to ``max_events`` (retried groups first, with their retry count).
+        """Take up to ``max_events`` (retried groups first once their delay is over, with their
+        retry count).
 
         Returns None once the queue is closed and every event settled, or ``([], 0)`` on timeout.
         """
+        end = None if timeout is None else time.monotonic() + timeout
         with self._cond:
-            while not self._events and not self._retry:
+            while True:
+                now = time.monotonic()
+                if self._retry and self._retry[0][0] <= now:
+                    _, events, retries = self._retry.popleft()
+                    return events, retries
+                if self._events:
+                    n = min(max_events, len(self._events)) if max_events > 0 else len(self._events)
+                    pop = self._events.popleft
+                    return [pop() for _ in range(n)], 0
                 # Stop only when nothing is in flight either: a batch another worker holds may
                 # still come back for retry (requeue), and someone must be there to take it.
                 if self._closed and self._used == 0:
                     return None
-                if not self._cond.wait(timeout):
-                    return [], 0
-            if self._retry:
-                return self._retry.popleft()
-            n = min(max_events, len(self._events)) if max_events > 0 else len(self._events)
-            pop = self._events.popleft
-            return [pop() for _ in range(n)], 0
+                wait = _POLL
+                if self._retry:
+                    wait = min(wait, max(0.0, self._retry[0][0] - now))
+                if end is not None:
+                    if now >= end:
+                        return [], 0
+                    wait = min(wait, end - now)
+                self._cond.wait(wait)
 
-    def requeue(self, events: list[Event], retries: int) -> None:
-        """Put events an output could not deliver back at the front (they keep their space)."""
+    def requeue(self, events: list[Event], retries: int, not_before: float = 0.0) -> None:
+        """Put events an output could not deliver back at the front (they keep their space);
+        a worker takes them again from ``not_before`` (``time.monotonic()`` seconds) on."""
         with self._cond:
-            self._retry.append((events, retries))
+            self._retry.append((not_before, events, retries))
+            if len(self._retry) > 1 and not_before < self._retry[-2][0]:
+                self._retry = deque(sorted(self._retry, key=lambda g: g[0]))
             self._cond.notify_all()
 
     def release(self, n: int) -> None:
@@ -88,13 +120,41 @@ class MemQueue:
             self._used -= n
             self._cond.notify_all()
 
+    def take_all(self) -> int:
+        """Shutdown gave up: remove every queued event (not those in flight); return how many."""
+        with self._cond:
+            n = len(self._events) + sum(len(g[1]) for g in self._retry)
+            self._events.clear()
+            self._retry.clear()
+            self._used -= n
+            self._cond.notify_all()
+            return n
+
     def close(self) -> None:
         """No more puts; getters drain what is left, then get None."""
         with self._cond:
             self._closed = True
             self._cond.notify_all()
 
-    def wait_empty(self, timeout: float | None) -> bool:
-        """Wait until every event was settled; False on timeout."""
+    def wait_empty(self, timeout: float | None = None) -> bool:
+        """Wait until every event was settled, at most ``timeout`` seconds and never past the
+        shutdown deadline; False if events are left."""
+        end = None if timeout is None else time.monotonic() + timeout
+        deadline = self.deadline
         with self._cond:
-            return self._cond.wait_for(lambda: self._used == 0, timeout)
+            while self._used > 0:
+                if deadline.expired():
+                    return False
+                wait = deadline.wait_time(_POLL)
+                if end is not None:
+                    left = end - time.monotonic()
+                    if left <= 0:
+                        return False
+                    wait = min(wait, left)
+                self._cond.wait(wait)
+            return True
+
+    def notify(self) -> None:
+        """Wake every waiter (the deadline changed)."""
+        with self._cond:
+            self._cond.notify_all()

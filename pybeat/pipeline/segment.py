@@ -36,6 +36,8 @@ _CRC = struct.Struct("<I")
 HEADER_SIZE = _HEADER.size + _CRC.size  # 20
 _LEN = struct.Struct("<I")
 _PAYLOAD_HEAD = struct.Struct("<qBI")
+_FRAME_HEAD = struct.Struct("<IqBI")  # frame length, then the payload's head
+_TAIL = struct.Struct("<II")  # checksum, frame length again
 FRAME_OVERHEAD = 12
 #: a frame longer than this is taken as damage (one event is never near it)
 MAX_FRAME = 64 << 20
@@ -77,15 +79,12 @@ def encode_frame(event: Event, out: bytearray) -> None:
         kind, doc = KIND_FIELDS, orjson.dumps(event.fields)
     meta = orjson.dumps(event.meta) if event.meta else b""
     n = _PAYLOAD_HEAD.size + len(meta) + len(doc) + FRAME_OVERHEAD
-    length = _LEN.pack(n)
-    payload_head = _PAYLOAD_HEAD.pack(event.timestamp_ns, kind, len(meta))
-    crc = zlib.crc32(doc, zlib.crc32(meta, zlib.crc32(payload_head, zlib.crc32(length))))
-    out += length
-    out += payload_head
-    out += meta
+    start = len(out)
+    out += _FRAME_HEAD.pack(n, event.timestamp_ns, kind, len(meta))
+    if meta:
+        out += meta
     out += doc
-    out += _CRC.pack(crc)
-    out += length
+    out += _TAIL.pack(zlib.crc32(memoryview(out)[start:]), n)
 
 
 def decode_payload(payload: bytes | memoryview) -> Event:

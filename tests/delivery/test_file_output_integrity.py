@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from pybeat.api import Batch, BeatInfo, Event, OutputContext
+from pybeat.api import Batch, BeatInfo, Event, OutputContext, PluginSetupError
 from pybeat.monitoring.registry import MetricsRegistry
 from pybeat.outputs.file.plugin import FileOutputConfig, plugin as filep
 from tests.delivery.fs import fill, tmpfs
@@ -35,8 +35,9 @@ class Log:
 
 def make(path: Path, log: Log | None = None, metrics: Any = None, **cfg: Any):  # type: ignore[no-untyped-def]
     cfg.setdefault("filename", "pb")
-    ctx = OutputContext(beat=BeatInfo(version="0.1.0"), metrics=metrics, logger=log, name="file", extra={})
-    return filep.create(FileOutputConfig(path=str(path), **cfg), ctx)
+    ctx = OutputContext(beat=BeatInfo(version="0.1.0"), metrics=metrics, logger=log, name="file")
+    (client,) = filep.create(FileOutputConfig(path=str(path), **cfg), ctx).clients
+    return client
 
 
 def events(n: int, start: int = 0, pad: int = 100) -> list[Event]:
@@ -46,7 +47,8 @@ def events(n: int, start: int = 0, pad: int = 100) -> list[Event]:
 def publish(out: Any, evs: list[Event]) -> dict[str, int]:
     seen: dict[str, int] = {}
 
-    def on_settle(batch: Batch, acked: int, dup: int, retry: list[Event], dropped: int) -> None:
+    def on_settle(batch: Batch, acked: int, dup: int, retry: list[Event], cancelled: list[Event],
+                  dropped: int) -> None:
         seen.update(acked=acked, retry=len(retry), dropped=dropped)
 
     out.publish(Batch(evs, on_settle))
@@ -141,8 +143,10 @@ def test_the_folder_is_recreated_when_it_goes_missing_before_a_rotation(tmp_path
 
 def test_events_in_rotated_away_files_are_counted(tmp_path: Path) -> None:
     """Rotation deleting files with this run's events shows in events.rotated_away (#16)."""
+    from pybeat.agent.build import _ScopedMetrics  # what the agent hands an output as ctx.metrics
+
     metrics = MetricsRegistry()
-    out = make(tmp_path, rotate_every_kb=2, number_of_files=3, metrics=metrics)
+    out = make(tmp_path, rotate_every_kb=2, number_of_files=3, metrics=_ScopedMetrics(metrics, "output.file"))
     for i in range(20):
         publish(out, events(10, start=i * 10))
     kept = len(lines(tmp_path))
@@ -171,22 +175,23 @@ def test_files_and_folders_are_private_whatever_the_umask(tmp_path: Path) -> Non
 
 
 def test_a_path_that_is_a_file_is_one_clear_error(tmp_path: Path) -> None:
-    """output.file.path pointing at a file: ValueError naming the path, no OSError."""
+    """output.file.path pointing at a file: one line naming the path, no OSError (the agent
+    prints it as ``pybeat: error: output file: cannot write events to ...``)."""
     (tmp_path / "afile").write_text("x")
-    with pytest.raises(ValueError, match=r"^output\.file: cannot write events to .*afile: .*") as err:
+    with pytest.raises(PluginSetupError, match=r"^cannot write events to .*afile: .*") as err:
         make(tmp_path / "afile")
     assert "\n" not in str(err.value)
 
 
 def test_a_read_only_filesystem_is_one_clear_error(tmp_path: Path) -> None:
-    """A read-only filesystem: ValueError saying so."""
+    """A read-only filesystem: one line saying so."""
     with tmpfs(tmp_path / "ro", size="64k", read_only=True) as mnt:
-        with pytest.raises(ValueError, match="Read-only file system"):
+        with pytest.raises(PluginSetupError, match="Read-only file system"):
             make(mnt / "events")
 
 
 def test_a_permission_error_is_one_clear_error(tmp_path: Path) -> None:
-    """No right to create the folder (checked as an unprivileged user): ValueError saying so."""
+    """No right to create the folder (checked as an unprivileged user): one line saying so."""
     if os.geteuid() != 0 or not shutil.which("setpriv"):
         pytest.skip("needs root and setpriv to run as an unprivileged user")
     locked = tmp_path / "locked"
@@ -195,12 +200,28 @@ def test_a_permission_error_is_one_clear_error(tmp_path: Path) -> None:
     code = (
         "from pybeat.api import BeatInfo, OutputContext\n"
         "from pybeat.outputs.file.plugin import FileOutputConfig, plugin\n"
-        f"ctx = OutputContext(beat=BeatInfo(version='0'), metrics=None, logger=None, name='file', extra={{}})\n"
+        f"ctx = OutputContext(beat=BeatInfo(version='0'), metrics=None, logger=None, name='file')\n"
         "try:\n"
         f"    plugin.create(FileOutputConfig(path={str(locked / 'ev')!r}), ctx)\n"
-        "except ValueError as e:\n"
+        "except Exception as e:\n"
         "    print(e)\n"
     )
     r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", os.sys.executable, "-c", code],
                        capture_output=True, text=True, cwd="/")
     assert "Permission denied" in r.stdout and "cannot write events to" in r.stdout, r.stderr
+
+
+def test_dump_files_are_private(tmp_path: Path) -> None:
+    """--dump pcaps (raw traffic) are 0600 whatever the umask, also over an existing file."""
+    from pybeat.capture.dump import PcapWriter
+
+    old = os.umask(0)
+    try:
+        (tmp_path / "old.pcap").write_bytes(b"x")
+        os.chmod(tmp_path / "old.pcap", 0o644)
+        for name in ("new.pcap", "old.pcap"):
+            with PcapWriter(str(tmp_path / name), 1) as w:
+                w.write(1_700_000_000 * 10**9, b"\0" * 60)
+            assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600
+    finally:
+        os.umask(old)

@@ -137,10 +137,12 @@ def test_raw_event_in_a_bulk_request_and_the_summary():
     for escape in (False, True):
         enc = BulkEncoder(escape_html=escape)
         assert enc.document(Event(5_000_000, None, raw=raw)) == enc.document(Event(5_000_000, dict(doc)))
-    a, b = SummaryObserver(), SummaryObserver()
+    from pybeat.protocols.dns.plugin import plugin
+
+    a, b = SummaryObserver({"dns": plugin.summary_field}), SummaryObserver({"dns": plugin.summary_field})
     a(Event(5, None, raw=raw, digest=("dns", "Error", "a<b>.test", ["x", "y"])))
     b(Event(5, dict(doc)))
-    assert (a.by_type, a.by_status, a.names, a.notes) == (b.by_type, b.by_status, b.names, b.notes)
+    assert (a.by_type, a.by_status, a.top, a.notes) == (b.by_type, b.by_status, b.top, b.notes)
 
 
 def test_punycode_that_is_not_unicode_keeps_the_event(tmp_path, monkeypatch):

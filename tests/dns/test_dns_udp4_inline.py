@@ -13,7 +13,7 @@ from pybeat.protocols.dns.analyzer import DnsAnalyzer
 from pybeat.pipeline.pipeline import ProtocolClient
 from tests.conftest import PCAPS, need
 from tests.golden.test_golden import CAPTURES
-import pybeat.agent as agent_mod
+import pybeat.agent.run as agent_mod
 from tests.unit.test_replay_loop import LOOPS, _run, loop_impl
 
 

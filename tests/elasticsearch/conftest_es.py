@@ -69,6 +69,16 @@ def dns_event(i: int, ts_ns: int, with_id: bool = True) -> Event:
     return Event(ts_ns + i * 1000, fields, {"_id": f"test-{i}"} if with_id else {})
 
 
+class _Scoped:
+    """What the agent gives an output as ``ctx.metrics``: its counters under output.<name>."""
+
+    def __init__(self, registry: Any) -> None:
+        self.registry = registry
+
+    def register(self, namespace: str, provider: Any) -> None:
+        self.registry.register("output.elasticsearch" + (f".{namespace}" if namespace else ""), provider)
+
+
 class Harness:
     """An output runner and pipeline like the agent's, feeding events from a thread."""
 
@@ -78,21 +88,27 @@ class Harness:
 
         import structlog
 
+        from pybeat.fieldtypes import declared_field_types
+        from pybeat.monitoring import MetricsRegistry
+        from pybeat.protocols.dns.plugin import plugin as dns
+
         self.cfg = plugin.config_model.model_validate(es)
-        extra: dict[str, Any] = {}
-        if setup is not None:
-            extra["setup"] = setup
         self.log = logger or structlog.get_logger("es-test")
-        self.ctx = OutputContext(beat=BEAT, metrics=None, logger=self.log, name="elasticsearch", extra=extra)
-        self.runner = OutputRunner("elasticsearch", lambda: plugin.create(self.cfg, self.ctx),
-                                   plugin.workers(self.cfg), plugin.batch_size(self.cfg), queue_events, self.log)
-        self.pipeline = Pipeline(BEAT, [self.runner], min_events=plugin.batch_size(self.cfg) or 1600,
-                                 flush_timeout=0.2)
+        self.metrics = MetricsRegistry()
+        self.ctx = OutputContext(beat=BEAT, metrics=_Scoped(self.metrics), logger=self.log, name="elasticsearch",
+                                 setup=setup or {}, field_types=declared_field_types([("dns", dns)]))
+        group = plugin.create(self.cfg, self.ctx)
+        self.runner = OutputRunner("elasticsearch", group, queue_events, self.log)
+        self.metrics.register("output.elasticsearch", self.runner.stats)
+        self.pipeline = Pipeline(BEAT, [self.runner], min_events=group.batch_size or 1600, flush_timeout=0.2)
         self.produced = 0
 
     @property
     def stats(self) -> dict[str, int]:
-        return self.ctx.extra["_elasticsearch_output_elasticsearch"].stats.snapshot()
+        """The output's counters and the agent's count of its events' outcomes, as the agent
+        reports them (``output.elasticsearch.*``, without the prefix)."""
+        prefix = "output.elasticsearch."
+        return {k[len(prefix):]: v for k, v in self.metrics.snapshot().items() if k.startswith(prefix)}
 
     def feed(self, events: list[Event], rate_per_s: float | None = None,
              at: dict[int, Callable[[], None]] | None = None) -> None:

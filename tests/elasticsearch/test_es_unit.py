@@ -11,18 +11,28 @@ import orjson
 import pytest
 import yaml
 
-from pybeat.api import Batch, BeatInfo, Event
+from pybeat.api import Batch, BeatInfo, Event, RetryPolicy
 from pybeat.outputs.elasticsearch import admin
 from pybeat.outputs.elasticsearch.bulk import BulkEncoder, Outcome, classify_response, classify_status
 from pybeat.outputs.elasticsearch.client import auth_header, parse_host
 from pybeat.outputs.elasticsearch.cloudid import apply_cloud, decode_cloud_id
 from pybeat.outputs.elasticsearch.config import ElasticsearchConfig
-from pybeat.outputs.elasticsearch.output import backoff_delay, default_index
+from pybeat.outputs.elasticsearch.output import default_index
+from pybeat.pipeline.runner import backoff_delay
 from pybeat.outputs.elasticsearch.plugin import plugin
 from pybeat.outputs.elasticsearch.selector import FormatString, Selector, SelectorError, joda_format
 from pybeat.outputs.elasticsearch.template import TemplateTarget, build_template
 
 TS = 1_795_000_000_123_456_789  # 2026-11-18T11:06:40.123Z
+
+
+def _declared() -> dict[str, str]:
+    """What the agent hands the output: the core's fields and every built-in protocol's."""
+    from pybeat.fieldtypes import declared_field_types
+    from pybeat.plugins import load_registry
+
+    reg = load_registry()
+    return declared_field_types([(n, reg.get("protocols", n)) for n in ("dns", "icmp", "dhcpv4", "dhcpv6")])
 BEAT = BeatInfo(version="0.1.0", hostname="h")
 
 # -- cloud.id (libbeat/cloudid/cloudid_test.go) ------------------------------------------
@@ -150,10 +160,12 @@ def test_bulk_response_classification_with_reasons() -> None:
 
 
 def test_backoff_is_exponential_capped_and_jittered() -> None:
-    """Delays double from backoff.init up to backoff.max, each between half and all of the step."""
-    assert [backoff_delay(n, 1.0, 60.0, rand=lambda: 1.0) for n in range(8)] == [1, 2, 4, 8, 16, 32, 60, 60]
-    assert backoff_delay(3, 1.0, 60.0, rand=lambda: 0.0) == 4.0
-    assert backoff_delay(100, 1.0, 60.0, rand=lambda: 0.0) == 30.0
+    """Delays double from backoff.init up to backoff.max, each between half and all of the step
+    (the agent owns the backoff: pybeat.pipeline.runner, with the output's backoff.* keys)."""
+    policy = RetryPolicy(3, 1.0, 60.0)
+    assert [backoff_delay(n + 1, policy, rand=lambda: 1.0) for n in range(8)] == [1, 2, 4, 8, 16, 32, 60, 60]
+    assert backoff_delay(4, policy, rand=lambda: 0.0) == 4.0
+    assert backoff_delay(101, policy, rand=lambda: 0.0) == 30.0
 
 
 # -- index names ---------------------------------------------------------------------------
@@ -206,7 +218,8 @@ def _prop(mappings: dict, dotted: str) -> dict:
 
 def test_template_types_for_kibana_and_ml() -> None:
     """The generated template maps what dashboards and ML jobs query with ECS types."""
-    body = admin.export_template(None, {"template": {"settings": {"index.number_of_shards": 1}}}, BEAT, "8.15.0")
+    body = admin.export_template(None, {"template": {"settings": {"index.number_of_shards": 1}}}, BEAT, "8.15.0",
+                                 _declared())
     assert body["index_patterns"] == ["packetbeat-0.1.0*"] and body["data_stream"] == {}
     assert body["template"]["settings"]["index"]["number_of_shards"] == 1
     assert body["template"]["settings"]["index"]["lifecycle"] == {"name": "packetbeat"}
@@ -255,7 +268,7 @@ def test_site_config_validates(tmp_path: Path) -> None:
     raw["password"] = "changeme"
     cfg = plugin.config_model.model_validate(raw)
     assert cfg.hosts == ["localhost:9200"] and cfg.username == "elastic"
-    assert plugin.workers(cfg) == 1 and plugin.batch_size(cfg) == 1600
+    assert cfg.effective().worker_count == 1 and cfg.effective().bulk_max_size == 1600
 
 
 def test_config_keys_and_refusals() -> None:

@@ -53,8 +53,8 @@ def main() -> None:
         rated = re.search(r"([\d.]+) pps", out)
         print(f"replayed at {rated.group(1) if rated else '?'} pps in {replay_s:.1f} s, drained {drain_s:.1f} s later")
         for key in ("dns.transactions", "capture.received", "capture.kernel_received", "capture.kernel_dropped",
-                    "capture.kernel_freeze_queue", "pipeline.output.file.events.acked",
-                    "pipeline.output.file.queue.dropped_full"):
+                    "capture.kernel_freeze_queue", "output.file.events.acked",
+                    "output.file.queue.dropped_full"):
             print(f"  {key:34} {m.get(key, 0):>10,}")
 
 

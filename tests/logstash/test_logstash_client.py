@@ -24,13 +24,19 @@ from pybeat.outputs.logstash.protocol import FrameDecoder, encode_ack
 
 
 class Settled:
-    """Records how batches were settled: (acked, retried, dropped)."""
+    """Records how batches were settled: (acked, handed back, dropped); handed back = retried
+    (attempted) + cancelled (not attempted), ``kinds`` says which."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[int, int, int]] = []
+        self.kinds: list[tuple[int, int]] = []
 
-    def batch(self, events: list[Event]) -> Batch:
-        return Batch(events, lambda b, a, d, rt, dr: self.calls.append((a, len(rt), dr)))
+    def batch(self, events: list[Event], retries: int = 0) -> Batch:
+        def settled(b: Batch, a: int, d: int, rt: list[Event], cn: list[Event], dr: int) -> None:
+            self.calls.append((a + d, len(rt) + len(cn), dr))
+            self.kinds.append((len(rt), len(cn)))
+
+        return Batch(events, settled, retries)
 
 
 def _events(n: int, start: int = 0) -> list[Event]:
@@ -41,7 +47,7 @@ def _events(n: int, start: int = 0) -> list[Event]:
 def _client(raw: dict[str, Any], ctx: OutputContext | None = None) -> LogstashClient:
     raw = {"backoff": {"init": "10ms", "max": "20ms"}, "timeout": "5s", **raw}
     ctx = ctx or OutputContext(beat=BeatInfo(version="8.0.0"), metrics=None, logger=None, name="logstash")
-    return plugin.create(LogstashConfig.model_validate(raw), ctx)
+    return plugin.create(LogstashConfig.model_validate(raw), ctx).clients[0]
 
 
 class Peer:
@@ -175,19 +181,28 @@ def test_pipelining_sends_the_next_window_before_the_first_ack(peer: Any) -> Non
 
 def test_max_retries_drops_events_that_keep_failing_after_send(peer: Any) -> None:
     """A server that takes the window and closes without ACK: each failed send counts; after
-    ``max_retries`` the events are dropped (Beats' rule for non-guaranteed events)."""
+    ``max_retries`` the events are dropped (Beats' rule for non-guaranteed events). The client
+    reports each failed send as an attempt; the agent (OutputRunner) keeps the count."""
+    from pybeat.pipeline.runner import OutputRunner
+
     def script(conn: socket.socket, dec: FrameDecoder) -> None:
         _read_windows(conn, dec, 1)
 
     p = peer(script)
     s = Settled()
     c = _client({"hosts": [p.address], "max_retries": 2})
-    events = _events(3)
-    for _ in range(3):
-        c.publish(s.batch(events))
+    c.publish(s.batch(_events(3)))
     c.close()
-    assert s.calls == [(0, 3, 0), (0, 3, 0), (0, 0, 3)]
-    assert c.shared.counters["events.dropped_max_retries"] == 3
+    assert s.calls == [(0, 3, 0)] and s.kinds == [(3, 0)]  # sent, not ACKed: one attempt each
+    cfg = LogstashConfig.model_validate({"hosts": [p.address], "max_retries": 2, "timeout": "5s",
+                                         "backoff": {"init": "10ms", "max": "20ms"}})
+    ctx = OutputContext(beat=BeatInfo(version="8.0.0"), metrics=None, logger=None, name="logstash")
+    runner = OutputRunner("logstash", plugin.create(cfg, ctx), 100, None)
+    runner.queue.put(_events(3))
+    runner.close(10.0)
+    st = runner.stats()
+    assert st["events.dropped_max_retries"] == 3 and st["events.acked"] == 0
+    assert p.connections == 1 + 3  # the first send above, then the first try and max_retries retries
 
 
 def test_refused_connections_retry_forever_without_counting(unused_port: int) -> None:
@@ -200,6 +215,7 @@ def test_refused_connections_retry_forever_without_counting(unused_port: int) ->
         c.publish(s.batch(events))
     c.close()
     assert s.calls == [(0, 2, 0)] * 4
+    assert s.kinds == [(0, 2)] * 4  # cancelled (nothing sent), not retried: no attempt used
     assert c.shared.counters["connections.failed"] == 4
 
 
@@ -322,7 +338,7 @@ def test_loadbalance_workers_are_bound_one_per_host() -> None:
     cfg = LogstashConfig.model_validate({"hosts": ["a:1", "b:2"], "loadbalance": True, "worker": 2})
     assert plugin.workers(cfg) == 4
     ctx = OutputContext(beat=BeatInfo(), metrics=None, logger=None, name="logstash")
-    hosts = [plugin.create(cfg, ctx).hosts for _ in range(4)]
+    hosts = [c.hosts for c in plugin.create(cfg, ctx).clients]
     assert hosts == [[("a", 1)], [("b", 2)], [("a", 1)], [("b", 2)]]
     assert plugin.workers(LogstashConfig.model_validate({"hosts": ["a", "b"], "workers": 3})) == 3
 
@@ -605,7 +621,7 @@ def test_loadbalance_client_of_a_dead_host_sends_its_batch_to_another(receivers:
     cfg = LogstashConfig.model_validate({"hosts": [f"127.0.0.1:{unused_port}", r.address], "loadbalance": True,
                                          "backoff": {"init": "10ms", "max": "20ms"}})
     ctx = OutputContext(beat=BeatInfo(), metrics=None, logger=None, name="logstash")
-    dead_bound = plugin.create(cfg, ctx)
+    dead_bound = plugin.create(cfg, ctx).clients[0]
     assert dead_bound.hosts == [("127.0.0.1", unused_port)]
     s = Settled()
     dead_bound.publish(s.batch(_events(5)))
@@ -620,15 +636,14 @@ def test_pipeline_with_a_dead_loadbalanced_host_drains_at_close(receivers: Any, 
     dead: every close drains the queue, all events ACKed by the live host. (The hang this guards
     against is a narrow race in MemQueue.get, which returns None to an idle worker once the
     queue is closed even while another worker holds a batch that may come back for retry.)"""
-    from pybeat.pipeline.pipeline import OutputRunner
+    from pybeat.pipeline.runner import OutputRunner
 
     r = receivers()
     cfg = LogstashConfig.model_validate({"hosts": [f"127.0.0.1:{unused_port}", r.address], "loadbalance": True,
                                          "bulk_max_size": 50, "backoff": {"init": "10ms", "max": "50ms"}})
     for round_ in range(10):
         ctx = OutputContext(beat=BeatInfo(), metrics=None, logger=None, name="logstash")
-        runner = OutputRunner("logstash", lambda: plugin.create(cfg, ctx), plugin.workers(cfg),
-                              plugin.batch_size(cfg), 200, None)
+        runner = OutputRunner("logstash", plugin.create(cfg, ctx), 200, None)
         runner.queue.put(_events(300, 300 * round_))
         assert runner.close(10.0), f"round {round_}: {runner.stats()}"
         assert runner.acked == 300 and runner.dropped == 0

@@ -59,7 +59,7 @@ def test_every_capture_event_arrives_once_intact(tmp_path: Path, receivers: Any,
             assert m["output.logstash.write.bytes"] < raw / 3, capture
         else:
             assert m["output.logstash.write.bytes"] >= raw, capture
-        assert m.get("pipeline.output.logstash.events.dropped", 0) == 0
+        assert m.get("output.logstash.events.dropped", 0) == 0
     doc = orjson.loads(r.lines()[0])
     assert doc["@metadata"]["beat"] == "packetbeat"
 
@@ -98,7 +98,7 @@ def test_receiver_killed_and_restarted_mid_stream(tmp_path: Path, receivers: Any
           f"connections failed {m.get('output.logstash.connections.failed', 0)}, "
           f"broken {m.get('output.logstash.connections.broken', 0)}")
     assert missing == 0
-    assert m.get("pipeline.output.logstash.events.dropped", 0) == 0
+    assert m.get("output.logstash.events.dropped", 0) == 0
     assert m["output.logstash.connections.opened"] >= 2
     assert dups == r.count() - len(sent)
 
@@ -143,7 +143,7 @@ def test_loadbalance_one_receiver_dies_the_other_takes_all(tmp_path: Path, recei
     assert missing == 0
     assert b.count() == b_at_kill
     assert a.count() - a_at_kill >= len(sent) - a_at_kill - b_at_kill
-    assert run.metrics.get("pipeline.output.logstash.events.dropped", 0) == 0
+    assert run.metrics.get("output.logstash.events.dropped", 0) == 0
 
 
 def test_slow_receiver_backpressure_bounded_memory_nothing_dropped(tmp_path: Path, receivers: Any) -> None:
@@ -163,15 +163,15 @@ def test_slow_receiver_backpressure_bounded_memory_nothing_dropped(tmp_path: Pat
     m = run.metrics
     published = m["pipeline.events.published"]
     assert r.count() == published == m["output.logstash.events.acked"]
-    assert m.get("pipeline.output.logstash.events.dropped", 0) == 0
-    assert m["pipeline.output.logstash.queue.peak"] == cap  # the queue filled up: backpressure
+    assert m.get("output.logstash.events.dropped", 0) == 0
+    assert m["output.logstash.queue.peak"] == cap  # the queue filled up: backpressure
     rss = run.rss_samples
     assert len(rss) > 20
     # Memory after the first quarter of the run (imports done, queue full) vs the peak.
     settled = max(rss[: len(rss) // 4])
     growth = max(rss) - settled
     print(f"slow receiver: {published} events in {len(rss) * 0.05:.1f}s, rss {settled >> 20} MiB -> "
-          f"peak {max(rss) >> 20} MiB (growth {growth >> 10} KiB), queue peak {m['pipeline.output.logstash.queue.peak']}")
+          f"peak {max(rss) >> 20} MiB (growth {growth >> 10} KiB), queue peak {m['output.logstash.queue.peak']}")
     assert growth < 20 << 20
 
 

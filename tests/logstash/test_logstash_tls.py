@@ -69,9 +69,9 @@ def test_tls_with_client_certificate(receivers: Any, certs: dict[str, Path]) -> 
     ok = {"certificate_authorities": [str(certs["ca.crt"])], "certificate": str(certs["client.crt"]),
           "key": str(certs["client.key"])}
     ctx = OutputContext(beat=BeatInfo(version="8.0.0"), metrics=None, logger=None, name="logstash")
-    client = plugin.create(LogstashConfig.model_validate({"hosts": [r.address], "ssl": ok}), ctx)
+    client = plugin.create(LogstashConfig.model_validate({"hosts": [r.address], "ssl": ok}), ctx).clients[0]
     settled: list[tuple[int, int]] = []
-    batch = Batch([Event(0, {"n": i}) for i in range(3)], lambda b, a, d, rt, dr: settled.append((a, len(rt))))
+    batch = Batch([Event(0, {"n": i}) for i in range(3)], lambda b, a, d, rt, cn, dr: settled.append((a + d, len(rt) + len(cn))))
     client.publish(batch)
     client.close()
     assert settled == [(3, 0)]
@@ -87,9 +87,9 @@ def test_tls_with_client_certificate(receivers: Any, certs: dict[str, Path]) -> 
     ctx = OutputContext(beat=BeatInfo(), metrics=None, logger=Log(), name="logstash")
     cfg = {"hosts": [r.address], "ssl": {"certificate_authorities": [str(certs["ca.crt"])]}, "max_retries": 0,
            "backoff": {"init": "10ms"}}
-    client = plugin.create(LogstashConfig.model_validate(cfg), ctx)
+    client = plugin.create(LogstashConfig.model_validate(cfg), ctx).clients[0]
     settled = []
-    client.publish(Batch([Event(0, {"n": 1})], lambda b, a, d, rt, dr: settled.append((a, len(rt)))))
+    client.publish(Batch([Event(0, {"n": 1})], lambda b, a, d, rt, cn, dr: settled.append((a + d, len(rt) + len(cn)))))
     client.close()
     assert settled == [(0, 1)]  # retried, not dropped, although max_retries is 0
     assert any("client certificate" in e for e in errors), errors
@@ -136,9 +136,9 @@ def test_plain_client_to_tls_receiver_is_named(receivers: Any, certs: dict[str, 
         info = warning = error
 
     ctx = OutputContext(beat=BeatInfo(), metrics=None, logger=Log(), name="logstash")
-    client = plugin.create(LogstashConfig.model_validate({"hosts": [r.address], "backoff": {"init": "10ms"}}), ctx)
+    client = plugin.create(LogstashConfig.model_validate({"hosts": [r.address], "backoff": {"init": "10ms"}}), ctx).clients[0]
     settled: list[tuple[int, int]] = []
-    client.publish(Batch([Event(0, {"n": 1})], lambda b, a, d, rt, dr: settled.append((a, len(rt)))))
+    client.publish(Batch([Event(0, {"n": 1})], lambda b, a, d, rt, cn, dr: settled.append((a + d, len(rt) + len(cn)))))
     client.close()
     assert settled == [(0, 1)]
     assert any("output.logstash.ssl" in e for e in errors), errors
@@ -218,10 +218,10 @@ def test_ca_trusted_fingerprint_learns_the_ca_from_the_chain(receivers: Any, cer
     chained = receivers("chained", tls_cert=certs["server-chain.crt"], tls_key=certs["server.key"])
     s_cfg = {"ca_trusted_fingerprint": fingerprint}
     ctx = OutputContext(beat=BeatInfo(), metrics=None, logger=None, name="logstash")
-    client = plugin.create(LogstashConfig.model_validate({"hosts": [chained.address], "ssl": s_cfg}), ctx)
+    client = plugin.create(LogstashConfig.model_validate({"hosts": [chained.address], "ssl": s_cfg}), ctx).clients[0]
     settled: list[tuple[int, int]] = []
     for _ in range(2):  # the second batch reuses the learned CA
-        client.publish(Batch([Event(0, {"n": 1})], lambda b, a, d, rt, dr: settled.append((a, len(rt)))))
+        client.publish(Batch([Event(0, {"n": 1})], lambda b, a, d, rt, cn, dr: settled.append((a + d, len(rt) + len(cn)))))
     client.close()
     assert settled == [(1, 0), (1, 0)]
     msg = _error(chained.address, {"ca_trusted_fingerprint": "00" * 32})

@@ -73,7 +73,7 @@ def test_capture_to_file_end_to_end(tmp_path):
     docs = [json.loads(line) for line in (tmp_path / "out" / name).read_text().splitlines()]
     assert len(docs) == 4999
     assert result.metrics["pipeline.events.filtered"] == 1
-    assert result.metrics["pipeline.output.file.events.acked"] == 4999
+    assert result.metrics["output.file.events.acked"] == 4999
     assert result.metrics["echo.seen"] == 5000
     d = docs[0]
     assert d["@timestamp"] == "2023-11-14T22:13:20.000Z"
@@ -103,7 +103,7 @@ def test_a_run_split_across_two_processes_loses_and_duplicates_nothing(tmp_path)
     texts = sorted(json.loads(line)["echo"]["text"] for f in files for line in (tmp_path / "out" / f).read_text().splitlines())
     assert texts == sorted(f"m{i}" for i in range(3000))
     assert all(os.path.getsize(tmp_path / "out" / f) > 0 for f in files)  # both processes got a share
-    assert result.metrics["decode.packets"] == 3000 and result.metrics["pipeline.output.file.events.acked"] == 3000
+    assert result.metrics["decode.packets"] == 3000 and result.metrics["output.file.events.acked"] == 3000
 
 
 def test_http_stats_endpoint_serves_the_metrics_registry(tmp_path):
@@ -209,8 +209,8 @@ def test_interfaces_file_is_a_replay_with_backpressure(tmp_path):
     agent = Agent(settings, registry, Paths.resolve(str(tmp_path)), setup_logging(logs_dir=str(tmp_path / "l")),
                   RunOptions(fast=True))
     result = agent.run(install_signals=False)
-    assert result.metrics["pipeline.output.file.events.acked"] == 118
-    assert result.metrics["pipeline.output.file.queue.dropped_full"] == 0
+    assert result.metrics["output.file.events.acked"] == 118
+    assert result.metrics["output.file.queue.dropped_full"] == 0
 
 
 def test_a_killed_worker_fails_the_run_instead_of_hanging_it(tmp_path):

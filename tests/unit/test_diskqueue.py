@@ -82,6 +82,18 @@ def test_round_trip_keeps_fields_raw_documents_and_metadata(tmp_path: Path) -> N
     assert q.wait_empty(0)
 
 
+@pytest.mark.parametrize("window", [0, 4096])
+def test_a_consumer_behind_the_memory_window_reads_from_disk(tmp_path: Path, window: int) -> None:
+    """Events beyond the in-memory window (or with none) come from disk, in order, once each."""
+    q = DiskQueue(settings(tmp_path, segment_size=8192), ["fast", "slow"], window=window)
+    got: list[int] = []
+    for i in range(0, 6000, 500):
+        q.put([ev(j) for j in range(i, i + 500)])
+        got += [n_of(e) for e in drain(q, "fast", n=300)]
+    assert got == list(range(6000))
+    assert [n_of(e) for e in drain(q, "slow", n=700)] == list(range(6000))
+
+
 def test_events_not_settled_are_sent_first_after_a_restart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A restart hands out what no output settled, before anything new."""
     monkeypatch.setattr(diskqueue, "STATE_SYNC_INTERVAL", 0.0)  # (else written up to 1 s late)
@@ -285,7 +297,7 @@ def test_a_segment_with_a_bad_header_is_skipped(tmp_path: Path) -> None:
 
 def test_damage_appearing_while_running_is_skipped(tmp_path: Path) -> None:
     """A segment damaged after start (disk error): the reader reports it and moves on."""
-    q = DiskQueue(settings(tmp_path, segment_size=4096), ["out"], logger=Log())
+    q = DiskQueue(settings(tmp_path, segment_size=4096), ["out"], logger=Log(), window=0)  # read from disk
     for i in range(3):
         q.put([ev(j) for j in range(i * 10, i * 10 + 10)])
         with q._cond:
@@ -410,3 +422,56 @@ def test_sizes_are_read_as_beats_writes_them() -> None:
     with pytest.raises(ValueError, match="twice"):
         DiskQueueSettings(path="x", max_size=10_000_000, segment_size=6_000_000)
     assert DiskQueueSettings(path="x", max_size=10 * 1000**3).segment_size == 1000**3
+
+
+# -- the pipeline's calls at shutdown ----------------------------------------------------
+class _Deadline:
+    def __init__(self) -> None:
+        self.at: float | None = None
+
+    def expired(self) -> bool:
+        return self.at is not None and time.monotonic() >= self.at
+
+    def wait_time(self, poll: float) -> float:
+        return poll if self.at is None else max(0.0, min(poll, self.at - time.monotonic()))
+
+
+def test_a_blocked_put_gives_up_at_the_shutdown_deadline(tmp_path: Path) -> None:
+    """max_size reached and no output settling: put returns what it wrote once the deadline passes."""
+    deadline = _Deadline()
+    q = DiskQueue(settings(tmp_path, max_size=8192, segment_size=4096), ["out"], deadline=deadline)
+    deadline.at = time.monotonic() + 0.5
+    start = time.monotonic()
+    accepted = q.put([ev(i) for i in range(400)], block=True)
+    assert 0 < accepted < 400 and time.monotonic() - start < 3
+    assert not q.wait_empty() and not q.consumer("out").wait_empty()
+
+
+def test_requeued_events_wait_for_their_time_and_new_ones_go_meanwhile(tmp_path: Path) -> None:
+    """requeue(not_before): the backoff of a retried batch does not hold events behind it."""
+    q = DiskQueue(settings(tmp_path), ["out"])
+    q.put([ev(i) for i in range(4)])
+    c = q.consumer("out")
+    first, _ = c.get(2)
+    c.requeue(first, 1, not_before=time.monotonic() + 0.3)
+    second, retries = c.get(10, timeout=1)
+    assert retries == 0 and [n_of(e) for e in second] == [2, 3]
+    again, retries = c.get(10, timeout=1)
+    assert retries == 1 and [n_of(e) for e in again] == [0, 1]
+
+
+def test_take_all_stops_an_output_and_keeps_its_events_for_the_next_start(tmp_path: Path) -> None:
+    """take_all (shutdown gave up): counts what was waiting, hands out nothing more, deletes nothing."""
+    q = DiskQueue(settings(tmp_path), ["es", "file"])
+    q.put([ev(i) for i in range(10)])
+    drain(q, "file")
+    es = q.consumer("es")
+    batch, _ = es.get(3)
+    assert es.take_all() == 7
+    assert es.get(10, timeout=0.1) is None
+    es.settled(batch[:1])  # an in-flight batch still settles
+    es.requeue(batch[1:], 1)
+    q.shutdown()
+    q2 = DiskQueue(settings(tmp_path), ["es", "file"])
+    assert [n_of(e) for e in drain(q2, "es")] == list(range(1, 10))
+    assert drain(q2, "file") == []

@@ -11,8 +11,14 @@ from pybeat.outputs.console.plugin import ConsoleOutputConfig, plugin as console
 from pybeat.outputs.file.plugin import FileOutputConfig, plugin as filep
 
 
-def ctx(**extra):
-    return OutputContext(beat=BeatInfo(version="0.1.0"), metrics=None, logger=None, name="x", extra=dict(extra))
+def ctx(**kw):
+    return OutputContext(beat=BeatInfo(version="0.1.0"), metrics=None, logger=None, name="x", **kw)
+
+
+def client(plugin, cfg, context):
+    """The output's single client (file and console outputs are one stream each)."""
+    (only,) = plugin.create(cfg, context).clients
+    return only
 
 
 def events(n):
@@ -22,7 +28,7 @@ def events(n):
 def settle_counts():
     seen = {}
 
-    def on_settle(batch, acked, dup, retry, dropped):
+    def on_settle(batch, acked, dup, retry, cancelled, dropped):
         seen.update(acked=acked, retry=len(retry), dropped=dropped)
 
     return seen, on_settle
@@ -30,7 +36,7 @@ def settle_counts():
 
 def test_file_output_writes_beats_ndjson(tmp_path):
     cfg = FileOutputConfig(path=str(tmp_path), filename="pb")
-    out = filep.create(cfg, ctx())
+    out = client(filep, cfg, ctx())
     seen, cb = settle_counts()
     out.publish(Batch(events(3), cb))
     out.close()
@@ -46,7 +52,7 @@ def test_file_output_writes_beats_ndjson(tmp_path):
 
 def test_file_output_rotates_and_keeps_number_of_files(tmp_path):
     cfg = FileOutputConfig(path=str(tmp_path), filename="pb", rotate_every_kb=1, number_of_files=3)
-    out = filep.create(cfg, ctx())
+    out = client(filep, cfg, ctx())
     for _ in range(10):
         out.publish(Batch(events(10), lambda *a: None))
     out.close()
@@ -58,14 +64,14 @@ def test_file_output_rotates_and_keeps_number_of_files(tmp_path):
 def test_file_output_rotates_on_startup(tmp_path):
     cfg = FileOutputConfig(path=str(tmp_path), filename="pb")
     for _ in range(2):
-        out = filep.create(cfg, ctx())
+        out = client(filep, cfg, ctx())
         out.publish(Batch(events(1), lambda *a: None))
         out.close()
     assert len(os.listdir(tmp_path)) == 2
 
 
 def test_unencodable_event_is_dropped_and_counted(tmp_path):
-    out = filep.create(FileOutputConfig(path=str(tmp_path)), ctx())
+    out = client(filep, FileOutputConfig(path=str(tmp_path)), ctx())
     bad = Event(0, {"x": 2**70})  # orjson refuses integers beyond 64 bits
     seen, cb = settle_counts()
     out.publish(Batch([bad, *events(1)], cb))
@@ -74,7 +80,7 @@ def test_unencodable_event_is_dropped_and_counted(tmp_path):
 
 def test_console_output_pretty(tmp_path):
     buf = io.BytesIO()
-    out = console.create(ConsoleOutputConfig(pretty=True), ctx(stdout=buf))
+    out = client(console, ConsoleOutputConfig(pretty=True), ctx(stdout=buf))
     out.publish(Batch(events(1), lambda *a: None))
     text = buf.getvalue().decode()
     assert text.startswith("{\n") and json.loads(text)["type"] == "dns"
@@ -87,7 +93,7 @@ def test_a_write_error_drops_the_batch_counted_and_the_output_recovers(tmp_path)
     from tests.delivery.fs import fill, tmpfs
 
     with tmpfs(tmp_path / "mnt", size="64k") as mnt:
-        out = filep.create(FileOutputConfig(path=str(mnt), filename="pb"), ctx())
+        out = client(filep, FileOutputConfig(path=str(mnt), filename="pb"), ctx())
         filler = fill(mnt)
         seen, cb = settle_counts()
         out.publish(Batch(events(3), cb))

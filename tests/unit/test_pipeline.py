@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from pybeat.api import Batch, BeatInfo, Event
+from pybeat.api import Batch, BeatInfo, Event, OutputGroup, RetryPolicy
 from pybeat.pipeline import MemQueue, Pipeline, ProtocolClient
 from pybeat.pipeline.pipeline import OutputRunner
 from pybeat.plugins import load_registry
@@ -75,8 +75,13 @@ def test_batch_must_settle_every_event_once():
         b.ack()
 
 
+#: retry at once (the agent's backoff is tested on its own)
+FAST_RETRY = RetryPolicy(max_retries=-1, backoff_init=0.001, backoff_max=0.01)
+
+
 def _pipeline(output, **kw):
-    runner = OutputRunner("t", lambda: output, 1, kw.pop("batch", 10), kw.pop("queue", 100), None)
+    group = OutputGroup([output], batch_size=kw.pop("batch", 10), retry=FAST_RETRY)
+    runner = OutputRunner("t", group, kw.pop("queue", 100), None)
     return Pipeline(BeatInfo(version="9.9.9", name="h"), [runner], min_events=kw.pop("min_events", 5), **kw), runner
 
 
@@ -192,7 +197,7 @@ def test_an_idle_worker_keeps_waiting_while_another_holds_a_batch_that_may_come_
 def test_shutdown_timeout_wakes_an_output_backing_off_and_counts_what_it_drops():
     """An output that cannot deliver (server down, long backoff) must not hold shutdown past the
     timeout: its clients are closed first, which wakes it, and the undelivered events are counted
-    as dropped."""
+    as not delivered."""
 
     class Down:
         def __init__(self):
@@ -206,14 +211,14 @@ def test_shutdown_timeout_wakes_an_output_backing_off_and_counts_what_it_drops()
             self.closed.set()
 
     out = Down()
-    runner = OutputRunner("down", lambda: out, 1, 10, 100, None)
+    runner = OutputRunner("down", OutputGroup([out], batch_size=10, retry=FAST_RETRY), 100, None)
     p = Pipeline(BeatInfo(), [runner], min_events=1)
     for i in range(5):
         ProtocolClient(p).publish(ev(i))
     t0 = time.monotonic()
     assert p.close(0.5) is False
     assert time.monotonic() - t0 < 5
-    assert runner.stats()["events.dropped"] == 5 and runner.queue.used == 0
+    assert runner.stats()["events.not_delivered"] == 5 and runner.queue.used == 0
 
 
 def test_conditions_on_dotted_field_names_as_yaml_writes_them(tmp_path):

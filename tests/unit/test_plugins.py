@@ -22,7 +22,7 @@ def test_a_plugin_missing_its_interface_is_reported_when_used():
         name = "half"
 
     reg = load_registry(extra={"outputs": {"half": Half()}})
-    with pytest.raises(PluginError, match="does not provide config_model, create, workers, batch_size"):
+    with pytest.raises(PluginError, match="does not provide config_model, create, workers, batch_size"):  # 0.1
         reg.get("outputs", "half")
 
 
@@ -37,9 +37,15 @@ def test_a_misnamed_plugin_is_reported():
         reg.get("protocols", "mine")
 
 
-def test_duplicate_names_are_refused():
+def test_duplicate_names_make_only_that_plugin_unusable():
+    """Two plugins with one name: neither is used (which one won would depend on install order),
+    and every other plugin still works."""
+
     class Dup:
         name = "file"
 
+    reg = load_registry(extra={"outputs": {"file": Dup()}})
     with pytest.raises(PluginError, match="two outputs plugins are named 'file'"):
-        load_registry(extra={"outputs": {"file": Dup()}})
+        reg.get("outputs", "file")
+    assert reg.get("outputs", "console").name == "console"
+    assert any(i.error and "two outputs plugins" in i.error for i in reg.all())

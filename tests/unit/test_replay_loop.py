@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-import pybeat.agent as agent_mod
+import pybeat.agent.run as agent_mod
 from pybeat.agent import Agent, Paths, RunOptions
 from pybeat.config import load, load_settings
 from pybeat.logs import setup_logging
@@ -24,7 +24,7 @@ from pybeat.decode import replay as replay_mod
 from tests.conftest import PCAPS, need
 from tests.golden.test_golden import CAPTURES, CONFIG, normalise
 
-VOLATILE_METRICS = ("output.file.path",)
+VOLATILE_METRICS = ("output.file.location",)
 LOOPS = ["python", "compiled"]
 
 

@@ -1,0 +1,40 @@
+"""Speed hooks for the built-in protocols only: not part of the plugin API.
+
+Third-party plugins never need these (a plugin gets the same results without them) and must
+not use them: they change whenever the hot path does. The built-in protocols may import this
+module besides ``pybeat.api``.
+
+- Pre-encoded events: ``Event(ts, None, raw=b'{...}', digest=(type, status, summary value,
+  notes))``. ``raw`` is the JSON object of the event's fields without ``@timestamp`` and
+  ``@metadata``; encoders splice it as it is, and anything that reads ``Event.fields`` gets
+  it decoded (the event is an ordinary one from then on). ``digest`` is what the exit
+  summary needs of it without decoding. A protocol may emit them only when
+  ``ProtocolContext.events_may_share`` is True.
+- :class:`FastPath` (``fastpath_of(ctx)``): where the pipeline lets it (nothing configured
+  changes an event), ``raw_close`` is the bytes that close a pre-encoded document (the
+  pipeline's ``agent``, ``ecs`` and ``host`` and the final ``}``) and ``emit_closed``
+  publishes an event whose ``raw`` already ends with them, with no splice on the way.
+- ``Analyzer.udp4_lane()`` (optional, looked up with ``getattr``): a compiled stand-in for
+  ``on_udp4`` that the compiled replay loop calls without creating Python objects first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pybeat._sdk.events import EmitFn
+
+__all__ = ["FastPath", "fastpath_of"]
+
+
+@dataclass(frozen=True)
+class FastPath:
+    raw_close: bytes
+    emit_closed: EmitFn
+
+
+def fastpath_of(ctx: Any) -> FastPath | None:
+    """The hooks the agent offers this protocol context, or None."""
+    fp = getattr(ctx, "_fastpath", None)
+    return fp if isinstance(fp, FastPath) else None
