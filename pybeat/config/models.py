@@ -83,6 +83,12 @@ class LimitsConfig(Section):
     tick_interval_s: float = Field(default=0.5, gt=0)
 
 
+class IncludeConfig(Section):
+    """``pybeat.config.d``: more config files merged after the -c files (loader.include)."""
+
+    d: str | list[str] | None = None
+
+
 class PacketbeatSection(Section):
     interfaces: InterfaceConfig | list[InterfaceConfig] = InterfaceConfig()
     protocols: list[dict[str, Any]] | dict[str, dict[str, Any]] = []
@@ -93,6 +99,7 @@ class PacketbeatSection(Section):
     overwrite_pipelines: bool = False
     npcap: dict[str, Any] = {}
     # pybeat's own settings (not in Packetbeat):
+    config: IncludeConfig = IncludeConfig()  # pybeat.config.d: pybeat.d/*.yml
     #: detectors by name (pybeat.detection.<name>: {enabled: true, ...}), validated by their plugins
     detection: dict[str, dict[str, Any] | None] = {}
     limits: LimitsConfig = LimitsConfig()  # decoder caps, see ARCHITECTURE.md "caps"
