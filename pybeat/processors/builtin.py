@@ -15,15 +15,32 @@ from typing import Any
 
 from pydantic import Field
 
-from pybeat.api import BeatInfo, Event, PluginConfig
+from pybeat.api import Event, PluginConfig, ProcessorContext
+
+from ._fields import MISSING, FieldError, delete_value, get_value, has_value, put_value
 
 
 class _Plugin:
     name = ""
+    api_version = "1.0"
     config_model: type[PluginConfig] = PluginConfig
 
-    def create(self, config: Any, beat: BeatInfo) -> Any:
+    def create(self, config: Any, ctx: ProcessorContext) -> Any:
         raise NotImplementedError
+
+
+def add_error(event: Event, message: str) -> None:
+    """Append ``message`` to ``error.message`` (a string for one, a list for several)."""
+    err = event.fields.get("error")
+    if not isinstance(err, dict):
+        err = event.fields["error"] = {}
+    msg = err.get("message")
+    if msg is None:
+        err["message"] = message
+    elif isinstance(msg, list):
+        msg.append(message)
+    else:
+        err["message"] = [msg, message]
 
 
 # -- add_fields ---------------------------------------------------------------------------
@@ -39,8 +56,11 @@ class AddFields:
 
     def run(self, event: Event) -> Event:
         node = event.fields
-        if self.target:
-            for part in self.target.split("."):
+        target = self.target
+        if target == "@metadata" or target.startswith("@metadata."):
+            node, target = event.meta, target[len("@metadata."):]
+        if target:
+            for part in target.split("."):
                 child = node.get(part)
                 if not isinstance(child, dict):
                     child = node[part] = {}
@@ -53,7 +73,7 @@ class AddFieldsPlugin(_Plugin):
     name = "add_fields"
     config_model = AddFieldsConfig
 
-    def create(self, config: AddFieldsConfig, beat: BeatInfo) -> AddFields:
+    def create(self, config: AddFieldsConfig, ctx: ProcessorContext) -> AddFields:
         return AddFields("fields" if config.target is None else config.target, config.fields)
 
 
@@ -91,7 +111,7 @@ class AddTagsPlugin(_Plugin):
     name = "add_tags"
     config_model = AddTagsConfig
 
-    def create(self, config: AddTagsConfig, beat: BeatInfo) -> AddTags:
+    def create(self, config: AddTagsConfig, ctx: ProcessorContext) -> AddTags:
         tags = [config.tags] if isinstance(config.tags, str) else list(config.tags)
         return AddTags(tags, config.target)
 
@@ -104,7 +124,7 @@ class AddLabelsPlugin(_Plugin):
     name = "add_labels"
     config_model = AddLabelsConfig
 
-    def create(self, config: AddLabelsConfig, beat: BeatInfo) -> AddFields:
+    def create(self, config: AddLabelsConfig, ctx: ProcessorContext) -> AddFields:
         flat: dict[str, Any] = {}
 
         def walk(prefix: str, node: dict[str, Any]) -> None:
@@ -241,7 +261,7 @@ class AddHostMetadataPlugin(_Plugin):
     name = "add_host_metadata"
     config_model = AddHostMetadataConfig
 
-    def create(self, config: AddHostMetadataConfig, beat: BeatInfo) -> AddHostMetadata:
+    def create(self, config: AddHostMetadataConfig, ctx: ProcessorContext) -> AddHostMetadata:
         return AddHostMetadata(bool(config.netinfo.get("enabled", True)), config.name, config.replace_fields)
 
 
@@ -259,7 +279,7 @@ class DropEventPlugin(_Plugin):
     name = "drop_event"
     config_model = EmptyConfig
 
-    def create(self, config: EmptyConfig, beat: BeatInfo) -> DropEvent:
+    def create(self, config: EmptyConfig, ctx: ProcessorContext) -> DropEvent:
         return DropEvent()
 
 
@@ -272,21 +292,49 @@ _PROTECTED = {"@timestamp", "type"}
 
 
 class DropFields:
-    def __init__(self, fields: list[str]):
-        self.fields = [f for f in fields if f not in _PROTECTED]
+    """Beats' drop_fields: names, or ``/regexp/`` matched against every dotted key; a named
+    field that is missing is logged at debug (once per field) unless ``ignore_missing``."""
+
+    def __init__(self, fields: list[str], ignore_missing: bool = False, logger: Any = None):
+        import re
+
+        self.fields = [f for f in fields if f not in _PROTECTED and not (len(f) > 2 and f[0] == f[-1] == "/")]
+        self.patterns = [re.compile(f[1:-1]) for f in fields if len(f) > 2 and f[0] == f[-1] == "/"]
+        self.ignore_missing = ignore_missing
+        self.logger = logger
+        self.missing = 0
+        self._reported: set[str] = set()
 
     def run(self, event: Event) -> Event:
         for f in self.fields:
-            event.delete(f)
+            if not delete_value(event, f) and not self.ignore_missing:
+                self.missing += 1
+                if f not in self._reported and self.logger is not None and len(self._reported) < 64:
+                    self._reported.add(f)
+                    self.logger.debug("drop_fields: field not found (set ignore_missing: true to silence)", field=f)
+        if self.patterns:
+            for key in _dotted_keys(event.fields):
+                if key not in _PROTECTED and any(p.search(key) for p in self.patterns):
+                    delete_value(event, key)
         return event
+
+
+def _dotted_keys(node: dict[str, Any], prefix: str = "") -> list[str]:
+    out: list[str] = []
+    for k, v in node.items():
+        key = f"{prefix}.{k}" if prefix else k
+        out.append(key)
+        if isinstance(v, dict):
+            out += _dotted_keys(v, key)
+    return out
 
 
 class DropFieldsPlugin(_Plugin):
     name = "drop_fields"
     config_model = DropFieldsConfig
 
-    def create(self, config: DropFieldsConfig, beat: BeatInfo) -> DropFields:
-        return DropFields(config.fields)
+    def create(self, config: DropFieldsConfig, ctx: ProcessorContext) -> DropFields:
+        return DropFields(config.fields, config.ignore_missing, ctx.logger)
 
 
 class IncludeFieldsConfig(PluginConfig):
@@ -311,7 +359,7 @@ class IncludeFieldsPlugin(_Plugin):
     name = "include_fields"
     config_model = IncludeFieldsConfig
 
-    def create(self, config: IncludeFieldsConfig, beat: BeatInfo) -> IncludeFields:
+    def create(self, config: IncludeFieldsConfig, ctx: ProcessorContext) -> IncludeFields:
         return IncludeFields(config.fields)
 
 
@@ -328,18 +376,45 @@ class RenameConfig(PluginConfig):
 
 
 class Rename:
-    def __init__(self, pairs: list[tuple[str, str]], copy_only: bool = False):
+    """Beats' rename and copy_fields: a target that exists is an error (never overwritten); a
+    missing source is an error unless ``ignore_missing``. On an error with ``fail_on_error``
+    (the default) the event is restored as it was before this processor and the error is
+    added to ``error.message``; without it, the remaining pairs still run."""
+
+    def __init__(self, pairs: list[tuple[str, str]], copy_only: bool = False, ignore_missing: bool = False,
+                 fail_on_error: bool = True):
         self.pairs = pairs
         self.copy_only = copy_only
+        self.ignore_missing = ignore_missing
+        self.fail_on_error = fail_on_error
+
+    def _one(self, event: Event, src: str, dst: str) -> None:
+        if has_value(event, dst):
+            raise FieldError(f"target field {dst} already exists, drop or rename this field first")
+        value = get_value(event, src)
+        if value is MISSING:
+            if self.ignore_missing:
+                return
+            raise FieldError(f"could not fetch value for key: {src}, Error: key not found")
+        if self.copy_only:
+            put_value(event, dst, copy.deepcopy(value))
+        else:
+            delete_value(event, src)
+            put_value(event, dst, value)
 
     def run(self, event: Event) -> Event:
+        backup = None
+        if self.fail_on_error:
+            backup = (copy.deepcopy(event.fields), copy.deepcopy(event.meta))
         for src, dst in self.pairs:
-            value = event.get(src)
-            if value is None or event.get(dst) is not None:
-                continue
-            event.put(dst, copy.deepcopy(value) if self.copy_only else value)
-            if not self.copy_only:
-                event.delete(src)
+            try:
+                self._one(event, src, dst)
+            except FieldError as exc:
+                if backup is not None:
+                    event.fields, event.meta = backup
+                    verb = "copy" if self.copy_only else "rename"
+                    add_error(event, f"Failed to {verb} fields in processor: {exc}")
+                    return event
         return event
 
 
@@ -347,8 +422,8 @@ class RenamePlugin(_Plugin):
     name = "rename"
     config_model = RenameConfig
 
-    def create(self, config: RenameConfig, beat: BeatInfo) -> Rename:
-        return Rename([(p.from_, p.to) for p in config.fields])
+    def create(self, config: RenameConfig, ctx: ProcessorContext) -> Rename:
+        return Rename([(p.from_, p.to) for p in config.fields], False, config.ignore_missing, config.fail_on_error)
 
 
 class CopyFieldsConfig(PluginConfig):
@@ -361,8 +436,8 @@ class CopyFieldsPlugin(_Plugin):
     name = "copy_fields"
     config_model = CopyFieldsConfig
 
-    def create(self, config: CopyFieldsConfig, beat: BeatInfo) -> Rename:
-        return Rename([(p.from_, p.to) for p in config.fields], copy_only=True)
+    def create(self, config: CopyFieldsConfig, ctx: ProcessorContext) -> Rename:
+        return Rename([(p.from_, p.to) for p in config.fields], True, config.ignore_missing, config.fail_on_error)
 
 
 add_fields = AddFieldsPlugin()
