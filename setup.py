@@ -20,6 +20,35 @@ for name, folder in MAPPED.items():
 package_data = {name: ["fields.yml"] for name in packages}
 package_data["pybeat"] = ["py.typed", "fields.yml"]
 
+from setuptools.command.build_ext import build_ext  # noqa: E402
+
+
+class OptionalBuildExt(build_ext):
+    """Every compiled extension is optional, whatever _extensions() lists: when one cannot be
+    built (no C compiler, CC=/bin/false, no Python headers) the install goes on without it and
+    pybeat runs the Python code that extension mirrors. (cythonize() does not keep an
+    Extension's own optional=True, so this does not rely on it.) PYBEAT_REQUIRE_COMPILED=1
+    makes a failed extension fail the install instead."""
+
+    def run(self) -> None:
+        try:
+            super().run()
+        except Exception as exc:  # noqa: BLE001 - e.g. no usable compiler at all
+            self._skipped("the compiled extensions", exc)
+
+    def build_extension(self, ext) -> None:  # type: ignore[no-untyped-def]
+        try:
+            super().build_extension(ext)
+        except Exception as exc:  # noqa: BLE001 - CompileError, DistutilsExecError, missing headers
+            self._skipped(ext.name, exc)
+
+    def _skipped(self, what: str, exc: Exception) -> None:
+        import os
+
+        if os.environ.get("PYBEAT_REQUIRE_COMPILED") == "1":  # .ci/run: CI must have every one
+            raise exc
+        self.warn(f"pybeat: building {what} failed ({exc}); installing without it, as pure Python")
+
 
 def _extensions() -> list:
     """The optional compiled hot path (pybeat/_speedups.pyx). Without Cython or a C compiler
@@ -38,4 +67,4 @@ def _extensions() -> list:
 exclude_package_data = {"pybeat": ["_speedups.c", "*.so"]}
 
 setup(packages=packages, package_dir=package_dir, package_data=package_data,
-      exclude_package_data=exclude_package_data, ext_modules=_extensions())
+      exclude_package_data=exclude_package_data, ext_modules=_extensions(), cmdclass={"build_ext": OptionalBuildExt})

@@ -22,6 +22,9 @@ class ConsoleOutput:
         self.stream = stream or ctx.stdout
         self.logger = ctx.logger
         self._lock = threading.Lock()
+        bind = getattr(ctx.logger, "bind", None)  # -d console: its debug lines (a structlog-style bind)
+        if bind is not None:
+            bind(logger="console").debug("console output ready", pretty=config.pretty, bulk_max_size=config.bulk_max_size)
 
     def publish(self, batch: Batch) -> None:
         lines = []

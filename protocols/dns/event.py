@@ -137,16 +137,14 @@ def _render(msg: Message, domains: DomainParts, authorities: bool, additionals: 
     answers = msg.answers
     d["answers_count"] = len(answers)
     if answers:
-        rendered = [r for r in answers if r is not None]
-        if rendered:
-            d["answers"] = rendered
+        # Packetbeat assigns the list even when no record could be rendered (an A record
+        # without an address): "answers": [], as for the authorities below.
+        d["answers"] = [r for r in answers if r is not None]
         if msg.resolved:
             d["resolved_ip"] = msg.resolved
     d["authorities_count"] = len(msg.authorities)
     if authorities and msg.authorities:
-        rendered = [r for r in msg.authorities if r is not None]
-        if rendered:
-            d["authorities"] = rendered
+        d["authorities"] = [r for r in msg.authorities if r is not None]
     extra = msg.additionals
     d["additionals_count"] = len(extra) - 1 if opt is not None else len(extra)
     if additionals and extra:

@@ -31,6 +31,9 @@ import time
 from collections.abc import Generator, Iterator
 
 from pybeat.capture.errors import CaptureError, explain_os_error
+from pybeat.logs import get_logger
+
+_log = get_logger("afpacket")
 
 SOL_PACKET = 263
 PACKET_ADD_MEMBERSHIP = 1
@@ -259,6 +262,9 @@ class AfPacketSource:
                 sock.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq)
             except OSError as exc:
                 raise explain_os_error(exc, "enabling promiscuous mode", device) from exc
+        _log.debug("af_packet ring ready", device=device, block_size=block_size, blocks=block_nr,
+                   fanout_group=fanout_group, promisc=promisc, bpf=bool(bpf_program),
+                   ignore_outgoing=ignore_outgoing, in_ring_filter=self._ignore_outgoing_in_ring)
 
     def _attach_filter(self, sock: socket.socket, program: bytes) -> None:
         import ctypes
@@ -421,6 +427,8 @@ class AfPacketSource:
         self._kernel_packets += packets
         self._kernel_dropped += drops
         self._freeze_q += freezes
+        _log.debug("af_packet kernel counters", device=self.device, received=self._kernel_packets,
+                   dropped=self._kernel_dropped, freeze_queue=self._freeze_q, handed_on=self.received)
 
     def stats(self) -> dict[str, int]:
         """``received`` (handed to the caller), and the kernel's counts since the socket opened.

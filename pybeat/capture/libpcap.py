@@ -21,6 +21,9 @@ from collections.abc import Generator, Iterator
 from typing import Any
 
 from pybeat.capture.errors import CaptureError
+from pybeat.logs import get_logger
+
+_log = get_logger("libpcap")
 
 PCAP_ERRBUF_SIZE = 256
 PCAP_TSTAMP_PRECISION_NANO = 1
@@ -299,6 +302,8 @@ class PcapLiveSource:
                         raise CaptureError(f"cannot set bpf_filter on {device!r}: {self._geterr()}")
                 finally:
                     lib.pcap_freecode(ctypes.byref(prog))
+            _log.debug("libpcap handle active", device=device, snaplen=snaplen, link_type=self.link_type,
+                       buffer_size_mb=buffer_size_mb, bpf_filter=bpf_filter, ignore_outgoing=ignore_outgoing)
         except BaseException:
             lib.pcap_close(handle)
             self._handle = None
@@ -477,4 +482,5 @@ class PcapLiveSource:
                     "kernel_dropped": int(st.ps_drop),
                     "if_dropped": int(st.ps_ifdrop),
                 }
+                _log.debug("libpcap counters", device=self.device, received=self.received, **self._last_stats)
         return {"received": self.received, **self._last_stats}

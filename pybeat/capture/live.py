@@ -22,9 +22,12 @@ from pybeat.capture import libpcap
 from pybeat.capture.devices import resolve_device
 from pybeat.capture.dump import PcapWriter
 from pybeat.capture.errors import CaptureError
+from pybeat.logs import get_logger
 
 if TYPE_CHECKING:
     from pybeat.config.models import InterfaceConfig
+
+_log = get_logger("capture")
 
 __all__ = ["CaptureError", "LiveSource", "MultiLiveSource", "RoutedLiveSource", "open_live", "open_live_many"]
 
@@ -201,6 +204,8 @@ def _open_one(
         except CaptureError:
             source.close()
             raise
+    _log.debug("live capture opened", device=device, type=kind, snaplen=iface.snaplen, bpf_filter=flt,
+               buffer_size_mb=iface.buffer_size_mb, link_type=source.link_type, dump=dump_path)
     return LiveSource(source, device, kind, flt, dump)
 
 
@@ -382,6 +387,7 @@ class RoutedLiveSource:
             return  # try again at the next poll
         old, self._current = self._current, new
         self.switches += 1
+        _log.debug("default route moved: capture follows it", old=old.device, new=device, switches=self.switches)
         self._finish(old)
 
     def _finish(self, source: LiveSource, keep_stats: bool = True) -> None:

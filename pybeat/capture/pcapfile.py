@@ -21,6 +21,10 @@ import struct
 from collections.abc import Iterator
 from typing import BinaryIO, Callable
 
+from pybeat.logs import get_logger
+
+_log = get_logger("capture")
+
 PCAP_MAGIC_US = 0xA1B2C3D4
 PCAP_MAGIC_NS = 0xA1B23C4D
 PCAPNG_SHB = 0x0A0D0D0A
@@ -94,6 +98,8 @@ class PcapFileSource:
             raise CaptureFileError(
                 f"{self.path!r} is not a pcap or pcapng file (magic {bytes(head).hex()})"
             )
+        _log.debug("capture file opened", path=self.path, format=self._format, size=st.st_size,
+                   stream=self._stream, loops=self.loops)
 
     def close(self) -> None:
         if isinstance(self._map, mmap.mmap):

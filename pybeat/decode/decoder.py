@@ -32,6 +32,7 @@ from typing import Any
 from pybeat.api import Analyzer, Packet
 from pybeat.decode.ipfrag import FragmentReassembler
 from pybeat.decode.tcp import TcpReassembler
+from pybeat.logs import get_logger
 
 LINKTYPE_NULL = 0
 LINKTYPE_ETHERNET = 1
@@ -138,6 +139,8 @@ class Decoder:
                 self.analyzers.append(a)
         #: what else runs on packet time after the analyzers (the agent's detectors)
         self.timers: list[Any] = list(timers or [])
+        get_logger("decoder").debug("decoder ready", udp_ports=sorted(self.udp_ports), tcp_ports=sorted(self.tcp_ports),
+                                    icmp=icmp is not None, shard=self.shard, split_by=split_by, limits=vars(self.limits))
         self.frags = FragmentReassembler(
             self.limits.max_fragmented_datagrams, int(self.limits.fragment_timeout_s * 1e9)
         )

@@ -122,7 +122,9 @@ class OutputRunner:
     def _work(self, client: Output) -> None:
         failures = 0
         on_settle = self._on_settle
-        while not self._abandon:
+        deadline = self.deadline
+        # Past the shutdown deadline no new attempt starts: close() counts what is left.
+        while not self._abandon and not deadline.expired():
             got = self.queue.get(self.batch_size, timeout=0.5)
             if got is None:
                 return
@@ -152,8 +154,7 @@ class OutputRunner:
                 continue
             failures += 1
             self.unclean_batches += 1
-            delay = backoff_delay(failures, self.policy)
-            self._wake.wait(self.deadline.wait_time(delay))
+            self._wake.wait(deadline.wait_time(backoff_delay(failures, self.policy)))
 
     def _unsettled(self, batch: Batch, raised: bool) -> None:
         """publish() returned or raised without settling: retry the whole batch."""
