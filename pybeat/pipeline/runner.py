@@ -82,6 +82,10 @@ class OutputRunner:
         ]
         for t in self._threads:
             t.start()
+        if logger is not None:
+            logger.debug("output started", output=name, clients=len(self.clients), batch_size=self.batch_size,
+                         queue_events=queue_events, max_retries=self.policy.max_retries,
+                         backoff=f"{self.policy.backoff_init:g}s..{self.policy.backoff_max:g}s")
 
     # -- settling ----------------------------------------------------------------------------------
     def _on_settle(self, batch: Batch, acked: int, duplicates: int, retry: list[Event], cancelled: list[Event],
@@ -197,6 +201,9 @@ class OutputRunner:
             self._close_clients()
         with self._lock:
             self._finished = True
+        if self.logger is not None:
+            self.logger.debug("output stopped", output=self.name, drained=drained, acked=self.acked,
+                              not_delivered=self.not_delivered, retried=self.retried)
         return drained and self.not_delivered == 0
 
     def _close_clients(self) -> None:
