@@ -25,7 +25,7 @@ pybeat and tshark exit once done, so for them both are their wall time. Each rou
 tools back to back and the best round of each is reported (these machines are noisy), with packets/s, events/s, peak
 RSS, CPU time (user+sys, all processes) and the ratio (of the best rounds; also the range and
 median of each round's ratio, both tools timed back to back). It says whether pybeat ran its
-compiled hot path (``pybeat._speedups``) or pure Python. Results also go to
+compiled hot path (``pybeat.decode._replay``, ``pybeat.protocols.dns._fast``) or pure Python. Results also go to
 ``bench/results/<timestamp>.json``. pybeat runs with its bytecode cached, as an installed
 package does (an untimed warm-up run writes the cache even where PYTHONDONTWRITEBYTECODE is set).
 """
@@ -256,9 +256,9 @@ def main() -> int:
         PYBEAT_ENV["PYBEAT_PURE_PYTHON"] = "1"
     import importlib.util
 
-    compiled = importlib.util.find_spec("pybeat._speedups") is not None and not args.pure_python
-    print("pybeat hot path: " + ("compiled (pybeat._speedups)" if compiled else
-                                 "pure Python" + ("" if args.pure_python else " (pybeat._speedups was not built)")),
+    compiled = importlib.util.find_spec("pybeat.decode._replay") is not None and not args.pure_python
+    print("pybeat hot path: " + ("compiled (pybeat.decode._replay + pybeat.protocols.dns._fast)" if compiled else
+                                 "pure Python" + ("" if args.pure_python else " (the extensions were not built)")),
           flush=True)
     if args.scaling:
         rows = []
