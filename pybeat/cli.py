@@ -5,6 +5,7 @@
     pybeat export config | template | ilm-policy
     pybeat setup [--index-management]
     pybeat devices | plugins | version
+    pybeat service install | remove | start | stop      (Windows)
 
 Global flags work before or after the command. Errors print one readable message and exit 1;
 a config error names the key, the file and line, the value and what was expected.
@@ -71,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub("devices", "list the capture devices")
     sub("plugins", "list installed protocol, output and processor plugins")
     sub("version", "print the version")
+    service = sub("service", "install, remove, start or stop the Windows service")
+    service.add_argument("action", choices=["install", "remove", "start", "stop"])
     _add_run_flags(parser, top=True)
     return parser
 
@@ -189,7 +192,10 @@ def cmd_run(args: argparse.Namespace, registry: Registry) -> int:
 
         result = run_sharded(settings, registry, paths, log, options, workers)
     else:
-        result = Agent(settings, registry, paths, log, options).run()
+        agent = Agent(settings, registry, paths, log, options)
+        if getattr(args, "on_agent", None) is not None:  # the Windows service, to stop it later
+            args.on_agent(agent)
+        result = agent.run()
     # The summary goes where the events do not: stdout, unless an output writes events there.
     to_stderr = any(k.endswith(".location") and v == "stdout" for k, v in result.metrics.items())
     print(result.summary, file=sys.stderr if to_stderr else sys.stdout, flush=True)
@@ -297,9 +303,12 @@ def cmd_plugins(args: argparse.Namespace, registry: Registry) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, on_agent: Any = None) -> int:
+    """``on_agent(agent)`` is called with the agent of ``run`` before it starts (it is how the
+    Windows service stops it)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.on_agent = on_agent
     for attr, default in (("file", None), ("fast", False), ("loops", 1), ("dump", None), ("no_publish", False)):
         if not hasattr(args, attr):
             setattr(args, attr, default)
@@ -311,6 +320,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "version":
         print(f"pybeat version {__version__} (packetbeat-compatible; python {sys.version.split()[0]})")
         return 0
+    if command == "service":
+        from pybeat import service
+
+        return service.main(args.action, home=args.path_home, config=args.path_config, data=args.path_data,
+                            logs=args.path_logs, config_file=args.config)
     try:
         registry = load_registry()
         handler = {

@@ -1,7 +1,13 @@
 """Logging setup: structlog key/value events, JSON when not on a terminal.
 
 ``-e`` logs to stderr (human-readable on a TTY, JSON otherwise); without it logs go to
-``<path.logs>/pybeat-<date>.ndjson`` as Beats log to files. ``-d`` selectors turn on debug.
+``<path.logs>/pybeat-<date>.ndjson`` as Beats log to files.
+
+Debug lines belong to a selector, as in Beats: ``get_logger("afpacket")`` (or any logger's
+``bind(logger="file")``) names it, and its debug lines show when ``-d`` / ``logging.selectors``
+lists that selector or ``*``; ``logging.level: debug`` without selectors shows them all. Other
+levels do not depend on selectors. Debug lines are written at setup and periodic points only,
+never per packet.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ def setup_logging(
         os.chmod(path, 0o600)
     if selectors:
         level = "debug"
+    chosen = frozenset(selectors or ()) or frozenset({"*"})
     use_json = json_format if json_format is not None else not stream.isatty()
     min_level = _LEVELS.get(level, logging.INFO)
 
@@ -54,9 +61,9 @@ def setup_logging(
             cache_logger_on_first_use=False,
         )
 
-    global _pending, _min_level
+    global _pending, _min_level, _selectors
     with _lock:
-        _pending, _min_level = configure, min_level
+        _pending, _min_level, _selectors = configure, min_level, chosen
     if "structlog" in sys.modules:  # someone else already logs through structlog: configure it now
         _configured()
     return _Logger()
@@ -67,6 +74,19 @@ def setup_logging(
 _lock = threading.Lock()
 _pending: Callable[[], None] | None = None
 _min_level = logging.INFO
+_selectors: frozenset[str] = frozenset({"*"})
+
+
+def get_logger(selector: str) -> "_Logger":
+    """A logger whose events carry ``logger=<selector>``; its debug lines show only when that
+    selector (or ``*``) is selected."""
+    return _Logger(selector, {"logger": selector})
+
+
+def debug_enabled(selector: str | None = None) -> bool:
+    """Whether a debug line of ``selector`` would be written (to skip preparing one)."""
+    return _min_level <= logging.DEBUG and ("*" in _selectors or selector in _selectors)
+
 
 #: The level of each logging method of structlog's filtering bound logger.
 _METHOD_LEVELS = {
@@ -91,27 +111,30 @@ class _Logger:
     """structlog's logger, imported and configured on the first event at or above the level.
 
     Importing structlog costs ~25 ms (it imports asyncio), a share of every run's start-up,
-    and a run at the default level often logs nothing. Calls below the level return None, as
-    the filtering logger's do; any other attribute is the structlog logger's own.
+    and a run at the default level often logs nothing. Calls below the level, and debug calls
+    of a selector not selected, return None, as the filtering logger's do; any other attribute
+    is the structlog logger's own. ``bind`` keeps that filtering (``logger=`` names the selector).
     """
 
-    _real: Any = None
-
-    def __init__(self, context: dict[str, Any] | None = None) -> None:
+    def __init__(self, selector: str | None = None, context: dict[str, Any] | None = None):
+        self._selector = selector
         self._context = context or {}
+        self._real: Any = None
 
     def bind(self, **kw: Any) -> "_Logger":
         """A logger that adds ``kw`` to every event (without importing structlog yet)."""
-        return _Logger({**self._context, **kw})
+        return _Logger(kw.get("logger", self._selector), {**self._context, **kw})
 
     def __getattr__(self, name: str) -> Any:
         level = _METHOD_LEVELS.get(name)
         if level is not None and level < _min_level:
             return _nop
+        if level == logging.DEBUG and not debug_enabled(self._selector):
+            return _nop
         if self._real is None:
-            real = _configured()
-            self._real = real.bind(**self._context) if self._context else real
-        return getattr(self._real, name)
+            self._real = _configured()  # a lazy proxy: it follows later setup_logging() calls
+        # bound per call (logging here is never per packet), so a later setup still applies
+        return getattr(self._real.bind(**self._context) if self._context else self._real, name)
 
 
 def _nop(*args: Any, **kw: Any) -> None:

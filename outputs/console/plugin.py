@@ -13,7 +13,6 @@ class ConsoleOutputConfig(PluginConfig):
     pretty: bool = False
     codec: CodecConfig | None = None
     bulk_max_size: int = 2048
-    queue: dict[str, Any] | None = None
 
 
 class ConsoleOutput:
@@ -22,6 +21,9 @@ class ConsoleOutput:
         self.stream = stream or ctx.stdout
         self.logger = ctx.logger
         self._lock = threading.Lock()
+        bind = getattr(ctx.logger, "bind", None)  # -d console: its debug lines (a structlog-style bind)
+        if bind is not None:
+            bind(logger="console").debug("console output ready", pretty=config.pretty, bulk_max_size=config.bulk_max_size)
 
     def publish(self, batch: Batch) -> None:
         lines = []

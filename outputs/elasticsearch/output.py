@@ -99,6 +99,8 @@ class ElasticsearchOutput:
         self.conn = shared.conn
         self.stats = shared.stats
         self.log = ctx.logger
+        bind = getattr(ctx.logger, "bind", None)  # -d elasticsearch: its debug lines (a structlog-style bind)
+        self.debug_log = bind(logger="elasticsearch") if bind is not None else None
         self.encoder = BulkEncoder(cfg.escape_html)
         self.meta_base = {"beat": ctx.beat.beat, "type": "_doc", "version": ctx.beat.version}
         self.index_sel: Selector | None = None
@@ -119,6 +121,10 @@ class ElasticsearchOutput:
         if self.log is not None:
             self.log.info(msg, output="elasticsearch", **kw)
 
+    def _debug(self, msg: str, **kw: Any) -> None:
+        if self.debug_log is not None:  # -d elasticsearch: once per connection or bulk request
+            self.debug_log.debug(msg, **kw)
+
     def _folded_warn(self, msg: str, problem: str, count: int) -> None:
         """A failure that repeats while a cluster is down: one line per LOG_EVERY seconds."""
         total = self.shared.should_log(("conn", msg, problem[:120]), count, time.monotonic())
@@ -136,6 +142,7 @@ class ElasticsearchOutput:
             with sh.setup_lock:
                 if not sh.ready:
                     try:
+                        self._debug("connecting", hosts=self.cfg.hosts)
                         info = self.conn.discover()
                         self._on_connect(info)
                     except (TransportError, AuthError, OSError) as exc:
@@ -296,6 +303,8 @@ class ElasticsearchOutput:
         unsent.extend(dl_unsent)
         dropped += dl_dropped
         self.stats.add(toomany=toomany)
+        self._debug("bulk request settled", events=len(events), acked=acked, duplicates=duplicates,
+                    retry=len(retry), unsent=len(unsent), dropped=dropped, attempt=batch.retries + 1)
         batch.settle(acked=acked, duplicates=duplicates, retry=retry, cancelled=unsent, dropped=dropped)
 
     def _non_indexable(self, bad: list[tuple[Event, ItemOutcome]]) -> tuple[int, list[Event], int]:

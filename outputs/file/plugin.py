@@ -35,7 +35,6 @@ class FileOutputConfig(PluginConfig):
     permissions: int = 0o600
     rotate_on_startup: bool = True
     codec: CodecConfig | None = None
-    queue: dict[str, Any] | None = None
     bulk_max_size: int | None = None
 
     @field_validator("path")
@@ -65,6 +64,8 @@ class FileOutput:
         self.name = (config.filename or ctx.beat.beat) + (ctx.shard.suffix if ctx.shard else "")
         self.limit = config.rotate_every_kb * 1024
         self.logger = ctx.logger
+        bind = getattr(ctx.logger, "bind", None)  # -d file: its debug lines (a structlog-style bind)
+        self.debug_log = bind(logger="file") if bind is not None else None
         self.written = 0
         self.encode_errors = 0
         self.write_errors = 0
@@ -132,6 +133,8 @@ class FileOutput:
         except OSError:
             self._close_fd()
             raise
+        if self.debug_log is not None:
+            self.debug_log.debug("output file opened", path=path, size=self._size, rotate=rotate)
         self._prune()
 
     def _close_fd(self) -> None:
@@ -164,6 +167,8 @@ class FileOutput:
             except OSError:
                 continue
             self.rotated_away += self._file_events.pop(path, 0)
+            if self.debug_log is not None:
+                self.debug_log.debug("rotation removed the oldest file", path=path, keep=self.config.number_of_files)
 
     def _check_file(self) -> None:
         """Reopen when the file or its folder was removed or replaced (checked once per batch)."""

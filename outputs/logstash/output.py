@@ -90,6 +90,8 @@ class LogstashClient:
         self.config = config
         self.shared = shared
         self.logger = ctx.logger
+        bind = getattr(ctx.logger, "bind", None)  # -d logstash: its debug lines (a structlog-style bind)
+        self.debug_log = bind(logger="logstash") if bind is not None else None
         codec_cfg = CodecConfig.model_validate({"json": JsonCodecConfig(escape_html=config.escape_html)})
         self.codec = Codec(ctx.beat, codec_cfg, index=config.index)
         self.hosts = hosts
@@ -160,6 +162,8 @@ class LogstashClient:
         self.shared.add(batches__acked=1, write__bytes=conn.bytes_sent - written,
                         acks__keepalive=conn.keepalives - keepalives)
         self._count_host(conn.where, len(sendable))
+        self._log("debug", "batch acked", events=len(sendable), window=self._window_size(),
+                  bytes=conn.bytes_sent - written)
         batch.settle(acked=len(sendable), dropped=bad)
         return True
 
@@ -219,6 +223,7 @@ class LogstashClient:
         if conn.connected:
             return True
         try:
+            self._log("debug", "connecting to logstash", timeout=self.config.timeout, window=self._window_size())
             conn.connect()
         except ConnectError as exc:
             self.shared.add(connections__failed=1)
@@ -252,8 +257,9 @@ class LogstashClient:
                 self.shared.per_host[where] = self.shared.per_host.get(where, 0) + n
 
     def _log(self, level: str, msg: str, **kv: Any) -> None:
-        if self.logger is not None:
-            getattr(self.logger, level)(msg, output="logstash", host=self.conn.where, **kv)
+        logger = self.debug_log if level == "debug" else self.logger
+        if logger is not None:
+            getattr(logger, level)(msg, output="logstash", host=self.conn.where, **kv)
 
     def close(self) -> None:
         self.conn.close()

@@ -149,6 +149,10 @@ def build(
     """Every component of a run, wired. On failure, what was built is closed again."""
     s = settings
     a = s.agent
+    if logger is None:
+        from pybeat._sdk.protocols import _NullLogger
+
+        logger = _NullLogger()
     beat = beat or beat_info(settings, paths)
     metrics = MetricsRegistry()
     faults = FaultLog(logger)
@@ -278,6 +282,8 @@ def build(
                 name = next(iter(names.values())) if len(names) == 1 else "unknown"
             faults.record("protocol", name, exc, "packet")
 
+        logger.debug("protocols built", udp_ports=sorted(udp), tcp_ports=sorted(tcp), icmp=icmp is not None,
+                     detectors=sorted(detectors), shard=f"{shard.index}/{shard.count}" if shard else None)
         limits = DecoderLimits(**a.packetbeat.limits.model_dump())
         # Detectors keep per-client state: a split replay then sends all of one address pair's
         # transactions to one process (DetectorContext.shard says so to them).

@@ -162,23 +162,40 @@ def _detectors(
         if body is not None and not isinstance(body, dict):
             problems.append(f"{key}{at}: a detector's settings are a mapping, got a {type(body).__name__}")
             continue
-        try:
-            plugin = registry.get("detectors", name)
-        except KeyError:
-            installed = registry.names("detectors")
-            problems.append(f"{key}{at}: " + unknown_name("detector", name, installed, installed))
-            continue
-        except PluginError as exc:
-            problems.append(f"{key}{at}: {exc}")
-            continue
-        try:
-            config = validate(plugin.config_model, _unset_nulls(dict(body or {})), key, raw, warnings)
-        except ConfigError as exc:
-            problems += exc.problems
-            continue
-        if getattr(config, "enabled", True):
+        plugin = _plugin(registry, "detectors", name, f"{key}{at}", problems)
+        config = _settings_of(plugin, _unset_nulls(dict(body or {})), key, raw, problems, warnings)
+        if config is not None and getattr(config, "enabled", True):
             setups.append(DetectorSetup(name, plugin, config, key))
     return setups
+
+
+def _plugin(registry: Registry, kind: str, name: str, where: str, problems: list[str],
+            unsupported: set[str] | frozenset[str] = frozenset()) -> Any:
+    """The plugin of that kind and name, or None with the reason added to ``problems`` (a
+    name Beats has that pybeat does not implement says so; an unknown one gets a hint)."""
+    try:
+        return registry.get(kind, name)
+    except KeyError:
+        if name in unsupported:
+            problems.append(f"{where}: the {name} {kind[:-1]} is not supported by pybeat")
+        else:
+            installed = registry.names(kind)
+            problems.append(f"{where}: " + unknown_name(kind[:-1], name, installed, installed))
+    except PluginError as exc:
+        problems.append(f"{where}: {exc}")
+    return None
+
+
+def _settings_of(plugin: Any, body: dict[str, Any], key: str, raw: RawConfig, problems: list[str],
+                 warnings: list[str]) -> Any:
+    """``body`` validated by the plugin's model, or None with the problems recorded."""
+    if plugin is None:
+        return None
+    try:
+        return validate(plugin.config_model, body, key, raw, warnings)
+    except ConfigError as exc:
+        problems += exc.problems
+        return None
 
 
 def _protocols(
@@ -247,22 +264,8 @@ def _outputs(
         if body.get("queue") is not None:
             problems.append(f"{key}.queue{at}: a queue per output is not supported yet; set queue.mem at the top level")
             continue
-        try:
-            plugin = registry.get("outputs", name)
-        except KeyError:
-            if name in BEATS_OUTPUTS:
-                problems.append(f"{key}{at}: the {name} output is not supported by pybeat")
-                continue
-            installed = registry.names("outputs")
-            problems.append(f"{key}{at}: " + unknown_name("output", name, installed, installed))
-            continue
-        except PluginError as exc:
-            problems.append(f"{key}{at}: {exc}")
-            continue
-        try:
-            config = validate(plugin.config_model, body, key, raw, warnings)
-        except ConfigError as exc:
-            problems += exc.problems
-            continue
-        setups.append(OutputSetup(name, plugin, config, key))
+        plugin = _plugin(registry, "outputs", name, f"{key}{at}", problems, BEATS_OUTPUTS)
+        config = _settings_of(plugin, body, key, raw, problems, warnings)
+        if config is not None:
+            setups.append(OutputSetup(name, plugin, config, key))
     return setups

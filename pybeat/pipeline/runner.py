@@ -82,6 +82,10 @@ class OutputRunner:
         ]
         for t in self._threads:
             t.start()
+        if logger is not None:
+            logger.debug("output started", output=name, clients=len(self.clients), batch_size=self.batch_size,
+                         queue_events=queue_events, max_retries=self.policy.max_retries,
+                         backoff=f"{self.policy.backoff_init:g}s..{self.policy.backoff_max:g}s")
 
     # -- settling ----------------------------------------------------------------------------------
     def _on_settle(self, batch: Batch, acked: int, duplicates: int, retry: list[Event], cancelled: list[Event],
@@ -122,7 +126,9 @@ class OutputRunner:
     def _work(self, client: Output) -> None:
         failures = 0
         on_settle = self._on_settle
-        while not self._abandon:
+        deadline = self.deadline
+        # Past the shutdown deadline no new attempt starts: close() counts what is left.
+        while not self._abandon and not deadline.expired():
             got = self.queue.get(self.batch_size, timeout=0.5)
             if got is None:
                 return
@@ -152,8 +158,7 @@ class OutputRunner:
                 continue
             failures += 1
             self.unclean_batches += 1
-            delay = backoff_delay(failures, self.policy)
-            self._wake.wait(self.deadline.wait_time(delay))
+            self._wake.wait(deadline.wait_time(backoff_delay(failures, self.policy)))
 
     def _unsettled(self, batch: Batch, raised: bool) -> None:
         """publish() returned or raised without settling: retry the whole batch."""
@@ -196,6 +201,9 @@ class OutputRunner:
             self._close_clients()
         with self._lock:
             self._finished = True
+        if self.logger is not None:
+            self.logger.debug("output stopped", output=self.name, drained=drained, acked=self.acked,
+                              not_delivered=self.not_delivered, retried=self.retried)
         return drained and self.not_delivered == 0
 
     def _close_clients(self) -> None:

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Tools for packaging/build.sh and tests/packaging (idempotent; .ci/run runs it as root):
+# nfpm (from the Go module proxy), rpm, debootstrap, dpkg-dev, systemd-analyze, python3.11 with
+# venv and headers, zip/unzip, and the cached Debian 12 base the install test starts from.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+NFPM_VERSION=v2.48.0
+
+apt-get install -y -qq --no-install-recommends \
+  python3.11 python3.11-venv python3.11-dev gcc libc6-dev \
+  rpm debootstrap dpkg-dev systemd unzip util-linux passwd >/dev/null
+
+installed=$(go version -m /usr/local/bin/nfpm 2>/dev/null | awk '$1 == "mod" {print $3}' || true)
+if [ "$installed" != "$NFPM_VERSION" ]; then
+  command -v go >/dev/null || { echo "setup.sh: go is needed to install nfpm" >&2; exit 1; }
+  GOBIN=/usr/local/bin go install "github.com/goreleaser/nfpm/v2/cmd/nfpm@${NFPM_VERSION}"
+fi
+echo "nfpm $NFPM_VERSION at /usr/local/bin/nfpm"
