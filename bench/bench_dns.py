@@ -69,6 +69,12 @@ logging.to_stderr: true
 logging.level: warning
 logging.metrics.enabled: false
 """
+#: the detection column: the same run with every DNS detector on (docs/detection.md)
+DETECTION = """
+pybeat.detection.dns:
+  enabled: true
+  protected_domains: [example.test, corp.test]
+"""
 
 PACKETBEAT_CONFIG = """
 packetbeat.protocols:
@@ -211,6 +217,11 @@ def print_table(rounds: list[dict], packets: int, packetbeat: bool, tshark: bool
     py = min(rounds, key=lambda r: r["pybeat_s"])
     cols.append(("pybeat", {"wall": py["pybeat_s"], "all": py["pybeat_s"], "98": None, "cpu": py["pybeat_cpu_s"],
                             "events": py["events"], "rss": py["pybeat_rss_kib"]}))
+    if "detection_s" in rounds[0]:
+        dt = min(rounds, key=lambda r: r["detection_s"])
+        cols.append(("pybeat+detection", {"wall": dt["detection_s"], "all": dt["detection_s"], "98": None,
+                                          "cpu": dt["detection_cpu_s"], "events": dt["detection_events"],
+                                          "rss": dt["detection_rss_kib"]}))
     if packetbeat:
         pb = min(rounds, key=lambda r: r["packetbeat_all_s"])
         cols.append(("Packetbeat 7.17", {"wall": pb["packetbeat_s"], "all": pb["packetbeat_all_s"],
@@ -249,6 +260,7 @@ def main() -> int:
     ap.add_argument("--scaling", action="store_true", help="run pybeat with 1..--workers processes (no tshark)")
     ap.add_argument("--no-tshark", action="store_true")
     ap.add_argument("--no-packetbeat", action="store_true", help="leave Packetbeat 7.17 out")
+    ap.add_argument("--no-detection", action="store_true", help="leave out the run with the DNS detectors on")
     ap.add_argument("--pure-python", action="store_true",
                     help="run pybeat without its compiled hot path (PYBEAT_PURE_PYTHON=1), for comparison")
     args = ap.parse_args()
@@ -308,6 +320,13 @@ def main() -> int:
         shutil.rmtree(out, ignore_errors=True)
         row = {"pybeat_s": py_s, "pybeat_cpu_s": py_proc.cpu_s, "pybeat_rss_kib": py_rss, "events": events,
                "workers": args.workers}
+        if not args.no_detection:  # the same run with the detectors on, right after it
+            cfg.write_text(CONFIG.format(out=out) + DETECTION)
+            det_s, det_rss, det_proc = _peak_rss_of(cmd + ["--path.data", str(work / f"data{r}")])
+            det_events = count_lines(out)
+            shutil.rmtree(out, ignore_errors=True)
+            row.update(detection_s=det_s, detection_cpu_s=det_proc.cpu_s, detection_rss_kib=det_rss,
+                       detection_events=det_events)
         if tshark and not args.no_tshark:
             ts_s, ts_rss, ts_proc = _peak_rss_of(["tshark", "-r", str(looped), "-T", "ek"])
             row.update(tshark_s=ts_s, tshark_cpu_s=ts_proc.cpu_s, tshark_rss_kib=ts_rss)
@@ -319,6 +338,8 @@ def main() -> int:
         results["rounds"].append(row)
         print(f"round {r + 1}: pybeat {py_s:.2f}s (CPU {py_proc.cpu_s:.2f}s, {args.workers} worker(s); "
               f"{total_packets / py_s:,.0f} packets/s, {events:,} events, peak RSS {py_rss / 1024:.0f} MiB)"
+              + (f"; with detection {row['detection_s']:.2f}s (CPU {row['detection_cpu_s']:.2f}s)"
+                 if "detection_s" in row else "")
               + (f"; Packetbeat all events {row['packetbeat_all_s']:.2f}s, 98 % {row['packetbeat_98_s']:.2f}s after "
                  f"its start at {row['packetbeat_start_s']:.2f}s, exit {row['packetbeat_s']:.2f}s "
                  f"(CPU {row['packetbeat_cpu_s']:.2f}s; "
@@ -344,6 +365,15 @@ def main() -> int:
         results["round_ratios"] = per_round
         print(f"ratio pybeat / tshark: {best_ts / best_py:.1f}x (best of each; per round, both timed back to back: "
               f"{per_round[0]:.1f}x-{per_round[-1]:.1f}x, median {per_round[len(per_round) // 2]:.1f}x)")
+    if not args.no_detection:
+        best_det = min(row["detection_s"] for row in results["rounds"])
+        costs = sorted(1 - row["pybeat_s"] / row["detection_s"] for row in results["rounds"])
+        results["best_detection_packets_per_s"] = total_packets / best_det
+        results["detection_cost"] = 1 - best_py / best_det
+        results["round_detection_costs"] = costs
+        print(f"pybeat with detection on: {total_packets / best_det:,.0f} packets/s (best of {args.rounds}): "
+              f"{100 * (1 - best_py / best_det):.0f} % slower (best of each; per round, both timed back to back: "
+              f"{100 * costs[0]:.0f} %-{100 * costs[-1]:.0f} %, median {100 * costs[len(costs) // 2]:.0f} %)")
     if best_pb is not None:
         results["best_packetbeat_packets_per_s"] = total_packets / best_pb
         results["ratio_packetbeat"] = best_pb / best_py

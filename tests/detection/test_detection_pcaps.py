@@ -76,3 +76,11 @@ def test_a_run_split_across_two_processes_gives_the_same_alerts_as_one(tmp_path)
         one, _, _ = run(PCAPS / name, tmp_path / name / "one")
         two, _, metrics = run(PCAPS / name, tmp_path / name / "two", workers=2)
         assert one and sorted(map(key, one)) == sorted(map(key, two))
+
+
+def test_the_benign_heavy_users_do_not_alert_even_without_the_allowlist(tmp_path):
+    no_allowlist = ("\npybeat.detection.dns:\n  enabled: true\n  protected_domains: [example.test, corp.test]\n"
+                    "  tunnel: {allowlist: []}\n")
+    alerts, _, metrics = run(PCAPS / "dns_benign_lookalikes_of_tunnels.pcap", tmp_path, detection=no_allowlist)
+    assert alerts == [], [a["message"] for a in alerts]
+    assert metrics["detection.dns.tunnel.allowlisted"] == 0

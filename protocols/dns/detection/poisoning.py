@@ -157,14 +157,20 @@ class PoisoningDetector:
         self._swept = now_ns
         horizon = now_ns - self.memory_ns
         queries = self.queries
-        # insertion order is roughly packet order: drop from the front until a fresh one
+        # insertion order is first-seen order: drop stale entries from the front; a fresh one
+        # there (a key seen again, e.g. an id reused from the same port) moves to the back
+        moves = 1024
         while queries:
             k = next(iter(queries))
             if queries[k][0] >= horizon:
-                break
+                if not moves:
+                    break
+                moves -= 1
+                queries[k] = queries.pop(k)
+                continue
             del queries[k]
         old = now_ns - self.window_ns
-        for k in [k for k, b in self.bursts.items() if b.start < old]:
-            del self.bursts[k]
-        for k in [k for k, t in self.conflicts.items() if t < old]:
-            del self.conflicts[k]
+        for bk in [bk for bk, b in self.bursts.items() if b.start < old]:
+            del self.bursts[bk]
+        for ck in [ck for ck, t in self.conflicts.items() if t < old]:
+            del self.conflicts[ck]
