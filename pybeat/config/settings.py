@@ -94,6 +94,12 @@ def _unset_nulls(body: dict[str, Any]) -> dict[str, Any]:
     return {k: (_unset_nulls(v) if isinstance(v, dict) else v) for k, v in body.items() if v is not None}
 
 
+def _off(value: Any) -> bool:
+    """``enabled: false`` as written, or as a ``${VAR:false}`` leaves it (a string), read the
+    way the models read booleans."""
+    return value is False or (isinstance(value, str) and value.strip().lower() in ("false", "f", "no", "n", "off", "0"))
+
+
 def _typed(value: Any, kind: type, default: Any) -> Any:
     """``value`` if it is a ``kind`` (a wrong shape is the core model's error to report)."""
     return value if isinstance(value, kind) else default
@@ -213,7 +219,7 @@ def _protocols(
             plugin = registry.get("protocols", ptype)
         except KeyError:
             if ptype in PACKETBEAT_PROTOCOLS:
-                if item.get("enabled", True) is not False:
+                if not _off(item.get("enabled", True)):
                     warnings.append(f"{key}{at}: protocol {ptype!r} is not supported by pybeat; skipped")
                 continue
             installed = registry.names("protocols")
@@ -259,13 +265,13 @@ def _outputs(
             problems.append(f"{key}{at}: an output's settings are a mapping, got a {type(body).__name__}")
             continue
         body = _unset_nulls(dict(body or {}))
-        if body.get("enabled", True) is False:
+        if _off(body.get("enabled", True)):
             continue
         if body.get("queue") is not None:
             problems.append(f"{key}.queue{at}: a queue per output is not supported yet; set queue.mem at the top level")
             continue
         plugin = _plugin(registry, "outputs", name, f"{key}{at}", problems, BEATS_OUTPUTS)
         config = _settings_of(plugin, body, key, raw, problems, warnings)
-        if config is not None:
+        if config is not None and getattr(config, "enabled", True) is not False:
             setups.append(OutputSetup(name, plugin, config, key))
     return setups

@@ -49,12 +49,16 @@ class OutputRunner:
         logger: Any,
         faults: FaultLog | None = None,
         deadline: Deadline | None = None,
+        queue: Any = None,
     ):
         self.name = name
         self.group = group
         self.policy = group.retry
         self.deadline = deadline or Deadline()
-        self.queue = MemQueue(queue_events, self.deadline)
+        #: a MemQueue of its own, or this output's view of the shared disk queue
+        #: (pybeat.pipeline.diskqueue.DiskQueueConsumer), which is told which events were settled
+        self.queue: Any = queue if queue is not None else MemQueue(queue_events, self.deadline)
+        self._settled_events = getattr(self.queue, "settled", None)
         self.batch_size = group.batch_size
         self.logger = logger
         self.faults = faults or FaultLog(logger)
@@ -112,11 +116,24 @@ class OutputRunner:
                     again = retry
             if cancelled:
                 self.cancelled += len(cancelled)
+            # not settled for good: they come back, or (after a shutdown gave up) a disk queue
+            # keeps them for the next start
+            unsettled = [*again, *cancelled]
             if self._abandon:
                 self.not_delivered += len(again) + len(cancelled)
                 dropped += len(again) + len(cancelled)
                 again, cancelled = [], []
-        queue.release(acked + duplicates + dropped)
+        if self._settled_events is not None:
+            if unsettled:
+                keep = {id(e) for e in unsettled}
+                self._settled_events([e for e in batch.events if id(e) not in keep])
+            else:
+                self._settled_events(batch.events)
+            if self._abandon:
+                queue.requeue(unsettled, batch.retries)  # given up: forgotten here, kept on disk
+                return
+        else:
+            queue.release(acked + duplicates + dropped)
         if again:
             queue.requeue(again, batch.retries + 1)
         if cancelled:
