@@ -29,7 +29,9 @@ flags="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-fr
 # (an in-place build of the working tree must not be picked up).
 src="$(mktemp -d)"
 trap 'rm -rf "$src"' EXIT
-tar -C "$repo" --exclude=./build --exclude=./.git --exclude='*.so' --exclude='./tests/tooling/*/.build' -cf - . | tar -C "$src" -xf -
+tar -C "$repo" --exclude=./build --exclude=./.git --exclude=./.venv --exclude=./dist --exclude=./out \
+  --exclude='*.so' --exclude='./tests/tooling/*/.build' --exclude='./tests/tooling/*/target' \
+  --exclude='./tests/tooling/*/bin' --exclude=__pycache__ -cf - . | tar -C "$src" -xf -
 rm -f "$src"/pybeat/decode/_replay.c "$src"/protocols/dns/_fast.c "$src"/protocols/dns/pairing.c
 PYBEAT_EXT_CFLAGS="$flags" PYBEAT_EXT_LDFLAGS="-fsanitize=address,undefined" \
   "$venv/bin/python" -m pip install -q --no-build-isolation --force-reinstall "$src[test]" >/dev/null
