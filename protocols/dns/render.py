@@ -66,15 +66,28 @@ _ENVELOPE_ANSWERED = (Hole.REQUEST_BYTES, Hole.RESPONSE_BYTES, Hole.REQUEST_BYTE
 _ENVELOPE_QUERY = (Hole.REQUEST_BYTES, Hole.REQUEST_BYTES, Hole.TOTAL_BYTES, Hole.START)
 
 
+class _Shape:
+    """What every template of one shape (answered or not) shares: the holes in order (the
+    envelope head's, then the DNS tail's) and the getter that picks their values."""
+
+    __slots__ = ("tail", "holes", "pick", "checked")
+
+    def __init__(self, tail: bytes, holes: tuple[int, ...]) -> None:
+        self.tail = tail
+        self.holes = holes
+        self.pick = itemgetter(*holes)  # the values in hole order, as a tuple
+        self.checked: bool | None = None  # whether Envelope.raw_head has the holes it documents
+
+
 class RawTemplate:
     """A %-template (``%d``/``%b`` holes) and the :class:`Hole` each of its holes takes."""
 
     __slots__ = ("percent", "holes", "_pick")
 
-    def __init__(self, percent: bytes, holes: tuple[int, ...]) -> None:
+    def __init__(self, percent: bytes, shape: _Shape) -> None:
         self.percent = percent
-        self.holes = holes
-        self._pick = itemgetter(*holes)  # a tuple of the values in hole order (DNS templates have many)
+        self.holes = shape.holes
+        self._pick = shape.pick
 
     def fill(self, values: list[Any]) -> bytes:
         """The document for ``values`` (indexed by :class:`Hole`)."""
@@ -137,6 +150,10 @@ class Renderer:
             Hole.RESOLVED, b']},"type":"dns","status":"Error"', Hole.HEAD, b',"dns":{"id":', Hole.ID, b",", Hole.DNS,
             b',"type":"query"}', *request, Hole.ERROR, end,
         )
+        tail, holes = self.answer_tail
+        query_tail, query_holes = self.query_tail
+        self._shapes = {True: _Shape(tail, _ENVELOPE_ANSWERED + holes),
+                        False: _Shape(query_tail, _ENVELOPE_QUERY + query_holes)}
         #: per flow and shape (answered or not): the template, or None where that flow never
         #: has the usual shape
         self.templates: dict[tuple[Any, ...], RawTemplate | None] = {}
@@ -230,12 +247,14 @@ class Renderer:
         return tmpl
 
     def _template(self, head: bytes, answered: bool) -> RawTemplate | None:
-        envelope = _ENVELOPE_ANSWERED if answered else _ENVELOPE_QUERY
-        kinds = head.replace(b"%%", b"").split(b"%")[1:]
-        if [k[:1] for k in kinds] != [b"d" if h in _INT_HOLES else b"b" for h in envelope]:
+        shape = self._shapes[answered]
+        if shape.checked is None:  # once per shape: the envelope's holes depend on it alone
+            envelope = _ENVELOPE_ANSWERED if answered else _ENVELOPE_QUERY
+            kinds = [k[:1] for k in head.replace(b"%%", b"").split(b"%")[1:]]
+            shape.checked = kinds == [b"d" if h in _INT_HOLES else b"b" for h in envelope]
+        if not shape.checked:
             return None  # not the holes Envelope.raw_head documents: the dict path
-        tail, holes = self.answer_tail if answered else self.query_tail
-        return RawTemplate(head + tail, envelope + holes)
+        return RawTemplate(head + shape.tail, shape)
 
     def publish_raw(self, txn: Txn, req: Message, resp: Message) -> bool:
         """The usual transaction (a query and its one response, ports and a community id)
