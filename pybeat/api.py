@@ -36,6 +36,7 @@ from pybeat._sdk.outputs import AdminContext, Batch, Output, OutputContext, Outp
 from pybeat._sdk.processors import Processor, ProcessorContext, ProcessorPlugin
 from pybeat._sdk.protocols import Analyzer, Packet, ProtocolContext, ProtocolPlugin, TcpConnection
 from pybeat._sdk.support import Logger, Metrics, Paths, PluginSetupError, Shard, SummaryField
+from pybeat.secrets import mask_tree, redact_url, scrub
 from pybeat.codec import Codec, CodecConfig, FormatCodecConfig, JsonCodecConfig, encode_json, escape_html, json_default
 from pybeat.durations import Duration, parse_duration
 from pybeat.envelope import Envelope, add_notes, community_id
@@ -64,6 +65,7 @@ __all__ = [
     "Detector", "DetectorContext", "DetectorPlugin",
     # every kind
     "Condition", "ConditionError", "build_condition",  # Beats' `when` conditions, for an output's own rules
+    "mask_tree", "redact_url", "scrub",  # the one rule for secrets: never print a credential
     "Duration", "Logger", "Metrics", "Paths", "PluginConfig", "PluginSetupError", "Shard", "load_field_file",
     "parse_duration",
 ]

@@ -224,7 +224,7 @@ def _admin_context(settings: Settings | None, registry: Registry, options: dict[
 def cmd_export(args: argparse.Namespace, registry: Registry) -> int:
     settings = _load(args, registry, require_output=False, need_file=False)
     if args.what == "config":
-        from pybeat.config.secrets import mask_tree
+        from pybeat.secrets import mask_tree
 
         print(yaml.safe_dump(mask_tree(settings.raw.data), sort_keys=False, default_flow_style=False), end="")
         return 0
@@ -382,7 +382,7 @@ def main(argv: Sequence[str] | None = None, on_agent: Any = None) -> int:
         }[command]
         if command in ("test", "setup", "export"):
             # What these print comes from libraries and outputs too: hide remembered secrets
-            # and every secret shape in it (config/secrets.py).
+            # and every secret shape in it (pybeat/secrets.py).
             sys.stdout = _Scrubbed(sys.stdout)
         return handler(args, registry)
     except ConfigError as exc:
@@ -423,13 +423,13 @@ def main(argv: Sequence[str] | None = None, on_agent: Any = None) -> int:
 
 
 def _scrub(text: str) -> str:
-    from pybeat.config.secrets import scrub
+    from pybeat.secrets import scrub
 
     return scrub(text)
 
 
 class _Scrubbed:
-    """A text stream whose writes have secrets hidden (config/secrets.py's ``scrub``)."""
+    """A text stream whose writes have secrets hidden (pybeat/secrets.py's ``scrub``)."""
 
     def __init__(self, stream: Any):
         self._stream = stream
