@@ -50,8 +50,8 @@ class PoisoningDetector:
         self.memory_ns = int(config.query_memory * 1e9)
         self.allow = frozenset(config.allowlist)
         self.max_tracked = config.max_tracked
-        #: (client ip, client port, id) -> (packet time, answers of the first response or None)
-        self.queries: dict[tuple[str, int, int], tuple[int, tuple[tuple[str, str], ...] | None]] = {}
+        #: (client ip, client port, id) -> the last transaction seen with that query
+        self.queries: dict[tuple[str, int, int], TxnView] = {}
         self.bursts: dict[tuple[str, str], _Burst] = {}
         self.conflicts: dict[tuple[str, str], int] = {}
         self._swept = 0
@@ -64,15 +64,15 @@ class PoisoningDetector:
             if len(queries) >= self.max_tracked and key not in queries:
                 del queries[next(iter(queries))]
                 self.counters["evicted"] += 1
-            queries[key] = (v.ts, v.msg.answers if v.has_response else None)
+            queries[key] = v  # the view itself: its time, and its answers if it was answered
             return
         if v.id < 0 or v.client_ip in self.allow:
             return
         m = v.msg
         # a response on its own
         seen = self.queries.get(key)
-        if seen is not None and v.ts - seen[0] <= self.memory_ns:
-            first = seen[1]
+        if seen is not None and v.ts - seen.ts <= self.memory_ns:
+            first = seen.msg.answers if seen.has_response else None
             if first and m.answers and set(first) != set(m.answers):
                 self._conflict(v, first)
             else:
@@ -162,7 +162,7 @@ class PoisoningDetector:
         moves = 1024
         while queries:
             k = next(iter(queries))
-            if queries[k][0] >= horizon:
+            if queries[k].ts >= horizon:
                 if not moves:
                     break
                 moves -= 1

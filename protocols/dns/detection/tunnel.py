@@ -45,8 +45,6 @@ class Allowlist:
 
     def __init__(self, entries: list[str]):
         self.entries = frozenset(e.strip().strip(".").lower() for e in entries if e.strip().strip("."))
-        #: whether some entry lies deeper than a registered domain (then names are checked)
-        self.partial = any(e.count(".") >= 2 for e in self.entries)
         self._status: dict[str, int] = {}
 
     def _judge(self, rd: str) -> int:
@@ -56,13 +54,18 @@ class Allowlist:
         tail = "." + rd
         return self._SOME if any(e.endswith(tail) for e in self.entries) else self._NO
 
+    def partial_below(self, registered_domain: str) -> bool:
+        """Whether an entry lies below this (not listed) registered domain."""
+        self.matches(registered_domain, registered_domain)
+        return self._status.get(registered_domain) == self._SOME
+
     def matches(self, registered_domain: str, name: str) -> bool:
         status = self._status.get(registered_domain)
         if status is None:
             if len(self._status) >= 65_536:
                 self._status.clear()
             status = self._status[registered_domain] = self._judge(registered_domain)
-        if status is not self._SOME:
+        if status != self._SOME:
             return status == self._ALL
         parts = name.lower().rstrip(".").split(".")
         return any(".".join(parts[i:]) in self.entries for i in range(len(parts)))
@@ -71,11 +74,12 @@ class Allowlist:
 class _Window:
     __slots__ = ("start", "queries", "names", "distinct", "bytes_up", "bytes_down", "encoded", "lengths",
                  "entropy_sum", "longest_label", "types", "alerted", "refreshes", "zone", "first_seen", "last",
-                 "data_answers")
+                 "data_answers", "partial")
 
     def __init__(self, ts: int):
         self.start = ts
         self.first_seen = ts
+        self.partial = False  # an allowlist entry lies below this domain: names are checked
         self.alerted = False
         self.refreshes = 0
         self.zone: list[str] | None = None
@@ -125,9 +129,10 @@ class TunnelDetector:
                 del self.state[next(iter(self.state))]
                 self.counters["evicted"] += 1
             st = self.state[key] = _Window(ts)
+            st.partial = self.allow.partial_below(rd)
         elif ts - st.start >= self.window_ns:
             st.reset(ts)
-        elif self.allow.partial and self.allow.matches(rd, m.name):
+        if st.partial and self.allow.matches(rd, m.name):
             return  # an allowlisted name below a domain that is otherwise tracked
         st.queries += 1
         st.last = ts

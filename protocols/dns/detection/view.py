@@ -52,6 +52,7 @@ class TxnView(NamedTuple):
 
 
 _ADDRESS_TYPES = frozenset({"A", "AAAA"})
+_new = tuple.__new__
 _CACHE_MAX = 65_536
 #: hash of a message's bytes -> its Message (a collision, about 1 in 10^14 per pair, would
 #: only give one event another message's view)
@@ -102,7 +103,8 @@ def _view_raw(ts: int, raw: bytes) -> TxnView | None:
         if len(_messages) >= _CACHE_MAX:
             _messages.clear()
         msg = _messages[key] = _message(orjson.loads(b"{" + body + b"}"))
-    return TxnView(ts, raw[c:q].decode(), int(raw[q + 9:p]), "", int(raw[start:comma]), True, answered, msg)
+    # tuple.__new__ skips the NamedTuple's Python-level constructor (this runs per event)
+    return _new(TxnView, (ts, raw[c:q].decode(), int(raw[q + 9:p]), "", int(raw[start:comma]), True, answered, msg))
 
 
 def view_of_fields(ts: int, fields: dict[str, Any]) -> TxnView | None:
