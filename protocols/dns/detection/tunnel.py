@@ -74,7 +74,7 @@ class Allowlist:
 class _Window:
     __slots__ = ("start", "queries", "names", "distinct", "bytes_up", "bytes_down", "encoded", "lengths",
                  "entropy_sum", "longest_label", "types", "alerted", "refreshes", "zone", "first_seen", "last",
-                 "data_answers", "partial")
+                 "data_answers", "encoded_answers", "packed", "partial")
 
     def __init__(self, ts: int):
         self.start = ts
@@ -93,6 +93,8 @@ class _Window:
         self.bytes_up = 0
         self.bytes_down = 0
         self.data_answers = 0
+        self.encoded_answers = 0
+        self.packed = 0
         self.encoded = 0
         self.lengths: set[int] = set()
         self.entropy_sum = 0.0
@@ -139,6 +141,8 @@ class TunnelDetector:
         if m.bytes_down:
             st.bytes_down += m.bytes_down
             st.data_answers += 1
+            if m.encoded_down:
+                st.encoded_answers += 1
         names = st.names
         if sub in names:
             return
@@ -157,6 +161,8 @@ class TunnelDetector:
             st.longest_label = f.longest_label
         if f.shape:
             st.encoded += 1
+            if f.longest_label >= self.config.packed_label_length:
+                st.packed += 1
         self._zone(st, sub)
         if not st.alerted and st.distinct >= self.config.min_distinct_subdomains:
             self._judge(key, st, v)
@@ -182,9 +188,12 @@ class TunnelDetector:
         ratio = st.encoded / d
         if mean < c.min_mean_length or ratio < c.min_encoded_ratio or st.bytes_up < c.min_bytes_up:
             return
-        # a channel down: much record data, or record data in (nearly) every answer
-        down = st.bytes_down >= c.min_bytes_down or st.data_answers >= c.min_data_answer_ratio * st.queries
-        if not down and len(st.lengths) < c.min_distinct_lengths:
+        # how the data moves: down in encoded record data, up in names packed to the label
+        # limit, or up in a stream of chunks of many lengths (answers or not)
+        down = st.bytes_down >= c.min_bytes_down and st.encoded_answers >= c.min_encoded_answer_ratio * st.data_answers
+        packed = st.packed >= c.min_encoded_ratio * d
+        stream = len(st.lengths) >= c.min_distinct_lengths
+        if not (down or packed or stream):
             return
         st.alerted = True
         st.refreshes += 1
@@ -197,7 +206,8 @@ class TunnelDetector:
             "queries": st.queries, "distinct_subdomains": d, "bytes_up": st.bytes_up, "bytes_down": st.bytes_down,
             "mean_subdomain_length": round(mean, 1), "longest_label": st.longest_label,
             "mean_entropy": round(st.entropy_sum / d, 2), "encoded_ratio": round(ratio, 2),
-            "distinct_lengths": len(st.lengths), "data_answers": st.data_answers, "window_s": round(window_s, 3), "refresh": st.refreshes,
+            "distinct_lengths": len(st.lengths), "data_answers": st.data_answers,
+            "encoded_answers": st.encoded_answers, "packed_names": st.packed, "window_s": round(window_s, 3), "refresh": st.refreshes,
             "record_types": dict(sorted(odd.items())), "zone": zone,
             "seconds_since_first_seen": round((v.ts - st.first_seen) / 1e9, 3),
         }

@@ -22,6 +22,8 @@ import orjson
 
 from pybeat.api import Event
 
+from .features import shape
+
 __all__ = ["Message", "TxnView", "view_of", "view_of_fields"]
 
 
@@ -38,6 +40,7 @@ class Message(NamedTuple):
     answers_count: int
     sub_key: str            # subdomain, lower-case
     bytes_down: int         # characters of record data in answers other than A/AAAA
+    encoded_down: bool      # some such record's data looks like encoded data (features.shape)
 
 
 class TxnView(NamedTuple):
@@ -70,10 +73,11 @@ def _message(dns: dict[str, Any]) -> Message:
             (str(a.get("type", "")), str(a.get("data", ""))) for a in raw_answers if isinstance(a, dict))
     count = dns.get("answers_count")
     sub = str(q.get("subdomain") or "")
+    data = [d for t, d in answers if t not in _ADDRESS_TYPES]
     return Message(
         str(q.get("name") or ""), str(q.get("type") or ""), str(q.get("registered_domain") or "").lower(),
         sub, str(dns.get("response_code") or ""), answers, count if isinstance(count, int) else len(answers),
-        sub.lower(), sum(len(d) for t, d in answers if t not in _ADDRESS_TYPES),
+        sub.lower(), sum(map(len, data)), any(shape(max(d.split(), key=len, default="")) for d in data),
     )
 
 
