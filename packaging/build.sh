@@ -53,7 +53,9 @@ log "sdist and wheel (compiled extension)"
 "$TOOLS/python" -m build -q --outdir "$DIST" . >/dev/null
 WHEEL=$(ls "$DIST"/pybeat-"$VERSION"-cp311-cp311-*.whl 2>/dev/null) \
   || die "no compiled cp311 wheel in dist/ (is a C compiler installed?)"
-unzip -Z1 "$WHEEL" | grep 'pybeat/_speedups.*\.so' >/dev/null || die "the wheel lacks pybeat._speedups"
+for ext in pybeat/decode/_replay pybeat/protocols/dns/_fast pybeat/protocols/dns/pairing; do
+  unzip -Z1 "$WHEEL" | grep "^$ext\..*\.so\$" >/dev/null || die "the wheel lacks the compiled $ext"
+done
 
 if [[ $TARGETS == *" deb "* || $TARGETS == *" rpm "* ]]; then
 log "Linux venv at $PREFIX/venv"
@@ -62,7 +64,7 @@ VENV=$STAGE$PREFIX/venv
 "$PY" -m venv --without-pip "$VENV"
 "$TOOLS/pip" --python "$VENV/bin/python" install -q --no-cache-dir --no-compile --only-binary=:all: "$WHEEL"
 "$PY" packaging/relocate_venv.py "$VENV" "$PREFIX/venv"
-"$VENV/bin/python" -I -c 'import pybeat._speedups, pybeat.cli' || die "the staged venv does not import pybeat"
+"$VENV/bin/python" -I -c 'import pybeat.decode._replay, pybeat.protocols.dns._fast, pybeat.cli' || die "the staged venv does not import pybeat"
 
 log "deb and rpm (nfpm)"
 # nfpm expands variables in a few fields only: the description is rendered here.

@@ -30,10 +30,12 @@ def test_build_makes_every_artifact_with_the_pyproject_version(built: Built) -> 
     assert names == sorted([
         built.wheel().name, built.sdist.name, built.deb.name, built.rpm.name, built.windows_zip.name])
     members = zipfile.ZipFile(built.wheel()).namelist()
-    assert any(m.startswith("pybeat/_speedups.") and m.endswith(".so") for m in members)
+    for ext in ("pybeat/decode/_replay.", "pybeat/protocols/dns/_fast.", "pybeat/protocols/dns/pairing."):
+        assert any(m.startswith(ext) and m.endswith(".so") for m in members), ext
     assert "pybeat/service/win32.py" in members
     with tarfile.open(built.sdist) as sdist:
-        assert f"pybeat-{built.version}/pybeat/_speedups.pyx" in sdist.getnames()
+        assert f"pybeat-{built.version}/pybeat/decode/_replay.pyx" in sdist.getnames()
+        assert f"pybeat-{built.version}/protocols/dns/_fast.pyx" in sdist.getnames()
 
 
 def test_rpm_lists_the_packetbeat_layout(built: Built) -> None:
@@ -43,7 +45,8 @@ def test_rpm_lists_the_packetbeat_layout(built: Built) -> None:
             "/usr/share/pybeat/venv/bin/pybeat", "/usr/share/pybeat/venv/bin/python3.11",
             "/usr/share/pybeat/venv/pyvenv.cfg", "/var/lib/pybeat", "/var/log/pybeat",
             "/usr/share/doc/pybeat/install.md"} <= files
-    assert any(f.startswith("/usr/share/pybeat/venv/lib/python3.11/site-packages/pybeat/_speedups.") for f in files)
+    assert any(f.startswith("/usr/share/pybeat/venv/lib/python3.11/site-packages/pybeat/protocols/dns/_fast.")
+               for f in files)
     assert not any("__pycache__" in f and not f.endswith(".pyc") for f in files if f.endswith(".py"))
 
 
