@@ -221,6 +221,14 @@ def flow_key(link: int, frame: bytes) -> FlowKey | None:
     return key if key.flags else None
 
 
+def _prefix(proto: int) -> bytes:
+    """The meta bytes of an Ethernet/IPv4/UDP or TCP flow id (the inline path's key prefix)."""
+    frame = bytes(12) + b"\x08\x00\x45" + bytes(8) + bytes((proto,)) + bytes(14)
+    key = flow_key(1, frame)
+    assert key is not None
+    return key.meta()
+
+
 class Flow:
     """One flow: its key, when it started and was last seen, and the counters of both
     directions (0: the direction of its first frame)."""
@@ -237,6 +245,10 @@ class Flow:
         self.bytes = [0, 0]
         self.icmp = meta.icmp
         self.reported_end = ts
+
+
+_PREFIX_UDP4 = _prefix(17)
+_PREFIX_TCP4 = _prefix(6)
 
 
 def _mac(raw: bytes) -> str:
@@ -262,6 +274,7 @@ class FlowTable:
         self.flows: dict[bytes, Flow] = {}
         self.next_report = 0
         self.next_timeout = 0
+        self.tick_ns = 1_000_000_000
         self.now = 0
         # counters (metrics)
         self.frames = self.untracked = self.created = self.reported = self.evicted = self.timed_out = 0
@@ -275,6 +288,37 @@ class FlowTable:
     def observe_frame(self, ts: int, link: int, frame: bytes) -> None:
         """Count one frame (called by the decoder for every frame it reads)."""
         self.frames += 1
+        # The common frame (Ethernet, IPv4 without options, not a fragment, UDP or TCP) of a
+        # known flow inline: the same key as flow_key() builds (a test checks it on every frame
+        # of every capture); anything else, and a new flow, takes the general path.
+        if link == 1 and len(frame) >= 38 and frame[12] == 8 and frame[13] == 0 and frame[14] == 0x45 \
+                and not (frame[20] & 0x1F or frame[21]):
+            proto = frame[23]
+            if proto == 17 or proto == 6:
+                smac, dmac, sip, dip = frame[6:12], frame[0:6], frame[26:30], frame[30:34]
+                sport, dport = frame[35:33:-1], frame[37:35:-1]  # little-endian, as Packetbeat writes them
+                if smac != dmac:
+                    fwd = smac < dmac
+                elif sip != dip:
+                    fwd = sip < dip
+                else:
+                    fwd = sport <= dport
+                raw = (_PREFIX_UDP4 if proto == 17 else _PREFIX_TCP4) + (
+                    smac + dmac + sip + dip + sport + dport if fwd else dmac + smac + dip + sip + dport + sport)
+                flow = self.flows.get(raw)
+                if flow is not None:
+                    side = flow.dir ^ (not fwd)
+                    flow.packets[side] += 1
+                    flow.bytes[side] += len(frame)
+                    if ts > flow.last:
+                        flow.last = ts
+                        if ts > self.now:
+                            self.now = ts
+                    return
+        self.observe_general(ts, link, frame)
+
+    def observe_general(self, ts: int, link: int, frame: bytes) -> None:
+        """``observe_frame`` without the inline path (the reference it is tested against)."""
         key = flow_key(link, frame)
         if key is None:
             self.untracked += 1
@@ -289,7 +333,7 @@ class FlowTable:
                 self._evict()
             flow = self.flows[raw] = Flow(raw, key, d, ts)
             self.created += 1
-            if not self.next_report:
+            if not self.next_timeout:
                 self._start_clock(ts)
         side = 0 if d == flow.dir else 1
         flow.packets[side] += 1
@@ -300,30 +344,34 @@ class FlowTable:
             self.now = ts
 
     def _start_clock(self, ts: int) -> None:
-        if self.period_ns:
-            self.next_report = (ts // self.period_ns + 1) * self.period_ns
-        else:
-            self.next_report = -1
-        self.next_timeout = ts + self.timeout_ns
+        """Ticks as Packetbeat's flow worker has them: every gcd(timeout, period) (at least 1 s),
+        aligned to multiples of it; a tick checks the timeouts, and every period-th one reports."""
+        import math
+
+        tick = math.gcd(self.timeout_ns, self.period_ns) if self.period_ns else self.timeout_ns
+        self.tick_ns = max(tick, 1_000_000_000)
+        self.next_timeout = (ts // self.tick_ns + 1) * self.tick_ns
+        self.next_report = (ts // self.period_ns + 1) * self.period_ns if self.period_ns else -1
 
     # -- packet-time timers -------------------------------------------------------------------------
     def expire(self, now_ns: int) -> None:
-        """Timed-out flows get their final report; every ``period`` every flow is reported."""
-        if not self.flows:
-            return
-        if now_ns >= self.next_timeout:
-            cutoff = now_ns - self.timeout_ns
+        """At each tick passed: flows idle longer than ``timeout`` get their final report and are
+        forgotten; at each period every other flow is reported."""
+        while self.flows and self.next_timeout and now_ns >= self.next_timeout:
+            tick = self.next_timeout
+            self.next_timeout += self.tick_ns
+            report = self.period_ns and tick >= self.next_report > 0
+            if report:
+                self.next_report += self.period_ns
             for raw, flow in list(self.flows.items()):
-                if flow.last <= cutoff:
+                if tick - flow.last > self.timeout_ns:
                     del self.flows[raw]
                     self.timed_out += 1
-                    self._report(flow, now_ns, final=True)
-            self.next_timeout = now_ns + min(self.timeout_ns, self.period_ns or self.timeout_ns)
-        if self.period_ns and self.next_report > 0 and now_ns >= self.next_report:
-            for flow in list(self.flows.values()):
-                self._report(flow, self.next_report, final=False)
-            while self.next_report <= now_ns:
-                self.next_report += self.period_ns
+                    self._report(flow, tick, final=True)
+                elif report:
+                    self._report(flow, tick, final=False)
+        if not self.flows:
+            self.next_timeout = 0  # the clock starts again with the next flow
 
     def flush(self, now_ns: int = 0) -> None:
         """The end of the input: every flow's final report."""
