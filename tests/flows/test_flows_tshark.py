@@ -33,6 +33,7 @@ logging.to_files: false
 
 
 def flow_events(pcap: Path, tmp: Path, extra: list[str] = ()) -> list[dict]:
+    tmp.mkdir(parents=True, exist_ok=True)
     cfg = tmp / "flows.yml"
     cfg.write_text(CONFIG.format(out=tmp / "out"))
     cfg.chmod(0o600)
@@ -85,3 +86,12 @@ def test_flows_agree_with_tshark_conversations(pcap: Path, tmp_path: Path):
     extra = {k: v for k, v in mine.items() if k not in expected}
     assert not missing and not extra, {"differ": {k: (v, mine.get(k)) for k, v in list(missing.items())[:10]},
                                        "extra": dict(list(extra.items())[:10])}
+
+
+def test_a_split_replay_counts_every_frame_once(tmp_path: Path):
+    """With two worker processes, worker 0 (which reads every frame before the split) counts the
+    flows: the same flow events as one process."""
+    pcap = PCAPS / "dns_udp_mixed.pcap"
+    one = by_conversation(flow_events(pcap, tmp_path / "one"))
+    two = by_conversation(flow_events(pcap, tmp_path / "two", ["-E", "packetbeat.workers=2"]))
+    assert one == two and len(one) > 100
