@@ -29,6 +29,8 @@ policy: a name deprecated in ``1.x`` keeps working until ``2.0``).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pybeat._sdk.config import CommonProtocolConfig, PluginConfig
 from pybeat._sdk.detectors import Detector, DetectorContext, DetectorPlugin
 from pybeat._sdk.events import BeatInfo, EmitFn, Event
@@ -36,6 +38,7 @@ from pybeat._sdk.outputs import AdminContext, Batch, Output, OutputContext, Outp
 from pybeat._sdk.processors import Processor, ProcessorContext, ProcessorPlugin
 from pybeat._sdk.protocols import Analyzer, Packet, ProtocolContext, ProtocolPlugin, TcpConnection
 from pybeat._sdk.support import Logger, Metrics, Paths, PluginSetupError, Shard, SummaryField
+from pybeat.secrets import mask_tree, redact_url, scrub
 from pybeat.codec import Codec, CodecConfig, FormatCodecConfig, JsonCodecConfig, encode_json, escape_html, json_default
 from pybeat.durations import Duration, parse_duration
 from pybeat.envelope import Envelope, add_notes, community_id
@@ -64,6 +67,7 @@ __all__ = [
     "Detector", "DetectorContext", "DetectorPlugin",
     # every kind
     "Condition", "ConditionError", "build_condition",  # Beats' `when` conditions, for an output's own rules
+    "mask_tree", "redact_url", "scrub",  # the one rule for secrets: never print a credential
     "Duration", "Logger", "Metrics", "Paths", "PluginConfig", "PluginSetupError", "Shard", "load_field_file",
     "parse_duration",
 ]
@@ -74,3 +78,30 @@ class Plugin:
     plugins that subclassed it. Deprecated: declare the attributes your plugin kind needs."""
 
     name: str
+
+
+#: names pybeat.api 0.1's module happened to have (its own imports, never in ``__all__``) that a
+#: 0.1 plugin may have imported from it: still found, with a DeprecationWarning, until 2.0
+_INCIDENTAL_0_1 = {
+    "BaseModel": ("pydantic", "BaseModel"), "ConfigDict": ("pydantic", "ConfigDict"),
+    "field_validator": ("pydantic", "field_validator"), "dataclass": ("dataclasses", "dataclass"),
+    "field": ("dataclasses", "field"), "Any": ("typing", "Any"), "Callable": ("typing", "Callable"),
+    "ClassVar": ("typing", "ClassVar"), "Protocol": ("typing", "Protocol"), "Sequence": ("typing", "Sequence"),
+    "runtime_checkable": ("typing", "runtime_checkable"), "orjson": ("orjson", ""),
+}
+
+
+if not TYPE_CHECKING:  # at run time only: type checkers keep reporting unknown names
+
+    def __getattr__(name: str) -> object:
+        where = _INCIDENTAL_0_1.get(name)
+        if where is None:
+            raise AttributeError(f"module 'pybeat.api' has no attribute {name!r}")
+        import importlib
+        import warnings
+
+        module, attr = where
+        warnings.warn(f"pybeat.api.{name} is not part of pybeat.api (0.1 had it by accident): import it from "
+                      f"{module}", DeprecationWarning, stacklevel=2)
+        found = importlib.import_module(module)
+        return getattr(found, attr) if attr else found

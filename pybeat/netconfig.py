@@ -47,7 +47,11 @@ class SslConfig(PluginConfig):
     @field_validator("certificate_authorities", "ca_sha256", mode="before")
     @classmethod
     def _one_or_many(cls, v: Any) -> Any:
-        return [v] if isinstance(v, str) else v
+        """A single value or a list; empty values (Beats' reference config has
+        ``ssl.ca_sha256: ""``) mean none."""
+        if isinstance(v, str):
+            return [v] if v.strip() else []
+        return [x for x in v if not (isinstance(x, str) and not x.strip())] if isinstance(v, list) else v
 
     @model_validator(mode="after")
     def _pairs(self) -> "SslConfig":

@@ -13,7 +13,7 @@ from typing import Any, Mapping, TextIO
 
 from elastic_transport import TransportError
 
-from pybeat.api import BeatInfo
+from pybeat.api import BeatInfo, redact_url, scrub
 from pybeat.outputs.elasticsearch.client import AuthError, ClusterInfo, Connection, ssl_context
 from pybeat.outputs.elasticsearch.config import ElasticsearchConfig
 from pybeat.outputs.elasticsearch.template import TemplateTarget, build_template, ilm_policy, ism_policy
@@ -159,14 +159,14 @@ def test_output(es_config: ElasticsearchConfig, beat: BeatInfo, out: TextIO) -> 
 
 def _test_host(cfg: ElasticsearchConfig, conn: Connection, host: Any, out: TextIO) -> bool:
     w = out.write
-    w(f"elasticsearch: {host.url}...\n")
+    w(f"elasticsearch: {redact_url(host.url)}...\n")
     w("  parse url... OK\n")
     w("  connection...\n")
     w("    parse host... OK\n")
     try:
         infos = socket.getaddrinfo(host.host, host.port, type=socket.SOCK_STREAM)
     except OSError as exc:
-        w(f"    dns lookup... ERROR {exc}\n")
+        w(f"    dns lookup... ERROR {scrub(str(exc))}\n")
         return False
     addrs = sorted({str(i[4][0]) for i in infos})
     w("    dns lookup... OK\n")
@@ -174,12 +174,12 @@ def _test_host(cfg: ElasticsearchConfig, conn: Connection, host: Any, out: TextI
     proxy = None if cfg.proxy_disable else cfg.proxy_url
     sock = None
     if proxy:
-        w(f"    proxy: {proxy} (dial and TLS are checked by the request below)\n")
+        w(f"    proxy: {redact_url(proxy)} (dial and TLS are checked by the request below)\n")
     else:
         try:
             sock = socket.create_connection((host.host, host.port), timeout=min(cfg.timeout, 10.0))
         except OSError as exc:
-            w(f"    dial up... ERROR {exc}\n")
+            w(f"    dial up... ERROR {scrub(str(exc))}\n")
             return False
         w("    dial up... OK\n")
     if host.scheme != "https":
@@ -200,7 +200,7 @@ def _test_host(cfg: ElasticsearchConfig, conn: Connection, host: Any, out: TextI
                     w(f"    cipher: {cipher[0]}\n")
             sock = None
         except (ssl.SSLError, OSError) as exc:
-            w(f"    handshake... ERROR {exc}\n")
+            w(f"    handshake... ERROR {scrub(str(exc))}\n")
             return False
         w("    dial up... OK\n")
     if sock is not None:
@@ -209,10 +209,10 @@ def _test_host(cfg: ElasticsearchConfig, conn: Connection, host: Any, out: TextI
     try:
         info = single.discover()
     except AuthError as exc:
-        w(f"  talk to server... ERROR {exc}\n")
+        w(f"  talk to server... ERROR {scrub(str(exc))}\n")
         return False
     except TransportError as exc:
-        w(f"  talk to server... ERROR {exc}\n")
+        w(f"  talk to server... ERROR {scrub(str(exc))}\n")
         return False
     finally:
         single.close()

@@ -96,8 +96,9 @@ def _enabled_outputs(outputs: Any) -> list[str]:
         return []
     names = []
     for name, section in outputs.items():
-        if isinstance(section, dict) and section.get("enabled", True) is False:
-            continue
+        enabled = section.get("enabled", True) if isinstance(section, dict) else True
+        if enabled is False or (isinstance(enabled, str) and enabled.strip().lower() in ("false", "no", "off", "0")):
+            continue  # also `enabled: ${VAR:false}`, still a string before validation
         names.append(name)
     return names
 

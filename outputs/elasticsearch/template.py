@@ -61,6 +61,18 @@ class TemplateTarget:
         return self.flavour == "elasticsearch" and self.version >= (7, 14, 0)
 
 
+_BEAT_FIELDS = {"agent.version": "version", "beat.version": "version", "observer.version": "version",
+                "agent.type": "beat", "beat.name": "beat"}
+
+
+def expand_beat_fields(text: str, beat: BeatInfo) -> str:
+    """``packetbeat-%{[agent.version]}`` (Beats' default template name and pattern) with the
+    running agent's values, as libbeat expands them for ``setup.template.*``."""
+    for field, attr in _BEAT_FIELDS.items():
+        text = text.replace(f"%{{[{field}]}}", str(getattr(beat, attr)))
+    return text.lower()
+
+
 def section(parent: Any, key: str) -> dict[str, Any]:
     """``parent[key]`` when it is a mapping, else an empty one (settings may be absent or None)."""
     value = parent.get(key) if isinstance(parent, Mapping) else None
@@ -155,8 +167,8 @@ def build_template(
     """``(name, body)`` of the index template for ``setup.template.*`` and the target."""
     tcfg = section(setup, "template")
     base = f"{beat.beat}-{beat.version}".lower()
-    name = str(tcfg.get("name") or base)
-    pattern = str(tcfg.get("pattern") or f"{base}*")
+    name = expand_beat_fields(str(tcfg.get("name") or base), beat)
+    pattern = expand_beat_fields(str(tcfg.get("pattern") or f"{base}*"), beat)
     json_cfg = section(tcfg, "json")
     if json_cfg.get("enabled") and json_cfg.get("path"):
         with open(str(json_cfg["path"]), encoding="utf-8") as fh:

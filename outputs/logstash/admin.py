@@ -10,6 +10,7 @@ from __future__ import annotations
 import socket
 from typing import Any, TextIO
 
+from pybeat.api import scrub
 from pybeat.outputs.logstash.config import LogstashConfig
 from pybeat.outputs.logstash.connection import ConnectError, Connection
 from pybeat.outputs.logstash.tls import TlsError, build_tls
@@ -22,7 +23,7 @@ def test_output(config: LogstashConfig, beat: Any, out: TextIO) -> bool:
         try:
             tls = build_tls(config.ssl)
         except TlsError as exc:
-            print(f"logstash: ssl settings... ERROR {exc}", file=out)
+            print(f"logstash: ssl settings... ERROR {scrub(str(exc))}", file=out)
             return False
     for host, port in config.addresses:
         where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -32,7 +33,7 @@ def test_output(config: LogstashConfig, beat: Any, out: TextIO) -> bool:
         try:
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except socket.gaierror as exc:
-            print(f"    dns lookup... ERROR {exc.strerror}", file=out)
+            print(f"    dns lookup... ERROR {scrub(str(exc.strerror))}", file=out)
             ok = False
             continue
         print("    dns lookup... OK", file=out)
@@ -43,7 +44,7 @@ def test_output(config: LogstashConfig, beat: Any, out: TextIO) -> bool:
             conn.connect()
         except ConnectError as exc:
             step = "  TLS... handshake" if tls is not None and "TLS" in str(exc) else "    dial up"
-            print(f"{step}... ERROR {exc}", file=out)
+            print(f"{step}... ERROR {scrub(str(exc))}", file=out)
             ok = False
             continue
         print("    dial up... OK", file=out)

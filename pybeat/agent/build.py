@@ -179,6 +179,12 @@ def build(
         except (ValueError, OSError) as exc:
             raise StartupError(f"queue.disk: {exc}") from None
 
+    for kind, entries in registry.plugins.items():  # the plugins this config uses are the loaded ones
+        for info in entries.values():
+            if info.loaded and info.legacy and not info.error:
+                logger.warning(f"{kind[:-1]} plugin declares no api_version: served as pybeat.api 0.1 (deprecated)",
+                               plugin=info.name, entry_point=info.value)
+
     runners: list[OutputRunner] = []
     closers: list[Callable[[], object]] = []  # at the end of the run (the pipeline closes the runners)
     cleanup: list[Callable[[], object]] = []  # if building fails half-way
@@ -194,9 +200,6 @@ def build(
                 setup=setup_section, field_types=field_types,
                 **({"stdout": stdout} if stdout is not None else {}),
             )
-            if info.legacy:
-                logger.warning("output plugin declares no api_version: served as pybeat.api 0.1 (deprecated)",
-                               output=out.name, plugin=info.value)
             try:
                 group = output_group(out.plugin, out.config, octx, info.legacy)
                 runner = OutputRunner(out.name, group, queue_events, logger, faults, deadline,
@@ -300,6 +303,11 @@ def build(
         decoder = Decoder(udp, tcp, icmp, limits, shard=(shard.index, shard.count) if shard else None,
                           timers=[_Timers(faults, name, det) for name, det in detectors.items()],
                           on_analyzer_error=analyzer_failed, split_by="address_pair" if detectors else "flow")
+        flows = a.packetbeat.flows
+        if flows is not None and flows.enabled and (shard is None or shard.index == 0):  # worker 0 sees every frame
+            from pybeat.flows import attach_flows
+
+            attach_flows(flows, decoder, pipeline, bctx, metrics, closers)
         metrics.register("decode", decoder.stats)
     except BaseException:
         for close in reversed(cleanup + closers):

@@ -71,9 +71,13 @@ def exit_status(metrics: dict[str, Any], source_error: str | None = None) -> tup
         if what == "events.dropped":
             lost.append(f"{value:,} dropped by output {name}")
         elif what == "events.not_delivered":
-            lost.append(f"{value:,} not delivered to output {name}")
+            kept = metrics.get(f"pipeline.queue.disk.pending.{name}")  # queue.disk: sent at the next start
+            lost.append(f"{value:,} not delivered to output {name}"
+                        + (f" ({kept:,} kept in the disk queue for the next start)" if kept else ""))
     if lost:
-        problems.append(f"{EXIT_EVENTS_LOST}: events lost: " + "; ".join(lost))
+        kept_all = all("kept in the disk queue" in item for item in lost)
+        head = "events not delivered (kept for the next start)" if kept_all else "events lost or not delivered"
+        problems.append(f"{EXIT_EVENTS_LOST}: {head}: " + "; ".join(lost))
     if source_error:
         return EXIT_SOURCE_FAILED, problems
     return (EXIT_EVENTS_LOST if lost else EXIT_OK), problems

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from pybeat.config import beats
 from pybeat.config.loader import ConfigError, RawConfig
-from pybeat.config.secrets import find_secrets, is_secret_key, scrub
+from pybeat.secrets import find_secrets, is_secret_key, scrub
 
 M = TypeVar("M", bound=BaseModel)
 

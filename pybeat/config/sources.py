@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 from pybeat import keystore
 from pybeat.config.loader import ConfigError, RawConfig, expand_config, expand_vars, load
-from pybeat.config.secrets import find_secrets, remember
+from pybeat.secrets import find_secrets, remember
 
 DEFAULT_NAMES = ("pybeat.yml", "packetbeat.yml")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Callable
 
 
 class Deadline:
@@ -39,3 +40,20 @@ class Deadline:
         """How long a waiter may sleep before it must look again."""
         left = self.remaining()
         return poll if left is None else min(poll, left)
+
+    def wait_for(self, cond: threading.Condition, done: Callable[[], bool], timeout: float | None = None,
+                 poll: float = 0.25) -> bool:
+        """With ``cond`` held: wait until ``done()``, at most ``timeout`` seconds and never past
+        the deadline (looked at every ``poll`` seconds); False if it did not happen."""
+        end = None if timeout is None else time.monotonic() + timeout
+        while not done():
+            if self.expired():
+                return False
+            wait = self.wait_time(poll)
+            if end is not None:
+                left = end - time.monotonic()
+                if left <= 0:
+                    return False
+                wait = min(wait, left)
+            cond.wait(wait)
+        return True

@@ -34,6 +34,7 @@ from typing import Any, Iterable
 import orjson
 
 from pybeat.api import Event
+from pybeat.pipeline.deadline import Deadline
 from pybeat.pipeline import segment as seg_format
 from pybeat.pipeline.segment import HEADER_SIZE, SegmentError
 
@@ -116,16 +117,6 @@ class _Segment:
         return self.first_seq + self.frames
 
 
-class _NoDeadline:
-    """Stands for the agent's shutdown deadline when there is none (tests, tools)."""
-
-    def expired(self) -> bool:
-        return False
-
-    def wait_time(self, poll: float) -> float:
-        return poll
-
-
 _POLL = 0.25
 
 
@@ -139,10 +130,10 @@ class DiskQueue:
     """
 
     def __init__(self, settings: DiskQueueSettings, consumers: Iterable[str], logger: Any = None,
-                 deadline: Any = None, window: int = 4096):
+                 deadline: Deadline | None = None, window: int = 4096):
         self.settings = settings
         self.logger = logger
-        self.deadline = deadline or _NoDeadline()
+        self.deadline = deadline or Deadline()  # none set: never expires
         # The events of the last writes, in memory: an output that keeps up takes them from
         # here (the same Event objects, as the memory queue hands out) instead of reading them
         # back from disk. seq of _window[0] is _window_first.
@@ -524,19 +515,8 @@ class DiskQueue:
         return self._wait(lambda: self._min_acked() >= self.next_seq, timeout)
 
     def _wait(self, done: Any, timeout: float | None) -> bool:
-        end = None if timeout is None else time.monotonic() + timeout
         with self._cond:
-            while not done():
-                if self.deadline.expired():
-                    return False
-                wait = self.deadline.wait_time(_POLL)
-                if end is not None:
-                    left = end - time.monotonic()
-                    if left <= 0:
-                        return False
-                    wait = min(wait, left)
-                self._cond.wait(wait)
-            return True
+            return self.deadline.wait_for(self._cond, done, timeout, _POLL)
 
     def notify(self) -> None:
         """Wake every waiter (the deadline changed)."""

@@ -139,20 +139,8 @@ class MemQueue:
     def wait_empty(self, timeout: float | None = None) -> bool:
         """Wait until every event was settled, at most ``timeout`` seconds and never past the
         shutdown deadline; False if events are left."""
-        end = None if timeout is None else time.monotonic() + timeout
-        deadline = self.deadline
         with self._cond:
-            while self._used > 0:
-                if deadline.expired():
-                    return False
-                wait = deadline.wait_time(_POLL)
-                if end is not None:
-                    left = end - time.monotonic()
-                    if left <= 0:
-                        return False
-                    wait = min(wait, left)
-                self._cond.wait(wait)
-            return True
+            return self.deadline.wait_for(self._cond, lambda: self._used == 0, timeout, _POLL)
 
     def notify(self) -> None:
         """Wake every waiter (the deadline changed)."""

@@ -83,6 +83,12 @@ class RecordingLogger:
     def error(self, event: str, **kw: Any) -> None:
         self._add("error", event, kw)
 
+    def exception(self, event: str, **kw: Any) -> None:
+        self._add("error", event, kw)
+
+    def critical(self, event: str, **kw: Any) -> None:
+        self._add("critical", event, kw)
+
     def messages(self, level: str | None = None) -> list[str]:
         """The event texts logged (at ``level`` only, if given)."""
         with self._lock:
@@ -162,5 +168,3 @@ def snapshot(event: Event) -> Event:
         return Event(event.timestamp_ns, None, copy.deepcopy(event.meta), raw=event.raw, digest=event.digest)
     return Event(event.timestamp_ns, copy.deepcopy(event.fields), copy.deepcopy(event.meta))
 
-
-__all__ += ["ConfigError", "PluginError"]

@@ -22,8 +22,9 @@ MISSING_OUTPUTS = ("output.kafka", "output.redis", "output.discard", "output.ote
 #: options refused on purpose, with the part of the error that says why
 REFUSED = {
     "output.elasticsearch.kerberos.": "Kerberos authentication is not supported",
-    "output.elasticsearch.ssl.ca_sha256": "pins are not supported",  # even the example's empty ""
 }
+# output.elasticsearch.ssl.ca_sha256: "" (the reference's example) is no pin, so it loads; a real
+# pin is still refused (tests/elasticsearch/test_es_unit.py::test_config_keys_and_refusals).
 #: what an option needs beside it to make sense (a Logstash output needs hosts; a client
 #: certificate needs its key)
 COMPANIONS = {

@@ -1,6 +1,6 @@
 """Planted secrets never come out: not on stdout or stderr of any command (`export config`,
 `test config`, `test output`, `run`), not in log files at debug level, not in config error
-messages. One masking rule (pybeat/config/secrets.py) covers passwords, API keys, tokens,
+messages. One masking rule (pybeat/secrets.py) covers passwords, API keys, tokens,
 passphrases, header and parameter values, userinfo in URLs, inline PEM keys and cloud.auth."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from pybeat.config import secrets
+from pybeat import secrets
 from tests.conftest import PCAPS, REPO
 
 MARK = "Plant"  # every planted secret contains it; nothing else in these runs does

@@ -286,7 +286,7 @@ def test_config_keys_and_refusals() -> None:
         "ssl": {"enabled": True, "verification_mode": "certificate", "supported_protocols": ["TLSv1.2", "TLSv1.3"],
                 "certificate_authorities": ["/ca.pem"], "certificate": "/c.pem", "key": "/k.pem",
                 "cipher_suites": [], "curve_types": [], "renegotiation": "never"},
-        "queue": {"mem": {"events": 4096}}, "enabled": True,
+        "enabled": True,  # a per-output queue is refused before the model (tests/unit/test_config.py)
     }
     cfg = ElasticsearchConfig.model_validate(full)
     assert cfg.timeout == 30.0 and cfg.backoff.init == 0.5 and cfg.worker_count == 2
@@ -380,3 +380,18 @@ def test_format_strings_render_or_report_missing_fields(pattern: str) -> None:
     except SelectorError:
         return
     assert isinstance(out, str)
+
+
+def test_beats_default_template_name_and_an_empty_pin_are_understood() -> None:
+    """setup.template.name/pattern with %{[agent.version]} (Beats' defaults) name the agent's
+    version; ssl.ca_sha256: "" (as Beats' reference config writes it) is no pin at all; an
+    output switched off with a string ("false" before validation) does not block cloud.id."""
+    name, body = build_template({"template": {"name": "packetbeat-%{[agent.version]}",
+                                              "pattern": "packetbeat-%{[agent.version]}-*"}},
+                                BEAT, TemplateTarget.parse("8.15.0"))
+    assert name == "packetbeat-0.1.0" and body["index_patterns"] == ["packetbeat-0.1.0-*"]
+    cfg = plugin.config_model.model_validate({"hosts": ["https://h:9200"], "ssl": {"ca_sha256": ""}})
+    assert cfg.ssl.ca_sha256 == [] and cfg.effective()
+    data = {"cloud": {"id": f"x:{US_EAST}"}, "output": {"file": {"enabled": "false", "path": "/tmp"}}}
+    apply_cloud(data)
+    assert data["output"]["elasticsearch"]["hosts"]

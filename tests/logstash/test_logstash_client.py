@@ -367,7 +367,7 @@ def test_config_accepts_every_packetbeat_key() -> None:
         "slow_start": True, "pipelining": 0, "compression_level": 9, "escape_html": True, "ttl": "1m",
         "timeout": "90s", "max_retries": -1, "backoff": {"init": "500ms", "max": "2m"}, "index": "pb",
         "proxy_url": "socks5://user:pw@127.0.0.1:1080", "proxy_use_local_resolver": True,
-        "queue": {"mem": {"events": 4096}},
+        # (a per-output queue is refused before the model: tests/unit/test_config.py)
         "ssl": {"enabled": True, "verification_mode": "strict", "supported_protocols": ["TLSv1.2", "TLSv1.3"],
                 "certificate_authorities": "/etc/ca.pem", "certificate": "/c.pem", "key": "/k.pem",
                 "key_passphrase": "x", "cipher_suites": ["ECDHE-RSA-AES128-GCM-SHA256"], "curve_types": ["P-256"],

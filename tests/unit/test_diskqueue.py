@@ -419,22 +419,13 @@ def test_sizes_are_read_as_beats_writes_them() -> None:
 
 
 # -- the pipeline's calls at shutdown ----------------------------------------------------
-class _Deadline:
-    def __init__(self) -> None:
-        self.at: float | None = None
-
-    def expired(self) -> bool:
-        return self.at is not None and time.monotonic() >= self.at
-
-    def wait_time(self, poll: float) -> float:
-        return poll if self.at is None else max(0.0, min(poll, self.at - time.monotonic()))
-
-
 def test_a_blocked_put_gives_up_at_the_shutdown_deadline(tmp_path: Path) -> None:
     """max_size reached and no output settling: put returns what it wrote once the deadline passes."""
-    deadline = _Deadline()
+    from pybeat.pipeline.deadline import Deadline
+
+    deadline = Deadline()
     q = DiskQueue(settings(tmp_path, max_size=8192, segment_size=4096), ["out"], deadline=deadline)
-    deadline.at = time.monotonic() + 0.5
+    deadline.set_in(0.5)
     start = time.monotonic()
     accepted = q.put([ev(i) for i in range(400)], block=True)
     assert 0 < accepted < 400 and time.monotonic() - start < 3
