@@ -87,8 +87,9 @@ class PoisoningConfig(PluginConfig):
     min_forged_responses: int = Field(default=5, ge=1)
     #: how long queries are remembered, so a late or repeated genuine answer is recognised
     query_memory: Duration = 60.0
-    #: (client, port, id) remembered at once; the oldest is evicted and counted
-    max_tracked: int = Field(default=200_000, ge=1)
+    #: (client, port, id) remembered at once (as many as the DNS protocol's pending queries);
+    #: the least recently used are evicted and counted
+    max_tracked: int = Field(default=100_000, ge=1)
     #: clients whose responses are not judged (e.g. a monitored resolver you trust)
     allowlist: list[str] = []
 

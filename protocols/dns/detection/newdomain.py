@@ -18,11 +18,13 @@ from __future__ import annotations
 import glob
 import json
 import os
+from itertools import islice
 from typing import Any, Callable
 
 from pybeat.api import Event
 
 from .alerts import alert
+from .caps import evict_oldest
 from .config import NewDomainConfig
 from .view import TxnView
 
@@ -79,9 +81,11 @@ class NewDomainDetector:
                         seen[rd] = last
         # least recently seen first, so eviction takes the stalest
         self.seen = dict(sorted(self.seen.items(), key=lambda kv: kv[1]))
-        while len(self.seen) > self.config.max_tracked:
-            del self.seen[next(iter(self.seen))]
-            self.counters["evicted"] += 1
+        if len(self.seen) > self.config.max_tracked:
+            drop = len(self.seen) - self.config.max_tracked
+            for rd in list(islice(self.seen, drop)):
+                del self.seen[rd]
+            self.counters["evicted"] += drop
         self.counters["loaded"] = len(self.seen)
 
     def save(self) -> None:
@@ -122,8 +126,7 @@ class NewDomainDetector:
         if rd.endswith(self.allow) and any(rd == a or rd.endswith("." + a) for a in self.allow):
             return
         if len(seen) >= self.config.max_tracked:
-            del seen[next(iter(seen))]
-            self.counters["evicted"] += 1
+            self.counters["evicted"] += evict_oldest(seen, self.config.max_tracked)
         seen[rd] = ts
         if ts - self.learning_start < self.learning_ns:
             self.counters["learned"] += 1

@@ -23,6 +23,7 @@ from typing import Any, Callable
 from pybeat.api import Event
 
 from .alerts import alert
+from .caps import evict_oldest
 from .config import PoisoningConfig
 from .view import TxnView
 
@@ -61,9 +62,10 @@ class PoisoningDetector:
         key = (v.client_ip, v.client_port, v.id)
         if v.has_query:
             queries = self.queries
-            if len(queries) >= self.max_tracked and key not in queries:
-                del queries[next(iter(queries))]
-                self.counters["evicted"] += 1
+            if key in queries:
+                del queries[key]  # re-inserted at the end: the table stays in order of last use
+            elif len(queries) >= self.max_tracked:
+                self.counters["evicted"] += evict_oldest(queries, self.max_tracked)
             queries[key] = v  # the view itself: its time, and its answers if it was answered
             return
         if v.id < 0 or v.client_ip in self.allow:
@@ -83,8 +85,7 @@ class PoisoningDetector:
         b = self.bursts.get(bkey)
         if b is None or v.ts - b.start >= self.window_ns:
             if b is None and len(self.bursts) >= self.config.max_tracked:
-                del self.bursts[next(iter(self.bursts))]
-                self.counters["evicted"] += 1
+                self.counters["evicted"] += evict_oldest(self.bursts, self.config.max_tracked)
             b = self.bursts[bkey] = _Burst(v.ts)
         b.count += 1
         if len(b.ids) < 32:
@@ -127,8 +128,7 @@ class PoisoningDetector:
         if last is not None and v.ts - last < self.window_ns:
             return
         if len(self.conflicts) >= self.config.max_tracked:
-            del self.conflicts[next(iter(self.conflicts))]
-            self.counters["evicted"] += 1
+            self.counters["evicted"] += evict_oldest(self.conflicts, self.config.max_tracked)
         self.conflicts[ckey] = v.ts
         self.counters["alerts"] += 1
         a = ", ".join(f"{t} {d}" for t, d in first)
@@ -159,17 +159,13 @@ class PoisoningDetector:
         self._swept = now_ns
         horizon = now_ns - self.memory_ns
         queries = self.queries
-        # insertion order is first-seen order: drop stale entries from the front; a fresh one
-        # there (a key seen again, e.g. an id reused from the same port) moves to the back
-        moves = 1024
-        while queries:
-            k = next(iter(queries))
-            if queries[k].ts >= horizon:
-                if not moves:
-                    break
-                moves -= 1
-                queries[k] = queries.pop(k)
-                continue
+        # the table is in order of last use: the stale entries are at the front
+        stale = []
+        for k, seen in queries.items():
+            if seen.ts >= horizon:
+                break
+            stale.append(k)
+        for k in stale:
             del queries[k]
         old = now_ns - self.window_ns
         for bk in [bk for bk, b in self.bursts.items() if b.start < old]:

@@ -14,6 +14,7 @@ from typing import Any, Callable
 from pybeat.api import Event
 
 from .alerts import alert
+from .caps import evict_oldest
 from .config import RateAnomalyConfig
 from .view import TxnView
 
@@ -53,8 +54,7 @@ class RateDetector:
             if ip in self.allow:
                 return
             if len(self.clients) >= self.config.max_tracked:
-                del self.clients[next(iter(self.clients))]
-                self.counters["evicted"] += 1
+                self.counters["evicted"] += evict_oldest(self.clients, self.config.max_tracked)
             c = self.clients[ip] = _Client(ts)
         elif ts - c.start >= self.window_ns:
             self._roll(c, ts)

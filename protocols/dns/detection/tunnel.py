@@ -25,6 +25,7 @@ from typing import Any, Callable
 from pybeat.api import Event
 
 from .alerts import alert
+from .caps import evict_oldest
 from .config import TunnelConfig
 from .features import name_features
 from .view import TxnView
@@ -128,8 +129,7 @@ class TunnelDetector:
                 self.counters["allowlisted"] += 1
                 return
             if len(self.state) >= self.config.max_tracked:
-                del self.state[next(iter(self.state))]
-                self.counters["evicted"] += 1
+                self.counters["evicted"] += evict_oldest(self.state, self.config.max_tracked)
             st = self.state[key] = _Window(ts)
             st.partial = self.allow.partial_below(rd)
         elif ts - st.start >= self.window_ns:
