@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import Field
 
-from pybeat.api import Event, PluginConfig, ProcessorContext
+from pybeat.api import Duration, Event, PluginConfig, ProcessorContext
 
 from ._fields import MISSING, FieldError, delete_value, get_value, has_value, put_value
 
@@ -140,10 +140,39 @@ class AddLabelsPlugin(_Plugin):
 
 
 # -- add_host_metadata -------------------------------------------------------------------
+class _NetInfo(PluginConfig):
+    enabled: bool = True
+
+
+class _Cache(PluginConfig):
+    ttl: Duration = 300.0
+
+
+class _Geo(PluginConfig):
+    name: str | None = None
+    location: str | None = None
+    continent_name: str | None = None
+    country_iso_code: str | None = None
+    region_name: str | None = None
+    region_iso_code: str | None = None
+    city_name: str | None = None
+
+    def fields(self) -> dict[str, Any]:
+        """``host.geo``: the set keys; ``location`` "lat, lon" as a geo point (Beats)."""
+        g = {k: v for k, v in self.model_dump().items() if v is not None}
+        if "location" in g:
+            try:
+                lat, lon = (float(x) for x in str(g["location"]).split(","))
+            except ValueError:
+                raise ValueError("geo.location must be 'latitude, longitude'") from None
+            g["location"] = {"lat": lat, "lon": lon}
+        return g
+
+
 class AddHostMetadataConfig(PluginConfig):
-    netinfo: dict[str, Any] = {"enabled": True}
-    cache: dict[str, Any] = {}
-    geo: dict[str, Any] | None = None
+    netinfo: _NetInfo = _NetInfo()
+    cache: _Cache = _Cache()
+    geo: _Geo | None = None
     replace_fields: bool = True
     name: str | None = None
 
@@ -228,26 +257,36 @@ def _interfaces() -> tuple[list[str], list[str]]:
 
 
 class AddHostMetadata:
-    """Adds ``host.*``; the lookup is cached (refreshed every 5 minutes, off the event path)."""
+    """Adds ``host.*`` (with ``host.geo`` when configured); the lookup is cached for
+    ``cache.ttl`` (5 minutes) and refreshed off the event path."""
 
-    def __init__(self, netinfo: bool, name: str | None, replace: bool):
+    def __init__(self, netinfo: bool, name: str | None, replace: bool, ttl: float = 300.0,
+                 geo: dict[str, Any] | None = None):
         self.netinfo = netinfo
         self.name = name
         self.replace = replace
-        self._host = host_metadata(netinfo, name)
+        self.ttl = ttl
+        self.geo = geo or {}
+        self._host = self._lookup()
         self._stamp = time.monotonic()
         self._lock = threading.Lock()
 
+    def _lookup(self) -> dict[str, Any]:
+        host = host_metadata(self.netinfo, self.name)
+        if self.geo:
+            host["geo"] = dict(self.geo)
+        return host
+
     def _current(self) -> dict[str, Any]:
-        if time.monotonic() - self._stamp > 300:
+        if time.monotonic() - self._stamp > self.ttl:
             with self._lock:
-                if time.monotonic() - self._stamp > 300:
+                if time.monotonic() - self._stamp > self.ttl:
                     self._stamp = time.monotonic()
                     threading.Thread(target=self._refresh, daemon=True).start()
         return self._host
 
     def _refresh(self) -> None:
-        self._host = host_metadata(self.netinfo, self.name)
+        self._host = self._lookup()
 
     def run(self, event: Event) -> Event:
         host = event.fields.get("host")
@@ -262,7 +301,8 @@ class AddHostMetadataPlugin(_Plugin):
     config_model = AddHostMetadataConfig
 
     def create(self, config: AddHostMetadataConfig, ctx: ProcessorContext) -> AddHostMetadata:
-        return AddHostMetadata(bool(config.netinfo.get("enabled", True)), config.name, config.replace_fields)
+        return AddHostMetadata(config.netinfo.enabled, config.name, config.replace_fields, config.cache.ttl,
+                               config.geo.fields() if config.geo is not None else None)
 
 
 # -- drop_event / drop_fields / include_fields ------------------------------------------

@@ -70,3 +70,13 @@ def test_drop_fields_ignore_missing_and_regexp():
 def test_add_fields_into_metadata():
     out = make("add_fields", {"target": "@metadata", "fields": {"_id": "abc", "pipeline": "p"}}).run(ev({"x": 1}))
     assert out.meta == {"_id": "abc", "pipeline": "p"} and out.fields == {"x": 1}
+
+
+def test_add_host_metadata_reads_geo_cache_and_netinfo():
+    p = make("add_host_metadata", {"geo": {"name": "nyc-dc1", "location": "40.7, -74.0", "country_iso_code": "US"},
+                                   "cache": {"ttl": "10m"}, "netinfo": {"enabled": False}})
+    host = p.run(ev({})).fields["host"]
+    assert host["geo"] == {"name": "nyc-dc1", "location": {"lat": 40.7, "lon": -74.0}, "country_iso_code": "US"}
+    assert "ip" not in host and "mac" not in host and p.ttl == 600
+    kept = make("add_host_metadata", {"replace_fields": False}).run(ev({"host": {"name": "a", "id": "b"}}))
+    assert kept.fields["host"] == {"name": "a", "id": "b"}
