@@ -34,6 +34,7 @@ PATHS = ("/usr/bin/pybeat", "/usr/share/pybeat", "/etc/pybeat", "/var/lib/pybeat
          "/lib/systemd/system/pybeat.service", "/usr/share/doc/pybeat")
 
 DNS_PING = Path(__file__).with_name("dns_ping.py")
+UNIT_CHECK = Path(__file__).with_name("unit_check.sh")
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +44,7 @@ def root(built: Built, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deb
     need_tool("dpkg-scanpackages")
     need_tool("unshare")
     need_tool("ip")
+    need_tool("systemd-nspawn")
     debian = DebianRoot.create(tmp_path_factory.mktemp("debian12") / "root")
     try:
         debian.use_local_mirror(built.deb)
@@ -158,6 +160,40 @@ def test_unit_passes_systemd_analyze_verify(root: DebianRoot) -> None:
     assert overall, security.stdout + security.stderr
     score = float(overall[0].split("level for pybeat.service:")[1].split()[0])
     assert score <= 2.5, security.stdout  # 2.1 when written; systemd calls up to 4.x "OK"
+
+
+def test_service_runs_under_systemd_with_its_sandbox(root: DebianRoot) -> None:
+    """Booted with its own systemd (nspawn, loopback only), the root starts pybeat.service: it runs as
+    pybeat with CAP_NET_RAW and CAP_NET_ADMIN only, captures DNS with af_packet, stops cleanly on SIGTERM."""
+    conf = root.path / "etc/pybeat/pybeat.yml"
+    shipped = conf.read_text()
+    check_unit = root.path / "etc/systemd/system/pybeat-check.service"
+    wants = root.path / "etc/systemd/system/multi-user.target.wants/pybeat-check.service"
+    shutil.copy(DNS_PING, root.path / "root" / DNS_PING.name)
+    shutil.copy(UNIT_CHECK, root.path / "root" / UNIT_CHECK.name)
+    check_unit.write_text("[Unit]\nAfter=multi-user.target\n[Service]\nExecStart=/root/unit_check.sh\n"
+                          "[Install]\nWantedBy=multi-user.target\n")
+    wants.parent.mkdir(parents=True, exist_ok=True)
+    wants.symlink_to("/etc/systemd/system/pybeat-check.service")
+    try:
+        booted = root.boot()
+        log_file = root.path / "root/unit-check.log"
+        log = log_file.read_text() if log_file.exists() else ""
+    finally:
+        for path in (wants, check_unit, root.path / "root/unit-check.log", root.path / "root" / UNIT_CHECK.name):
+            path.unlink(missing_ok=True)
+        conf.write_text(shipped)
+    assert booted.returncode == 0 and log, f"{booted.returncode}\n{booted.stdout[-3000:]}\n{booted.stderr[-3000:]}"
+    facts = dict(line.replace(":\t", "=", 1).split("=", 1) for line in log.splitlines()
+                 if "=" in line or ":\t" in line)
+    assert facts["ActiveState"] == "active" and facts["User"] == "pybeat", log
+    assert facts["Uid"].split() == [facts["Uid"].split()[0]] * 4 and facts["Uid"].split()[0] != "0", log
+    net_raw_and_admin = "0000000000003000"
+    assert (facts["CapEff"], facts["CapBnd"], facts["CapAmb"], facts["NoNewPrivs"]) == \
+        (net_raw_and_admin, net_raw_and_admin, net_raw_and_admin, "1"), log
+    assert facts["answered"] == "20" and int(facts["events"]) >= 15, log
+    assert facts["Result"] == "success" and facts["ExecMainStatus"] == "0", log
+    assert "output      file: acked" in log and "dropped 0" in log
 
 
 def test_upgrade_keeps_a_changed_conffile(root: DebianRoot, built_upgrade: Built) -> None:
