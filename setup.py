@@ -5,6 +5,9 @@ installs as pybeat.protocols and outputs/ as pybeat.outputs. New plugin packages
 automatically (any folder with an __init__.py).
 """
 
+import os
+import shutil
+
 from setuptools import find_packages, setup
 
 MAPPED = {"pybeat.protocols": "protocols", "pybeat.outputs": "outputs"}
@@ -19,6 +22,9 @@ for name, folder in MAPPED.items():
 # Field declarations (fields.yml) travel with the core and with each plugin package.
 package_data = {name: ["fields.yml"] for name in packages}
 package_data["pybeat"] = ["py.typed", "fields.yml"]
+# The compiled code's sources and declarations (an sdist builds them; .pxd for cimport)
+package_data["pybeat.decode"] = ["_replay.pyx", "_replay.pxd"]
+package_data["pybeat.protocols.dns"] = ["fields.yml", "_fast.pyx", "pairing.pxd"]
 
 from setuptools.command.build_ext import build_ext  # noqa: E402
 
@@ -51,20 +57,49 @@ class OptionalBuildExt(build_ext):
 
 
 def _extensions() -> list:
-    """The optional compiled hot path (pybeat/_speedups.pyx). Without Cython or a C compiler
-    pybeat installs as pure Python and runs the same code paths the extension mirrors."""
+    """The optional compiled hot path. Without Cython or a C compiler pybeat installs as pure
+    Python and runs the same code paths the extensions mirror:
+    - pybeat.decode._replay: the protocol-blind replay loop (its interfaces in _replay.pxd);
+    - pybeat.protocols.dns.pairing: pairing.py itself, compiled (types in pairing.pxd);
+    - pybeat.protocols.dns._fast: the DNS lane of the loop and the usual messages' parser."""
     try:
         from Cython.Build import cythonize
         from setuptools import Extension
     except ImportError:
         return []
-    ext = Extension("pybeat._speedups", ["pybeat/_speedups.pyx"], optional=True,
-                    extra_compile_args=["-O2"])
-    return cythonize([ext], language_level=3, quiet=True)
+    args = ["-O2", *os.environ.get("PYBEAT_EXT_CFLAGS", "").split()]  # sanitizer builds add theirs
+    link = os.environ.get("PYBEAT_EXT_LDFLAGS", "").split()
+    exts = [
+        Extension("pybeat.decode._replay", ["pybeat/decode/_replay.pyx"], libraries=["z"]),
+        Extension("pybeat.protocols.dns.pairing", ["protocols/dns/pairing.py"]),
+        Extension("pybeat.protocols.dns._fast", ["protocols/dns/_fast.pyx"]),
+    ]
+    for ext in exts:
+        ext.optional = True
+        ext.extra_compile_args = args
+        ext.extra_link_args = link
+    return cythonize(exts, language_level=3, quiet=True, include_path=[".", _pxd_tree()])
+
+
+def _pxd_tree() -> str:
+    """A tree where cimport finds the .pxd files of the mapped packages under their installed
+    names (pybeat/protocols/dns/pairing.pxd lives in protocols/dns/)."""
+    root = os.path.join("build", "pxd")
+    for name, folder in MAPPED.items():
+        for dirpath, _dirs, files in os.walk(folder):
+            target = os.path.join(root, *name.split("."), os.path.relpath(dirpath, folder))
+            for fname in files:
+                if fname.endswith(".pxd"):
+                    os.makedirs(target, exist_ok=True)
+                    shutil.copyfile(os.path.join(dirpath, fname), os.path.join(target, fname))
+    for dirpath, _dirs, _files in os.walk(os.path.join(root, "pybeat")):
+        open(os.path.join(dirpath, "__init__.pxd"), "a").close()
+    return root
 
 
 # Generated C and an in-place build (pip install -e) are not data: build_ext makes the module.
-exclude_package_data = {"pybeat": ["_speedups.c", "*.so"]}
+exclude_package_data = {"pybeat": ["*.c", "*.so"], "pybeat.decode": ["*.c", "*.so"],
+                        "pybeat.protocols.dns": ["*.c", "*.so"]}
 
 setup(packages=packages, package_dir=package_dir, package_data=package_data,
       exclude_package_data=exclude_package_data, ext_modules=_extensions(), cmdclass={"build_ext": OptionalBuildExt})

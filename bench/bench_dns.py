@@ -6,6 +6,7 @@
     python3 bench/bench_dns.py --workers 1          # pybeat in one process (default: one per CPU)
     python3 bench/bench_dns.py --scaling            # pybeat with 1, then 2, ... N worker processes
     python3 bench/bench_dns.py --pure-python        # pybeat without its compiled hot path
+    python3 bench/bench_dns.py --no-disk-queue      # skip the rounds with queue.disk
     python3 bench/bench_dns.py --no-packetbeat      # leave Packetbeat out
 
 pybeat runs with the file output and every DNS field switched on (authorities, additionals,
@@ -24,8 +25,10 @@ wall time.
 pybeat and tshark exit once done, so for them both are their wall time. Each round runs the
 tools back to back and the best round of each is reported (these machines are noisy), with packets/s, events/s, peak
 RSS, CPU time (user+sys, all processes) and the ratio (of the best rounds; also the range and
-median of each round's ratio, both tools timed back to back). It says whether pybeat ran its
-compiled hot path (``pybeat._speedups``) or pure Python. Results also go to
+median of each round's ratio, both tools timed back to back). Each round also runs pybeat with
+the disk queue (``queue.disk``, in the benchmark's temporary folder) and reports its cost
+against the same round's run without it (wall and CPU time). It says whether pybeat ran its
+compiled hot path (``pybeat.decode._replay``, ``pybeat.protocols.dns._fast``) or pure Python. Results also go to
 ``bench/results/<timestamp>.json``. pybeat runs with its bytecode cached, as an installed
 package does (an untimed warm-up run writes the cache even where PYTHONDONTWRITEBYTECODE is set).
 """
@@ -248,6 +251,7 @@ def main() -> int:
                     help="pybeat worker processes, split by flow (default: one per CPU, here %(default)s)")
     ap.add_argument("--scaling", action="store_true", help="run pybeat with 1..--workers processes (no tshark)")
     ap.add_argument("--no-tshark", action="store_true")
+    ap.add_argument("--no-disk-queue", action="store_true", help="skip the runs with queue.disk")
     ap.add_argument("--no-packetbeat", action="store_true", help="leave Packetbeat 7.17 out")
     ap.add_argument("--pure-python", action="store_true",
                     help="run pybeat without its compiled hot path (PYBEAT_PURE_PYTHON=1), for comparison")
@@ -256,9 +260,9 @@ def main() -> int:
         PYBEAT_ENV["PYBEAT_PURE_PYTHON"] = "1"
     import importlib.util
 
-    compiled = importlib.util.find_spec("pybeat._speedups") is not None and not args.pure_python
-    print("pybeat hot path: " + ("compiled (pybeat._speedups)" if compiled else
-                                 "pure Python" + ("" if args.pure_python else " (pybeat._speedups was not built)")),
+    compiled = importlib.util.find_spec("pybeat.decode._replay") is not None and not args.pure_python
+    print("pybeat hot path: " + ("compiled (pybeat.decode._replay + pybeat.protocols.dns._fast)" if compiled else
+                                 "pure Python" + ("" if args.pure_python else " (the extensions were not built)")),
           flush=True)
     if args.scaling:
         rows = []
@@ -308,6 +312,15 @@ def main() -> int:
         shutil.rmtree(out, ignore_errors=True)
         row = {"pybeat_s": py_s, "pybeat_cpu_s": py_proc.cpu_s, "pybeat_rss_kib": py_rss, "events": events,
                "workers": args.workers}
+        if not args.no_disk_queue:
+            dq = work / f"dq{r}"
+            dq_s, dq_rss, dq_proc = _peak_rss_of(cmd + ["-E", f"queue.disk.path={dq}", "-E", "queue.disk.max_size=10GB"])
+            dq_events = count_lines(out)
+            shutil.rmtree(out, ignore_errors=True)
+            shutil.rmtree(dq, ignore_errors=True)
+            if dq_events != events:
+                sys.exit(f"with the disk queue pybeat wrote {dq_events} events, without it {events}")
+            row.update(disk_queue_s=dq_s, disk_queue_cpu_s=dq_proc.cpu_s, disk_queue_rss_kib=dq_rss)
         if tshark and not args.no_tshark:
             ts_s, ts_rss, ts_proc = _peak_rss_of(["tshark", "-r", str(looped), "-T", "ek"])
             row.update(tshark_s=ts_s, tshark_cpu_s=ts_proc.cpu_s, tshark_rss_kib=ts_rss)
@@ -325,7 +338,10 @@ def main() -> int:
                  f"{row['packetbeat_events']:,} events)" if "packetbeat_s" in row else "")
               + (f"; tshark -T ek {row['tshark_s']:.2f}s (CPU {row['tshark_cpu_s']:.2f}s; "
                  f"{total_packets / row['tshark_s']:,.0f} packets/s, peak RSS {row['tshark_rss_kib'] / 1024:.0f} MiB)"
-                 if "tshark_s" in row else ""), flush=True)
+                 if "tshark_s" in row else "")
+              + (f"; with queue.disk {row['disk_queue_s']:.2f}s (CPU {row['disk_queue_cpu_s']:.2f}s, "
+                 f"x{row['disk_queue_s'] / py_s:.2f} wall, x{row['disk_queue_cpu_s'] / py_proc.cpu_s:.2f} CPU)"
+                 if "disk_queue_s" in row else ""), flush=True)
     assert best_py is not None
     results["best_pybeat_packets_per_s"] = total_packets / best_py
     results["events"] = results["rounds"][-1]["events"]
@@ -344,6 +360,17 @@ def main() -> int:
         results["round_ratios"] = per_round
         print(f"ratio pybeat / tshark: {best_ts / best_py:.1f}x (best of each; per round, both timed back to back: "
               f"{per_round[0]:.1f}x-{per_round[-1]:.1f}x, median {per_round[len(per_round) // 2]:.1f}x)")
+    if not args.no_disk_queue:
+        best_dq = min(row["disk_queue_s"] for row in results["rounds"])
+        best_dq_cpu = min(row["disk_queue_cpu_s"] for row in results["rounds"])
+        walls = sorted(row["disk_queue_s"] / row["pybeat_s"] for row in results["rounds"])
+        cpus = sorted(row["disk_queue_cpu_s"] / row["pybeat_cpu_s"] for row in results["rounds"])
+        results.update(best_disk_queue_packets_per_s=total_packets / best_dq, disk_queue_wall_ratios=walls,
+                       disk_queue_cpu_ratios=cpus)
+        print(f"with queue.disk: {total_packets / best_dq:,.0f} packets/s (best of {args.rounds}; "
+              f"{total_packets / best_dq_cpu:,.0f} packets per CPU-second); cost per round, both timed back to "
+              f"back: wall x{walls[0]:.2f}-x{walls[-1]:.2f} (median x{walls[len(walls) // 2]:.2f}), "
+              f"CPU x{cpus[0]:.2f}-x{cpus[-1]:.2f} (median x{cpus[len(cpus) // 2]:.2f})")
     if best_pb is not None:
         results["best_packetbeat_packets_per_s"] = total_packets / best_pb
         results["ratio_packetbeat"] = best_pb / best_py

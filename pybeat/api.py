@@ -41,6 +41,7 @@ from pybeat.durations import Duration, parse_duration
 from pybeat.envelope import Envelope, add_notes, community_id
 from pybeat.fieldtypes import load_field_file
 from pybeat.netconfig import BackoffConfig, RestartOnCertChange, SslConfig
+from pybeat.conditions import Condition, ConditionError, build_condition
 from pybeat.timefmt import format_ts, parse_ts
 
 #: The version of this contract (semantic versioning).
@@ -62,6 +63,7 @@ __all__ = [
     # detectors
     "Detector", "DetectorContext", "DetectorPlugin",
     # every kind
+    "Condition", "ConditionError", "build_condition",  # Beats' `when` conditions, for an output's own rules
     "Duration", "Logger", "Metrics", "Paths", "PluginConfig", "PluginSetupError", "Shard", "load_field_file",
     "parse_duration",
 ]

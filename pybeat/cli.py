@@ -15,25 +15,26 @@ from __future__ import annotations
 
 import argparse
 import os
-import stat
 import sys
 from typing import Any, Sequence
 
 import yaml
 
 from pybeat.agent.build import StartupError
-from pybeat.config.loader import ConfigError, RawConfig, load
+from pybeat.config.loader import ConfigError
 from pybeat.config.settings import Settings, load_settings
 from pybeat.plugins import PluginError, Registry, load_registry
 from pybeat.version import __version__
 
-_SECRET_KEYS = ("password", "passphrase", "api_key", "token", "secret", "auth", "key_passphrase")
 
 
 def _add_global(p: argparse.ArgumentParser, sub: bool) -> None:
     d = argparse.SUPPRESS if sub else None
-    p.add_argument("-c", "--c", dest="config", metavar="FILE", default=d,
-                   help="config file (default: pybeat.yml or packetbeat.yml in path.config)")
+    # -c is repeatable: the files are merged in order (docs/configuration.md); main() joins the
+    # ones given before and after the command.
+    p.add_argument("-c", "--c", dest="config_sub" if sub else "config", action="append", metavar="FILE",
+                   default=d if sub else [],
+                   help="config file, repeatable: merged in order (default: pybeat.yml or packetbeat.yml in path.config)")
     # -E after the command goes to its own list (argparse would replace the first one); main()
     # joins both, in order.
     p.add_argument("-E", "--E", dest="overrides_sub" if sub else "overrides", action="append", metavar="KEY=VALUE",
@@ -69,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="target version, e.g. 8.15.0 or opensearch-2.19.0 (ISM policy)")
     setup = sub("setup", "set up index management in Elasticsearch/OpenSearch")
     setup.add_argument("--index-management", action="store_true")
+    _add_keystore(sub("keystore", "manage the secrets that ${KEY} in the config reads (pybeat.keystore)"))
     sub("devices", "list the capture devices")
     sub("plugins", "list installed protocol, output and processor plugins")
     sub("version", "print the version")
@@ -76,6 +78,24 @@ def build_parser() -> argparse.ArgumentParser:
     service.add_argument("action", choices=["install", "remove", "start", "stop"])
     _add_run_flags(parser, top=True)
     return parser
+
+
+def _add_keystore(p: argparse.ArgumentParser) -> None:
+    actions = p.add_subparsers(dest="keystore_action", metavar="ACTION", required=True)
+
+    def action(name: str, help_text: str) -> argparse.ArgumentParser:
+        a = actions.add_parser(name, help=help_text, description=help_text)
+        _add_global(a, sub=True)
+        return a
+
+    action("create", "create an empty keystore").add_argument(
+        "--force", action="store_true", help="replace an existing keystore")
+    add = action("add", "add a key (the value is prompted for, or read with --stdin)")
+    add.add_argument("key")
+    add.add_argument("--stdin", action="store_true", help="read the value from standard input")
+    add.add_argument("--force", action="store_true", help="overwrite the key if it exists")
+    action("list", "list the keys (never the values)")
+    action("remove", "remove keys").add_argument("keys", nargs="+", metavar="KEY")
 
 
 def _loops(text: str) -> int:
@@ -103,57 +123,20 @@ class CliError(Exception):
     pass
 
 
-def _check_perms(path: str, strict: bool) -> None:
-    if not strict or os.name != "posix":
-        return
-    st = os.stat(path)
-    if st.st_uid not in (0, os.geteuid()):
-        raise CliError(
-            f"config file {path!r} must be owned by the user running pybeat or root (--strict.perms=false to skip)"
-        )
-    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise CliError(
-            f"config file {path!r} can be written by group or others (mode {oct(st.st_mode & 0o777)}); "
-            "chmod go-w it, or run with --strict.perms=false"
-        )
+def _request(args: argparse.Namespace, need_file: bool = True) -> Any:
+    from pybeat.config.sources import Request
 
-
-def _config_path(args: argparse.Namespace) -> str | None:
-    from pybeat.agent import Paths
-
-    paths = Paths.resolve(args.path_home, args.path_config, args.path_data, args.path_logs)
-    if args.config:
-        return args.config if os.path.isabs(args.config) else os.path.join(paths.config, args.config) \
-            if not os.path.exists(args.config) else args.config
-    for name in ("pybeat.yml", "packetbeat.yml"):
-        candidate = os.path.join(paths.config, name)
-        if os.path.exists(candidate):
-            return candidate
-    return None
+    return Request(list(args.config), list(args.overrides), args.path_home, args.path_config, args.path_data,
+                   args.path_logs, args.strict_perms == "true", need_file)
 
 
 def _load(args: argparse.Namespace, registry: Registry, require_output: bool, need_file: bool = True) -> Settings:
     """The validated config; ``need_file=False``: the defaults when there is no config file
     (``export template`` and friends, as Packetbeat's)."""
-    path = _config_path(args)
-    if path is None and not args.overrides and need_file:
-        raise CliError("no config file: pass -c FILE (or put pybeat.yml in the current directory)")
-    if path is not None:
-        if not os.path.exists(path):
-            raise CliError(f"config file {path!r} not found")
-        _check_perms(path, args.strict_perms == "true")
-    raw: RawConfig = load(path, args.overrides)
+    from pybeat.config.sources import load_config
+
+    raw, _ = load_config(_request(args, need_file))
     return load_settings(raw, registry, require_output=require_output)
-
-
-def _mask(node: Any, key: str = "") -> Any:
-    if isinstance(node, dict):
-        return {k: _mask(v, k) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_mask(v, key) for v in node]
-    if key.lower() in _SECRET_KEYS and node not in (None, ""):
-        return "[redacted]"
-    return node
 
 
 def cmd_run(args: argparse.Namespace, registry: Registry) -> int:
@@ -241,11 +224,15 @@ def _admin_context(settings: Settings | None, registry: Registry, options: dict[
 def cmd_export(args: argparse.Namespace, registry: Registry) -> int:
     settings = _load(args, registry, require_output=False, need_file=False)
     if args.what == "config":
-        print(yaml.safe_dump(_mask(settings.raw.data), sort_keys=False, default_flow_style=False), end="")
+        from pybeat.config.secrets import mask_tree
+
+        print(yaml.safe_dump(mask_tree(settings.raw.data), sort_keys=False, default_flow_style=False), end="")
         return 0
     # template / ilm-policy: offered by an output plugin (the configured ones first, then any
     # installed one), for the configured protocols or, without a config file, every installed one.
-    configured = settings if (_config_path(args) or args.overrides) else None
+    from pybeat.config.sources import config_files
+
+    configured = settings if (config_files(_request(args, need_file=False)) or args.overrides) else None
     candidates: list[tuple[Any, Any]] = [(o.plugin, o.config) for o in settings.outputs]
     candidates += [(p, None) for p in registry.usable("outputs")]
     for plugin, config in candidates:
@@ -272,6 +259,63 @@ def cmd_setup(args: argparse.Namespace, registry: Registry) -> int:
     if not done:
         raise CliError("no enabled output has anything to set up (index management needs output.elasticsearch)")
     return 0
+
+
+def cmd_keystore(args: argparse.Namespace, registry: Registry) -> int:
+    """``pybeat keystore create|add|list|remove``: values are read, never printed."""
+    from pybeat import keystore
+    from pybeat.config.loader import load
+    from pybeat.config.sources import config_files, keystore_path, resolve_paths
+
+    req = _request(args, need_file=False)
+    files = config_files(req)  # keystore.path and path.data may be set in the config
+    raw = load(files, [o for o in req.overrides if o.startswith(("path.", "keystore."))], expand=False, includes=False)
+    paths = resolve_paths(req, raw.data)
+    path = keystore_path(raw.data, paths, os.environ)
+    passphrase = keystore.passphrase_from_env()
+    action = args.keystore_action
+    try:
+        if action == "create":
+            keystore.create(path, passphrase, force=args.force)
+            print(f"Created pybeat keystore {path}")
+            return 0
+        if args.strict_perms == "true" and os.path.exists(path):
+            keystore.check_perms(path)
+        store = keystore.Keystore.open(path, passphrase)
+        if action == "list":
+            for key in store.keys():
+                print(key)
+            return 0
+        if action == "remove":
+            for key in args.keys:
+                store.remove(key)
+            store.save()
+            return 0
+        keystore.check_name(args.key)
+        if args.key in store and not args.force:
+            raise keystore.KeystoreError(f"key {args.key!r} exists already in {path!r} (--force to overwrite it)")
+        value = _secret_value(args.key, args.stdin)
+        store.set(args.key, value)
+        store.save()
+        print(f"Added {args.key!r} to the keystore")
+        return 0
+    except keystore.KeystoreError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _secret_value(key: str, from_stdin: bool) -> str:
+    if from_stdin:
+        value = sys.stdin.read()
+        value = value[:-1] if value.endswith("\n") else value  # `echo secret |` adds one newline
+    elif sys.stdin.isatty():
+        import getpass
+
+        value = getpass.getpass(f"Enter value for {key}: ")
+    else:
+        raise CliError("standard input is not a terminal: pass --stdin to read the value from it")
+    if not value:
+        raise CliError(f"no value given for {key!r}")
+    return value
 
 
 def cmd_devices(args: argparse.Namespace, registry: Registry) -> int:
@@ -312,9 +356,10 @@ def main(argv: Sequence[str] | None = None, on_agent: Any = None) -> int:
     for attr, default in (("file", None), ("fast", False), ("loops", 1), ("dump", None), ("no_publish", False)):
         if not hasattr(args, attr):
             setattr(args, attr, default)
-    for attr in ("config", "debug", "path_home", "path_config", "path_data", "path_logs"):
+    for attr in ("debug", "path_home", "path_config", "path_data", "path_logs"):
         if not hasattr(args, attr):
             setattr(args, attr, None)
+    args.config = list(getattr(args, "config", None) or []) + list(getattr(args, "config_sub", None) or [])
     args.overrides = list(getattr(args, "overrides", None) or []) + list(getattr(args, "overrides_sub", None) or [])
     command = args.command or "run"
     if command == "version":
@@ -323,23 +368,31 @@ def main(argv: Sequence[str] | None = None, on_agent: Any = None) -> int:
     if command == "service":
         from pybeat import service
 
+        if len(args.config) > 1:  # the service runs one file; more come from pybeat.config.d
+            print("pybeat: error: the service takes one -c file (put the others in pybeat.d/, "
+                  "see docs/configuration.md)", file=sys.stderr)
+            return 1
         return service.main(args.action, home=args.path_home, config=args.path_config, data=args.path_data,
-                            logs=args.path_logs, config_file=args.config)
+                            logs=args.path_logs, config_file=(args.config or [None])[0])
     try:
         registry = load_registry()
         handler = {
             "run": cmd_run, "test": cmd_test, "export": cmd_export, "setup": cmd_setup,
-            "devices": cmd_devices, "plugins": cmd_plugins,
+            "devices": cmd_devices, "plugins": cmd_plugins, "keystore": cmd_keystore,
         }[command]
+        if command in ("test", "setup", "export"):
+            # What these print comes from libraries and outputs too: hide remembered secrets
+            # and every secret shape in it (config/secrets.py).
+            sys.stdout = _Scrubbed(sys.stdout)
         return handler(args, registry)
     except ConfigError as exc:
-        print(f"pybeat: {exc}", file=sys.stderr)
+        print(f"pybeat: {_scrub(str(exc))}", file=sys.stderr)
         return 1
     except StartupError as exc:
         print(f"pybeat: error: {exc}", file=sys.stderr)
         return 1
     except (CliError, PluginError) as exc:
-        print(f"pybeat: error: {exc}", file=sys.stderr)
+        print(f"pybeat: error: {_scrub(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("pybeat: interrupted", file=sys.stderr)
@@ -360,7 +413,32 @@ def main(argv: Sequence[str] | None = None, on_agent: Any = None) -> int:
         if capture_error is not None and isinstance(exc, capture_error):
             print(f"pybeat: error: {exc}", file=sys.stderr)
             return 1
-        raise
+        if args.debug == "*":  # the traceback, masked like every other line
+            import traceback
+
+            print(_scrub(traceback.format_exc()), file=sys.stderr, end="")
+        else:
+            print(f"pybeat: error: {_scrub(f'{type(exc).__name__}: {exc}')} (-d '*' shows where)", file=sys.stderr)
+        return 1
+
+
+def _scrub(text: str) -> str:
+    from pybeat.config.secrets import scrub
+
+    return scrub(text)
+
+
+class _Scrubbed:
+    """A text stream whose writes have secrets hidden (config/secrets.py's ``scrub``)."""
+
+    def __init__(self, stream: Any):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return self._stream.write(_scrub(text))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 def _capture_error_type() -> Any:

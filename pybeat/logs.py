@@ -7,7 +7,8 @@ Debug lines belong to a selector, as in Beats: ``get_logger("afpacket")`` (or an
 ``bind(logger="file")``) names it, and its debug lines show when ``-d`` / ``logging.selectors``
 lists that selector or ``*``; ``logging.level: debug`` without selectors shows them all. Other
 levels do not depend on selectors. Debug lines are written at setup and periodic points only,
-never per packet.
+never per packet. Secrets are masked in every line (pybeat/config/secrets.py: credential-named
+fields, URLs with userinfo, PEM keys, and the values of the config and keystore).
 """
 
 from __future__ import annotations
@@ -48,12 +49,18 @@ def setup_logging(
     def configure() -> None:
         import structlog
 
+        from pybeat.config.secrets import structlog_processor
+
         renderer: Any = structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer(colors=False)
         structlog.configure(
             processors=[
                 structlog.contextvars.merge_contextvars,
                 structlog.processors.add_log_level,
                 structlog.processors.TimeStamper(fmt="iso", utc=True, key="@timestamp"),
+                # Exceptions become text first, so that the secret masking sees them too: every
+                # field of every line, at every level, goes through config/secrets.py.
+                structlog.processors.format_exc_info,
+                structlog_processor,
                 renderer,
             ],
             wrapper_class=structlog.make_filtering_bound_logger(min_level),

@@ -13,7 +13,6 @@ class ConsoleOutputConfig(PluginConfig):
     pretty: bool = False
     codec: CodecConfig | None = None
     bulk_max_size: int = 2048
-    queue: dict[str, Any] | None = None
 
 
 class ConsoleOutput:

@@ -139,13 +139,21 @@ class PybeatNode(Urllib3HttpNode):
 
     elastic-transport's own pool adds certifi's CAs and its own hostname rules to a given
     SSLContext; the pool is rebuilt here from our context alone (before any connection is
-    made), with the verification mode carried in ``_extras``. Through a proxy, https uses
-    CONNECT.
+    made). The settings elastic-transport's NodeConfig has no field for (proxy, verification
+    mode) come from ``settings``: each Connection makes its own subclass (``for_hosts``), so
+    nothing rides on the library's private fields. Through a proxy, https uses CONNECT.
     """
+
+    #: (scheme, host, port) -> proxy_url, proxy_headers, cert_reqs, assert_hostname
+    settings: dict[tuple[str, str, int], dict[str, Any]] = {}
+
+    @classmethod
+    def for_hosts(cls, settings: dict[tuple[str, str, int], dict[str, Any]]) -> type["PybeatNode"]:
+        return type("PybeatNode", (cls,), {"settings": settings})
 
     def __init__(self, config: NodeConfig):
         super().__init__(config)
-        extras = config._extras
+        extras = self.settings.get((config.scheme, config.host, config.port), {})
         proxy = extras.get("proxy_url")
         if config.scheme != "https" and not proxy:
             return
@@ -270,9 +278,10 @@ class Connection:
             headers["authorization"] = auth
         self.query = ("&" + urllib.parse.urlencode(cfg.parameters)) if cfg.parameters else ""
         nodes = []
+        node_settings: dict[tuple[str, str, int], dict[str, Any]] = {}
         ctx: ssl.SSLContext | None = None
         for h in self.hosts:
-            extras: dict[str, Any] = {}
+            extras = node_settings.setdefault((h.scheme, h.host, h.port), {})
             proxy = None if cfg.proxy_disable else (cfg.proxy_url or _env_proxy(h.scheme, h.host))
             if proxy:
                 extras.update(proxy_url=proxy, proxy_headers=dict(cfg.proxy_headers))
@@ -293,13 +302,12 @@ class Connection:
                     headers=headers,
                     connections_per_node=max(2, workers + 1),
                     request_timeout=cfg.timeout,
-                    _extras=extras,
                     **kw,
                 )
             )
         self.transport = Transport(
             nodes,
-            node_class=PybeatNode,
+            node_class=PybeatNode.for_hosts(node_settings),
             randomize_nodes_in_pool=cfg.loadbalance,
             serializers={"application/json": OrjsonSerializer()},
             max_retries=max(0, len(nodes) - 1),  # fail over once to each other host

@@ -90,7 +90,6 @@ class ElasticsearchConfig(PluginConfig):
     preset: Literal["custom", "balanced", "throughput", "scale", "latency"] = "custom"
     ssl: SslConfig = SslConfig()
     kerberos: dict[str, Any] = {}
-    queue: dict[str, Any] | None = None
     # Accepted for config compatibility with older Beats files; they have no effect here.
     template: dict[str, Any] | None = None
     ilm: dict[str, Any] | None = None

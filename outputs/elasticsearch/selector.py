@@ -13,7 +13,7 @@ import re
 import time
 from typing import Any, Callable
 
-from pybeat.api import Event
+from pybeat.api import Event, build_condition
 
 __all__ = ["FormatString", "SelectorError", "Selector", "joda_format"]
 
@@ -135,8 +135,6 @@ class _Rule:
         self.default = default
         self.when: Callable[[Event], bool] | None = None
         if when:
-            from pybeat.processors.conditions import build_condition
-
             self.when = build_condition(when)
 
 

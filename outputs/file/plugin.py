@@ -35,7 +35,6 @@ class FileOutputConfig(PluginConfig):
     permissions: int = 0o600
     rotate_on_startup: bool = True
     codec: CodecConfig | None = None
-    queue: dict[str, Any] | None = None
     bulk_max_size: int | None = None
 
     @field_validator("path")

@@ -67,7 +67,6 @@ class LogstashConfig(PluginConfig):
     proxy_url: str | None = None
     proxy_use_local_resolver: bool = False
     ssl: SslConfig = SslConfig()
-    queue: dict[str, Any] | None = None
 
     @field_validator("hosts", mode="before")
     @classmethod

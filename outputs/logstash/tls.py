@@ -19,6 +19,7 @@ import os
 import socket
 import ssl
 import tempfile
+from typing import Any
 
 from pybeat.outputs.logstash.config import SslConfig
 
@@ -119,14 +120,26 @@ class TlsSettings:
 
 
 def _unverified_chain(sock: ssl.SSLSocket) -> list[bytes]:
+    """The chain the server sent, server first. Python 3.13 has ``get_unverified_chain`` on the
+    socket; 3.11 and 3.12 (which pybeat supports) have it only on the socket's ``_sslobj`` —
+    the one private name left, looked up with getattr so that its absence costs only the
+    chain (the server's own certificate is still checked)."""
     for obj in (sock, getattr(sock, "_sslobj", None)):
         get = getattr(obj, "get_unverified_chain", None)
         if get is not None:
             chain = get() or []
-            return [c if isinstance(c, bytes) else c.public_bytes(ssl._ssl.ENCODING_DER)  # type: ignore[attr-defined]
-                    for c in chain]
+            return [_der(c) for c in chain]
     der = sock.getpeercert(binary_form=True)
     return [der] if der else []
+
+
+def _der(cert: Any) -> bytes:
+    """DER bytes of a certificate from a chain: Python 3.13's public chain methods give bytes;
+    3.11/3.12's give certificate objects whose ``public_bytes()`` default is PEM text, turned
+    into DER with the public ``ssl.PEM_cert_to_DER_cert`` (no private encoding constant)."""
+    if isinstance(cert, bytes):
+        return cert
+    return ssl.PEM_cert_to_DER_cert(cert.public_bytes())
 
 
 def _verified_chain(sock: ssl.SSLSocket) -> list[bytes]:
@@ -141,7 +154,7 @@ def _verified_chain(sock: ssl.SSLSocket) -> list[bytes]:
                 break
             out = []
             for cert in chain or []:
-                out.append(cert if isinstance(cert, bytes) else cert.public_bytes(ssl._ssl.ENCODING_DER))  # type: ignore[attr-defined]
+                out.append(_der(cert))
             if out:
                 return out
     der = sock.getpeercert(binary_form=True)

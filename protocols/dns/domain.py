@@ -1,7 +1,8 @@
 """Registered domain, top-level domain and subdomain of a question name, and IDN decoding.
 
-Uses the offline ``publicsuffixlist`` package (ICANN and private sections, unknown TLDs follow
-the default rule ``*``), the same list Go's ``x/net/publicsuffix`` embeds. Names are lower-cased
+Uses the public suffix list that the ``publicsuffixlist`` package ships, through pybeat's own
+index of it (``suffixes.py``: ICANN and private sections, unknown TLDs follow the default rule
+``*``), the same list Go's ``x/net/publicsuffix`` embeds. Names are lower-cased
 before the lookup (Packetbeat's case bug elastic/beats#36535 is not reproduced), so the registered
 domain and top-level domain are lower-case, while ``dns.question.name`` and ``subdomain`` keep the
 case seen on the wire (as Packetbeat's do: in tunnels the case carries data). A query of the root
@@ -12,130 +13,37 @@ Lookups are cached per name in a bounded dict (cleared when full): DNS traffic r
 
 from __future__ import annotations
 
-import stringprep
-import unicodedata
 from typing import Any
 
-from publicsuffixlist import PublicSuffixList
+from pybeat.protocols.dns.suffixes import SuffixIndex
 
-__all__ = ["DomainParts", "unicode_name"]
+__all__ = ["DomainParts", "unicode_name", "prepare"]
 
 _Parts = tuple[str | None, str | None, str | None, bool]  # registered, tld, subdomain, is_etld1
 
 
-_PSL: PublicSuffixList | None = None
-_FULL_PSL: PublicSuffixList | None = None
+_INDEX: SuffixIndex | None = None
+_PARENTS: frozenset[str] | None = None
 
 
-def _shared_psl() -> PublicSuffixList:
-    """One parsed list per process (read-only; built before a split run forks its workers)."""
-    global _PSL
-    if _PSL is None:
-        _PSL = _build_psl(ascii_first=True)
-    return _PSL
-
-
-def _full_psl() -> PublicSuffixList:
-    """The list with the IDNA forms of its non-ASCII rules, built on the first IDN name."""
-    global _FULL_PSL
-    if _FULL_PSL is None:
-        _FULL_PSL = _build_psl()
-    return _FULL_PSL
-
-
-class _AsciiFirstPSL(PublicSuffixList):
-    """``PublicSuffixList()`` without the IDNA forms of its ~460 non-ASCII rules, which cost
-    most of the start-up (the ``idna`` codec is slow). Every encoded rule has an ``xn--``
-    label and every raw one a non-ASCII character, so neither can match an ASCII name without
-    ``xn--``: such names get the library's answer from this set, and any other name is handed
-    to the full list, built on first use."""
-
-    def _countpublic(self, labels: Any, accept_unknown: bool | None = None) -> int:
-        # every lookup method comes here with the name's lower-cased labels
-        for label in labels:
-            if not label.isascii() or "xn--" in label:
-                return int(_full_psl()._countpublic(labels, accept_unknown))  # type: ignore[attr-defined]
-        return int(super()._countpublic(labels, accept_unknown))  # type: ignore[misc]
-
-
-_IDNA_DOTS = "\u3002\uff0e\uff61"
-
-
-def _may_encode_without_xn(rule: str) -> bool:
-    """Whether IDNA (nameprep: drop some characters, case-fold, NFKC) might turn a non-ASCII
-    label into plain ASCII, or split it at a Unicode full stop: such a rule is encoded up front,
-    since an ASCII name without ``xn--`` could match its encoded form."""
-    if any(dot in rule for dot in _IDNA_DOTS):
-        return True
-    for label in rule.split("."):
-        if label.isascii():
-            continue
-        if any(stringprep.in_table_b1(ch) for ch in label):
-            return True
-        if unicodedata.normalize("NFKC", label.casefold()).isascii():
-            return True
-    return False
-
-
-def _build_psl(ascii_first: bool = False) -> PublicSuffixList:
-    """The packaged list, as ``PublicSuffixList()`` builds it (same rule set and label limit),
-    but IDNA-encoding only the rules that are not ASCII (the library encodes all ~10,000; for
-    ASCII rules the result is the rule itself). With ``ascii_first`` not even those: the list
-    answers the names no encoded rule can match and hands the others on (``_AsciiFirstPSL``).
-    Falls back to the library's own parser if its internals ever change."""
-    try:
-        from publicsuffixlist import PSLFILE, encode_idn
-
-        with open(PSLFILE, "rb") as fh:
-            text = fh.read().decode("utf-8")
-        # The library's parse (lower-case, first word, comments and blank lines skipped), as
-        # one comprehension: a line whose rule would start with "//" is a line that does.
-        rules = {line.lower().split(" ")[0].rstrip() for line in text.splitlines() if line and line[:2] != "//"}
-        rules.discard("")
-        maxlabel = max(rule.count(".") for rule in rules) + 1
-        for rule in [r for r in rules if not r.isascii()]:
-            if not ascii_first or _may_encode_without_xn(rule):
-                enc = encode_idn(rule.lstrip("!"))
-                rules.add("!" + enc if rule[0] == "!" else enc)
-        cls = _AsciiFirstPSL if ascii_first else PublicSuffixList
-        psl = cls.__new__(cls)
-        psl.accept_unknown = True
-        psl._publicsuffix = frozenset(rules)
-        psl._maxlabel = maxlabel
-        psl.privatesuffix("www.example.co.uk")  # the internals still work
-        if ascii_first and "_countpublic" not in vars(PublicSuffixList):
-            return _build_psl()  # no hook left to send IDN names on
-        return psl
-    except Exception:
-        return PublicSuffixList()
-
-
-_NODES: frozenset[str] | None = None
+def _shared_index() -> SuffixIndex:
+    """One index per process (read-only; built before a split run forks its workers)."""
+    global _INDEX
+    if _INDEX is None:
+        _INDEX = SuffixIndex()
+    return _INDEX
 
 
 def _rule_parents() -> frozenset[str]:
-    """The names a rule can hang off: every rule of the shared list without its first label
-    (``*.ck`` and ``!www.ck`` give ``ck``, ``co.uk`` gives ``uk``), and the parent of every
-    wildcard's root, since the library makes the root public too (``*.ab.crm.dev`` makes
-    ``ab.crm.dev`` public: ``crm.dev``; an exception stands beside a wildcard: its parent's
-    parent as well). Too many names here only turn the shortcut off for them."""
-    global _NODES
-    if _NODES is None:
-        rules = getattr(_shared_psl(), "_publicsuffix", None) or ()
-        nodes = set()
-        for rule in rules:
-            bare = rule.lstrip("!")
-            rest = bare.partition(".")[2]
-            nodes.add(rest)
-            if bare.startswith("*.") or rule.startswith("!"):
-                nodes.add(rest.partition(".")[2])
-        _NODES = frozenset(nodes)
-    return _NODES
+    global _PARENTS
+    if _PARENTS is None:
+        _PARENTS = _shared_index().parents()
+    return _PARENTS
 
 
 def prepare() -> None:
-    """Build what every analyzer shares (the suffix list) once, e.g. before forking workers."""
-    _shared_psl()
+    """Build what every analyzer shares (the suffix index) once, e.g. before forking workers."""
+    _shared_index()
     _rule_parents()
 
 
@@ -143,9 +51,8 @@ class DomainParts:
     """``add_to(question, name)`` sets the PSL-derived keys of ``dns.question``."""
 
     def __init__(self, cache_size: int = 65536):
-        self._psl = _shared_psl()
-        # Empty when the list's internals are not the ones _rule_parents reads: no shortcut then.
-        self._parents = _rule_parents() if isinstance(self._psl, _AsciiFirstPSL) else frozenset()
+        self._index = _shared_index()
+        self._parents = _rule_parents()  # emptied by tests to compare with full lookups
         self._cache: dict[str, _Parts] = {}
         self._cache_size = cache_size
 
@@ -193,10 +100,7 @@ class DomainParts:
             return (None, None, None, False)
         etld1 = None
         if not (low.startswith(".") or low.endswith(".") or ".." in low):
-            try:
-                etld1 = self._psl.privatesuffix(low)
-            except Exception:  # the library's own parsing quirks: treat as no answer
-                etld1 = None
+            etld1 = self._index.private_suffix(low)
         if etld1:
             dot = etld1.find(".")
             tld = etld1[dot + 1 :] if dot >= 0 else None

@@ -75,13 +75,14 @@ def dns_fields(
     With ``share`` (nothing downstream can change an event: no processors) only the top level
     is new and the nested objects are the memoised ones, shared by every event of that message.
     """
-    memo = msg.memo
     base = _base(msg, domains, authorities, additionals)
     d: dict[str, Any] = {"id": msg_id}
     d.update(base)
     if share:
         return d
-    for key, kind in memo[2]:
+    plan = msg.parts.copy_plan
+    assert plan is not None
+    for key, kind in plan:
         v = base[key]
         if kind == 0:
             d[key] = v.copy()
@@ -94,20 +95,20 @@ def dns_fields(
 
 def _base(msg: Message, domains: DomainParts, authorities: bool, additionals: bool) -> dict[str, Any]:
     """The memoised rendering of ``dns.*`` (without the ID) and its copy plan."""
-    memo = msg.memo
-    base = memo[0]
+    parts = msg.parts
+    base = parts.fields
     if base is None:
-        base = memo[0] = _render(msg, domains, authorities, additionals)
-        memo[2] = tuple(kk for kk in _COPY_KINDS if kk[0] in base)
+        base = parts.fields = _render(msg, domains, authorities, additionals)
+        parts.copy_plan = tuple(kk for kk in _COPY_KINDS if kk[0] in base)
     return base
 
 
 def _text(msg: Message) -> str:
     """The memoised request/response text after ``ID <n>; ``."""
-    memo = msg.memo
-    text = memo[1]
+    parts = msg.parts
+    text = parts.text
     if text is None:
-        text = memo[1] = _message_text(msg)
+        text = parts.text = _message_text(msg)
     return text
 
 
@@ -179,7 +180,7 @@ def _rr_string(rec: dict[str, Any] | None) -> str:
 
 
 # -- pre-encoded parts (an Event's raw document; see DnsAnalyzer._publish_raw) ----------------
-# Each is memoised on the message (Message.memo[4:8]) and is exactly the JSON of what the dict
+# Each is memoised on the message (Message.parts) and is exactly the JSON of what the dict
 # path puts in the event (tested).
 
 _FLAGS_JSON: dict[int, tuple[bytes, bytes]] = {}
@@ -210,56 +211,56 @@ def dns_json(msg: Message, domains: DomainParts, authorities: bool, additionals:
     """``dns.*`` of :func:`dns_fields` without ``id`` (and ``type``), encoded: the members,
     without the braces (the event puts ``id`` before them and ``type`` after, as the dict
     path orders them)."""
-    memo = msg.memo
-    enc = memo[4]
+    parts = msg.parts
+    enc = parts.dns_json
     if enc is None:
-        enc = memo[4] = orjson.dumps(_base(msg, domains, authorities, additionals))[1:-1]
+        enc = parts.dns_json = orjson.dumps(_base(msg, domains, authorities, additionals))[1:-1]
     return enc
 
 
 def message_json(msg: Message) -> bytes:
     """The request/response string after ``ID <n>; ``, JSON-escaped, with its closing quote."""
-    memo = msg.memo
-    enc = memo[5]
+    parts = msg.parts
+    enc = parts.text_json
     if enc is None:
-        enc = memo[5] = orjson.dumps(_text(msg))[1:]
+        enc = parts.text_json = orjson.dumps(_text(msg))[1:]
     return enc
 
 
 def head_json(msg: Message) -> bytes:
     """``,"method":..,"query":..,"resource":..`` of the message that opens a transaction."""
-    memo = msg.memo
-    enc = memo[6]
+    parts = msg.parts
+    enc = parts.head_json
     if enc is None:
         method, query, resource = head_fields(msg)
         if query is None:
             enc = b',"method":' + orjson.dumps(method)
         else:
             enc = b"," + orjson.dumps({"method": method, "query": query, "resource": resource})[1:-1]
-        memo[6] = enc
+        parts.head_json = enc
     return enc
 
 
 def head_fields(msg: Message) -> tuple[str, str | None, str | None]:
     """(method, query, resource) of the message that opens a transaction, memoised."""
-    memo = msg.memo
-    head = memo[3]
+    parts = msg.parts
+    head = parts.head
     if head is None:
         if msg.questions:
             name, qtype, qclass = msg.questions[0]
-            head = memo[3] = (opcode_name(msg.opcode), question_string(name, qtype, qclass, msg.mdns), name)
+            head = parts.head = (opcode_name(msg.opcode), question_string(name, qtype, qclass, msg.mdns), name)
         else:
-            head = memo[3] = (opcode_name(msg.opcode), None, None)
+            head = parts.head = (opcode_name(msg.opcode), None, None)
     return head
 
 
 def resolved_json(msg: Message) -> bytes:
     """The answer's addresses for ``related.ip``, each once, encoded with a leading comma."""
-    memo = msg.memo
-    enc = memo[7]
+    parts = msg.parts
+    enc = parts.resolved_json
     if enc is None:
         resolved = msg.resolved
-        enc = memo[7] = b"," + orjson.dumps(list(dict.fromkeys(resolved)))[1:-1] if resolved else b""
+        enc = parts.resolved_json = b"," + orjson.dumps(list(dict.fromkeys(resolved)))[1:-1] if resolved else b""
     return enc
 
 

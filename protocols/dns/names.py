@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pybeat.protocols.dns.errors import DnsFormError
 
-__all__ = ["MAX_NAME", "MAX_LABEL", "read_name"]
+__all__ = ["MAX_NAME", "MAX_LABEL", "SAFE_BYTES", "read_name"]
 
 MAX_NAME = 255
 MAX_LABEL = 63
@@ -20,6 +20,8 @@ MAX_LABEL = 63
 # printable ASCII except . space ' @ ; ( ) " \
 _SPECIAL = frozenset(b". '@;()\"\\")
 _SAFE_BYTES = bytes(b for b in range(0x21, 0x7F) if b not in _SPECIAL) + b"."
+#: the bytes of a name printed as they are (the compiled parser is built on this table)
+SAFE_BYTES = _SAFE_BYTES
 
 
 def _escape_label(label: bytes) -> str:

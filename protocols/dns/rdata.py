@@ -21,7 +21,7 @@ from pybeat.protocols.dns.errors import DnsFormError
 from pybeat.protocols.dns.names import read_name
 from pybeat.protocols.dns.tables import SVC_KEYS, algorithm_name, hash_name, rcode_name, type_name
 
-__all__ = ["render_rdata", "render_opt", "escape_raw", "escape_txt"]
+__all__ = ["TXT_SAFE", "render_rdata", "render_opt", "escape_raw", "escape_txt"]
 
 _U16 = struct.Struct("!H").unpack_from
 _U32 = struct.Struct("!I").unpack_from
@@ -63,6 +63,8 @@ _TXT_TABLE = [_txt_char(b) for b in range(256)]
 _RAW_TABLE = list(_TXT_TABLE)
 _RAW_TABLE[9], _RAW_TABLE[10], _RAW_TABLE[13] = "\\t", "\\n", "\\r"
 _TXT_SAFE = bytes(b for b in range(0x20, 0x7F) if b not in (0x22, 0x5C))
+#: the bytes of a character-string printed as they are (the compiled parser is built on this table)
+TXT_SAFE = _TXT_SAFE
 
 
 def escape_txt(raw: bytes) -> str:

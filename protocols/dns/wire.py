@@ -21,7 +21,7 @@ from pybeat.protocols.dns.names import MAX_LABEL, MAX_NAME, read_name
 from pybeat.protocols.dns.rdata import render_opt, render_rdata
 from pybeat.protocols.dns.tables import CLASSES, TYPES
 
-__all__ = ["DnsFormError", "Message", "MessageCache", "parse_message", "read_name", "MAX_NAME", "MAX_LABEL"]
+__all__ = ["DnsFormError", "Message", "Parts", "MessageCache", "parse_message", "read_name", "MAX_NAME", "MAX_LABEL"]
 
 HEADER_LEN = 12
 
@@ -31,6 +31,23 @@ Record = dict[str, Any] | None
 _HEADER = struct.Struct("!6H").unpack_from
 _HH = struct.Struct("!HH").unpack_from
 _RR = struct.Struct("!HHIH").unpack_from
+
+class Parts:
+    """A message's rendered parts, memoised by event.py (each None until first needed): shared
+    by every event of that message and of its cached copies (other IDs)."""
+
+    __slots__ = ("fields", "text", "copy_plan", "head", "dns_json", "text_json", "head_json", "resolved_json")
+
+    def __init__(self) -> None:
+        self.fields: dict[str, Any] | None = None  # dns.* without id (dns_fields)
+        self.text: str | None = None  # the request/response text after "ID <n>; "
+        self.copy_plan: tuple[tuple[str, int], ...] | None = None  # how fields are copied per event
+        self.head: tuple[str, str | None, str | None] | None = None  # (method, query, resource)
+        self.dns_json: bytes | None = None  # fields encoded, without the braces (dns_json)
+        self.text_json: bytes | None = None  # text JSON-escaped, with its closing quote (message_json)
+        self.head_json: bytes | None = None  # ,"method":..,"query":..,"resource":.. (head_json)
+        self.resolved_json: bytes | None = None  # the answer's addresses for related.ip (resolved_json)
+
 
 class Message:
     """One decoded DNS message.
@@ -42,7 +59,7 @@ class Message:
 
     __slots__ = (
         "id", "flags", "qr", "opcode", "rcode", "questions", "answers", "authorities",
-        "additionals", "opt", "resolved", "length", "error", "mdns", "counts", "memo",
+        "additionals", "opt", "resolved", "length", "error", "mdns", "counts", "parts",
     )
 
     def __init__(self, msg_id: int, flags: int, length: int, mdns: bool):
@@ -63,11 +80,8 @@ class Message:
         self.error: str | None = None
         self.mdns = mdns
         self.counts: tuple[int, int, int, int] = (0, 0, 0, 0)
-        # [rendered dns.* dict, request/response text after the ID, copy plan of the dict,
-        # (method, query, resource), and the encoded forms of dns.* (without id), of the text,
-        # of method/query/resource and of the resolved addresses]: filled by the event
-        # builder once per distinct message (see event.py).
-        self.memo: list[Any] = [None, None, None, None, None, None, None, None]
+        # What the event builder renders of this message, once per distinct message (event.py).
+        self.parts = Parts()
 
 
 class MessageCache:

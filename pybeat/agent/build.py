@@ -149,6 +149,10 @@ def build(
     """Every component of a run, wired. On failure, what was built is closed again."""
     s = settings
     a = s.agent
+    if logger is None:
+        from pybeat._sdk.protocols import _NullLogger
+
+        logger = _NullLogger()
     beat = beat or beat_info(settings, paths)
     metrics = MetricsRegistry()
     faults = FaultLog(logger)
@@ -163,8 +167,17 @@ def build(
     # without blocking, and live capture would drop it whole.
     min_events = min(mem.flush.min_events if mem else 1600, queue_events)
     flush_timeout = mem.flush.timeout if mem else 10.0
+    disk_queue = None
     if a.queue.disk is not None:
-        raise StartupError("queue.disk: the disk queue is not implemented in pybeat yet; use queue.mem")
+        from pybeat.pipeline.diskqueue import DiskQueue, DiskQueueSettings
+
+        try:
+            dq_settings = DiskQueueSettings.from_config(a.queue.disk, paths.data)
+            if shard is not None:  # each worker process has a queue of its own
+                dq_settings.path = os.path.join(dq_settings.path, f"w{shard.index}")
+            disk_queue = DiskQueue(dq_settings, [o.name for o in s.outputs], logger=logger, deadline=deadline)
+        except (ValueError, OSError) as exc:
+            raise StartupError(f"queue.disk: {exc}") from None
 
     runners: list[OutputRunner] = []
     closers: list[Callable[[], object]] = []  # at the end of the run (the pipeline closes the runners)
@@ -186,7 +199,8 @@ def build(
                                output=out.name, plugin=info.value)
             try:
                 group = output_group(out.plugin, out.config, octx, info.legacy)
-                runner = OutputRunner(out.name, group, queue_events, logger, faults, deadline)
+                runner = OutputRunner(out.name, group, queue_events, logger, faults, deadline,
+                                      queue=disk_queue.consumer(out.name) if disk_queue is not None else None)
             except ConfigError:
                 raise
             except Exception as exc:
@@ -203,7 +217,7 @@ def build(
             beat, runners, processors=processors, fields=a.fields, fields_under_root=a.fields_under_root,
             tags=a.tags, min_events=min_events, flush_timeout=flush_timeout,
             block=not live,  # replay applies backpressure; live capture drops and counts
-            logger=logger,
+            logger=logger, disk_queue=disk_queue,
         )
         observer = SummaryObserver(
             {p.name: p.plugin.summary_field for p in s.protocols if getattr(p.plugin, "summary_field", None)})
@@ -278,6 +292,8 @@ def build(
                 name = next(iter(names.values())) if len(names) == 1 else "unknown"
             faults.record("protocol", name, exc, "packet")
 
+        logger.debug("protocols built", udp_ports=sorted(udp), tcp_ports=sorted(tcp), icmp=icmp is not None,
+                     detectors=sorted(detectors), shard=f"{shard.index}/{shard.count}" if shard else None)
         limits = DecoderLimits(**a.packetbeat.limits.model_dump())
         decoder = Decoder(udp, tcp, icmp, limits, shard=(shard.index, shard.count) if shard else None,
                           timers=[_Timers(faults, name, det) for name, det in detectors.items()],

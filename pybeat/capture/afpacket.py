@@ -30,6 +30,7 @@ import threading
 import time
 from collections.abc import Generator, Iterator
 
+from pybeat.capture.base import WakeableSource
 from pybeat.capture.errors import CaptureError, explain_os_error
 from pybeat.logs import get_logger
 
@@ -130,7 +131,7 @@ def _device_arp_type(device: str) -> int:
         return ARPHRD_ETHER
 
 
-class AfPacketSource:
+class AfPacketSource(WakeableSource):
     """A live interface read through a TPACKET_V3 ring (``type: af_packet``)."""
 
     def __init__(
@@ -150,12 +151,10 @@ class AfPacketSource:
         self._kernel_packets = 0
         self._kernel_dropped = 0
         self._freeze_q = 0
-        self._closing = False
         self._started = False
         self._closed = False
         self._lock = threading.Lock()
         self._ignore_outgoing_in_ring = False
-        self._iter: Iterator[tuple[int, int, bytes] | None] | None = None
         self._block = 0
         self.any_device = device == "any"
         if self.any_device:
@@ -192,8 +191,7 @@ class AfPacketSource:
             raise explain_os_error(exc, "opening a packet socket", device) from exc
         self._sock = sock
         self._ring: mmap.mmap | None = None
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_w, False)
+        self._open_wake()
         try:
             self._setup(sock, buffer_size_mb, bpf_program, fanout_group, promisc, ignore_outgoing)
         except BaseException:
@@ -289,15 +287,6 @@ class AfPacketSource:
             raise explain_os_error(exc, "attaching the BPF filter", self.device) from exc
 
     # -- reading --------------------------------------------------------------------
-    def packets(self) -> Iterator[tuple[int, int, bytes] | None]:
-        """Frames as ``(ts_ns, link_type, frame)``; ``None`` after ``POLL_TIMEOUT_MS`` idle.
-
-        Always the same iterator: a caller may stop iterating and pick up again later.
-        """
-        if self._iter is None:
-            self._iter = self._read()
-        return self._iter
-
     def _read(self) -> Iterator[tuple[int, int, bytes] | None]:
         if self._ring is None or self._closing:
             return
@@ -384,11 +373,7 @@ class AfPacketSource:
     # -- life cycle -----------------------------------------------------------------
     def close(self) -> None:
         """Stop reading; safe from a signal handler or another thread (one pipe write)."""
-        self._closing = True
-        try:
-            os.write(self._wake_w, b"x")
-        except OSError:
-            pass
+        self._wake()
         if not self._started:
             self._release()
 
@@ -408,12 +393,7 @@ class AfPacketSource:
                 pass
             self._ring = None
         self._sock.close()
-        for fd in (self._wake_r, self._wake_w):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-        self._wake_r = self._wake_w = -1
+        self._close_wake()
 
     def _read_kernel_stats(self) -> None:
         # PACKET_STATISTICS resets the kernel's counters on each read: accumulate here.

@@ -20,6 +20,7 @@ import threading
 from collections.abc import Generator, Iterator
 from typing import Any
 
+from pybeat.capture.base import WakeableSource
 from pybeat.capture.errors import CaptureError
 from pybeat.logs import get_logger
 
@@ -241,7 +242,7 @@ def find_all_devices() -> list[tuple[str, str, list[str], int]]:
     return out
 
 
-class PcapLiveSource:
+class PcapLiveSource(WakeableSource):
     """A live interface read through libpcap (``type: pcap``).
 
     Opened promiscuous (unless the device is ``any``) with a 500 ms read timeout, as Packetbeat
@@ -261,15 +262,12 @@ class PcapLiveSource:
         lib = load()
         self.device = device
         self._lib = lib
-        self._closing = False
         self._started = False
         self._closed = False
         self._lock = threading.Lock()
         self.received = 0
-        self._iter: Iterator[tuple[int, int, bytes] | None] | None = None
         self._last_stats = {"kernel_received": 0, "kernel_dropped": 0, "if_dropped": 0}
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_w, False)
+        self._open_wake()
         errbuf = ctypes.create_string_buffer(PCAP_ERRBUF_SIZE)
         handle = lib.pcap_create(device.encode(), errbuf)
         if not handle:
@@ -307,8 +305,7 @@ class PcapLiveSource:
         except BaseException:
             lib.pcap_close(handle)
             self._handle = None
-            os.close(self._wake_r)
-            os.close(self._wake_w)
+            self._close_wake()
             raise
 
     def _geterr(self) -> str:
@@ -331,15 +328,6 @@ class PcapLiveSource:
         if rc == PCAP_ERROR_IFACE_NOT_UP:
             return CaptureError(f"device {dev!r} is not up")
         return CaptureError(f"cannot activate capture on {dev!r}: {detail}")
-
-    def packets(self) -> Iterator[tuple[int, int, bytes] | None]:
-        """Frames as ``(ts_ns, link_type, frame)``; ``None`` after ~0.5 s without one.
-
-        Always the same iterator: a caller may stop iterating and pick up again later.
-        """
-        if self._iter is None:
-            self._iter = self._read()
-        return self._iter
 
     def _read(self) -> Iterator[tuple[int, int, bytes] | None]:
         lib = self._lib
@@ -446,11 +434,7 @@ class PcapLiveSource:
 
     def close(self) -> None:
         """Stop reading; safe from a signal handler or another thread."""
-        self._closing = True
-        try:
-            os.write(self._wake_w, b"x")
-        except OSError:
-            pass
+        self._wake()
         handle = self._handle
         if handle is not None:
             self._lib.pcap_breakloop(handle)
@@ -465,11 +449,7 @@ class PcapLiveSource:
             self._closed = True
             handle, self._handle = self._handle, None
             self._lib.pcap_close(handle)
-            for fd in (self._wake_r, self._wake_w):
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+            self._close_wake()
 
     def stats(self) -> dict[str, int]:
         """Counters as libpcap reports them (received by the filter, dropped by the kernel)."""

@@ -18,6 +18,7 @@ import select
 from collections.abc import Generator, Iterator, Sequence
 from typing import TYPE_CHECKING, Protocol
 
+from pybeat.capture.base import WakeableSource
 from pybeat.capture import libpcap
 from pybeat.capture.devices import resolve_device
 from pybeat.capture.dump import PcapWriter
@@ -209,7 +210,7 @@ def _open_one(
     return LiveSource(source, device, kind, flt, dump)
 
 
-class MultiLiveSource:
+class MultiLiveSource(WakeableSource):
     """Several interfaces read from one thread (``packetbeat.interfaces`` as a list, 8.x form).
 
     One ``poll`` over all of them; each ready source is drained a bounded amount in turn
@@ -226,20 +227,11 @@ class MultiLiveSource:
         self.device = ",".join(s.device for s in self.sources)
         self.kind = ",".join(s.kind for s in self.sources)
         self.link_type = self.sources[0].link_type
-        self._closing = False
-        self._iter: Iterator[tuple[int, int, bytes] | None] | None = None
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_w, False)
+        self._open_wake()
         self._fds = [s.fileno() for s in self.sources]
         if any(fd < 0 for fd in self._fds):
-            self._free()
+            self._close_wake()
             raise CaptureError("several interfaces at once need pollable capture handles (Linux)")
-
-    def packets(self) -> Iterator[tuple[int, int, bytes] | None]:
-        """Always the same iterator: a caller may stop iterating and pick up again later."""
-        if self._iter is None:
-            self._iter = self._read()
-        return self._iter
 
     def _read(self) -> Iterator[tuple[int, int, bytes] | None]:
         poller = select.poll()
@@ -259,29 +251,17 @@ class MultiLiveSource:
         finally:
             for s in self.sources:
                 s.release()
-            self._free()
+            self._close_wake()
 
     def close(self) -> None:
         """Stop reading; safe from a signal handler or another thread."""
-        self._closing = True
-        try:
-            os.write(self._wake_w, b"x")
-        except OSError:
-            pass
+        self._wake()
         for s in self.sources:
             s.close()
         if self._iter is None:
             for s in self.sources:
                 s.release()
-            self._free()
-
-    def _free(self) -> None:
-        for fd in (self._wake_r, self._wake_w):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-        self._wake_r = self._wake_w = -1
+            self._close_wake()
 
     def stats(self) -> dict[str, int]:
         total: dict[str, int] = {}

@@ -116,7 +116,7 @@ class PcapFileSource:
         self.close()
 
     def classic_layout(self) -> tuple[mmap.mmap | bytes, Callable[..., tuple[int, ...]], int, int] | None:
-        """For a loop that frames records itself (pybeat.decode.replay): the classic pcap's
+        """For a loop that frames records itself (pybeat.decode._replay): the classic pcap's
         buffer, the record-header unpacker, the stamp's nanoseconds per unit and the link
         type; None for pcapng or a file too short for its header."""
         buf = self._map
@@ -132,10 +132,13 @@ class PcapFileSource:
 
     def __iter__(self) -> Iterator[tuple[int, int, bytes]]:
         if self._stream:
-            yield from self._read_stream()
-            return
-        passes = 0
-        shift = 0
+            return self._read_stream()
+        return self.passes()
+
+    def passes(self, passes: int = 0, shift: int = 0) -> Iterator[tuple[int, int, bytes]]:
+        """The records of the passes after the first ``passes`` (already made elsewhere, shifted
+        by ``shift`` in all: the compiled replay loop hands over here when its 64-bit times
+        would overflow)."""
         while self.loops == 0 or passes < self.loops:
             span: list[int] = []  # (first, last) stamp of this pass, filled by the reader
             if self._format == "pcap":
@@ -164,8 +167,8 @@ class PcapFileSource:
     def _read_pcap(self, shift: int = 0, span: list[int] | None = None) -> Iterator[tuple[int, int, bytes]]:
         """Records of a classic pcap, stamps moved by ``shift`` ns; ``span`` gets the first and
         last stamp as read (one generator per packet, not two: this is the replay's inner loop).
-        ``pybeat.decode.replay`` frames records the same way, fused with decoding, for ``-t``
-        replays of Ethernet captures: keep the two the same (tests/unit/test_replay_loop.py)."""
+        The compiled replay loop (``pybeat.decode._replay``) frames records the same way, fused
+        with decoding: keep the two the same (tests/unit/test_replay_loop.py)."""
         layout = self.classic_layout()
         if layout is None:
             raise CaptureFileError(f"{self.path!r}: pcap header is cut short")

@@ -83,6 +83,12 @@ class LimitsConfig(Section):
     tick_interval_s: float = Field(default=0.5, gt=0)
 
 
+class IncludeConfig(Section):
+    """``pybeat.config.d``: more config files merged after the -c files (loader.include)."""
+
+    d: str | list[str] | None = None
+
+
 class PacketbeatSection(Section):
     interfaces: InterfaceConfig | list[InterfaceConfig] = InterfaceConfig()
     protocols: list[dict[str, Any]] | dict[str, dict[str, Any]] = []
@@ -93,6 +99,7 @@ class PacketbeatSection(Section):
     overwrite_pipelines: bool = False
     npcap: dict[str, Any] = {}
     # pybeat's own settings (not in Packetbeat):
+    config: IncludeConfig = IncludeConfig()  # pybeat.config.d: pybeat.d/*.yml
     #: detectors by name (pybeat.detection.<name>: {enabled: true, ...}), validated by their plugins
     detection: dict[str, dict[str, Any] | None] = {}
     limits: LimitsConfig = LimitsConfig()  # decoder caps, see ARCHITECTURE.md "caps"
@@ -126,18 +133,47 @@ class MemQueueConfig(Section):
 
 
 class DiskQueueConfig(Section):
+    """``queue.disk`` (pybeat/pipeline/diskqueue.py; docs/outputs.md)."""
+
     path: str | None = None
     max_size: str | int | None = None
     segment_size: str | int | None = None
-    read_ahead: int = 512
-    write_ahead: int = 2048
+    read_ahead: int = Field(default=512, ge=1)
+    write_ahead: int = Field(default=2048, ge=1)
     retry_interval: Duration = 1.0
     max_retry_interval: Duration = 30.0
+
+    @field_validator("max_size", "segment_size")
+    @classmethod
+    def _size(cls, v: str | int | None) -> str | int | None:
+        if v is not None:
+            from pybeat.pipeline.diskqueue import parse_size
+
+            try:
+                parse_size(v)
+            except ValueError:
+                raise ValueError("expected a size such as 10GB or 512MiB (0: unbounded)") from None
+        return v
+
+    @model_validator(mode="after")
+    def _sizes_fit(self) -> "DiskQueueConfig":
+        from pybeat.pipeline.diskqueue import DiskQueueSettings, parse_size
+
+        DiskQueueSettings(  # raises ValueError when segment_size does not fit twice in max_size
+            path="", max_size=parse_size(self.max_size) if self.max_size is not None else 10 * 1000**3,
+            segment_size=parse_size(self.segment_size) if self.segment_size is not None else 0)
+        return self
 
 
 class QueueConfig(Section):
     mem: MemQueueConfig | None = None
     disk: DiskQueueConfig | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "QueueConfig":
+        if self.mem is not None and self.disk is not None:
+            raise ValueError("queue.mem and queue.disk are both set; a queue is one or the other (as in Beats)")
+        return self
 
 
 class LoggingFilesConfig(Section):

@@ -94,6 +94,12 @@ def _unset_nulls(body: dict[str, Any]) -> dict[str, Any]:
     return {k: (_unset_nulls(v) if isinstance(v, dict) else v) for k, v in body.items() if v is not None}
 
 
+def _off(value: Any) -> bool:
+    """``enabled: false`` as written, or as a ``${VAR:false}`` leaves it (a string), read the
+    way the models read booleans."""
+    return value is False or (isinstance(value, str) and value.strip().lower() in ("false", "f", "no", "n", "off", "0"))
+
+
 def _typed(value: Any, kind: type, default: Any) -> Any:
     """``value`` if it is a ``kind`` (a wrong shape is the core model's error to report)."""
     return value if isinstance(value, kind) else default
@@ -162,23 +168,40 @@ def _detectors(
         if body is not None and not isinstance(body, dict):
             problems.append(f"{key}{at}: a detector's settings are a mapping, got a {type(body).__name__}")
             continue
-        try:
-            plugin = registry.get("detectors", name)
-        except KeyError:
-            installed = registry.names("detectors")
-            problems.append(f"{key}{at}: " + unknown_name("detector", name, installed, installed))
-            continue
-        except PluginError as exc:
-            problems.append(f"{key}{at}: {exc}")
-            continue
-        try:
-            config = validate(plugin.config_model, _unset_nulls(dict(body or {})), key, raw, warnings)
-        except ConfigError as exc:
-            problems += exc.problems
-            continue
-        if getattr(config, "enabled", True):
+        plugin = _plugin(registry, "detectors", name, f"{key}{at}", problems)
+        config = _settings_of(plugin, _unset_nulls(dict(body or {})), key, raw, problems, warnings)
+        if config is not None and getattr(config, "enabled", True):
             setups.append(DetectorSetup(name, plugin, config, key))
     return setups
+
+
+def _plugin(registry: Registry, kind: str, name: str, where: str, problems: list[str],
+            unsupported: set[str] | frozenset[str] = frozenset()) -> Any:
+    """The plugin of that kind and name, or None with the reason added to ``problems`` (a
+    name Beats has that pybeat does not implement says so; an unknown one gets a hint)."""
+    try:
+        return registry.get(kind, name)
+    except KeyError:
+        if name in unsupported:
+            problems.append(f"{where}: the {name} {kind[:-1]} is not supported by pybeat")
+        else:
+            installed = registry.names(kind)
+            problems.append(f"{where}: " + unknown_name(kind[:-1], name, installed, installed))
+    except PluginError as exc:
+        problems.append(f"{where}: {exc}")
+    return None
+
+
+def _settings_of(plugin: Any, body: dict[str, Any], key: str, raw: RawConfig, problems: list[str],
+                 warnings: list[str]) -> Any:
+    """``body`` validated by the plugin's model, or None with the problems recorded."""
+    if plugin is None:
+        return None
+    try:
+        return validate(plugin.config_model, body, key, raw, warnings)
+    except ConfigError as exc:
+        problems += exc.problems
+        return None
 
 
 def _protocols(
@@ -196,7 +219,7 @@ def _protocols(
             plugin = registry.get("protocols", ptype)
         except KeyError:
             if ptype in PACKETBEAT_PROTOCOLS:
-                if item.get("enabled", True) is not False:
+                if not _off(item.get("enabled", True)):
                     warnings.append(f"{key}{at}: protocol {ptype!r} is not supported by pybeat; skipped")
                 continue
             installed = registry.names("protocols")
@@ -242,27 +265,13 @@ def _outputs(
             problems.append(f"{key}{at}: an output's settings are a mapping, got a {type(body).__name__}")
             continue
         body = _unset_nulls(dict(body or {}))
-        if body.get("enabled", True) is False:
+        if _off(body.get("enabled", True)):
             continue
         if body.get("queue") is not None:
             problems.append(f"{key}.queue{at}: a queue per output is not supported yet; set queue.mem at the top level")
             continue
-        try:
-            plugin = registry.get("outputs", name)
-        except KeyError:
-            if name in BEATS_OUTPUTS:
-                problems.append(f"{key}{at}: the {name} output is not supported by pybeat")
-                continue
-            installed = registry.names("outputs")
-            problems.append(f"{key}{at}: " + unknown_name("output", name, installed, installed))
-            continue
-        except PluginError as exc:
-            problems.append(f"{key}{at}: {exc}")
-            continue
-        try:
-            config = validate(plugin.config_model, body, key, raw, warnings)
-        except ConfigError as exc:
-            problems += exc.problems
-            continue
-        setups.append(OutputSetup(name, plugin, config, key))
+        plugin = _plugin(registry, "outputs", name, f"{key}{at}", problems, BEATS_OUTPUTS)
+        config = _settings_of(plugin, body, key, raw, problems, warnings)
+        if config is not None and getattr(config, "enabled", True) is not False:
+            setups.append(OutputSetup(name, plugin, config, key))
     return setups

@@ -78,6 +78,20 @@ _TCP = struct.Struct("!HHIIBB").unpack_from
 _IP4 = struct.Struct("!BxHHHBB").unpack_from  # vihl, total length, id, flags/offset, ttl, proto
 
 
+def common_udp4(frame: bytes, flen: int) -> int:
+    """The decoder's common case: an Ethernet frame of UDP in IPv4 without options, not a
+    fragment, all of it inside the frame. Its IPv4 total length, else 0. The compiled loop's
+    twin (``pybeat.decode._replay``) is tested against this one."""
+    if (
+        flen >= 42 and frame[23] == 17 and frame[14] == 0x45 and frame[12] == 8
+        and frame[13] == 0 and not (frame[20] & 0x3F or frame[21])
+    ):
+        total = (frame[16] << 8) | frame[17]
+        if 28 <= total <= flen - 14:
+            return total
+    return 0
+
+
 def split_hash(src: bytes, sport: int, dst: bytes, dport: int, key: int) -> int:
     """The hash that assigns a packet to a process of a split run (24 bits): symmetric in the
     two endpoints (raw address, port), then mixed with the analyzer's key (multiplicative
@@ -130,6 +144,9 @@ class Decoder:
         self.split_by = split_by
         self._by_pair = split_by == "address_pair"
         self.skipped_other_shard = 0
+        #: optional: ``observe_frame(ts_ns, link, frame)`` sees every frame before it is
+        #: decoded (the compiled loop calls a compiled ``PacketObserver`` without a bytes object)
+        self.observer: Any = None
         self.udp_ports = dict(udp_ports or {})
         self.tcp_ports = dict(tcp_ports or {})
         self.icmp = icmp
@@ -219,22 +236,19 @@ class Decoder:
         self.packets += 1
         flen = len(frame)
         self.bytes += flen
+        if self.observer is not None:
+            self.observer.observe_frame(ts_ns, link, frame)
         if ts_ns >= self._next_tick:
             self._packet_tick(ts_ns)  # before now_ns moves: it compares with the previous frame
         self.now_ns = ts_ns
         try:
             if link == LINKTYPE_ETHERNET:
-                # The common case inline: Ethernet, IPv4 without options, not a fragment, UDP,
-                # all of it inside the frame. Anything else takes the general path below,
-                # which gives the same result for these packets.
-                if (
-                    flen >= 42 and frame[23] == 17 and frame[14] == 0x45 and frame[12] == 8
-                    and frame[13] == 0 and not (frame[20] & 0x3F or frame[21])
-                ):
-                    total = (frame[16] << 8) | frame[17]
-                    if 28 <= total <= flen - 14:
-                        self._udp4(ts_ns, frame, total)
-                        return
+                # The common case inline (see common_udp4); anything else takes the general
+                # path below, which gives the same result for these packets.
+                total = common_udp4(frame, flen)
+                if total:
+                    self._udp4(ts_ns, frame, total)
+                    return
                 self._ethernet(ts_ns, frame)
             elif link == LINKTYPE_LINUX_SLL:
                 if len(frame) < 16:

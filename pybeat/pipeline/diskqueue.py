@@ -613,7 +613,10 @@ class DiskQueueConsumer:
 
     @property
     def used(self) -> int:
-        """Events this output has not settled (queued, in flight, or kept from an earlier run)."""
+        """Events this output has not settled (queued, in flight, or kept from an earlier run);
+        after ``take_all``, those still in flight (as MemQueue counts)."""
+        if self._given_up:
+            return len(self._inflight)
         return self.queue.next_seq - self._acked
 
     @property

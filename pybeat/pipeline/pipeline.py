@@ -12,7 +12,9 @@ was lost:
                 + not_delivered (given up at a shutdown deadline before reaching a queue)
 
 Several outputs may be enabled at once (Packetbeat allows one): each gets every event through
-its own queue, and a replay waits for the slowest.
+its own queue, and a replay waits for the slowest. With ``queue.disk`` the outputs share one
+disk queue (pybeat/pipeline/diskqueue.py): an event is written once, each output reads it on
+its own, and what an output did not settle stays on disk for the next start.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import orjson
 from pybeat.api import BeatInfo, Event
 from pybeat.pipeline.faults import FaultLog
 from pybeat.pipeline.runner import OutputRunner
+from pybeat.timefmt import MAX_NS, MIN_NS, note_out_of_range
 
 ECS_VERSION = "8.0.0"
 _ECS = {"version": ECS_VERSION}
@@ -75,9 +78,12 @@ class Pipeline:
         block: bool = True,
         clock: Callable[[], float] = time.monotonic,
         logger: Any = None,
+        disk_queue: Any = None,
     ):
         self.beat = beat
         self.runners = runners
+        #: the DiskQueue every runner reads from (instead of a MemQueue each), or None
+        self.disk_queue = disk_queue
         self.processors = _as_chain(processors)
         self.global_fields = fields or {}
         self.fields_under_root = fields_under_root
@@ -142,6 +148,8 @@ class Pipeline:
 
     def _accept(self, event: Event) -> None:
         """An event past every processor: count it, show it to the observers, batch it."""
+        if not MIN_NS <= event.timestamp_ns <= MAX_NS:
+            note_out_of_range(event)  # kept, with clamped times and a note, not lost
         self.published += 1
         for observe in self.observers:
             observe(event)
@@ -155,8 +163,9 @@ class Pipeline:
     def _flush_pending(self) -> None:
         events, self._pending = self._pending, []
         self.batches_flushed += 1
-        for runner in self.runners:
-            accepted = runner.queue.put(events, block=self.block)
+        targets = [self.disk_queue] if self.disk_queue is not None else [r.queue for r in self.runners]
+        for queue in targets:
+            accepted = queue.put(events, block=self.block)
             if accepted < len(events):
                 if self.block:  # a replay gave up at the shutdown deadline
                     self.not_delivered += len(events) - accepted
@@ -180,6 +189,8 @@ class Pipeline:
         ok = self.not_delivered == 0
         for runner in self.runners:
             ok = runner.close() and ok
+        if self.disk_queue is not None:
+            self.disk_queue.shutdown()  # what was not delivered stays for the next start
         self.processors.close()
         if self.logger is not None:
             self.logger.debug("pipeline closed", published=self.published, batches=self.batches_flushed,
@@ -187,13 +198,16 @@ class Pipeline:
         return ok
 
     def stats(self) -> dict[str, Any]:
-        return {
+        out = {
             "events.published": self.published,
             "events.filtered": self.filtered,
             "events.dropped_queue_full": self.dropped_full,
             "events.not_delivered": self.not_delivered,
             "events.pending_batch": len(self._pending),
         }
+        if self.disk_queue is not None:
+            out.update(self.disk_queue.stats())
+        return out
 
 
 class ProtocolClient:

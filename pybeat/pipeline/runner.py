@@ -49,12 +49,16 @@ class OutputRunner:
         logger: Any,
         faults: FaultLog | None = None,
         deadline: Deadline | None = None,
+        queue: Any = None,
     ):
         self.name = name
         self.group = group
         self.policy = group.retry
         self.deadline = deadline or Deadline()
-        self.queue = MemQueue(queue_events, self.deadline)
+        #: a MemQueue of its own, or this output's view of the shared disk queue
+        #: (pybeat.pipeline.diskqueue.DiskQueueConsumer), which is told which events were settled
+        self.queue: Any = queue if queue is not None else MemQueue(queue_events, self.deadline)
+        self._settled_events = getattr(self.queue, "settled", None)
         self.batch_size = group.batch_size
         self.logger = logger
         self.faults = faults or FaultLog(logger)
@@ -82,6 +86,10 @@ class OutputRunner:
         ]
         for t in self._threads:
             t.start()
+        if logger is not None:
+            logger.debug("output started", output=name, clients=len(self.clients), batch_size=self.batch_size,
+                         queue_events=queue_events, max_retries=self.policy.max_retries,
+                         backoff=f"{self.policy.backoff_init:g}s..{self.policy.backoff_max:g}s")
 
     # -- settling ----------------------------------------------------------------------------------
     def _on_settle(self, batch: Batch, acked: int, duplicates: int, retry: list[Event], cancelled: list[Event],
@@ -108,11 +116,24 @@ class OutputRunner:
                     again = retry
             if cancelled:
                 self.cancelled += len(cancelled)
+            # not settled for good: they come back, or (after a shutdown gave up) a disk queue
+            # keeps them for the next start
+            unsettled = [*again, *cancelled]
             if self._abandon:
                 self.not_delivered += len(again) + len(cancelled)
                 dropped += len(again) + len(cancelled)
                 again, cancelled = [], []
-        queue.release(acked + duplicates + dropped)
+        if self._settled_events is not None:
+            if unsettled:
+                keep = {id(e) for e in unsettled}
+                self._settled_events([e for e in batch.events if id(e) not in keep])
+            else:
+                self._settled_events(batch.events)
+            if self._abandon:
+                queue.requeue(unsettled, batch.retries)  # given up: forgotten here, kept on disk
+                return
+        else:
+            queue.release(acked + duplicates + dropped)
         if again:
             queue.requeue(again, batch.retries + 1)
         if cancelled:
@@ -122,7 +143,9 @@ class OutputRunner:
     def _work(self, client: Output) -> None:
         failures = 0
         on_settle = self._on_settle
-        while not self._abandon:
+        deadline = self.deadline
+        # Past the shutdown deadline no new attempt starts: close() counts what is left.
+        while not self._abandon and not deadline.expired():
             got = self.queue.get(self.batch_size, timeout=0.5)
             if got is None:
                 return
@@ -152,8 +175,7 @@ class OutputRunner:
                 continue
             failures += 1
             self.unclean_batches += 1
-            delay = backoff_delay(failures, self.policy)
-            self._wake.wait(self.deadline.wait_time(delay))
+            self._wake.wait(deadline.wait_time(backoff_delay(failures, self.policy)))
 
     def _unsettled(self, batch: Batch, raised: bool) -> None:
         """publish() returned or raised without settling: retry the whole batch."""
@@ -196,6 +218,9 @@ class OutputRunner:
             self._close_clients()
         with self._lock:
             self._finished = True
+        if self.logger is not None:
+            self.logger.debug("output stopped", output=self.name, drained=drained, acked=self.acked,
+                              not_delivered=self.not_delivered, retried=self.retried)
         return drained and self.not_delivered == 0
 
     def _close_clients(self) -> None:

@@ -2,6 +2,6 @@
 from config. Each built-in is a plugin in the ``pybeat.processors`` entry-point group."""
 
 from pybeat.processors.build import build_processors
-from pybeat.processors.conditions import Condition, ConditionError, build_condition
+from pybeat.conditions import Condition, ConditionError, build_condition
 
 __all__ = ["Condition", "ConditionError", "build_condition", "build_processors"]

@@ -18,7 +18,7 @@ from pybeat.config.errors import unknown_name, validate
 from pybeat.config.loader import ConfigError, RawConfig
 from pybeat.pipeline.faults import FaultLog
 from pybeat.plugins import PluginError, Registry
-from pybeat.processors.conditions import Condition, ConditionError, build_condition
+from pybeat.conditions import Condition, ConditionError, build_condition
 
 
 def note_failure(event: Event, name: str, exc: BaseException) -> None:

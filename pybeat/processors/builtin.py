@@ -15,14 +15,15 @@ from typing import Any
 
 from pydantic import Field
 
-from pybeat.api import BeatInfo, Event, PluginConfig
+from pybeat.api import Event, PluginConfig, ProcessorContext
 
 
 class _Plugin:
     name = ""
+    api_version = "1.0"
     config_model: type[PluginConfig] = PluginConfig
 
-    def create(self, config: Any, beat: BeatInfo) -> Any:
+    def create(self, config: Any, ctx: ProcessorContext) -> Any:
         raise NotImplementedError
 
 
@@ -53,7 +54,7 @@ class AddFieldsPlugin(_Plugin):
     name = "add_fields"
     config_model = AddFieldsConfig
 
-    def create(self, config: AddFieldsConfig, beat: BeatInfo) -> AddFields:
+    def create(self, config: AddFieldsConfig, ctx: ProcessorContext) -> AddFields:
         return AddFields("fields" if config.target is None else config.target, config.fields)
 
 
@@ -91,7 +92,7 @@ class AddTagsPlugin(_Plugin):
     name = "add_tags"
     config_model = AddTagsConfig
 
-    def create(self, config: AddTagsConfig, beat: BeatInfo) -> AddTags:
+    def create(self, config: AddTagsConfig, ctx: ProcessorContext) -> AddTags:
         tags = [config.tags] if isinstance(config.tags, str) else list(config.tags)
         return AddTags(tags, config.target)
 
@@ -104,7 +105,7 @@ class AddLabelsPlugin(_Plugin):
     name = "add_labels"
     config_model = AddLabelsConfig
 
-    def create(self, config: AddLabelsConfig, beat: BeatInfo) -> AddFields:
+    def create(self, config: AddLabelsConfig, ctx: ProcessorContext) -> AddFields:
         flat: dict[str, Any] = {}
 
         def walk(prefix: str, node: dict[str, Any]) -> None:
@@ -241,7 +242,7 @@ class AddHostMetadataPlugin(_Plugin):
     name = "add_host_metadata"
     config_model = AddHostMetadataConfig
 
-    def create(self, config: AddHostMetadataConfig, beat: BeatInfo) -> AddHostMetadata:
+    def create(self, config: AddHostMetadataConfig, ctx: ProcessorContext) -> AddHostMetadata:
         return AddHostMetadata(bool(config.netinfo.get("enabled", True)), config.name, config.replace_fields)
 
 
@@ -259,7 +260,7 @@ class DropEventPlugin(_Plugin):
     name = "drop_event"
     config_model = EmptyConfig
 
-    def create(self, config: EmptyConfig, beat: BeatInfo) -> DropEvent:
+    def create(self, config: EmptyConfig, ctx: ProcessorContext) -> DropEvent:
         return DropEvent()
 
 
@@ -285,7 +286,7 @@ class DropFieldsPlugin(_Plugin):
     name = "drop_fields"
     config_model = DropFieldsConfig
 
-    def create(self, config: DropFieldsConfig, beat: BeatInfo) -> DropFields:
+    def create(self, config: DropFieldsConfig, ctx: ProcessorContext) -> DropFields:
         return DropFields(config.fields)
 
 
@@ -311,7 +312,7 @@ class IncludeFieldsPlugin(_Plugin):
     name = "include_fields"
     config_model = IncludeFieldsConfig
 
-    def create(self, config: IncludeFieldsConfig, beat: BeatInfo) -> IncludeFields:
+    def create(self, config: IncludeFieldsConfig, ctx: ProcessorContext) -> IncludeFields:
         return IncludeFields(config.fields)
 
 
@@ -347,7 +348,7 @@ class RenamePlugin(_Plugin):
     name = "rename"
     config_model = RenameConfig
 
-    def create(self, config: RenameConfig, beat: BeatInfo) -> Rename:
+    def create(self, config: RenameConfig, ctx: ProcessorContext) -> Rename:
         return Rename([(p.from_, p.to) for p in config.fields])
 
 
@@ -361,7 +362,7 @@ class CopyFieldsPlugin(_Plugin):
     name = "copy_fields"
     config_model = CopyFieldsConfig
 
-    def create(self, config: CopyFieldsConfig, beat: BeatInfo) -> Rename:
+    def create(self, config: CopyFieldsConfig, ctx: ProcessorContext) -> Rename:
         return Rename([(p.from_, p.to) for p in config.fields], copy_only=True)
 
 

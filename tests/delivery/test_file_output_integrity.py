@@ -13,46 +13,58 @@ from typing import Any
 
 import pytest
 
-from pybeat.api import Batch, BeatInfo, Event, OutputContext, PluginSetupError
-from pybeat.monitoring.registry import MetricsRegistry
+from pybeat.api import BeatInfo, Event, PluginSetupError
 from pybeat.outputs.file.plugin import FileOutputConfig, plugin as filep
+from pybeat.testing import OutputHarness, RecordingLogger, Settlement
 from tests.delivery.fs import fill, tmpfs
 
 
 class Log:
+    """What the output logged, as (level, message, fields), read from the harness's logger."""
+
     def __init__(self) -> None:
-        self.lines: list[tuple[str, str, dict[str, Any]]] = []
+        self.source: RecordingLogger | None = None
 
-    def warning(self, msg: str, **kw: Any) -> None:
-        self.lines.append(("warning", msg, kw))
-
-    def error(self, msg: str, **kw: Any) -> None:
-        self.lines.append(("error", msg, kw))
-
-    def info(self, msg: str, **kw: Any) -> None:
-        self.lines.append(("info", msg, kw))
+    @property
+    def lines(self) -> list[tuple[str, str, dict[str, Any]]]:
+        records = self.source.records if self.source is not None else []
+        return [(r.level, r.event, dict(r.fields)) for r in records]
 
 
-def make(path: Path, log: Log | None = None, metrics: Any = None, **cfg: Any):  # type: ignore[no-untyped-def]
+class Output:
+    """The file output's one client, fed through ``pybeat.testing.OutputHarness`` (every batch
+    checked to be settled exactly once)."""
+
+    def __init__(self, harness: OutputHarness):
+        self.harness = harness
+        (self.client,) = harness.clients
+
+    def publish(self, evs: list[Event]) -> Settlement:
+        return self.harness.publish(evs)
+
+    def close(self) -> None:
+        self.harness.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+
+def make(path: Path, log: Log | None = None, **cfg: Any) -> Output:
     cfg.setdefault("filename", "pb")
-    ctx = OutputContext(beat=BeatInfo(version="0.1.0"), metrics=metrics, logger=log, name="file")
-    (client,) = filep.create(FileOutputConfig(path=str(path), **cfg), ctx).clients
-    return client
+    harness = OutputHarness(filep, FileOutputConfig(path=str(path), **cfg), name="file",
+                            beat=BeatInfo(version="0.1.0"))
+    if log is not None:
+        log.source = harness.logger
+    return Output(harness)
 
 
 def events(n: int, start: int = 0, pad: int = 100) -> list[Event]:
     return [Event(1_700_000_000_000_000_000 + i, {"i": i, "pad": "x" * pad}) for i in range(start, start + n)]
 
 
-def publish(out: Any, evs: list[Event]) -> dict[str, int]:
-    seen: dict[str, int] = {}
-
-    def on_settle(batch: Batch, acked: int, dup: int, retry: list[Event], cancelled: list[Event],
-                  dropped: int) -> None:
-        seen.update(acked=acked, retry=len(retry), dropped=dropped)
-
-    out.publish(Batch(evs, on_settle))
-    return seen
+def publish(out: Output, evs: list[Event]) -> dict[str, int]:
+    s = out.publish(evs)
+    return {"acked": s.acked, "retry": len(s.retried), "dropped": s.dropped}
 
 
 def lines(path: Path) -> list[dict[str, Any]]:
@@ -143,14 +155,11 @@ def test_the_folder_is_recreated_when_it_goes_missing_before_a_rotation(tmp_path
 
 def test_events_in_rotated_away_files_are_counted(tmp_path: Path) -> None:
     """Rotation deleting files with this run's events shows in events.rotated_away (#16)."""
-    from pybeat.agent.build import _ScopedMetrics  # what the agent hands an output as ctx.metrics
-
-    metrics = MetricsRegistry()
-    out = make(tmp_path, rotate_every_kb=2, number_of_files=3, metrics=_ScopedMetrics(metrics, "output.file"))
+    out = make(tmp_path, rotate_every_kb=2, number_of_files=3)  # the agent's ctx.metrics: output.file.*
     for i in range(20):
         publish(out, events(10, start=i * 10))
     kept = len(lines(tmp_path))
-    snap = metrics.snapshot()
+    snap = out.harness.metrics()
     assert out.written == 200
     assert snap["output.file.events.rotated_away"] == 200 - kept > 0
 

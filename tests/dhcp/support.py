@@ -1,5 +1,6 @@
-"""Helpers for the DHCP tests: run payloads or a pcap through the analyzers as the agent does,
-and read tshark's decode of the same packets."""
+"""Helpers for the DHCP tests: run payloads or a pcap through the analyzers as the agent does
+(``pybeat.testing``: the agent's decoder, context and envelope), and read tshark's decode of
+the same packets."""
 
 from __future__ import annotations
 
@@ -9,37 +10,30 @@ import subprocess
 from collections import Counter
 from pathlib import Path
 
-from pybeat.api import BeatInfo, Event, Packet, ProtocolContext
-from pybeat.capture.pcapfile import PcapFileSource
-from pybeat.decode import Decoder
-from pybeat.envelope import Envelope
+from pybeat.api import Event, Packet
 from pybeat.protocols.dhcpv4.plugin import plugin as v4_plugin
 from pybeat.protocols.dhcpv6.plugin import plugin as v6_plugin
+from pybeat.testing import ProtocolHarness
 
 S = 1_000_000_000
 
 
 def make_v4(**config):
-    events: list[Event] = []
-    ctx = ProtocolContext(emit=events.append, beat=BeatInfo(), protocol_name="dhcpv4", envelope=Envelope())
-    return v4_plugin.create(v4_plugin.config_model(type="dhcpv4", **config), ctx), events
+    h = ProtocolHarness(v4_plugin, config)
+    return h.analyzer, h.events
 
 
 def make_v6(**config):
-    events: list[Event] = []
-    ctx = ProtocolContext(emit=events.append, beat=BeatInfo(), protocol_name="dhcpv6", envelope=Envelope())
-    return v6_plugin.create(v6_plugin.config_model(type="dhcpv6", **config), ctx), events
+    h = ProtocolHarness(v6_plugin, config)
+    return h.analyzer, h.events
 
 
 def run_pcap(path: Path | str, v4_config: dict | None = None, v6_config: dict | None = None):
     """Both analyzers on their default ports; returns (v4 analyzer, v4 events, v6 analyzer, v6 events)."""
-    a4, e4 = make_v4(**(v4_config or {}))
-    a6, e6 = make_v6(**(v6_config or {}))
-    dec = Decoder(udp_ports={67: a4, 68: a4, 546: a6, 547: a6})
-    for ts, link, frame in PcapFileSource(str(path)):
-        dec.decode(ts, link, frame)
-    dec.flush()
-    return a4, e4, a6, e6
+    h = ProtocolHarness(v4_plugin, v4_config)
+    h.add(v6_plugin, v6_config)
+    h.pcap(path)
+    return h.analyzers["dhcpv4"], h.events_of("dhcpv4"), h.analyzers["dhcpv6"], h.events_of("dhcpv6")
 
 
 def udp(src: str, sport: int, dst: str, dport: int, ts: int = S) -> Packet:

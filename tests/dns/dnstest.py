@@ -1,7 +1,8 @@
 """Helpers for the DNS plugin's tests: build an analyzer, replay a capture, check fields.
 
-The replay is exactly what the agent does (capture -> Decoder -> analyzer), so the tests
-exercise the real decoding layer, not a shortcut.
+Built with ``pybeat.testing``: the replay is exactly what the agent does (capture -> Decoder ->
+analyzer, the agent's context and envelope), so the tests exercise the real decoding layer,
+not a shortcut.
 """
 
 from __future__ import annotations
@@ -11,12 +12,10 @@ import json
 from pathlib import Path
 from typing import Any, Iterable
 
-from pybeat.api import BeatInfo, Event, Packet, ProtocolContext, TcpConnection
-from pybeat.capture.pcapfile import PcapFileSource
-from pybeat.decode import Decoder
-from pybeat.envelope import Envelope
+from pybeat.api import Event, Packet, TcpConnection
 from pybeat.protocols.dns.analyzer import DnsAnalyzer
 from pybeat.protocols.dns.plugin import plugin
+from pybeat.testing import ProtocolHarness
 
 SECOND = 1_000_000_000
 
@@ -26,24 +25,25 @@ FLAG_KEYS = {
 }
 
 
+def harness(**cfg: Any) -> ProtocolHarness:
+    """The DNS plugin as the agent builds it (events as dicts: ``events_may_share`` off)."""
+    return ProtocolHarness(plugin, {"ports": cfg.pop("ports", [53]), **cfg}, share_events=False)
+
+
 def make(**cfg: Any) -> tuple[DnsAnalyzer, list[Event]]:
-    events: list[Event] = []
-    ctx = ProtocolContext(emit=events.append, beat=BeatInfo(), protocol_name="dns", envelope=Envelope())
-    config = plugin.config_model(type="dns", ports=cfg.pop("ports", [53]), **cfg)
-    an = plugin.create(config, ctx)
+    h = harness(**cfg)
+    an = h.analyzer
     assert isinstance(an, DnsAnalyzer)
-    return an, events
+    return an, h.events
 
 
 def replay(path: Path | str, ports: Iterable[int] = (53,), **cfg: Any) -> tuple[list[Event], DnsAnalyzer]:
-    ports = list(ports)
-    an, events = make(ports=ports, **cfg)
-    dec = Decoder(udp_ports={p: an for p in ports}, tcp_ports={p: an for p in ports})
-    for ts, link, frame in PcapFileSource(str(path)):
-        dec.decode(ts, link, frame)
-    dec.flush()
+    h = harness(ports=list(ports), **cfg)
+    h.pcap(path)
+    an = h.analyzer
+    assert isinstance(an, DnsAnalyzer)
     assert an.stats()["internal_errors"] == 0, "the DNS analyzer hit a bug (internal_errors)"
-    return events, an
+    return h.events, an
 
 
 def udp(an: DnsAnalyzer, ts: int, src: str, sport: int, dst: str, dport: int, payload: bytes) -> None:

@@ -140,7 +140,7 @@ def test_pending_cap_holds_under_a_query_flood(payloads: list[bytes]) -> None:
         q[2] &= 0x7F  # a query
         udp(an, i * 1000, "10.0.0.1", 1024 + i, "10.0.0.2", 53, bytes(q))
         sent += 1
-        assert len(an.pending) <= 5
+        assert len(an.table) <= 5
     an.flush(10**12)
     assert an.stats()["pending"] == 0 and an.stats()["internal_errors"] == 0
     assert len(events) == sent  # every query published exactly once: duplicate, evicted or flushed
@@ -166,7 +166,7 @@ def test_tcp_streams_with_lying_length_prefixes(ops: list[tuple[str, bool, bytes
         else:
             an.on_tcp_close(conn, from_client, i)
         if conn.state is not None:
-            assert all(len(b) <= 65_537 + 300 for b in conn.state.bufs)
+            assert all(len(f.buf) <= 65_537 + 300 for f in conn.state.framers)
     an.flush(10**12)
     assert an.stats()["internal_errors"] == 0
     for ev in events:

@@ -24,7 +24,7 @@ SERVER = ("10.0.0.2", 53, "10.0.0.1", 40000)
 
 def _pair(query: dns.message.Message, response: dns.message.Message, raw: bool) -> dict:
     an, events = make(send_request=True, send_response=True)
-    an._shareable = raw
+    an.render.shareable = raw
     udp(an, SECOND, *CLIENT, query.to_wire())
     udp(an, SECOND + 1_000_000, *SERVER, response.to_wire())
     assert len(events) == 1

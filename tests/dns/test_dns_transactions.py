@@ -105,7 +105,7 @@ def test_pending_cap_evicts_oldest_with_a_note() -> None:
     for i in range(5):
         q = dns.message.make_query(f"q{i}.example.test.", "A")
         udp(an, i, "10.0.0.1", 6000 + i, "10.0.0.53", 53, q.to_wire())
-    assert len(an.pending) == 3 and an.stats()["evicted"] == 2
+    assert len(an.table) == 3 and an.stats()["evicted"] == 2
     assert [e.get("dns.question.name") for e in events] == ["q0.example.test", "q1.example.test"]
     assert events[0].get("error.message") == [notes.EVICTED, notes.NO_RESPONSE]
 

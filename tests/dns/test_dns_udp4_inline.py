@@ -1,5 +1,5 @@
 """DnsAnalyzer.on_udp4 (the inline query/answer pairing for plain IPv4), and its compiled twin
-(the lane of pybeat/_speedups.pyx, with the compiled parser of the usual messages), have the
+(the lane of pybeat/decode/_replay.pyx and protocols/dns/_fast.pyx, with the compiled parser of the usual messages), have the
 effects of the general path (Analyzer.on_udp4's default: build the Packet, call on_udp, the
 Python parser): the same documents in the same order and the same metrics, on every shared
 capture, with and without processors (pre-encoded and dict events)."""

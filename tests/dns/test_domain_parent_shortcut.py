@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import random
 
-from pybeat.protocols.dns.domain import DomainParts, _shared_psl
+from pybeat.protocols.dns.domain import DomainParts
+from pybeat.protocols.dns.suffixes import SuffixIndex
 
 
 def _names() -> list[str]:
-    rules = sorted(_shared_psl()._publicsuffix)  # type: ignore[attr-defined]
+    rules = sorted(SuffixIndex().rules)
     rng = random.Random(7)
     out = []
     for rule in rules:

@@ -1,4 +1,4 @@
-"""Hostile captures through the compiled replay loop and DNS lane (pybeat/_speedups.pyx).
+"""Hostile captures through the compiled replay loop and DNS lane (pybeat/decode/_replay.pyx and protocols/dns/_fast.pyx).
 
 Real Ethernet/IPv4/UDP DNS frames with bytes changed (headers, lengths, the DNS message), cut
 short or grown, written as a classic pcap, some with broken record lengths: the compiled loop
@@ -47,7 +47,7 @@ def _pcap(records: list[tuple[bytes, int | None]]) -> bytes:
 
 def _run(kind: str, path: str, shard: tuple[int, int] | None):
     an, events = make(ports=[53], send_request=True, send_response=True)
-    an._shareable = True
+    an.render.shareable = True
     dec = Decoder({53: an}, {53: an}, shard=shard)
     source = PcapFileSource(path)
     try:
@@ -112,7 +112,7 @@ def test_replay_passes_whose_times_leave_64_bits(tmp_path, stamps):
 
     def run(kind: str):
         an, events = make(ports=[53])
-        an._shareable = True
+        an.render.shareable = True
         dec = Decoder({53: an})
         source = PcapFileSource(str(path))
         source.loops = 5

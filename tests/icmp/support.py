@@ -1,40 +1,36 @@
-"""Helpers for the ICMP tests: run frames or a pcap through the analyzer as the agent does."""
+"""Helpers for the ICMP tests: run frames or a pcap through the analyzer as the agent does
+(``pybeat.testing``: the agent's decoder, context and envelope)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Iterable
 
-from pybeat.api import BeatInfo, Event, Packet, ProtocolContext
-from pybeat.capture.pcapfile import PcapFileSource
-from pybeat.decode import Decoder
-from pybeat.envelope import Envelope
+from pybeat.api import Event, Packet
 from pybeat.protocols.icmp.plugin import plugin as icmp_plugin
+from pybeat.testing import ProtocolHarness
+
+
+def harness(**config) -> ProtocolHarness:
+    return ProtocolHarness(icmp_plugin, config)
 
 
 def make(**config):
-    events: list[Event] = []
-    ctx = ProtocolContext(emit=events.append, beat=BeatInfo(), protocol_name="icmp", envelope=Envelope())
-    analyzer = icmp_plugin.create(icmp_plugin.config_model(type="icmp", **config), ctx)
-    return analyzer, events
+    h = harness(**config)
+    return h.analyzer, h.events
 
 
 def run_pcap(path: Path | str, **config):
-    analyzer, events = make(**config)
-    dec = Decoder(icmp=analyzer)
-    for ts, link, frame in PcapFileSource(str(path)):
-        dec.decode(ts, link, frame)
-    dec.flush()
-    return analyzer, events
+    h = harness(**config)
+    h.pcap(path)
+    return h.analyzer, h.events
 
 
 def run_frames(frames: Iterable[tuple[int, bytes]], link: int = 1, **config):
-    analyzer, events = make(**config)
-    dec = Decoder(icmp=analyzer)
-    for ts, frame in frames:
-        dec.decode(ts, link, frame)
-    dec.flush()
-    return analyzer, events
+    h = harness(**config)
+    h.frames(frames, link)
+    h.flush()
+    return h.analyzer, h.events
 
 
 def pkt(src: str, dst: str, ts: int = 1_000_000_000, v6: bool = False) -> Packet:

@@ -1,8 +1,8 @@
-"""The fused replay loops give what the generator loop gives.
+"""The compiled replay loop gives what the generator loop gives.
 
-Every shared capture is replayed with ``-t`` through each fused loop (the Python one in
-pybeat.decode.replay, and its compiled twin in pybeat/_speedups.pyx with the DNS analyzer's
-compiled lane) and once with them switched off (the source's iterator and ``Decoder.decode``),
+Every shared capture is replayed with ``-t`` through the compiled loop (pybeat/decode/_replay.pyx,
+with the DNS analyzer's compiled lane) and through the Python path (the source's iterator and
+``Decoder.decode``, driven here as the agent drives it, or by the agent itself),
 with two passes (``-l 2``) so that the time shift between passes is covered too: the
 documents, in order, and every metric (packets, bytes, decoder errors, analyzer counters) must
 be the same.
@@ -28,11 +28,28 @@ VOLATILE_METRICS = ("output.file.location",)
 LOOPS = ["python", "compiled"]
 
 
+def _python_replay(source, decoder, check):
+    """The Python path as the agent runs it: the source's iterator into ``Decoder.decode``,
+    ``check`` every 64 packets."""
+    decode = decoder.decode
+    records = iter(source)
+    n = 0
+    try:
+        for ts, link, frame in records:
+            decode(ts, link, frame)
+            n += 1
+            if not n & 63 and check():
+                return False
+    finally:
+        records.close()
+    return True
+
+
 def loop_impl(kind: str):
-    """The replay loop of that kind; the compiled one must have been built (pip install)."""
+    """The replay of that kind; the compiled loop must have been built (pip install)."""
     if kind == "python":
-        return replay_mod.replay_classic_pcap
-    need(replay_mod.compiled_replay is not None, "the compiled extension pybeat._speedups (pip install -e .)")
+        return _python_replay
+    need(replay_mod.compiled_replay is not None, "the compiled extension pybeat.decode._replay (pip install -e .)")
     return replay_mod.compiled_replay
 
 
@@ -136,3 +153,35 @@ def test_stopped_endless_replay_counts_what_it_read(fused, tmp_path, monkeypatch
     m = result.metrics
     assert m["decode.packets"] > 0
     assert m["capture.file.packets"] == m["decode.packets"]
+
+
+@pytest.mark.parametrize("kind", LOOPS)
+@pytest.mark.parametrize("name", ["dns_udp_mixed.pcap", "dns_vlan.pcap", "icmp.pcap"])
+def test_observer_sees_every_frame_once(kind, name):
+    """``Decoder.observer`` (the hook flows will use) sees every frame once, in order, with its
+    time and bytes, in the compiled loop as in the Python path; without one nothing changes."""
+    pcap = PCAPS / name
+    need(pcap.exists(), f"capture {pcap} missing")
+    from pybeat.capture.pcapfile import PcapFileSource
+    from pybeat.decode import Decoder
+    from tests.dns.dnstest import make
+
+    class Seen:
+        def __init__(self) -> None:
+            self.frames: list[tuple[int, int, bytes]] = []
+
+        def observe_frame(self, ts: int, link: int, frame: bytes) -> None:
+            self.frames.append((ts, link, bytes(frame)))
+
+    an, _events = make()
+    decoder = Decoder({53: an}, {53: an})
+    decoder.observer = seen = Seen()
+    source = PcapFileSource(str(pcap), loops=2)
+    try:
+        if loop_impl(kind)(source, decoder, lambda: False) is None:  # not Ethernet in classic pcap
+            for ts, link, frame in source:
+                decoder.decode(ts, link, frame)
+    finally:
+        source.close()
+    expected = list(PcapFileSource(str(pcap), loops=2))
+    assert [(ts, link, bytes(f)) for ts, link, f in expected] == seen.frames

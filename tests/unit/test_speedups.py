@@ -1,4 +1,5 @@
-"""The compiled extension (pybeat/_speedups.pyx) against the Python code it mirrors.
+"""The compiled extensions (pybeat/decode/_replay.pyx, protocols/dns/_fast.pyx) against the
+Python code they mirror.
 
 - ``DnsFastParser`` (the usual messages parsed and rendered in one walk) gives, for every DNS
   message of every shared capture and for generated and mutated ones, either None (the Python
@@ -6,7 +7,7 @@
   and key order included, whose memoised JSON parts are byte for byte what event.py renders.
 - The compiled replay loop splits a run across worker processes exactly as the Python one
   (``Decoder._mine``), and gives the same events and counters in each share.
-- Its CRC-32 is zlib's.
+- Its split hash and common-frame test are the decoder's (``split_hash``, ``common_udp4``).
 
 The whole-agent comparisons (documents in order and every metric, on every capture, compiled
 loop against the Python loop and against the generator loop) are in
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import ipaddress
 import random
-import zlib
 from pathlib import Path
 
 import orjson
@@ -37,17 +37,23 @@ from tests.unit.test_replay_loop import loop_impl
 from pybeat.protocols.dns.wire import Message  # noqa: E402
 
 # every slot of a Message but the record sections and the memo (compared on their own)
-SLOTS = tuple(s for s in Message.__slots__ if s not in ("answers", "authorities", "additionals", "memo"))
+SLOTS = tuple(s for s in Message.__slots__ if s not in ("answers", "authorities", "additionals", "parts"))
 CONFIGS = [(True, True), (False, False), (True, False)]
 
 
+
 def _speedups():
+    """The compiled modules' test entry points (format_template, split_hash_of, common_udp4_of)."""
+    import types
+
     try:
-        import pybeat._speedups as sp
+        import pybeat.decode._replay as loop
+        import pybeat.protocols.dns._fast as fast
     except ImportError:
-        sp = None
-    need(sp is not None, "the compiled extension pybeat._speedups (pip install -e .)")
-    return sp
+        loop = fast = None
+    need(fast is not None, "the compiled extensions pybeat.decode._replay, pybeat.protocols.dns._fast (pip install -e .)")
+    return types.SimpleNamespace(format_template=fast.format_template, split_hash_of=loop.split_hash_of,
+                                 common_udp4_of=loop.common_udp4_of)
 
 
 def _parser(authorities: bool, additionals: bool):
@@ -75,14 +81,15 @@ def check_same(data: bytes, an, parser) -> bool:
     for section in ("answers", "authorities", "additionals"):
         assert type(getattr(fast, section)) is tuple
         assert _records(getattr(fast, section)) == _records(getattr(slow, section)), section
-    assert fast.memo[:4] == [None, None, None, None]
-    auth, add = an.include_authorities, an.include_additionals
+    parts = fast.parts
+    assert (parts.fields, parts.text, parts.copy_plan, parts.head) == (None, None, None, None)
+    auth, add = an.render.include_authorities, an.render.include_additionals
     # a query's dns.* is rendered when it is needed (by event.py, from the Message)
-    assert fast.memo[4] == (dns_json(slow, an.domains, auth, add) if fast.qr else None)
+    assert parts.dns_json == (dns_json(slow, an.domains, auth, add) if fast.qr else None)
     assert dns_json(fast, an.domains, auth, add) == dns_json(slow, an.domains, auth, add)
-    assert fast.memo[5] == message_json(slow)
-    assert fast.memo[6] == head_json(slow)
-    assert fast.memo[7] == resolved_json(slow)
+    assert parts.text_json == message_json(slow)
+    assert parts.head_json == head_json(slow)
+    assert parts.resolved_json == resolved_json(slow)
     # and the dict path renders the compiled Message as it renders the Python one
     assert dns_fields(fast, 7, an.domains, auth, add) == dns_fields(slow, 7, an.domains, auth, add)
     return True
@@ -117,13 +124,32 @@ ALL_DNS = [
 ]
 
 
-def test_crc32_is_zlibs():
+def test_split_hash_is_the_decoders():
+    """The compiled loop's split hash is decoder.split_hash (zlib's CRC-32 on both sides)."""
+    from pybeat.decode.decoder import split_hash
+
     sp = _speedups()
     rnd = random.Random(7)
-    for n in (0, 1, 4, 16, 100):
-        for start in (0, 53, 65535, 0xFFFFFFFF):
-            data = rnd.randbytes(n)
-            assert sp.crc32(data, start) == zlib.crc32(data, start)
+    for _ in range(2000):
+        src, dst = rnd.randbytes(4), rnd.randbytes(4)
+        sport, dport, key = rnd.randrange(65536), rnd.randrange(65536), rnd.choice([0, rnd.randrange(2**32)])
+        assert sp.split_hash_of(src, sport, dst, dport, key) == split_hash(src, sport, dst, dport, key)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(min_size=0, max_size=80), st.integers(0, 79), st.integers(0, 255))
+def test_common_frame_test_is_the_decoders(frame, pos, value):
+    """The compiled loop's common Ethernet/IPv4/UDP frame test is decoder.common_udp4."""
+    from pybeat.decode.decoder import common_udp4
+
+    sp = _speedups()
+    base = bytearray(bytes(12) + b"\x08\x00\x45\x00\x00\x30" + bytes(5) + b"\x11" + bytes(26))
+    base += frame
+    if pos < len(base):
+        base[pos] = value
+    data = bytes(base)
+    assert sp.common_udp4_of(data) == common_udp4(data, len(data))
+    assert sp.common_udp4_of(frame) == common_udp4(frame, len(frame))
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=["all", "no-sections", "authorities"])
@@ -302,7 +328,7 @@ def _sample_messages() -> list[bytes]:
 
 def _share(kind: str, index: int, pcap: Path, split_by: str = "flow"):
     an, events = make()
-    an._shareable = True  # pre-encoded events, as in a run without processors
+    an.render.shareable = True  # pre-encoded events, as in a run without processors
     dec = Decoder({53: an}, {53: an}, shard=(index, 2), split_by=split_by)
     source = PcapFileSource(str(pcap))
     try:
@@ -387,8 +413,8 @@ def test_template_filler_on_the_dns_templates():
         for resp in (True, False):
             an, _ = make(send_request=req, send_response=resp)
             for answered in (True, False):
-                head = an.envelope.raw_head("dns", "udp", "10.0.0.1", 53000, "10.0.0.2", 53, answered=answered)
-                tmpl = head + (an._raw_tail if answered else an._raw_query_tail)
+                head = an.render.envelope.raw_head("dns", "udp", "10.0.0.1", 53000, "10.0.0.2", 53, answered=answered)
+                tmpl = head + (an.render.answer_tail if answered else an.render.query_tail)[0]
                 n = tmpl.replace(b"%%", b"").count(b"%")
                 kinds = [tmpl.replace(b"%%", b"")[i + 1:i + 2] for i in range(len(tmpl.replace(b"%%", b"")))
                          if tmpl.replace(b"%%", b"")[i:i + 1] == b"%"]
@@ -402,23 +428,23 @@ def test_lane_objects_are_the_pythons():
     slot itself: the same values as the classes' own __init__ would give."""
     _speedups()
     from pybeat.api import Event
-    from pybeat.protocols.dns.analyzer import _Txn
+    from pybeat.protocols.dns.pairing import Txn as _Txn
 
     pcap = PCAPS / "dns_udp_mixed.pcap"
     need(pcap.exists(), f"capture {pcap} missing")
     an, events = make()
-    an._shareable = True
+    an.render.shareable = True
     dec = Decoder({53: an}, {53: an})
     source = PcapFileSource(str(pcap))
     seen: list[_Txn] = []
-    original = an.pending.__class__.__setitem__
+    original = an.table.pending.__class__.__setitem__
 
-    class Spy(type(an.pending)):
+    class Spy(type(an.table.pending)):
         def __setitem__(self, key, txn):
             seen.append(txn)
             original(self, key, txn)
 
-    an.pending = Spy()
+    an.table.pending = Spy()
     lane = an.udp4_lane()  # built on the spied table
     assert lane is not None
     an.udp4_lane = lambda: lane

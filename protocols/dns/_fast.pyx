@@ -1,30 +1,26 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
-"""Compiled replay of a classic Ethernet pcap, the DNS analyzer's usual UDP/IPv4 step, and the
-parse and render of the usual DNS messages.
+"""The DNS protocol's compiled hot path: the lane of the compiled replay loop, and the parse and
+render of the usual DNS messages.
 
-Optional: built by ``pip install`` when a C compiler is there (Cython), else pybeat runs the pure
+Optional: built by ``pip install`` when a C compiler is there (Cython), else pybeat runs the
 Python code it mirrors, with the same results. Owns no behaviour of its own: every branch is
 the Python code's, and anything outside the subset handled here is handed to that code.
 
-- :func:`replay_classic_pcap` is ``pybeat.decode.replay.replay_classic_pcap`` (record framing,
-  the decoder's inline Ethernet/IPv4/UDP case, the split check of ``Decoder._mine``) with the
-  per-packet work in C: a datagram for another worker process is skipped without creating any
-  Python object. Datagrams for an analyzer with a compiled lane (``Analyzer.udp4_lane``) go to
-  the lane; other frames go to ``Decoder.decode`` / ``Decoder._udp4`` unchanged.
-- :class:`DnsUdp4Lane` is ``DnsAnalyzer.on_udp4`` and ``_publish_raw``: a new query, or the
-  answer to a pending one, on the analyzer's own tables (message cache, pending transactions,
-  counters, template cache), published as the same pre-encoded event. Everything else calls
-  the analyzer.
-- :class:`DnsFastParser` is ``parse_message`` plus event.py's memoised JSON parts for the usual
-  messages (see the comment above it); None for the others, which the Python parser decodes.
+- :class:`DnsUdp4Lane` (a ``pybeat.decode._replay.UdpLane``, from ``DnsAnalyzer.udp4_lane``) is
+  ``DnsAnalyzer.on_udp4`` for the usual message: a new query without notes, or a response,
+  paired in the analyzer's own :class:`~pybeat.protocols.dns.pairing.TxnTable` (its methods,
+  compiled from pairing.py: the one place where a response meets its query), the usual answer
+  published as ``render.Renderer.publish_raw`` would; every other case calls the analyzer's
+  ``message`` / ``answer``, and the analyzer's renderer for the dict path.
+- :class:`DnsFastParser` is ``wire.parse_message`` plus event.py's memoised JSON parts for the
+  usual messages (see the comment above it); None for the others, which the Python parser
+  decodes. A pure function of the bytes, built on the Python parser's tables.
 
 The results are the Python code's, document by document and counter by counter:
 tests/unit/test_speedups.py (parser, template filler, split), tests/unit/test_replay_loop.py and
-tests/dns/test_dns_udp4_inline.py (whole runs on every shared capture),
-tests/fuzz/test_compiled_loop_fuzz.py (hostile captures). Bounds: every read is inside the frame
-the loop checked (``caplen >= 42``, the IPv4 total length inside the frame, the UDP payload
-inside the IPv4 total length) and inside the DNS message (each offset checked against its
-length before the read); output goes to buffers that grow.
+tests/dns/test_dns_udp4_inline.py (whole runs on every capture), tests/fuzz/ (hostile captures,
+also under ASan/UBSan: tests/tooling/sanitizers). Bounds: every read is inside the DNS message
+(each offset checked against its length before the read); output goes to buffers that grow.
 """
 
 from cpython.bytes cimport PyBytes_FromStringAndSize
@@ -32,234 +28,17 @@ from libc.stdlib cimport malloc, realloc, free
 from libc.string cimport memcpy, strlen
 from cpython.dict cimport PyDict_GetItem
 from cpython.object cimport PyObject
-from cpython.unicode cimport PyUnicode_FromFormat
+from cpython.unicode cimport PyUnicode_FromFormat, PyUnicode_DecodeASCII
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
-
-import struct as _struct
 
 from orjson import dumps as _orjson_dumps
 
-cdef uint32_t _CRC[256]
+from pybeat.decode._replay cimport UdpLane
+from pybeat.protocols.dns.pairing cimport Txn, TxnTable
 
+from pybeat.api import format_ts as _format_ts
 
-cdef void _crc_init() noexcept:
-    cdef uint32_t c, n, k
-    for n in range(256):
-        c = n
-        for k in range(8):
-            if c & 1:
-                c = 0xEDB88320U ^ (c >> 1)
-            else:
-                c >>= 1
-        _CRC[n] = c
-
-
-_crc_init()
-
-
-cdef inline uint32_t _crc32(const uint8_t* p, Py_ssize_t n, uint32_t start) noexcept nogil:
-    """zlib.crc32(p[:n], start)."""
-    cdef uint32_t c = start ^ 0xFFFFFFFFU
-    cdef Py_ssize_t i
-    for i in range(n):
-        c = _CRC[(c ^ p[i]) & 0xFF] ^ (c >> 8)
-    return c ^ 0xFFFFFFFFU
-
-
-def crc32(bytes data, uint32_t start=0):
-    """For tests: the same value as zlib.crc32(data, start)."""
-    return _crc32(<const uint8_t*>(<char*>data), len(data), start)
-
-
-cdef inline uint32_t _rd32(const uint8_t* p, bint little) noexcept nogil:
-    if little:
-        return p[0] | (<uint32_t>p[1] << 8) | (<uint32_t>p[2] << 16) | (<uint32_t>p[3] << 24)
-    return p[3] | (<uint32_t>p[2] << 8) | (<uint32_t>p[1] << 16) | (<uint32_t>p[0] << 24)
-
-
-cdef class _Counts:
-    """Decoder counters kept in C between two calls into Python, then added to the decoder."""
-    cdef int64_t packets, nbytes, dispatched, skipped, now_ns
-
-    cdef inline void sync(self, object decoder) except *:
-        decoder.packets += self.packets
-        decoder.bytes += self.nbytes
-        decoder.dispatched += self.dispatched
-        decoder.skipped_other_shard += self.skipped
-        decoder.now_ns = self.now_ns
-        self.packets = self.nbytes = self.dispatched = self.skipped = 0
-
-
-def replay_classic_pcap(source, decoder, check):
-    """As ``pybeat.decode.replay.replay_classic_pcap`` (same arguments, same result)."""
-    layout = source.classic_layout()
-    if layout is None or layout[3] != 1:
-        return None
-    buf = layout[0]
-    cdef int64_t scale = layout[2]
-    cdef int link = layout[3]
-    source.link_types.add(link)
-    cdef const uint8_t[::1] view = buf
-    cdef const uint8_t* base = &view[0]
-    cdef Py_ssize_t end = view.shape[0]
-    cdef bint little = base[3] == 0xA1
-
-    # Port -> 0 (no analyzer), 1 (an analyzer without a compiled lane: Decoder._udp4) or
-    # 2 + the index of its lane in ``lanes``; the decoder's rule: source port first.
-    cdef uint8_t[65536] kinds
-    cdef int port
-    for port in range(65536):
-        kinds[port] = 0
-    lanes = []
-    lane_of = {}
-    for port_obj, analyzer in decoder.udp_ports.items():
-        port = port_obj
-        if not 0 <= port < 65536 or not analyzer:
-            continue
-        idx = lane_of.get(id(analyzer))
-        if idx is None:
-            lane_factory = getattr(analyzer, "udp4_lane", None)
-            lane = lane_factory() if lane_factory is not None else None
-            if isinstance(lane, DnsUdp4Lane) and len(lanes) < 250:
-                lanes.append(lane)
-                idx = lane_of[id(analyzer)] = len(lanes) + 1
-            else:
-                idx = lane_of[id(analyzer)] = 1
-        kinds[port] = idx
-
-    shard = decoder.shard
-    cdef bint sharded = shard is not None
-    cdef uint32_t shard_index = shard[0] if sharded else 0
-    cdef uint32_t shard_count = shard[1] if sharded else 1
-    cdef bint by_pair = decoder.split_by == "address_pair"
-
-    decode = decoder.decode
-    udp4 = decoder._udp4
-    tick_at = decoder._packet_tick
-    cdef _Counts cnt = _Counts()
-    cnt.now_ns = decoder.now_ns
-    cdef int64_t next_tick = decoder._next_tick
-    cdef int64_t loops = source.loops
-    cdef int64_t passes = 0, shift = 0, n = 0, first, last, ts
-    cdef int64_t packets, nbytes
-    cdef Py_ssize_t pos
-    cdef uint32_t sec, frac, caplen, total, ulen, h, key
-    cdef const uint8_t* f
-    cdef uint16_t sport, dport
-    cdef uint8_t kind
-    cdef Py_ssize_t plen
-    cdef DnsUdp4Lane dns_lane
-    cdef bint whole
-    errors = (_struct.error, IndexError, ValueError, OSError)
-
-    while loops == 0 or passes < loops:
-        pos = 24
-        packets = nbytes = 0
-        first = last = -1
-        whole = True
-        try:
-            while pos + 16 <= end:
-                sec = _rd32(base + pos, little)
-                frac = _rd32(base + pos + 4, little)
-                caplen = _rd32(base + pos + 8, little)
-                pos += 16
-                if pos + caplen > end:
-                    source.truncated_records += 1
-                    whole = False
-                    break
-                f = base + pos
-                pos += caplen
-                packets += 1
-                nbytes += caplen
-                last = <int64_t>sec * 1_000_000_000 + <int64_t>frac * scale
-                if first < 0:
-                    first = last
-                ts = last + shift
-                if (
-                    caplen >= 42 and f[23] == 17 and f[14] == 0x45 and f[12] == 8 and f[13] == 0
-                    and not (f[20] & 0x3F or f[21])
-                ):
-                    total = (f[16] << 8) | f[17]
-                else:
-                    total = 0
-                if 28 <= total <= caplen - 14:
-                    # Decoder.decode's counters and tick, then Decoder._udp4, in C.
-                    cnt.packets += 1
-                    cnt.nbytes += caplen
-                    if ts >= next_tick:
-                        cnt.sync(decoder)
-                        tick_at(ts)
-                        next_tick = decoder._next_tick
-                    cnt.now_ns = ts
-                    sport = (f[34] << 8) | f[35]
-                    dport = (f[36] << 8) | f[37]
-                    kind = kinds[sport] or kinds[dport]
-                    if kind >= 2:
-                        ulen = (f[38] << 8) | f[39]
-                        plen = ulen - 8 if 8 <= ulen <= total - 20 else total - 28
-                        if sharded:
-                            # Decoder._mine with DnsAnalyzer.shard_key (the DNS ID), or the
-                            # address pair alone (Decoder.split_by)
-                            if by_pair:
-                                key = 0
-                                h = _crc32(f + 26, 4, 0) ^ _crc32(f + 30, 4, 0)
-                            else:
-                                key = ((f[42] << 8) | f[43]) if plen >= 2 else 0
-                                h = _crc32(f + 26, 4, sport) ^ _crc32(f + 30, 4, dport)
-                            h = <uint32_t>(<uint64_t>(h ^ key) * 0x9E3779B1ULL) >> 8
-                            if h % shard_count != shard_index:
-                                cnt.skipped += 1
-                                plen = -1
-                        if plen > 0:
-                            cnt.dispatched += 1
-                            dns_lane = <DnsUdp4Lane>lanes[kind - 2]
-                            try:  # as Decoder._udp4 around the analyzer's call
-                                dns_lane.handle(ts, f, plen, sport, dport)
-                            except Exception as exc:
-                                cnt.sync(decoder)
-                                decoder._analyzer_failed(exc)
-                    elif kind == 1:
-                        cnt.sync(decoder)
-                        frame = PyBytes_FromStringAndSize(<const char*>f, caplen)
-                        try:
-                            udp4(ts, frame, total)
-                        except errors:
-                            decoder._error("malformed")
-                        except Exception as exc:
-                            decoder._analyzer_failed(exc)
-                else:
-                    cnt.sync(decoder)
-                    decode(ts, link, PyBytes_FromStringAndSize(<const char*>f, caplen))
-                    cnt.now_ns = decoder.now_ns
-                    next_tick = decoder._next_tick
-                n += 1
-                if not n & 63:
-                    cnt.sync(decoder)
-                    if check():
-                        return False
-                    next_tick = decoder._next_tick
-            if whole and pos != end:
-                source.truncated_records += 1
-        finally:
-            cnt.sync(decoder)
-            source.packets += packets
-            source.bytes += nbytes
-        passes += 1
-        if first < 0:
-            return True
-        shift += last - first + 1000
-        if shift > _MAX_SHIFT or shift < -_MAX_SHIFT:
-            # The next pass's times (a stamp is below 2**62 ns) could overflow 64 bits: the
-            # Python loop, with unbounded integers, makes the remaining passes.
-            from pybeat.decode.replay import replay_classic_pcap as python_replay
-
-            return python_replay(source, decoder, check, passes, shift)
-    return True
-
-
-# A pcap stamp is below 2**62 ns (at most 2**32 - 1 s, plus a fraction below 2**32 units of at
-# most 1,000 ns), so ts = stamp + shift stays inside 64 bits while |shift| is at most this.
-cdef int64_t _MAX_SHIFT = 4611686018427387904LL  # 2**62
+__all__ = ["DnsUdp4Lane", "DnsFastParser", "format_template"]
 
 
 # -- output buffers (on the caller's stack until they outgrow it) --------------------------
@@ -375,10 +154,11 @@ cdef object _compile_format(bytes tmpl):
     return f
 
 
-cdef bytes _fill(bytes tmpl, tuple args, dict cache):
-    """``tmpl % args`` for the pre-encoded templates, without parsing the template each time:
-    the same bytes (tests/unit/test_speedups.py compares), ``%`` itself for anything unusual
-    (another specifier, a negative number, an argument that is not int or bytes)."""
+cdef bytes _fill(bytes tmpl, tuple holes, list values, dict cache):
+    """``tmpl % tuple(values[h] for h in holes)`` (render.RawTemplate.fill) without parsing the
+    template each time: the same bytes (tests/unit/test_speedups.py compares), ``%`` itself
+    for anything unusual (another specifier, a negative number, an argument that is not int or
+    bytes)."""
     cdef PyObject* hit = PyDict_GetItem(cache, tmpl)
     if hit is NULL:
         f = _compile_format(tmpl)
@@ -388,11 +168,11 @@ cdef bytes _fill(bytes tmpl, tuple args, dict cache):
     else:
         f = <object>hit
     if f is None:
-        return tmpl % args
+        return tmpl % tuple([values[h] for h in holes])
     cdef _Format fmt = <_Format>f
-    cdef Py_ssize_t i, nargs = len(args)
+    cdef Py_ssize_t i, nargs = len(holes)
     if nargs != len(fmt.kinds):
-        return tmpl % args
+        return tmpl % tuple([values[h] for h in holes])
     cdef const char* kinds = fmt.kinds
     cdef list parts = fmt.parts
     cdef _Buf out
@@ -402,15 +182,15 @@ cdef bytes _fill(bytes tmpl, tuple args, dict cache):
     try:
         for i in range(nargs):
             _puts(&out, <bytes>parts[i])
-            a = args[i]
+            a = values[<Py_ssize_t>holes[i]]
             if kinds[i] == b'd':
                 if type(a) is not int or not 0 <= a < 2**63:
-                    return tmpl % args
+                    return tmpl % tuple([values[h] for h in holes])
                 v = a
                 _putu(&out, <uint64_t>v)
             else:
                 if type(a) is not bytes:
-                    return tmpl % args
+                    return tmpl % tuple([values[h] for h in holes])
                 _puts(&out, <bytes>a)
         _puts(&out, <bytes>parts[nargs])
         return out.p[:out.n]
@@ -420,68 +200,92 @@ cdef bytes _fill(bytes tmpl, tuple args, dict cache):
 
 def format_template(bytes tmpl, tuple args):
     """For tests: what the lane makes of ``tmpl % args``."""
-    return _fill(tmpl, args, {})
+    return _fill(tmpl, tuple(range(len(args))), list(args), {})
 
 
-# -- DNS -------------------------------------------------------------------------------------
+
+# -- the lane ------------------------------------------------------------------------------------
 
 cdef object _UDP = "udp"
 
+# render.Hole's values (bound from the enum by the first lane: the names live there)
+cdef Py_ssize_t H_REQUEST_BYTES, H_RESPONSE_BYTES, H_TOTAL_BYTES, H_START, H_END, H_DURATION
+cdef Py_ssize_t H_RESOLVED, H_STATUS, H_HEAD, H_ID, H_DNS, H_REQUEST_ID, H_REQUEST, H_RESPONSE_ID
+cdef Py_ssize_t H_RESPONSE, H_ERROR, H_COUNT = 0
 
-cdef class DnsUdp4Lane:
+
+cdef void _bind_holes(hole) except *:
+    global H_REQUEST_BYTES, H_RESPONSE_BYTES, H_TOTAL_BYTES, H_START, H_END, H_DURATION, H_RESOLVED
+    global H_STATUS, H_HEAD, H_ID, H_DNS, H_REQUEST_ID, H_REQUEST, H_RESPONSE_ID, H_RESPONSE, H_ERROR, H_COUNT
+    H_REQUEST_BYTES = hole.REQUEST_BYTES
+    H_RESPONSE_BYTES = hole.RESPONSE_BYTES
+    H_TOTAL_BYTES = hole.TOTAL_BYTES
+    H_START = hole.START
+    H_END = hole.END
+    H_DURATION = hole.DURATION
+    H_RESOLVED = hole.RESOLVED
+    H_STATUS = hole.STATUS
+    H_HEAD = hole.HEAD
+    H_ID = hole.ID
+    H_DNS = hole.DNS
+    H_REQUEST_ID = hole.REQUEST_ID
+    H_REQUEST = hole.REQUEST
+    H_RESPONSE_ID = hole.RESPONSE_ID
+    H_RESPONSE = hole.RESPONSE
+    H_ERROR = hole.ERROR
+    H_COUNT = len(hole)
+
+
+cdef class DnsUdp4Lane(UdpLane):
     """``DnsAnalyzer.on_udp4`` for a datagram the compiled loop owns (see the module docstring).
+    Built by the analyzer with what it shares: its table, message cache, counters, renderer,
+    and its general ``message`` / ``answer`` steps."""
 
-    Holds references to the analyzer's own tables, so the analyzer's Python code and this lane
-    work on one state."""
-
-    cdef object cache, entries, pending, counters, txn_type, ips
-    cdef object on_udp4, message, publish_dict, raw_template, emit, event_type, format_ts
-    cdef object dns_json, message_json, head_json, resolved_json, raw_error, domains
+    cdef TxnTable table
+    cdef object cache, entries, counters, render, on_udp4, message, answer, raw_error, event_type
+    cdef object emit_raw, publish_dict, template
+    cdef bint shareable, send_request, send_response
     cdef DnsFastParser parser
-    cdef dict templates, formats
-    cdef int64_t last_ms
-    cdef bytes last_ts
-    cdef bint mdns, report_malformed, shareable, send_request, send_response, include_auth, include_add
-    cdef int64_t timeout_ns
-    cdef Py_ssize_t max_pending, cache_size
+    cdef dict templates, formats, ips
+    cdef Py_ssize_t cache_size
+    cdef bint mdns, report_malformed
+    cdef int64_t max_udp
 
-    def __init__(self, analyzer, txn_type, event_type, format_ts, dns_json, message_json, head_json,
-                 resolved_json, raw_error, DnsFastParser parser):
-        self.parser = parser
-        self.cache = analyzer.cache
-        self.entries = analyzer.cache.entries
-        self.cache_size = analyzer.cache.size
-        self.pending = analyzer.pending
-        self.counters = analyzer.counters
-        self.txn_type = txn_type
+    def __init__(self, TxnTable table, cache, dict counters, render, DnsFastParser parser, hole, raw_error,
+                 event_type, on_udp4, message, answer, bint mdns, bint report_malformed, int64_t max_udp):
+        _bind_holes(hole)
         self.event_type = event_type
-        self.format_ts = format_ts
-        self.dns_json = dns_json
-        self.message_json = message_json
-        self.head_json = head_json
-        self.resolved_json = resolved_json
+        self.table = table
+        self.cache = cache
+        self.entries = cache.entries
+        self.cache_size = cache.size
+        self.counters = counters
+        self.render = render
+        # the renderer's configuration, read once (it does not change after it is built)
+        self.templates = render.templates
+        self.shareable = render.shareable
+        self.send_request = render.send_request
+        self.send_response = render.send_response
+        self.emit_raw = render.emit_raw
+        self.publish_dict = render.publish_dict
+        self.template = render.template
+        self.parser = parser
         self.raw_error = raw_error
-        self.domains = analyzer.domains
-        self.ips = {}
-        self.on_udp4 = analyzer.on_udp4
-        self.message = analyzer._message
-        self.publish_dict = analyzer._publish_dict
-        self.raw_template = analyzer._raw_template
-        self.templates = analyzer._raw_templates
+        self.on_udp4 = on_udp4
+        self.message = message
+        self.answer = answer
+        self.mdns = mdns
+        self.report_malformed = report_malformed
+        self.max_udp = max_udp
         self.formats = {}
-        self.last_ms = -1
-        self.emit = analyzer._emit_raw
-        self.mdns = bool(analyzer.mdns)
-        self.report_malformed = bool(analyzer.report_malformed)
-        self.shareable = bool(analyzer._shareable)
-        self.send_request = bool(analyzer.send_request)
-        self.send_response = bool(analyzer.send_response)
-        self.include_auth = bool(analyzer.include_authorities)
-        self.include_add = bool(analyzer.include_additionals)
-        self.timeout_ns = analyzer.timeout_ns
-        self.max_pending = analyzer.max_pending
+        self.ips = {}
+
+    cdef uint32_t split_key(self, const uint8_t* payload, Py_ssize_t plen) noexcept:
+        """DnsAnalyzer.shard_key: the DNS ID."""
+        return ((payload[0] << 8) | payload[1]) if plen >= 2 else 0
 
     cdef inline object _ip(self, const uint8_t* p):
+        """The address as text (the decoder's own cache holds bytes keys: this one needs none)."""
         cdef uint32_t v = (<uint32_t>p[0] << 24) | (<uint32_t>p[1] << 16) | (<uint32_t>p[2] << 8) | p[3]
         ips = self.ips
         cdef PyObject* hit = PyDict_GetItem(ips, v)
@@ -494,29 +298,24 @@ cdef class DnsUdp4Lane:
         return s
 
     cdef int handle(self, int64_t ts, const uint8_t* f, Py_ssize_t plen, uint16_t sport, uint16_t dport) except -1:
-        """The datagram whose payload is ``f[42:42 + plen]`` (``plen`` > 0), in ``f``'s IPv4/UDP."""
         cdef const uint8_t* p = f + 42
         src = self._ip(f + 26)
         dst = self._ip(f + 30)
         if plen < 12 or (self.mdns and (sport == 5353 or dport == 5353)):
-            self._python(ts, src, sport, dst, dport, p, plen)
+            # what raises there, the loop counts as Decoder._udp4 does
+            self.on_udp4(ts, src, sport, dst, dport, PyBytes_FromStringAndSize(<const char*>p, plen))
             return 0
         try:
             self._step(ts, src, sport, dst, dport, p, plen)
-        except Exception as exc:
+        except Exception:
             self.counters["internal_errors"] += 1
-        return 0
-
-    cdef int _python(self, int64_t ts, src, uint16_t sport, dst, uint16_t dport, const uint8_t* p,
-                     Py_ssize_t plen) except -1:
-        """The analyzer's own on_udp4 (what it raises, the loop counts as Decoder._udp4 does)."""
-        self.on_udp4(ts, src, sport, dst, dport, PyBytes_FromStringAndSize(<const char*>p, plen))
         return 0
 
     cdef int _step(self, int64_t ts, src, uint16_t sport, dst, uint16_t dport, const uint8_t* p,
                    Py_ssize_t plen) except -1:
         cdef PyObject* hit
         cdef int msg_id = (p[0] << 8) | p[1]
+        cdef Txn txn
         msg = None
         if self.cache_size > 0:
             key = PyBytes_FromStringAndSize(<const char*>p + 2, plen - 2)
@@ -538,141 +337,97 @@ cdef class DnsUdp4Lane:
                     return 0
         c = self.counters
         c["messages"] += 1
-        if msg.error is None:
-            pending = self.pending
-            if msg.qr == 0:
-                tkey = (_UDP, src, sport, dst, dport, msg_id)
-                if tkey not in pending and len(pending) < self.max_pending and (
-                    msg.opt is None or msg.length <= 512
-                ):
-                    # _Txn.__init__'s slots, set here (tests/unit/test_speedups.py compares)
-                    txn = self.txn_type.__new__(self.txn_type)
-                    txn.ts = ts
-                    txn.src_ip = src
-                    txn.src_port = sport
-                    txn.dst_ip = dst
-                    txn.dst_port = dport
-                    txn.transport = _UDP
-                    txn.request = msg
-                    txn.req_id = msg_id
-                    txn.responses = None
-                    txn.resp_id = 0
-                    txn.resp_ts = 0
-                    txn.notes = None
-                    txn.mdns_only = False
-                    pending[tkey] = txn
-                    return 0
-            else:
-                tkey = (_UDP, dst, dport, src, sport, msg_id)
-                txn = pending.get(tkey)
-                if txn is not None and ts - <int64_t>txn.ts < self.timeout_ns:
-                    req = txn.request
-                    if req is not None and txn.responses is None and (
-                        (msg.opt is None and req.opt is None and msg.length <= 512)
-                        or (msg.opt is not None and req.opt is not None)
-                    ):
-                        del pending[tkey]
-                        txn.responses = [msg]
-                        txn.resp_id = msg_id
-                        txn.resp_ts = ts
-                        self._publish(txn, req, msg)
-                        return 0
-        else:
+        if msg.error is not None:
             c["malformed"] += 1
             if not self.report_malformed:
                 return 0
+        elif msg.qr == 0:
+            if msg.opt is None or msg.length <= self.max_udp:  # no note: DnsAnalyzer._query's path
+                txn = Txn(ts, src, sport, dst, dport, _UDP)
+                txn.request = msg
+                txn.req_id = msg_id
+                self.table.add((_UDP, src, sport, dst, dport, msg_id), txn)
+                return 0
+        else:
+            txn = self.table.take((_UDP, dst, dport, src, sport, msg_id), ts, None)
+            req = txn.request if txn is not None else None
+            if req is not None and (
+                (msg.opt is None and req.opt is None and msg.length <= self.max_udp)
+                or (msg.opt is not None and req.opt is not None)
+            ):  # no note: DnsAnalyzer.answer's path for an answered UDP query
+                txn.responses = [msg]
+                txn.resp_id = msg_id
+                txn.resp_ts = ts
+                c["transactions"] += 1  # DnsAnalyzer._publish
+                if not (self.shareable and self._publish_raw(txn, req, msg)):
+                    self.publish_dict(txn)
+                return 0
+            self.answer(txn, msg, msg_id, ts, src, sport, dst, dport, _UDP, None)
+            return 0
         self.message(msg, msg_id, ts, src, sport, dst, dport, _UDP, None)
         return 0
 
-    cdef int _publish(self, txn, req, resp) except -1:
-        """DnsAnalyzer._publish for a query and its one response."""
-        self.counters["transactions"] += 1
-        if self.shareable:
-            try:
-                if self._publish_raw(txn, req, resp):
-                    return 0
-            except TypeError:
-                pass
-        self.publish_dict(txn)
-        return 0
+    cdef bint _publish_raw(self, Txn txn, req, resp) except -1:
+        """Renderer.publish_raw (with its template cache hit inline); False where the dict path
+        must build the event (as there, also for a value the encoder refuses)."""
+        try:
+            return self._publish_raw_inner(txn, req, resp)
+        except TypeError:
+            return False
 
-    cdef bytes _ts(self, int64_t ns):
-        """format_ts(ns).encode(), the last millisecond's cached."""
-        if ns < 0:  # C division truncates where Python's floors: no cache for these
-            return (<str>self.format_ts(ns)).encode()
-        cdef int64_t ms = ns // 1_000_000
-        if ms != self.last_ms or self.last_ts is None:
-            self.last_ts = (<str>self.format_ts(ns)).encode()
-            self.last_ms = ms
-        return self.last_ts
-
-    cdef bint _publish_raw(self, txn, req, resp) except -1:
-        """DnsAnalyzer._publish_raw (with its _raw_template's cache hit inline)."""
+    cdef bint _publish_raw_inner(self, Txn txn, req, resp) except -1:
         cdef int64_t start = txn.ts, end = txn.resp_ts
         if txn.mdns_only or not start or end < start:
             return False
         src, dst = txn.src_ip, txn.dst_ip
         cdef PyObject* hit = PyDict_GetItem(self.templates, (True, txn.transport, src, txn.src_port, dst, txn.dst_port))
         if hit is NULL:
-            tmpl = self.raw_template(txn, resp, True)
+            tmpl = self.template(txn, resp, True)
         else:
             tmpl = <object>hit
             resolved = resp.resolved
-            if not tmpl or (resolved and (src in resolved or dst in resolved)):
+            if tmpl is None or (resolved and (src in resolved or dst in resolved)):
                 tmpl = None
         if tmpl is None:
             return False
         cdef int64_t rl = req.length, sl = resp.length
         cdef bint ok = resp.rcode == 0
         notes = txn.notes
-        error = self.raw_error(notes) if notes else b""
-        ts_start = self._ts(start)
-        ts_end = self._ts(end)
-        resp_id = txn.resp_id
-        memo = resp.memo
-        resolved = memo[7]
-        if resolved is None:
-            resolved = self.resolved_json(resp)
-        dns = memo[4]
-        if dns is None:
-            dns = self.dns_json(resp, self.domains, self.include_auth, self.include_add)
-        head = req.memo[6]
-        if head is None:
-            head = self.head_json(req)
-        status = b"OK" if ok else b"Error"
+        resp_parts = resp.parts
+        req_parts = req.parts
+        cdef list v = [None] * H_COUNT
+        v[H_REQUEST_BYTES] = rl
+        v[H_RESPONSE_BYTES] = sl
+        v[H_TOTAL_BYTES] = rl + sl
+        ts_start = (<str>_format_ts(start)).encode()
+        v[H_START] = ts_start
+        v[H_END] = (<str>_format_ts(end)).encode() if end // 1_000_000 != start // 1_000_000 else ts_start
+        v[H_DURATION] = end - start
+        resolved = resp_parts.resolved_json
+        v[H_RESOLVED] = resolved if resolved is not None else self.render_part("resolved_json", resp)
+        v[H_STATUS] = b"OK" if ok else b"Error"
+        head = req_parts.head_json
+        v[H_HEAD] = head if head is not None else self.render_part("head_json", req)
+        v[H_ID] = v[H_RESPONSE_ID] = txn.resp_id
+        dns = resp_parts.dns_json
+        v[H_DNS] = dns if dns is not None else self.render_part("dns_json", resp)
+        v[H_REQUEST_ID] = txn.req_id
         if self.send_request:
-            req_text = req.memo[5]
-            if req_text is None:
-                req_text = self.message_json(req)
-            if self.send_response:
-                resp_text = memo[5]
-                if resp_text is None:
-                    resp_text = self.message_json(resp)
-                raw = _fill(tmpl, (rl, sl, rl, sl, rl + sl, ts_start, ts_end, end - start, resolved, status, head,
-                              resp_id, dns, txn.req_id, req_text, resp_id, resp_text, error), self.formats)
-            else:
-                raw = _fill(tmpl, (rl, sl, rl, sl, rl + sl, ts_start, ts_end, end - start, resolved, status, head,
-                              resp_id, dns, txn.req_id, req_text, error), self.formats)
-        elif self.send_response:
-            resp_text = memo[5]
-            if resp_text is None:
-                resp_text = self.message_json(resp)
-            raw = _fill(tmpl, (rl, sl, rl, sl, rl + sl, ts_start, ts_end, end - start, resolved, status, head,
-                          resp_id, dns, resp_id, resp_text, error), self.formats)
-        else:
-            raw = _fill(tmpl, (rl, sl, rl, sl, rl + sl, ts_start, ts_end, end - start, resolved, status, head,
-                          resp_id, dns, error), self.formats)
+            text = req_parts.text_json
+            v[H_REQUEST] = text if text is not None else self.render_part("message_json", req)
+        if self.send_response:
+            text = resp_parts.text_json
+            v[H_RESPONSE] = text if text is not None else self.render_part("message_json", resp)
+        v[H_ERROR] = self.raw_error(notes) if notes else b""
+        raw = _fill(tmpl.percent, tmpl.holes, v, self.formats)
         questions = resp.questions
         name = questions[0][0] if questions else None
-        # Event(start, None, raw=raw, digest=...), its slots set here
-        event = self.event_type.__new__(self.event_type)
-        event.timestamp_ns = start
-        event._fields = None
-        event.meta = {}
-        event.raw = raw
-        event.digest = ("dns", "OK" if ok else "Error", name, notes)
-        self.emit(event)
+        self.emit_raw(self.event_type(start, None, None, raw, ("dns", "OK" if ok else "Error", name, notes)))
         return True
+
+    cdef object render_part(self, str which, msg):
+        """A part the parser did not memoise (the Python parser's messages): event.py renders it."""
+        return self.render.part(which, msg)
 
 
 # -- the DNS parser's common subset ------------------------------------------------------------
@@ -687,7 +442,6 @@ cdef class DnsUdp4Lane:
 # Message: tests/unit/test_speedups.py compares it field by field, and its JSON parts byte by
 # byte, with the Python parser's on every message of the shared captures and on fuzzed ones.
 
-from cpython.unicode cimport PyUnicode_DecodeASCII
 
 cdef extern from "Python.h":
     bint PyUnicode_IS_ASCII(object o)
@@ -698,21 +452,6 @@ cdef extern from "arpa/inet.h" nogil:
 cdef extern from "sys/socket.h" nogil:
     int AF_INET6
 
-# Label bytes printed as they are (names.py's _SAFE_BYTES without "."), and character-string
-# bytes printed as they are (rdata.py's _TXT_SAFE): both need no JSON escaping either.
-cdef uint8_t _NAME_OK[256]
-cdef uint8_t _TXT_OK[256]
-
-
-cdef void _tables_init() noexcept:
-    cdef int b
-    for b in range(256):
-        _NAME_OK[b] = 1 if (0x21 <= b < 0x7F and b not in (0x2E, 0x20, 0x27, 0x40, 0x3B, 0x28, 0x29, 0x22, 0x5C)) else 0
-        _TXT_OK[b] = 1 if (0x20 <= b < 0x7F and b != 0x22 and b != 0x5C) else 0
-
-
-_tables_init()
-
 
 cdef inline uint16_t _u16(const uint8_t* p) noexcept nogil:
     return (p[0] << 8) | p[1]
@@ -722,10 +461,11 @@ cdef inline uint32_t _u32(const uint8_t* p) noexcept nogil:
     return (<uint32_t>p[0] << 24) | (<uint32_t>p[1] << 16) | (<uint32_t>p[2] << 8) | p[3]
 
 
-cdef Py_ssize_t _name(const uint8_t* m, Py_ssize_t n, Py_ssize_t off, char* out, Py_ssize_t* outlen) noexcept nogil:
-    """names.read_name for a name of safe characters: the name (without the trailing dot,
-    "." for the root) into ``out`` (256 bytes), and the offset after it; -1 for anything the
-    Python reader would escape or refuse."""
+cdef Py_ssize_t _name(const uint8_t* m, Py_ssize_t n, Py_ssize_t off, char* out, Py_ssize_t* outlen,
+                      const uint8_t* name_ok) noexcept nogil:
+    """names.read_name for a name of safe characters (``name_ok``: a label's bytes printed as
+    they are): the name (without the trailing dot, "." for the root) into ``out`` (256 bytes),
+    and the offset after it; -1 for anything the Python reader would escape or refuse."""
     cdef Py_ssize_t end = -1, limit = off, k = 0
     cdef int wire_len = 1, length, i
     cdef uint8_t c
@@ -747,7 +487,7 @@ cdef Py_ssize_t _name(const uint8_t* m, Py_ssize_t n, Py_ssize_t off, char* out,
                 k += 1
             for i in range(length):
                 c = m[off + 1 + i]
-                if not _NAME_OK[c]:
+                if not name_ok[c]:
                     return -1
                 out[k] = <char>c
                 k += 1
@@ -785,15 +525,35 @@ cdef object _S_PRIO = "priority", _S_WEIGHT = "weight", _S_PORT = "port"
 cdef class DnsFastParser:
     """The compiled subset of ``parse_message`` (see the comment above this class)."""
 
-    cdef object message_type, flags_json, opcode_name, domains, render_opt, opt
-    cdef dict types
+    cdef object message_type, parts_type, flags_json, opcode_name, domains, render_opt, opt
+    cdef dict types, type_info
     cdef bint authorities, additionals
     cdef dict questions, flags_cache
     cdef list methods
+    cdef uint8_t name_ok[256]
+    cdef uint8_t txt_ok[256]
 
-    def __init__(self, message_type, flags_json, types, opcode_name, domains, authorities, additionals,
-                 render_opt):
+    def __init__(self, message_type, parts_type, flags_json, types, opcode_name, domains, authorities,
+                 additionals, render_opt, bytes name_safe, bytes txt_safe):
+        """The Python parser's classes, renderers and tables: ``types`` (number -> name),
+        ``name_safe`` (names.SAFE_BYTES: a name's bytes printed as they are; "." is a label
+        separator here), ``txt_safe`` (rdata.TXT_SAFE: a character-string's)."""
+        cdef int b
+        for b in range(256):
+            self.name_ok[b] = 0
+            self.txt_ok[b] = 0
+        for b in name_safe:
+            if b != 0x2E:
+                self.name_ok[b] = 1
+        for b in txt_safe:
+            self.txt_ok[b] = 1
+        # the record types the compiled subset renders: their name and JSON piece
+        self.type_info = {
+            t: (types[t], ('","type":"' + types[t] + '","class":"IN","ttl":"').encode())
+            for t in (1, 2, 5, 6, 12, 15, 16, 28, 33)
+        }
         self.message_type = message_type
+        self.parts_type = parts_type
         self.render_opt = render_opt
         self.opt = None
         self.flags_json = flags_json
@@ -819,7 +579,7 @@ cdef class DnsFastParser:
             return None
         cdef char qname[256]
         cdef Py_ssize_t qlen, off
-        off = _name(m, n, 12, qname, &qlen)
+        off = _name(m, n, 12, qname, &qlen, self.name_ok)
         if off < 0 or off + 4 > n:
             return None
         cdef int qtype = _u16(m + off), qclass = _u16(m + off + 2)
@@ -890,7 +650,7 @@ cdef class DnsFastParser:
         if opt is not None:
             prefix = self._flags(flags, opt["do"])[0]
         # dns.* members (event.py's _render): flags part, question, opt, then the sections; a
-        # query's only if it stays unanswered, and event.py renders it then (see memo[4] below)
+        # query's only if it stays unanswered, and event.py renders it then (see parts.dns_json below)
         if flags >> 15:
             _puts(js, prefix)
             _puts(js, question_json)
@@ -941,21 +701,22 @@ cdef class DnsFastParser:
         msg.error = None
         msg.mdns = False
         msg.counts = (qd, an, ns, ar)
-        memo = msg.memo = [None, None, None, None, None, None, None, None]
+        parts = msg.parts = self.parts_type()
         if resolved:
             msg.resolved = tuple(resolved)
-            memo[7] = b"," + b",".join([_json_str(ip) for ip in dict.fromkeys(resolved)])
+            parts.resolved_json = b"," + b",".join([_json_str(ip) for ip in dict.fromkeys(resolved)])
         else:
             msg.resolved = ()
-            memo[7] = b""
-        memo[4] = js.p[:js.n] if flags >> 15 else None  # a waiting query does not hold it
+            parts.resolved_json = b""
+        if flags >> 15:  # a waiting query does not hold it (event.py renders it if needed)
+            parts.dns_json = js.p[:js.n]
         _putc(tx, b'"')
-        memo[5] = tx.p[:tx.n]
+        parts.text_json = tx.p[:tx.n]
         opcode = (flags >> 11) & 0xF
         method = self.methods[opcode]
         if method is None:
             method = self.methods[opcode] = (',"method":"' + self.opcode_name(opcode)).encode()
-        memo[6] = method + head_end
+        parts.head_json = method + head_end
         return msg
 
     cdef tuple _flags(self, uint16_t flags, bint do):
@@ -1025,7 +786,7 @@ cdef class DnsFastParser:
         cdef char num[24]
         cdef char* dptr = dname  # the data's text, when it is made here
         cdef Py_ssize_t rlen, dlen = 0, d2len, after, end, p, q, nlen
-        off = _name(m, n, off, rname, &rlen)
+        off = _name(m, n, off, rname, &rlen, self.name_ok)
         if off < 0 or off + 10 > n:
             return -1
         cdef int rtype = _u16(m + off), rclass = _u16(m + off + 2)
@@ -1049,7 +810,7 @@ cdef class DnsFastParser:
             return end
         if rclass != 1:
             return -1
-        info = _TYPE_INFO.get(rtype)
+        info = self.type_info.get(rtype)
         if info is None:
             return -1
         type_name, type_json = <tuple>info
@@ -1084,14 +845,14 @@ cdef class DnsFastParser:
                 return -1
             dlen = strlen(dname)
         elif rtype == 2 or rtype == 5 or rtype == 12:
-            after = _name(m, n, off, dname, &dlen)
+            after = _name(m, n, off, dname, &dlen, self.name_ok)
             if after != end:
                 return -1
         elif rtype == 15 or rtype == 33:  # MX, SRV: numbers, then the target name
             p = 2 if rtype == 15 else 6
             if rdlen < p:
                 return -1
-            after = _name(m, n, off + p, dname, &dlen)
+            after = _name(m, n, off + p, dname, &dlen, self.name_ok)
             if after != end:
                 return -1
             if rtype == 15:
@@ -1101,10 +862,10 @@ cdef class DnsFastParser:
                 _number(rec, sect, _S_WEIGHT, b',"weight":', _u16(m + off + 2))
                 _number(rec, sect, _S_PORT, b',"port":', _u16(m + off + 4))
         elif rtype == 6:
-            after = _name(m, n, off, dname, &dlen)
+            after = _name(m, n, off, dname, &dlen, self.name_ok)
             if after < 0 or after > end:
                 return -1
-            after = _name(m, n, after, d2name, &d2len)
+            after = _name(m, n, after, d2name, &d2len, self.name_ok)
             if after < 0 or after + 20 != end:
                 return -1
             rec[_S_RNAME] = _ascii(d2name, d2len)
@@ -1127,7 +888,7 @@ cdef class DnsFastParser:
                     return -1
                 p += 1
                 while p < q:
-                    if not _TXT_OK[m[p]]:
+                    if not self.txt_ok[m[p]]:
                         return -1
                     p += 1
             parts = []
@@ -1188,12 +949,6 @@ cdef inline Py_ssize_t _ipv4(char* out, const uint8_t* a) noexcept:
     return k
 
 
-cdef dict _TYPE_INFO = {
-    t: (name, ('","type":"' + name + '","class":"IN","ttl":"').encode())
-    for t, name in {1: "A", 2: "NS", 5: "CNAME", 6: "SOA", 12: "PTR", 15: "MX", 16: "TXT", 28: "AAAA", 33: "SRV"}.items()
-}
-
-
 cdef int _put_json_str(_Buf* b, str s) except -1:
     """The JSON string of ``s`` into ``b``: the text in quotes when it needs no escaping (ASCII,
     no control character, quote or backslash), else orjson's encoding."""
@@ -1228,3 +983,4 @@ cdef bytes _json_str(str s):
         return b.p[:b.n]
     finally:
         _buf_free(&b)
+
