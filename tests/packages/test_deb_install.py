@@ -82,7 +82,10 @@ def test_version_runs_from_the_bundled_venv(root: DebianRoot, built: Built) -> N
     """`pybeat version` runs on the system's python3.11 with the bundled venv and its compiled hot path."""
     out = root.run("pybeat", "version").stdout
     assert out.startswith(f"pybeat version {built.version} ") and "python 3.11" in out
-    root.run("/usr/share/pybeat/venv/bin/python3", "-c", "import pybeat._speedups")
+    site = root.path / "usr/share/pybeat/venv/lib/python3.11/site-packages"
+    compiled = [".".join(p.relative_to(site).with_name(p.name.split(".")[0]).parts) for p in site.glob("pybeat/**/*.so")]
+    assert compiled
+    root.run("/usr/share/pybeat/venv/bin/python3", "-I", "-c", "import " + ", ".join(compiled))
 
 
 def test_test_config_without_arguments_checks_etc_pybeat(root: DebianRoot) -> None:
