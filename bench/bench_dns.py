@@ -72,6 +72,12 @@ logging.to_stderr: true
 logging.level: warning
 logging.metrics.enabled: false
 """
+#: the detection column: the same run with every DNS detector on (docs/detection.md)
+DETECTION = """
+pybeat.detection.dns:
+  enabled: true
+  protected_domains: [example.test, corp.test]
+"""
 
 PACKETBEAT_CONFIG = """
 packetbeat.protocols:
@@ -214,6 +220,11 @@ def print_table(rounds: list[dict], packets: int, packetbeat: bool, tshark: bool
     py = min(rounds, key=lambda r: r["pybeat_s"])
     cols.append(("pybeat", {"wall": py["pybeat_s"], "all": py["pybeat_s"], "98": None, "cpu": py["pybeat_cpu_s"],
                             "events": py["events"], "rss": py["pybeat_rss_kib"]}))
+    if "detection_s" in rounds[0]:
+        dt = min(rounds, key=lambda r: r["detection_s"])
+        cols.append(("pybeat+detection", {"wall": dt["detection_s"], "all": dt["detection_s"], "98": None,
+                                          "cpu": dt["detection_cpu_s"], "events": dt["detection_events"],
+                                          "rss": dt["detection_rss_kib"]}))
     if packetbeat:
         pb = min(rounds, key=lambda r: r["packetbeat_all_s"])
         cols.append(("Packetbeat 7.17", {"wall": pb["packetbeat_s"], "all": pb["packetbeat_all_s"],
@@ -253,6 +264,7 @@ def main() -> int:
     ap.add_argument("--no-tshark", action="store_true")
     ap.add_argument("--no-disk-queue", action="store_true", help="skip the runs with queue.disk")
     ap.add_argument("--no-packetbeat", action="store_true", help="leave Packetbeat 7.17 out")
+    ap.add_argument("--no-detection", action="store_true", help="leave out the run with the DNS detectors on")
     ap.add_argument("--pure-python", action="store_true",
                     help="run pybeat without its compiled hot path (PYBEAT_PURE_PYTHON=1), for comparison")
     args = ap.parse_args()
@@ -312,6 +324,15 @@ def main() -> int:
         shutil.rmtree(out, ignore_errors=True)
         row = {"pybeat_s": py_s, "pybeat_cpu_s": py_proc.cpu_s, "pybeat_rss_kib": py_rss, "events": events,
                "workers": args.workers}
+        if not args.no_detection:  # the same run with the detectors on, right after it
+            det_cfg = work / "bench-detection.yml"
+            det_cfg.write_text(CONFIG.format(out=out) + DETECTION)
+            det_cmd = [str(det_cfg) if c == str(cfg) else c for c in cmd] + ["--path.data", str(work / f"data{r}")]
+            det_s, det_rss, det_proc = _peak_rss_of(det_cmd)
+            det_events = count_lines(out)
+            shutil.rmtree(out, ignore_errors=True)
+            row.update(detection_s=det_s, detection_cpu_s=det_proc.cpu_s, detection_rss_kib=det_rss,
+                       detection_events=det_events)
         if not args.no_disk_queue:
             dq = work / f"dq{r}"
             dq_s, dq_rss, dq_proc = _peak_rss_of(cmd + ["-E", f"queue.disk.path={dq}", "-E", "queue.disk.max_size=10GB"])
@@ -332,6 +353,8 @@ def main() -> int:
         results["rounds"].append(row)
         print(f"round {r + 1}: pybeat {py_s:.2f}s (CPU {py_proc.cpu_s:.2f}s, {args.workers} worker(s); "
               f"{total_packets / py_s:,.0f} packets/s, {events:,} events, peak RSS {py_rss / 1024:.0f} MiB)"
+              + (f"; with detection {row['detection_s']:.2f}s (CPU {row['detection_cpu_s']:.2f}s)"
+                 if "detection_s" in row else "")
               + (f"; Packetbeat all events {row['packetbeat_all_s']:.2f}s, 98 % {row['packetbeat_98_s']:.2f}s after "
                  f"its start at {row['packetbeat_start_s']:.2f}s, exit {row['packetbeat_s']:.2f}s "
                  f"(CPU {row['packetbeat_cpu_s']:.2f}s; "
@@ -360,6 +383,15 @@ def main() -> int:
         results["round_ratios"] = per_round
         print(f"ratio pybeat / tshark: {best_ts / best_py:.1f}x (best of each; per round, both timed back to back: "
               f"{per_round[0]:.1f}x-{per_round[-1]:.1f}x, median {per_round[len(per_round) // 2]:.1f}x)")
+    if not args.no_detection:
+        best_det = min(row["detection_s"] for row in results["rounds"])
+        costs = sorted(1 - row["pybeat_s"] / row["detection_s"] for row in results["rounds"])
+        results["best_detection_packets_per_s"] = total_packets / best_det
+        results["detection_cost"] = 1 - best_py / best_det
+        results["round_detection_costs"] = costs
+        print(f"pybeat with detection on: {total_packets / best_det:,.0f} packets/s (best of {args.rounds}): "
+              f"{100 * (1 - best_py / best_det):.0f} % slower (best of each; per round, both timed back to back: "
+              f"{100 * costs[0]:.0f} %-{100 * costs[-1]:.0f} %, median {100 * costs[len(costs) // 2]:.0f} %)")
     if not args.no_disk_queue:
         best_dq = min(row["disk_queue_s"] for row in results["rounds"])
         best_dq_cpu = min(row["disk_queue_cpu_s"] for row in results["rounds"])

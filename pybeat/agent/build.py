@@ -295,9 +295,11 @@ def build(
         logger.debug("protocols built", udp_ports=sorted(udp), tcp_ports=sorted(tcp), icmp=icmp is not None,
                      detectors=sorted(detectors), shard=f"{shard.index}/{shard.count}" if shard else None)
         limits = DecoderLimits(**a.packetbeat.limits.model_dump())
+        # Detectors keep per-client state: a split replay then sends all of one address pair's
+        # transactions to one process (DetectorContext.shard says so to them).
         decoder = Decoder(udp, tcp, icmp, limits, shard=(shard.index, shard.count) if shard else None,
                           timers=[_Timers(faults, name, det) for name, det in detectors.items()],
-                          on_analyzer_error=analyzer_failed)
+                          on_analyzer_error=analyzer_failed, split_by="address_pair" if detectors else "flow")
         metrics.register("decode", decoder.stats)
     except BaseException:
         for close in reversed(cleanup + closers):

@@ -17,6 +17,8 @@ from pydantic import Field
 
 from pybeat.api import Event, PluginConfig, ProcessorContext
 
+from ._fields import MISSING, FieldError, delete_value, get_value, has_value, put_value
+
 
 class _Plugin:
     name = ""
@@ -25,6 +27,20 @@ class _Plugin:
 
     def create(self, config: Any, ctx: ProcessorContext) -> Any:
         raise NotImplementedError
+
+
+def add_error(event: Event, message: str) -> None:
+    """Append ``message`` to ``error.message`` (a string for one, a list for several)."""
+    err = event.fields.get("error")
+    if not isinstance(err, dict):
+        err = event.fields["error"] = {}
+    msg = err.get("message")
+    if msg is None:
+        err["message"] = message
+    elif isinstance(msg, list):
+        msg.append(message)
+    else:
+        err["message"] = [msg, message]
 
 
 # -- add_fields ---------------------------------------------------------------------------
@@ -40,8 +56,11 @@ class AddFields:
 
     def run(self, event: Event) -> Event:
         node = event.fields
-        if self.target:
-            for part in self.target.split("."):
+        target = self.target
+        if target == "@metadata" or target.startswith("@metadata."):
+            node, target = event.meta, target[len("@metadata."):]
+        if target:
+            for part in target.split("."):
                 child = node.get(part)
                 if not isinstance(child, dict):
                     child = node[part] = {}
@@ -273,13 +292,41 @@ _PROTECTED = {"@timestamp", "type"}
 
 
 class DropFields:
-    def __init__(self, fields: list[str]):
-        self.fields = [f for f in fields if f not in _PROTECTED]
+    """Beats' drop_fields: names, or ``/regexp/`` matched against every dotted key; a named
+    field that is missing is logged at debug (once per field) unless ``ignore_missing``."""
+
+    def __init__(self, fields: list[str], ignore_missing: bool = False, logger: Any = None):
+        import re
+
+        self.fields = [f for f in fields if f not in _PROTECTED and not (len(f) > 2 and f[0] == f[-1] == "/")]
+        self.patterns = [re.compile(f[1:-1]) for f in fields if len(f) > 2 and f[0] == f[-1] == "/"]
+        self.ignore_missing = ignore_missing
+        self.logger = logger
+        self.missing = 0
+        self._reported: set[str] = set()
 
     def run(self, event: Event) -> Event:
         for f in self.fields:
-            event.delete(f)
+            if not delete_value(event, f) and not self.ignore_missing:
+                self.missing += 1
+                if f not in self._reported and self.logger is not None and len(self._reported) < 64:
+                    self._reported.add(f)
+                    self.logger.debug("drop_fields: field not found (set ignore_missing: true to silence)", field=f)
+        if self.patterns:
+            for key in _dotted_keys(event.fields):
+                if key not in _PROTECTED and any(p.search(key) for p in self.patterns):
+                    delete_value(event, key)
         return event
+
+
+def _dotted_keys(node: dict[str, Any], prefix: str = "") -> list[str]:
+    out: list[str] = []
+    for k, v in node.items():
+        key = f"{prefix}.{k}" if prefix else k
+        out.append(key)
+        if isinstance(v, dict):
+            out += _dotted_keys(v, key)
+    return out
 
 
 class DropFieldsPlugin(_Plugin):
@@ -287,7 +334,7 @@ class DropFieldsPlugin(_Plugin):
     config_model = DropFieldsConfig
 
     def create(self, config: DropFieldsConfig, ctx: ProcessorContext) -> DropFields:
-        return DropFields(config.fields)
+        return DropFields(config.fields, config.ignore_missing, ctx.logger)
 
 
 class IncludeFieldsConfig(PluginConfig):
@@ -329,18 +376,45 @@ class RenameConfig(PluginConfig):
 
 
 class Rename:
-    def __init__(self, pairs: list[tuple[str, str]], copy_only: bool = False):
+    """Beats' rename and copy_fields: a target that exists is an error (never overwritten); a
+    missing source is an error unless ``ignore_missing``. On an error with ``fail_on_error``
+    (the default) the event is restored as it was before this processor and the error is
+    added to ``error.message``; without it, the remaining pairs still run."""
+
+    def __init__(self, pairs: list[tuple[str, str]], copy_only: bool = False, ignore_missing: bool = False,
+                 fail_on_error: bool = True):
         self.pairs = pairs
         self.copy_only = copy_only
+        self.ignore_missing = ignore_missing
+        self.fail_on_error = fail_on_error
+
+    def _one(self, event: Event, src: str, dst: str) -> None:
+        if has_value(event, dst):
+            raise FieldError(f"target field {dst} already exists, drop or rename this field first")
+        value = get_value(event, src)
+        if value is MISSING:
+            if self.ignore_missing:
+                return
+            raise FieldError(f"could not fetch value for key: {src}, Error: key not found")
+        if self.copy_only:
+            put_value(event, dst, copy.deepcopy(value))
+        else:
+            delete_value(event, src)
+            put_value(event, dst, value)
 
     def run(self, event: Event) -> Event:
+        backup = None
+        if self.fail_on_error:
+            backup = (copy.deepcopy(event.fields), copy.deepcopy(event.meta))
         for src, dst in self.pairs:
-            value = event.get(src)
-            if value is None or event.get(dst) is not None:
-                continue
-            event.put(dst, copy.deepcopy(value) if self.copy_only else value)
-            if not self.copy_only:
-                event.delete(src)
+            try:
+                self._one(event, src, dst)
+            except FieldError as exc:
+                if backup is not None:
+                    event.fields, event.meta = backup
+                    verb = "copy" if self.copy_only else "rename"
+                    add_error(event, f"Failed to {verb} fields in processor: {exc}")
+                    return event
         return event
 
 
@@ -349,7 +423,7 @@ class RenamePlugin(_Plugin):
     config_model = RenameConfig
 
     def create(self, config: RenameConfig, ctx: ProcessorContext) -> Rename:
-        return Rename([(p.from_, p.to) for p in config.fields])
+        return Rename([(p.from_, p.to) for p in config.fields], False, config.ignore_missing, config.fail_on_error)
 
 
 class CopyFieldsConfig(PluginConfig):
@@ -363,7 +437,7 @@ class CopyFieldsPlugin(_Plugin):
     config_model = CopyFieldsConfig
 
     def create(self, config: CopyFieldsConfig, ctx: ProcessorContext) -> Rename:
-        return Rename([(p.from_, p.to) for p in config.fields], copy_only=True)
+        return Rename([(p.from_, p.to) for p in config.fields], True, config.ignore_missing, config.fail_on_error)
 
 
 add_fields = AddFieldsPlugin()

@@ -16,25 +16,13 @@ import pytest
 
 from tests.conftest import REPO, need
 from tests.delivery.agents import (
-    BULK, BULK_TRANSACTIONS, Agent, config, empty_pcap, free_port, key, queued_on_disk, reference_keys,
-    stop_leftovers, wait_for,
+    BULK, BULK_TRANSACTIONS, Agent, config, empty_pcap, free_port, key, queued_on_disk, wait_for,
 )
 
 sys.path.insert(0, str(REPO / "tests" / "tooling" / "esnode"))
 import esnode  # noqa: E402
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(autouse=True)
-def _no_leftover_agents() -> Iterator[None]:
-    yield
-    stop_leftovers()
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
-    return reference_keys(tmp_path_factory.mktemp("reference"))
 
 
 @pytest.fixture(scope="module")

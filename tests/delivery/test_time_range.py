@@ -73,7 +73,7 @@ def _pcapng_with_offset(src: Path, dst: Path, offset_s: int) -> int:
 @pytest.mark.parametrize("offset_s", [10**12, -(10**12)])  # about year 33,700 and 29,700 BC
 def test_transactions_with_out_of_range_times_are_kept(tmp_path: Path, offset_s: int) -> None:
     """A capture whose times are far out of range gives the same transactions as the original,
-    with clamped @timestamp and event.start, not none."""
+    with clamped @timestamp and event.start and the note in error.message, not none."""
     counts = []
     stamps: list[str] = []
     for name, offset in (("plain", 0), ("far", offset_s)):
@@ -88,7 +88,11 @@ def test_transactions_with_out_of_range_times_are_kept(tmp_path: Path, offset_s:
         assert r.returncode == 0, r.stderr.decode()[-2000:]
         docs = [json.loads(x) for f in out.glob("*.ndjson") for x in f.read_bytes().splitlines()]
         counts.append(len(docs))
+        notes = [d.get("error", {}).get("message") for d in docs]
         if offset:
             stamps = sorted({d["@timestamp"] for d in docs})
+            assert all(n == OUT_OF_RANGE_NOTE or (isinstance(n, list) and OUT_OF_RANGE_NOTE in n) for n in notes)
+        else:
+            assert not any(n == OUT_OF_RANGE_NOTE or (isinstance(n, list) and OUT_OF_RANGE_NOTE in n) for n in notes)
     assert counts[0] > 100 and counts[1] == counts[0]
     assert stamps == ["9999-12-31T23:59:59.999Z" if offset_s > 0 else "0001-01-01T00:00:00.000Z"]

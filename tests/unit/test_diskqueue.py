@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import stat
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -17,7 +16,7 @@ import pytest
 from pybeat.api import Event
 from pybeat.pipeline import diskqueue, segment
 from pybeat.pipeline.diskqueue import DiskQueue, DiskQueueSettings, parse_size
-from tests.conftest import need
+from tests.delivery.fs import tmpfs
 
 
 class Log:
@@ -353,13 +352,8 @@ def test_max_size_drops_and_counts_in_live_capture(tmp_path: Path) -> None:
 
 @pytest.fixture
 def tiny_tmpfs(tmp_path: Path):  # type: ignore[no-untyped-def]
-    mnt = tmp_path / "mnt"
-    mnt.mkdir()
-    need(os.geteuid() == 0, "root (to mount a small tmpfs)")
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)], capture_output=True)
-    need(r.returncode == 0, f"mounting a tmpfs ({r.stderr.decode().strip()})")
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], check=False)
+    with tmpfs(tmp_path / "mnt", size="256k") as mnt:
+        yield mnt
 
 
 def test_a_full_disk_drops_live_events_counted_and_stays_readable(tiny_tmpfs: Path) -> None:

@@ -7,17 +7,9 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 
-GO="$(command -v go || true)"
-if [ -z "$GO" ] && [ -x /usr/local/go/bin/go ]; then
-  GO=/usr/local/go/bin/go
-fi
-if [ -z "$GO" ]; then
-  echo "lumber-receiver: no Go toolchain found, installing golang-go"
-  apt-get update -qq || true
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends golang-go >/dev/null || true
-  GO="$(command -v go || true)"
-fi
-if [ -z "$GO" ]; then
+# shellcheck source=../go-toolchain.sh
+. "$here/../go-toolchain.sh"
+if ! find_go; then
   echo "lumber-receiver: no Go toolchain; the Logstash output tests will fail" >&2
   exit 0
 fi

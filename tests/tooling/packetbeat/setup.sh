@@ -18,17 +18,9 @@ if ! dpkg-query -W -f='${Status}' libpcap-dev 2>/dev/null | grep -q "install ok 
   apt-get install -y -qq --no-install-recommends libpcap-dev gcc libc6-dev >/dev/null
 fi
 
-GO="$(command -v go || true)"
-if [ -z "$GO" ] && [ -x /usr/local/go/bin/go ]; then
-  GO=/usr/local/go/bin/go
-fi
-if [ -z "$GO" ]; then
-  echo "packetbeat: no Go toolchain found, installing golang-go"
-  apt-get update -qq || true
-  apt-get install -y -qq --no-install-recommends golang-go >/dev/null || true
-  GO="$(command -v go || true)"
-fi
-if [ -z "$GO" ]; then
+# shellcheck source=../go-toolchain.sh
+. "$here/../go-toolchain.sh"
+if ! find_go; then
   echo "packetbeat: no Go toolchain; the Packetbeat parity tests will fail under CI" >&2
   exit 0
 fi
@@ -41,7 +33,8 @@ fi
 
 mkdir -p "$here/.build"
 cd "$here"
-# -mod=mod lets go fetch the modules named by go.mod/go.sum on a fresh machine; CGO for libpcap.
+# -mod=mod lets go fetch the modules named by go.mod/go.sum on a fresh machine; CGO for libpcap;
+# GOTOOLCHAIN=auto (go-toolchain.sh) brings the Go that go.mod names when the machine's is older.
 if CGO_ENABLED=1 GOFLAGS="-mod=mod -buildvcs=false" \
    "$GO" build -o "$binary" github.com/elastic/beats/v7/packetbeat; then
   echo "$sum" > "$stamp"

@@ -1,0 +1,85 @@
+"""The ``dns`` detector: reads each DNS transaction once (:func:`view_of`) and hands the view
+to the enabled detectors. Packet time only; every table is capped and counts its evictions
+(``stats()``, reported as ``detection.dns.<detector>.<counter>``)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from pybeat.api import Detector, DetectorContext, Event
+
+from .config import DnsDetectionConfig
+from .lookalike import LookalikeDetector
+from .newdomain import NewDomainDetector
+from .poisoning import PoisoningDetector
+from .rate import RateDetector
+from .tunnel import TunnelDetector
+from .view import view_of
+
+__all__ = ["DnsDetector"]
+
+_MDNS_PORT = 5353
+
+
+class DnsDetector(Detector):
+    def __init__(self, config: DnsDetectionConfig, ctx: DetectorContext):
+        self.config = config
+        self.ctx = ctx
+        emit = ctx.emit
+        self.parts: dict[str, Any] = {}
+        if config.tunnel.enabled:
+            self.parts["tunnel"] = TunnelDetector(config.tunnel, emit)
+        if config.poisoning.enabled:
+            self.parts["poisoning"] = PoisoningDetector(config.poisoning, emit)
+        if config.lookalike.enabled and config.protected_domains:
+            self.parts["lookalike"] = LookalikeDetector(config.lookalike, config.protected_domains, emit)
+        if config.rate_anomaly.enabled:
+            self.parts["rate_anomaly"] = RateDetector(config.rate_anomaly, emit)
+        self.new_domain: NewDomainDetector | None = None
+        if config.new_domain.enabled:
+            folder = os.path.join(ctx.paths.data, "detection")
+            suffix = ctx.shard.suffix if ctx.shard is not None else ""
+            self.new_domain = NewDomainDetector(config.new_domain, emit, folder, suffix, ctx.logger)
+            self.parts["new_domain"] = self.new_domain
+        self._observers = [p.observe for p in self.parts.values()]
+        self._timers = [p.expire for p in self.parts.values() if hasattr(p, "expire")]
+        self.events = 0
+        self.unreadable = 0
+
+    def observe(self, event: Event) -> None:
+        v = view_of(event)
+        if v is None:
+            self.unreadable += 1
+            return
+        if v.client_port == _MDNS_PORT:
+            return  # multicast DNS: local service discovery, not lookups
+        self.events += 1
+        for observe in self._observers:
+            observe(v)
+
+    def expire(self, now_ns: int) -> None:
+        for expire in self._timers:
+            expire(now_ns)
+
+    def flush(self, now_ns: int) -> None:
+        self.expire(now_ns)
+
+    def close(self) -> None:
+        if self.new_domain is not None:
+            self.new_domain.save()
+
+    def stats(self) -> dict[str, int]:
+        out = {"events": self.events, "unreadable": self.unreadable}
+        for name, part in self.parts.items():
+            for k, n in part.counters.items():
+                out[f"{name}.{k}"] = n
+        if "tunnel" in self.parts:
+            out["tunnel.tracked"] = len(self.parts["tunnel"].state)
+        if "poisoning" in self.parts:
+            out["poisoning.tracked"] = len(self.parts["poisoning"].queries)
+        if "rate_anomaly" in self.parts:
+            out["rate_anomaly.tracked"] = len(self.parts["rate_anomaly"].clients)
+        if self.new_domain is not None:
+            out["new_domain.tracked"] = len(self.new_domain.seen)
+        return out
