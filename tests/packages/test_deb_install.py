@@ -124,6 +124,24 @@ def test_replay_as_the_pybeat_user_writes_events(root: DebianRoot) -> None:
     assert any(p.name.startswith("pybeat-") for p in (root.path / "var/log/pybeat").iterdir())
 
 
+def test_keystore_of_the_service_user_feeds_the_agent(root: DebianRoot) -> None:
+    """`pybeat keystore` run as pybeat (as docs/install.md says) keeps /var/lib/pybeat/pybeat.keystore
+    private to that user, and the agent running as pybeat resolves ${KEY} from it."""
+    secret = "planted-7f3a9c"
+    root.run(*AS_PYBEAT, "pybeat", "keystore", "create")
+    root.run(*AS_PYBEAT, "pybeat", "keystore", "add", "SITE_TOKEN", "--stdin", input=secret + "\n")
+    assert stat(root, "/var/lib/pybeat/pybeat.keystore") == "pybeat:pybeat 600"
+    listed = root.run(*AS_PYBEAT, "pybeat", "keystore", "list").stdout
+    assert "SITE_TOKEN" in listed and secret not in listed
+    out = root.run(*AS_PYBEAT, "pybeat", "run", "-I", f"/tmp/{CAPTURE}", "-t", "-E", "output.file.filename=keystore",
+                   "-E", "fields.site_token=${SITE_TOKEN}").stdout
+    docs = events(root, "keystore-*.ndjson")
+    assert docs and all(d["fields"]["site_token"] == secret for d in docs)
+    assert secret not in out
+    refused = root.run("pybeat", "test", "config", check=False)  # root, strict perms: not root's file
+    assert refused.returncode == 1 and "must be owned by the user running pybeat or root" in refused.stderr
+
+
 @pytest.mark.parametrize("capture_type", ["af_packet", "pcap"])
 def test_live_capture_with_only_cap_net_raw(root: DebianRoot, capture_type: str) -> None:
     """Live capture (af_packet ring and libpcap) on the loopback of a private network namespace
@@ -211,7 +229,8 @@ def test_upgrade_keeps_a_changed_conffile(root: DebianRoot, built_upgrade: Built
     assert not root.exists("/etc/pybeat/pybeat.yml.dpkg-new")
     assert stat(root, "/etc/pybeat/pybeat.yml") == "root:pybeat 640"
     assert events(root, "replay-*.ndjson")
-    assert root.run("pybeat", "test", "config").stdout.strip() == "Config OK"
+    # as the service user: the keystore made earlier is pybeat's, which root's strict perms refuse
+    assert root.run(*AS_PYBEAT, "pybeat", "test", "config").stdout.strip() == "Config OK"
 
 
 def test_purge_leaves_nothing_behind(root: DebianRoot) -> None:

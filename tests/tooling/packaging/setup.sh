@@ -10,9 +10,12 @@ apt-get install -y -qq --no-install-recommends \
   python3.11 python3.11-venv python3.11-dev gcc libc6-dev \
   rpm debootstrap dpkg-dev systemd systemd-container unzip util-linux passwd >/dev/null
 
-installed=$(go version -m /usr/local/bin/nfpm 2>/dev/null | awk '$1 == "mod" {print $3}' || true)
+here="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck source=../go-toolchain.sh
+. "$here/../go-toolchain.sh"
+find_go || { echo "setup.sh: no Go >= 1.21 to install nfpm with" >&2; exit 1; }
+installed=$("$GO" version -m /usr/local/bin/nfpm 2>/dev/null | awk '$1 == "mod" {print $3}' || true)
 if [ "$installed" != "$NFPM_VERSION" ]; then
-  command -v go >/dev/null || { echo "setup.sh: go is needed to install nfpm" >&2; exit 1; }
-  GOBIN=/usr/local/bin go install "github.com/goreleaser/nfpm/v2/cmd/nfpm@${NFPM_VERSION}"
+  GOBIN=/usr/local/bin "$GO" install "github.com/goreleaser/nfpm/v2/cmd/nfpm@${NFPM_VERSION}"
 fi
 echo "nfpm $NFPM_VERSION at /usr/local/bin/nfpm"
