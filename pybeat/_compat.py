@@ -10,6 +10,7 @@ it is served as 0.1.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from pybeat.api import OutputContext, OutputGroup, PluginSetupError, RetryPolicy
@@ -35,3 +36,20 @@ def output_group(plugin: Any, config: Any, ctx: OutputContext, legacy: bool) -> 
         raise PluginSetupError(f"create() returned {type(group).__name__}, not an OutputGroup "
                                "(pybeat.api 1.0; a 0.1 output must not declare api_version)")
     return group
+
+
+def log_deprecations(logger: Any) -> None:
+    """Log each deprecated use of pybeat.api once per place in a plugin's code (Python does
+    not show DeprecationWarnings by default): ``deprecated pybeat.api use`` with the text and
+    the plugin's file and line."""
+    warnings.filterwarnings("default", category=DeprecationWarning, message=r".*pybeat\.api")
+    shown = warnings.showwarning
+
+    def show(message: Any, category: type[Warning], filename: str, lineno: int, file: Any = None,
+             line: str | None = None) -> None:
+        if issubclass(category, DeprecationWarning) and "pybeat.api" in str(message):
+            logger.warning("deprecated pybeat.api use", detail=str(message), where=f"{filename}:{lineno}")
+            return
+        shown(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show

@@ -166,6 +166,9 @@ def cmd_run(args: argparse.Namespace, registry: Registry) -> int:
     )
     for w in settings.warnings:
         log.warning(w)
+    from pybeat._compat import log_deprecations
+
+    log_deprecations(log)  # 0.1 plugins' deprecated uses, once each, in the log
     options = RunOptions(file=args.file, loops=args.loops, fast=args.fast, dump=args.dump)
     workers = settings.agent.packetbeat.workers
     if workers == "auto":

@@ -54,10 +54,8 @@ def community_id(src_ip: str, dst_ip: str, proto: int, sport: int = 0, dport: in
         else:
             sport, dport = icmp_type, icmp_code
             one_way = True
-    if not one_way and (s, sport) > (d, dport):
+    if not one_way and (s, sport) > (d, dport):  # one-way ICMP keeps its direction (the spec)
         s, d, sport, dport = d, s, dport, sport
-    elif one_way and s > d:
-        s, d = d, s
     data = struct.pack("!H", seed) + s + d + struct.pack("!BxHH", proto, sport, dport)
     return "1:" + base64.b64encode(hashlib.sha1(data).digest()).decode()
 

@@ -129,6 +129,9 @@ def render(metrics: dict[str, Any], observer: SummaryObserver, elapsed: float, o
         if rotated:
             lines.append(f"              {rotated:,} events are in files rotation removed; raise "
                          f"output.{name}.number_of_files or rotate_every_kb to keep them")
+        kept = m.get(f"pipeline.queue.disk.pending.{name}", 0)
+        if kept:
+            lines.append(f"              {kept:,} events kept in the disk queue: the next start sends them first")
         where = m.get(p + "location")
         if where:
             lines.append(f"  written to  {where}" if len(outputs) == 1 else f"  {name + ':':<11} {where}")

@@ -242,7 +242,7 @@ cdef class DnsUdp4Lane(UdpLane):
     and its general ``message`` / ``answer`` steps."""
 
     cdef TxnTable table
-    cdef object cache, entries, counters, render, on_udp4, message, answer, raw_error, event_type
+    cdef object cache, counters, render, on_udp4, message, answer, raw_error, event_type
     cdef object emit_raw, publish_dict, template
     cdef bint shareable, send_request, send_response
     cdef DnsFastParser parser
@@ -257,8 +257,7 @@ cdef class DnsUdp4Lane(UdpLane):
         self.event_type = event_type
         self.table = table
         self.cache = cache
-        self.entries = cache.entries
-        self.cache_size = cache.size
+        self.cache_size = cache.size  # MessageCache's configuration
         self.counters = counters
         self.render = render
         # the renderer's configuration, read once (it does not change after it is built)
@@ -317,22 +316,23 @@ cdef class DnsUdp4Lane(UdpLane):
         cdef int msg_id = (p[0] << 8) | p[1]
         cdef Txn txn
         msg = None
+        cache = self.cache
         if self.cache_size > 0:
+            entries = cache.entries  # MessageCache.parse's lookup, on the cache's own dict
             key = PyBytes_FromStringAndSize(<const char*>p + 2, plen - 2)
-            hit = PyDict_GetItem(self.entries, key)
+            hit = PyDict_GetItem(entries, key)
             if hit is not NULL:
                 msg = <object>hit
-                self.cache.hits += 1
+                cache.hits += 1
         if msg is None:
             if self.cache_size > 0:
                 msg = self.parser._parse(p, plen)
             if msg is not None:  # MessageCache.parse's bookkeeping
-                entries = self.entries
                 if len(entries) >= self.cache_size:
                     entries.clear()
                 entries[key] = msg
             else:
-                msg = self.cache.parse(PyBytes_FromStringAndSize(<const char*>p, plen), False)
+                msg = cache.parse(PyBytes_FromStringAndSize(<const char*>p, plen), False)
                 if msg is None:
                     return 0
         c = self.counters

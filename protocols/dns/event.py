@@ -179,7 +179,7 @@ def _rr_string(rec: dict[str, Any] | None) -> str:
     return "".join([f"{k} {rec[k]}, " for k in keys]) + data
 
 
-# -- pre-encoded parts (an Event's raw document; see DnsAnalyzer._publish_raw) ----------------
+# -- pre-encoded parts (an Event's raw document; see render.Renderer.publish_raw) ------------
 # Each is memoised on the message (Message.parts) and is exactly the JSON of what the dict
 # path puts in the event (tested).
 
@@ -190,7 +190,7 @@ def flags_json(flags: int, do: bool = False, rcode: int | None = None) -> tuple[
     """The members of ``dns.*`` that come from the flags word and EDNS's DO bit
     (``"op_code":..,"flags":{..},"response_code":..[,"header_flags":[..]]``, as ``_render``) and
     the head of the request/response text (``QR ..; OPCODE ..; FLAGS ..; RCODE ..``), both
-    encoded, memoised per value (the compiled parser in pybeat/_speedups.pyx builds on them).
+    encoded, memoised per value (the compiled parser in _fast.pyx builds on them).
     ``rcode``: the full RCODE (default: the header's 4 bits)."""
     if rcode is None:
         rcode = flags & 0xF

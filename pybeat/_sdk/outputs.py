@@ -42,7 +42,7 @@ class Batch:
 
     def __init__(self, events: list[Event], on_settle: SettleFn | Callable[..., None], retries: int = 0):
         self.events = events
-        self._on_settle = on_settle
+        self._on_settle = _settle_fn(on_settle)
         self._settled = False
         #: delivery attempts these events already failed (``retry``, not ``cancel``)
         self.retries = retries
@@ -81,6 +81,27 @@ class Batch:
     @property
     def settled(self) -> bool:
         return self._settled
+
+
+def _settle_fn(fn: Callable[..., None]) -> Callable[..., None]:
+    """``fn``, or, for pybeat.api 0.1's five-argument callback ``(batch, acked + duplicates,
+    duplicates, retry, dropped)`` (0.1 had no cancel: cancelled events are in ``retry``), ``fn``
+    adapted to the six arguments of 1.0. Cheap: called once per batch."""
+    func = getattr(fn, "__func__", None)  # a bound method: its function, without self
+    if func is not None:
+        code, bound = getattr(func, "__code__", None), 1
+    else:
+        code, bound = getattr(fn, "__code__", None), 0
+        if code is None:  # an object with __call__
+            code, bound = getattr(getattr(type(fn), "__call__", None), "__code__", None), 1
+    if code is None or code.co_flags & 0x04 or code.co_argcount - bound != 5:  # 0x04: *args
+        return fn
+
+    def settle_0_1(batch: "Batch", acked: int, duplicates: int, retry: list[Event], cancelled: list[Event],
+                   dropped: int) -> None:
+        fn(batch, acked + duplicates, duplicates, retry + cancelled, dropped)
+
+    return settle_0_1
 
 
 @runtime_checkable

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pybeat._sdk.config import CommonProtocolConfig
@@ -117,6 +118,11 @@ class Analyzer:
         ``<protocol>.<counter>``."""
         return {}
 
+    def udp4_lane(self) -> Any:
+        """pybeat.api 0.1 published this built-in-only hook (see ``pybeat._fastpath``); kept so
+        that 0.1 code calling it still works, until 2.0. Always None for a plugin."""
+        return None
+
     #: True when ``shard_key`` alone ties messages together across different address pairs
     #: (DHCP: an exchange moves from 0.0.0.0/broadcast to unicast addresses); the flow is then
     #: left out of the split key.
@@ -129,6 +135,7 @@ class Analyzer:
         return 0
 
 
+@dataclass(init=False, repr=False, eq=False)
 class ProtocolContext:
     """What an analyzer is built with.
 
@@ -141,6 +148,16 @@ class ProtocolContext:
     when False every event must be an independent copy.
     """
 
+    # A dataclass as in pybeat.api 0.1 (dataclasses.replace(ctx, ...) keeps working), with the
+    # constructor written out: raw_close/emit_closed are accepted as 0.1 had them.
+    emit: EmitFn
+    beat: BeatInfo
+    protocol_name: str
+    envelope: Envelope
+    logger: Logger
+    events_may_share: bool
+    _fastpath: Any
+
     def __init__(
         self,
         emit: EmitFn,
@@ -152,6 +169,7 @@ class ProtocolContext:
         raw_close: bytes | None = None,
         emit_closed: EmitFn | None = None,
         fastpath: Any = None,
+        _fastpath: Any = None,  # what dataclasses.replace passes on
     ):
         self.emit = emit
         self.beat = beat
@@ -159,6 +177,7 @@ class ProtocolContext:
         self.envelope: Envelope = envelope if envelope is not None else Envelope()
         self.logger: Logger = logger if logger is not None else _NullLogger()
         self.events_may_share = events_may_share
+        fastpath = fastpath if fastpath is not None else _fastpath
         if fastpath is None and raw_close is not None and emit_closed is not None:
             from pybeat._fastpath import FastPath
 

@@ -179,6 +179,12 @@ def build(
         except (ValueError, OSError) as exc:
             raise StartupError(f"queue.disk: {exc}") from None
 
+    for kind, entries in registry.plugins.items():  # the plugins this config uses are the loaded ones
+        for info in entries.values():
+            if info.loaded and info.legacy and not info.error:
+                logger.warning(f"{kind[:-1]} plugin declares no api_version: served as pybeat.api 0.1 (deprecated)",
+                               plugin=info.name, entry_point=info.value)
+
     runners: list[OutputRunner] = []
     closers: list[Callable[[], object]] = []  # at the end of the run (the pipeline closes the runners)
     cleanup: list[Callable[[], object]] = []  # if building fails half-way
@@ -194,9 +200,6 @@ def build(
                 setup=setup_section, field_types=field_types,
                 **({"stdout": stdout} if stdout is not None else {}),
             )
-            if info.legacy:
-                logger.warning("output plugin declares no api_version: served as pybeat.api 0.1 (deprecated)",
-                               output=out.name, plugin=info.value)
             try:
                 group = output_group(out.plugin, out.config, octx, info.legacy)
                 runner = OutputRunner(out.name, group, queue_events, logger, faults, deadline,

@@ -71,7 +71,9 @@ def exit_status(metrics: dict[str, Any], source_error: str | None = None) -> tup
         if what == "events.dropped":
             lost.append(f"{value:,} dropped by output {name}")
         elif what == "events.not_delivered":
-            lost.append(f"{value:,} not delivered to output {name}")
+            kept = metrics.get(f"pipeline.queue.disk.pending.{name}")  # queue.disk: sent at the next start
+            lost.append(f"{value:,} not delivered to output {name}"
+                        + (f" ({kept:,} kept in the disk queue for the next start)" if kept else ""))
     if lost:
         problems.append(f"{EXIT_EVENTS_LOST}: events lost: " + "; ".join(lost))
     if source_error:

@@ -9,10 +9,32 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pybeat.api import PluginConfig
 from pybeat.durations import Duration
+
+
+def no_effect(default: Any) -> Any:
+    """A Packetbeat key pybeat accepts but does not act on: setting it to anything but its
+    default gets the same "no effect" warning as the keys of beats.py (see ``no_effect_keys``)."""
+    return Field(default=default, json_schema_extra={"no_effect": True})
+
+
+def no_effect_keys(model: BaseModel, prefix: str = "") -> list[str]:
+    """The dotted keys of ``model`` marked ``no_effect`` that the config set to something else
+    than their default (``enabled: false`` of such a section is its default: nothing to say)."""
+    found: list[str] = []
+    for name, info in type(model).model_fields.items():
+        key = f"{prefix}{info.alias or name}"
+        value = getattr(model, name)
+        extra = info.json_schema_extra
+        if isinstance(extra, dict) and extra.get("no_effect"):
+            if name in model.model_fields_set and value != info.default:
+                found.append(key)
+        elif isinstance(value, BaseModel):
+            found += no_effect_keys(value, key + ".")
+    return found
 
 
 def unset_nulls(model: type[PluginConfig], data: Any) -> Any:
@@ -93,10 +115,10 @@ class PacketbeatSection(Section):
     interfaces: InterfaceConfig | list[InterfaceConfig] = InterfaceConfig()
     protocols: list[dict[str, Any]] | dict[str, dict[str, Any]] = []
     flows: FlowsConfig | None = None
-    procs: ProcsConfig = ProcsConfig()
+    procs: ProcsConfig = no_effect(ProcsConfig())
     ignore_outgoing: bool = False
     shutdown_timeout: Duration = 0.0
-    overwrite_pipelines: bool = False
+    overwrite_pipelines: bool = no_effect(False)
     npcap: dict[str, Any] = {}
     # pybeat's own settings (not in Packetbeat):
     config: IncludeConfig = IncludeConfig()  # pybeat.config.d: pybeat.d/*.yml
@@ -179,31 +201,32 @@ class QueueConfig(Section):
 class LoggingFilesConfig(Section):
     path: str | None = None
     name: str = "pybeat"
-    rotateeverybytes: int = 10485760
-    keepfiles: int = 7
-    permissions: int | str = "0600"
-    interval: Duration = 0.0
-    rotateonstartup: bool = True
-    redirect_stderr: bool = False
+    # pybeat writes one log file a day, mode 0600, and does not rotate it by size
+    rotateeverybytes: int = no_effect(10485760)
+    keepfiles: int = no_effect(7)
+    permissions: int | str = no_effect("0600")
+    interval: Duration = no_effect(0.0)
+    rotateonstartup: bool = no_effect(True)
+    redirect_stderr: bool = no_effect(False)
 
 
 class LoggingMetricsConfig(Section):
     enabled: bool = True
     period: Duration = 30.0
-    namespaces: list[str] = ["stats"]
+    namespaces: list[str] = no_effect(["stats"])
 
 
 class LoggingConfig(Section):
     level: Literal["debug", "info", "warning", "warn", "error", "critical"] = "info"
     selectors: list[str] = []
     to_stderr: bool = False
-    to_syslog: bool = False
-    to_eventlog: bool = False
+    to_syslog: bool = no_effect(False)
+    to_eventlog: bool = no_effect(False)
     to_files: bool = True
     json_: bool = Field(default=True, alias="json")
     files: LoggingFilesConfig = LoggingFilesConfig()
     metrics: LoggingMetricsConfig = LoggingMetricsConfig()
-    ecs: bool = True
+    ecs: bool = no_effect(True)
 
 
 class HttpConfig(Section):
@@ -279,7 +302,7 @@ class AgentConfig(Section):
     path: PathConfig = PathConfig()
     setup: SetupConfig = SetupConfig()
     cloud: CloudConfig = CloudConfig()
-    max_procs: int | None = None
+    max_procs: int | None = no_effect(None)
     keystore: KeystoreConfig = KeystoreConfig()
     # monitoring, xpack, seccomp, instrumentation, ...: Packetbeat keys with no effect (beats.py)
 

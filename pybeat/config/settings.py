@@ -11,7 +11,7 @@ from typing import Any
 
 from pybeat.config.errors import unknown_name, validate
 from pybeat.config.loader import ConfigError, RawConfig
-from pybeat.config.models import PLUGIN_SECTIONS, AgentConfig
+from pybeat.config.models import PLUGIN_SECTIONS, AgentConfig, no_effect_keys
 from pybeat.plugins import PluginError, Registry
 
 #: Protocols Packetbeat has. A config naming one that pybeat does not implement still loads
@@ -129,6 +129,10 @@ def load_settings(raw: RawConfig, registry: Registry, require_output: bool = Tru
     except ConfigError as exc:
         problems += exc.problems
         agent = None
+    for key in no_effect_keys(agent) if agent is not None else []:
+        where = raw.origin(key)
+        warnings.append(f"{key}{f' ({where})' if where else ''}: pybeat does not act on this Packetbeat setting; "
+                        "it has no effect")
     # Protocols, outputs and processors are kept raw by the core model: read them from the tree,
     # so that they are checked even when a core key is wrong.
     pb = _typed(raw.data.get("packetbeat"), dict, {})

@@ -17,25 +17,29 @@ does:
   plugins), alerts collected, packet time.
 - :func:`run_cli` (and the ``pybeat_run`` / ``pybeat_cli`` pytest fixtures): the real
   ``pybeat`` command on a config and a capture: exit status, events, summary, metrics.
-- :mod:`pybeat.testing.frames`: packets and pcap files as bytes.
+- :class:`Capture` and :mod:`pybeat.testing.frames`: packets and pcap files as bytes.
 
 A plugin's exception fails the test (:class:`PluginFault`) unless a harness is built with
-``strict=False``, which shows the agent's containment instead. ``docs/plugins.md`` is the
-guide.
+``strict=False``, which shows the agent's containment instead. A config the agent would refuse
+raises :class:`ConfigError` (with the agent's message: the key, "did you mean"); a plugin it
+would refuse (interface, ``api_version``) raises :class:`PluginError`. ``docs/plugins.md`` is
+the guide.
 """
 
 from __future__ import annotations
 
+from pybeat.config.loader import ConfigError
+from pybeat.plugins import PluginError
 from pybeat.testing._common import LogRecord, PluginFault, RecordingLogger, fixed_beat
 from pybeat.testing.cli import CliResult, run_cli, run_pybeat
 from pybeat.testing.detector import DetectorHarness
-from pybeat.testing.frames import BASE_NS, SECOND, Address, at, write_pcap
+from pybeat.testing.frames import BASE_NS, SECOND, Address, Capture, at, write_pcap
 from pybeat.testing.output import QUICK_RETRY, OutputHarness, OutputRun, Settlement
 from pybeat.testing.processor import ProcessorHarness
 from pybeat.testing.protocol import ProtocolHarness, TcpStream
 
 __all__ = [
-    "BASE_NS", "QUICK_RETRY", "SECOND", "Address", "CliResult", "DetectorHarness", "LogRecord", "OutputHarness",
-    "OutputRun", "PluginFault", "ProcessorHarness", "ProtocolHarness", "RecordingLogger", "Settlement", "TcpStream",
-    "at", "run_cli", "run_pybeat", "fixed_beat", "write_pcap",
+    "BASE_NS", "QUICK_RETRY", "SECOND", "Address", "Capture", "CliResult", "ConfigError", "DetectorHarness",
+    "LogRecord", "OutputHarness", "OutputRun", "PluginError", "PluginFault", "ProcessorHarness", "ProtocolHarness",
+    "RecordingLogger", "Settlement", "TcpStream", "at", "fixed_beat", "run_cli", "run_pybeat", "write_pcap",
 ]

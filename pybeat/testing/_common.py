@@ -162,5 +162,3 @@ def snapshot(event: Event) -> Event:
         return Event(event.timestamp_ns, None, copy.deepcopy(event.meta), raw=event.raw, digest=event.digest)
     return Event(event.timestamp_ns, copy.deepcopy(event.fields), copy.deepcopy(event.meta))
 
-
-__all__ += ["ConfigError", "PluginError"]

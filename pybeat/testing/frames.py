@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Iterable
 
 __all__ = [
-    "BASE_NS", "LINKTYPE_ETHERNET", "LINKTYPE_RAW", "SECOND", "Address", "at", "ethernet", "icmp_frame",
-    "icmp_message", "ip_packet", "tcp_frame", "tcp_segment", "udp_datagram", "udp_frame", "write_pcap",
+    "BASE_NS", "LINKTYPE_ETHERNET", "LINKTYPE_RAW", "SECOND", "Address", "Capture", "TcpFlow", "at", "ethernet",
+    "icmp_frame", "icmp_message", "ip_packet", "tcp_frame", "tcp_segment", "udp_datagram", "udp_frame",
+    "write_pcap",
 ]
 
 #: one second in the nanoseconds every timestamp is counted in
@@ -138,3 +139,105 @@ def write_pcap(path: str | Path, packets: Iterable[tuple[int, bytes]], link: int
             fh.write(struct.pack("<IIII", sec, nsec, len(frame), len(frame)))
             fh.write(frame)
     return out
+
+
+class TcpFlow:
+    """The frames of one TCP connection, sequence numbers kept: the handshake, data cut into
+    segments of at most ``mss`` bytes, a skipped range (bytes never captured), FIN, RST."""
+
+    def __init__(self, client: Address, server: Address, mss: int = 1460):
+        self.client = client
+        self.server = server
+        self.mss = mss
+        self._seq = {True: 1_000_000, False: 7_000_000}  # next sequence number per sender (from_client)
+
+    def handshake(self) -> list[bytes]:
+        c, s = self._seq[True], self._seq[False]
+        self._seq[True] += 1
+        self._seq[False] += 1
+        return [tcp_frame(self.client, self.server, c, 0, SYN),
+                tcp_frame(self.server, self.client, s, c + 1, SYN | ACK),
+                tcp_frame(self.client, self.server, c + 1, s + 1, ACK)]
+
+    def data(self, from_client: bool, data: bytes, flags: int = PSH | ACK) -> list[bytes]:
+        src, dst = (self.client, self.server) if from_client else (self.server, self.client)
+        out = []
+        for i in range(0, max(len(data), 1), self.mss):
+            chunk = data[i:i + self.mss]
+            out.append(tcp_frame(src, dst, self._seq[from_client], self._seq[not from_client], flags, chunk))
+            self._seq[from_client] += len(chunk)
+        return out
+
+    def skip(self, nbytes: int, from_client: bool = True) -> None:
+        self._seq[from_client] += nbytes
+
+    def fin(self, from_client: bool) -> list[bytes]:
+        return self.data(from_client, b"", FIN | ACK)
+
+    def rst(self, from_client: bool) -> list[bytes]:
+        return self.data(from_client, b"", RST | ACK)
+
+
+class Capture:
+    """Build a capture file from payloads, for tests that run the real ``pybeat`` command on
+    it (:func:`pybeat.testing.run_cli`)::
+
+        cap = Capture()
+        cap.udp(query, src=("10.0.0.1", 5000), dst=("10.0.0.2", 53), ts=at(0))
+        conn = cap.tcp(("10.0.0.1", 5001), ("10.0.0.2", 53), ts=at(1))
+        conn.send(b"...")
+        cap.write(tmp_path / "test.pcap")
+
+    Without a ``ts``, each packet comes 1 microsecond after the one before.
+    """
+
+    def __init__(self) -> None:
+        self.packets: list[tuple[int, bytes]] = []
+        self._now = 0
+
+    def _ts(self, ts: int | None) -> int:
+        if ts is None:
+            ts = self._now + 1_000 if self._now else BASE_NS
+        self._now = max(self._now, ts)
+        return ts
+
+    def frame(self, frame: bytes, ts: int | None = None) -> None:
+        self.packets.append((self._ts(ts), frame))
+
+    def udp(self, payload: bytes, src: Address, dst: Address, ts: int | None = None, vlan: int | None = None) -> None:
+        self.frame(udp_frame(src, dst, payload, vlan), ts)
+
+    def icmp(self, icmp_type: int, code: int, body: bytes = b"", *, src: str, dst: str, ts: int | None = None) -> None:
+        self.frame(icmp_frame(src, dst, icmp_type, code, body), ts)
+
+    def tcp(self, client: Address, server: Address, ts: int | None = None, handshake: bool = True) -> "CaptureTcp":
+        return CaptureTcp(self, TcpFlow(client, server), ts, handshake)
+
+    def write(self, path: str | Path) -> Path:
+        return write_pcap(path, self.packets)
+
+
+class CaptureTcp:
+    """A TCP connection in a :class:`Capture`."""
+
+    def __init__(self, capture: Capture, flow: TcpFlow, ts: int | None, handshake: bool):
+        self.capture = capture
+        self.flow = flow
+        if handshake:
+            ts = capture._ts(ts)
+            for frame in flow.handshake():
+                capture.frame(frame, ts)
+
+    def _add(self, frames: list[bytes], ts: int | None) -> None:
+        ts = self.capture._ts(ts)
+        for frame in frames:
+            self.capture.frame(frame, ts)
+
+    def send(self, data: bytes, ts: int | None = None) -> None:
+        self._add(self.flow.data(True, data), ts)
+
+    def reply(self, data: bytes, ts: int | None = None) -> None:
+        self._add(self.flow.data(False, data), ts)
+
+    def close(self, ts: int | None = None) -> None:
+        self._add(self.flow.fin(True) + self.flow.fin(False), ts)

@@ -318,51 +318,39 @@ class ProtocolHarness:
 
 class TcpStream:
     """One TCP connection fed to a :class:`ProtocolHarness`: sequence numbers are kept, data is
-    cut into segments of at most ``mss`` bytes."""
+    cut into segments of at most ``mss`` bytes (set ``flow.mss`` to split it finer)."""
 
     def __init__(self, harness: ProtocolHarness, client: f.Address, server: f.Address, ts: int | None,
                  handshake: bool, mss: int = 1460):
         self.harness = harness
-        self.client = client
-        self.server = server
-        self.mss = mss
-        self._seq = {True: 1_000_000, False: 7_000_000}  # next sequence number per sender (from_client)
+        self.flow = f.TcpFlow(client, server, mss)
         if handshake:
-            ts = harness._ts(ts)
-            harness.frame(f.tcp_frame(client, server, self._seq[True], 0, f.SYN), ts)
-            harness.frame(f.tcp_frame(server, client, self._seq[False], self._seq[True] + 1, f.SYN | f.ACK), ts)
-            self._seq[True] += 1
-            self._seq[False] += 1
-            harness.frame(f.tcp_frame(client, server, self._seq[True], self._seq[False], f.ACK), ts)
+            self._feed(self.flow.handshake(), ts)
 
-    def _send(self, from_client: bool, data: bytes, ts: int | None, flags: int = f.PSH | f.ACK) -> list[Event]:
-        src, dst = (self.client, self.server) if from_client else (self.server, self.client)
+    def _feed(self, frames: list[bytes], ts: int | None) -> list[Event]:
         mark = len(self.harness.events)
         ts = self.harness._ts(ts)
-        chunks = [data[i:i + self.mss] for i in range(0, len(data), self.mss)] or [b""]
-        for chunk in chunks:
-            self.harness.frame(f.tcp_frame(src, dst, self._seq[from_client], self._seq[not from_client], flags, chunk), ts)
-            self._seq[from_client] += len(chunk)
+        for frame in frames:
+            self.harness.frame(frame, ts)
         return self.harness.events[mark:]
 
     def send(self, data: bytes, ts: int | None = None) -> list[Event]:
         """Bytes from the client to the server."""
-        return self._send(True, data, ts)
+        return self._feed(self.flow.data(True, data), ts)
 
     def reply(self, data: bytes, ts: int | None = None) -> list[Event]:
         """Bytes from the server to the client."""
-        return self._send(False, data, ts)
+        return self._feed(self.flow.data(False, data), ts)
 
     def skip(self, nbytes: int, from_client: bool = True) -> None:
         """``nbytes`` of one direction are never captured (the analyzer sees a gap once later
         data arrives and the stream gives up waiting, or at the end)."""
-        self._seq[from_client] += nbytes
+        self.flow.skip(nbytes, from_client)
 
     def close(self, ts: int | None = None) -> list[Event]:
         """FIN from the client, then from the server."""
-        events = self._send(True, b"", ts, f.FIN | f.ACK)
-        return events + self._send(False, b"", ts, f.FIN | f.ACK)
+        return self._feed(self.flow.fin(True) + self.flow.fin(False), ts)
 
     def reset(self, from_client: bool = True, ts: int | None = None) -> list[Event]:
         """An RST: both directions end."""
-        return self._send(from_client, b"", ts, f.RST | f.ACK)
+        return self._feed(self.flow.rst(from_client), ts)

@@ -44,7 +44,8 @@ def pybeat_cli(tmp_path: Path) -> Callable[..., "subprocess.CompletedProcess[str
     """Run ``pybeat <args>`` in ``tmp_path`` (see :func:`pybeat.testing.run_pybeat`)."""
     from pybeat.testing.cli import run_pybeat
 
-    def cli(*args: str, timeout: float = 120.0, env: Mapping[str, str] | None = None) -> "subprocess.CompletedProcess[str]":
+    def cli(*args: str, timeout: float = 120.0,
+            env: Mapping[str, str] | None = None) -> "subprocess.CompletedProcess[str]":
         return run_pybeat(list(args), tmp_path, timeout=timeout, env=env)
 
     return cli

@@ -112,3 +112,17 @@ def test_validating_creates_no_processor(registry, tmp_path, monkeypatch):
         output.console: {}
     """)
     assert load_settings(load(path), registry).outputs
+
+
+def test_modelled_packetbeat_keys_without_effect_warn_when_changed(registry, tmp_path):
+    path = write(tmp_path, """
+        logging.to_syslog: true
+        logging.files.keepfiles: 3
+        logging.files.name: sensor
+        packetbeat.procs.enabled: false
+        max_procs: 2
+        output.console: {}
+    """)
+    s = load_settings(load(path), registry)
+    warned = sorted(w.split(" ")[0] for w in s.warnings)
+    assert warned == ["logging.files.keepfiles", "logging.to_syslog", "max_procs"]  # procs off = its default

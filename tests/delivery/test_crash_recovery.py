@@ -142,6 +142,7 @@ def test_sigterm_with_the_output_down_ends_in_time_and_keeps_the_events(tmp_path
     assert took < 3 + 2, f"stopping took {took:.1f}s"
     assert code != 0
     assert b"pybeat summary" in agent.stdout
+    assert b"kept in the disk queue" in agent.stdout  # not delivered, and not lost either
     receiver.start()
     # (without the 3 s bound: the restart has 50,000 events to send at the receiver's slow pace)
     restart = Agent(config(tmp_path, _outputs(receiver)), data, empty_pcap(tmp_path / "empty.pcap"))

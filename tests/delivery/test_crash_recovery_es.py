@@ -1,8 +1,8 @@
 """#14's end-to-end test into a real Elasticsearch: the agent SIGKILLed at random points of
 the delivery of the 100k-packet DNS capture, with the disk queue, then restarted on the same
 path.data with an empty replay (-t): 0 of 50,000 transactions lost, counted by an independent
-reader of the index (a scroll over every document). The exactly-once variant (fingerprint
-``_id``s, 0 duplicate documents) follows with the fingerprint processor."""
+reader of the index (a scroll over every document); with fingerprint ``_id``s (the exactly-once
+config of docs/outputs.md), 0 duplicate documents either."""
 
 from __future__ import annotations
 
@@ -103,3 +103,26 @@ def test_killed_mid_delivery_into_elasticsearch_loses_nothing(tmp_path: Path, es
           f"{duplicates} (no _id configured)")
     assert set(counts) <= reference
     assert lost == 0
+def _have_fingerprint() -> bool:
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-m", "pybeat.cli", "plugins"], capture_output=True, text=True, timeout=60)
+    return "fingerprint" in out.stdout
+
+
+def test_killed_mid_delivery_with_fingerprint_ids_gives_exactly_once(tmp_path: Path, es: esnode.NodeProcess,
+                                                                   reference: set[str]) -> None:
+    """The exactly-once config of docs/outputs.md (disk queue + fingerprint into @metadata._id):
+    SIGKILL mid-delivery, empty replay: 50,000 documents, each transaction once."""
+    need(_have_fingerprint(), "the fingerprint processor (pybeat/processors/ids.py)")
+    url = es.url()
+    index = "pbcrash-exactly-once"
+    fingerprint = {"processors": [{"fingerprint": {
+        "fields": ["client.ip", "client.port", "server.ip", "server.port", "network.transport", "dns.id",
+                   "event.start"],
+        "target_field": "@metadata._id"}}]}
+    at_kill = _crash_and_restart(tmp_path, url, index, random.Random(21), extra=fingerprint)
+    counts = Counter(key(d) for d in _documents(url, index))
+    print(f"fingerprint: killed at {at_kill} indexed; after the restart {sum(counts.values())} documents")
+    assert len(reference - set(counts)) == 0
+    assert sum(counts.values()) == BULK_TRANSACTIONS

@@ -42,6 +42,10 @@ THRESHOLD = 0.999
 #: the queries never answered within SHUTDOWN, which is its wait before it stops.
 PB_TRANSACTION_TIMEOUT = "2s"
 PB_SHUTDOWN_TIMEOUT = "5s"
+#: So read with -t, Packetbeat pairs a response however long after its query it came in packet
+#: time; pybeat times out on packet time (docs/dns.md), so it gets a timeout beyond any capture's
+#: gaps here. Queries never answered are published at the end by both.
+PY_TRANSACTION_TIMEOUT = "24h"
 
 _DNS = {
     "include_authorities": True,
@@ -125,7 +129,7 @@ def run_pybeat(capture: Path, work: Path, ports: list[int], timeout: float = 600
     out = home / "out"
     home.mkdir(parents=True)
     cfg = home / "pybeat.yml"
-    cfg.write_text(_config(out, "pybeat", ports, {}))
+    cfg.write_text(_config(out, "pybeat", ports, {"transaction_timeout": PY_TRANSACTION_TIMEOUT}))
     cmd = _pybeat_command() + ["run", "-c", str(cfg), "--path.data", str(home / "data"),
                                 "--path.logs", str(home / "logs"), "-I", str(capture), "-t"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=home)

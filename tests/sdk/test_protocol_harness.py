@@ -39,7 +39,7 @@ def test_tcp_streams_are_reassembled_across_segments() -> None:
     """Lines split across 3-byte segments arrive whole, in order; a skipped range is a gap."""
     h = ProtocolHarness(ping, {"ports": [7777]})
     conn = h.tcp(C, S, ts=at(0))
-    conn.mss = 3
+    conn.flow.mss = 3
     conn.send(b"PING 1\nPING 2\n")
     events = conn.reply(b"PONG 2\nPONG 1\n", ts=at(0.1))
     assert [e.fields["network"]["transport"] for e in events] == ["tcp", "tcp"]

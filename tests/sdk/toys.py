@@ -220,7 +220,8 @@ class Burst(Detector):
         times = self.seen.setdefault(client, [])
         times.append(event.timestamp_ns)
         if len(times) == self.threshold:
-            self.ctx.emit(Event(event.timestamp_ns, {"type": "alert", "alert": {"client": client, "count": len(times)}}))
+            alert = {"type": "alert", "alert": {"client": client, "count": len(times)}}
+            self.ctx.emit(Event(event.timestamp_ns, alert))
 
     def expire(self, now_ns: int) -> None:
         for client, times in list(self.seen.items()):

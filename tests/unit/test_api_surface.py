@@ -14,8 +14,9 @@ from tests.conftest import REPO
 
 #: the core's own modules that live beside the built-in processors (not plugins)
 CORE_PROCESSOR_MODULES = {"__init__.py", "build.py", "conditions.py"}
-#: the built-ins' internal speed modules (pybeat/_fastpath.py, the compiled twins)
-ALLOWED = ("pybeat.api", "pybeat._fastpath", "pybeat._speedups")
+#: the built-ins' internal speed hooks (pybeat/_fastpath.py); their compiled code lives in
+#: their own packages (protocols/dns/_fast.pyx)
+ALLOWED = ("pybeat.api", "pybeat._fastpath")
 #: plugin packages may use each other (dhcpv6 shares dhcpv4's exchange tracking): they are not core
 PLUGIN_PACKAGES = ("pybeat.protocols.", "pybeat.outputs.")
 
