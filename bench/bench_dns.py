@@ -265,6 +265,7 @@ def main() -> int:
     ap.add_argument("--no-disk-queue", action="store_true", help="skip the runs with queue.disk")
     ap.add_argument("--no-packetbeat", action="store_true", help="leave Packetbeat 7.17 out")
     ap.add_argument("--no-detection", action="store_true", help="leave out the run with the DNS detectors on")
+    ap.add_argument("--no-flows", action="store_true", help="leave out the run with packetbeat.flows on")
     ap.add_argument("--pure-python", action="store_true",
                     help="run pybeat without its compiled hot path (PYBEAT_PURE_PYTHON=1), for comparison")
     args = ap.parse_args()
@@ -333,6 +334,10 @@ def main() -> int:
             shutil.rmtree(out, ignore_errors=True)
             row.update(detection_s=det_s, detection_cpu_s=det_proc.cpu_s, detection_rss_kib=det_rss,
                        detection_events=det_events)
+        if not args.no_flows:  # the same run with packetbeat.flows on (docs/flows.md), right after it
+            fl_s, fl_rss, fl_proc = _peak_rss_of(cmd + ["-E", "packetbeat.flows.timeout=30s"])
+            shutil.rmtree(out, ignore_errors=True)
+            row.update(flows_s=fl_s, flows_cpu_s=fl_proc.cpu_s, flows_rss_kib=fl_rss)
         if not args.no_disk_queue:
             dq = work / f"dq{r}"
             dq_s, dq_rss, dq_proc = _peak_rss_of(cmd + ["-E", f"queue.disk.path={dq}", "-E", "queue.disk.max_size=10GB"])
@@ -391,6 +396,14 @@ def main() -> int:
         results["round_detection_costs"] = costs
         print(f"pybeat with detection on: {total_packets / best_det:,.0f} packets/s (best of {args.rounds}): "
               f"{100 * (1 - best_py / best_det):.0f} % slower (best of each; per round, both timed back to back: "
+              f"{100 * costs[0]:.0f} %-{100 * costs[-1]:.0f} %, median {100 * costs[len(costs) // 2]:.0f} %)")
+    if not args.no_flows:
+        best_fl = min(row["flows_s"] for row in results["rounds"])
+        costs = sorted(1 - row["pybeat_s"] / row["flows_s"] for row in results["rounds"])
+        results.update(best_flows_packets_per_s=total_packets / best_fl, flows_cost=1 - best_py / best_fl,
+                       round_flows_costs=costs)
+        print(f"pybeat with flows on: {total_packets / best_fl:,.0f} packets/s (best of {args.rounds}): "
+              f"{100 * (1 - best_py / best_fl):.0f} % slower (best of each; per round, both timed back to back: "
               f"{100 * costs[0]:.0f} %-{100 * costs[-1]:.0f} %, median {100 * costs[len(costs) // 2]:.0f} %)")
     if not args.no_disk_queue:
         best_dq = min(row["disk_queue_s"] for row in results["rounds"])

@@ -46,7 +46,7 @@ def flood(n: int, seed: int = 7) -> tuple[DnsDetector, dict[str, int], float]:
         name = f"{label}.{rd}"
         sub = name[: -len(rd) - 1]
         v = TxnView(ts, client, 1024 + i % 60000, "", i % 65536, True, False,
-                    Message(name, "A", rd, sub, "", (), 0, sub, 0))
+                    Message(name, "A", rd, sub, "", (), 0, sub, 0, False))
         for observe in observers:
             observe(v)
         if i % 5000 == 0:  # the decoder's timer: every 0.5 s of packet time

@@ -29,6 +29,8 @@ policy: a name deprecated in ``1.x`` keeps working until ``2.0``).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pybeat._sdk.config import CommonProtocolConfig, PluginConfig
 from pybeat._sdk.detectors import Detector, DetectorContext, DetectorPlugin
 from pybeat._sdk.events import BeatInfo, EmitFn, Event
@@ -74,3 +76,30 @@ class Plugin:
     plugins that subclassed it. Deprecated: declare the attributes your plugin kind needs."""
 
     name: str
+
+
+#: names pybeat.api 0.1's module happened to have (its own imports, never in ``__all__``) that a
+#: 0.1 plugin may have imported from it: still found, with a DeprecationWarning, until 2.0
+_INCIDENTAL_0_1 = {
+    "BaseModel": ("pydantic", "BaseModel"), "ConfigDict": ("pydantic", "ConfigDict"),
+    "field_validator": ("pydantic", "field_validator"), "dataclass": ("dataclasses", "dataclass"),
+    "field": ("dataclasses", "field"), "Any": ("typing", "Any"), "Callable": ("typing", "Callable"),
+    "ClassVar": ("typing", "ClassVar"), "Protocol": ("typing", "Protocol"), "Sequence": ("typing", "Sequence"),
+    "runtime_checkable": ("typing", "runtime_checkable"), "orjson": ("orjson", ""),
+}
+
+
+if not TYPE_CHECKING:  # at run time only: type checkers keep reporting unknown names
+
+    def __getattr__(name: str) -> object:
+        where = _INCIDENTAL_0_1.get(name)
+        if where is None:
+            raise AttributeError(f"module 'pybeat.api' has no attribute {name!r}")
+        import importlib
+        import warnings
+
+        module, attr = where
+        warnings.warn(f"pybeat.api.{name} is not part of pybeat.api (0.1 had it by accident): import it from "
+                      f"{module}", DeprecationWarning, stacklevel=2)
+        found = importlib.import_module(module)
+        return getattr(found, attr) if attr else found

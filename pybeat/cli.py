@@ -5,6 +5,7 @@
     pybeat export config | template | ilm-policy
     pybeat setup [--index-management]
     pybeat devices | plugins | version
+    pybeat new-plugin protocol|output|processor|detector NAME [--dir DIR]
     pybeat service install | remove | start | stop      (Windows)
 
 Global flags work before or after the command. Errors print one readable message and exit 1;
@@ -74,6 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub("devices", "list the capture devices")
     sub("plugins", "list installed protocol, output and processor plugins")
     sub("version", "print the version")
+    newp = sub("new-plugin", "write a plugin package to start from (docs/plugins.md)")
+    newp.add_argument("kind", choices=["protocol", "output", "processor", "detector"])
+    newp.add_argument("name", help="the plugin's name (the config key): lower case, digits, _")
+    newp.add_argument("--dir", dest="dir", default=".", help="where to write pybeat-NAME/ (default: here)")
     service = sub("service", "install, remove, start or stop the Windows service")
     service.add_argument("action", choices=["install", "remove", "start", "stop"])
     _add_run_flags(parser, top=True)
@@ -330,6 +335,17 @@ def cmd_devices(args: argparse.Namespace, registry: Registry) -> int:
     return 0
 
 
+def cmd_new_plugin(args: argparse.Namespace, registry: Registry) -> int:
+    from pybeat.testing.template import TemplateError, write_package
+
+    try:
+        root = write_package(args.kind, args.name, args.dir, frozenset(registry.names(f"{args.kind}s")))
+    except TemplateError as exc:
+        raise CliError(str(exc)) from None
+    print(f"wrote {root}\nnext: pip install -e '{root}[test]' && python -m pytest {root}")
+    return 0
+
+
 def cmd_plugins(args: argparse.Namespace, registry: Registry) -> int:
     """Every installed plugin with the pybeat.api version it asks for; exit 1 if any is broken."""
     from pybeat.api import API_VERSION
@@ -381,7 +397,7 @@ def main(argv: Sequence[str] | None = None, on_agent: Any = None) -> int:
         registry = load_registry()
         handler = {
             "run": cmd_run, "test": cmd_test, "export": cmd_export, "setup": cmd_setup,
-            "devices": cmd_devices, "plugins": cmd_plugins, "keystore": cmd_keystore,
+            "devices": cmd_devices, "plugins": cmd_plugins, "new-plugin": cmd_new_plugin, "keystore": cmd_keystore,
         }[command]
         if command in ("test", "setup", "export"):
             # What these print comes from libraries and outputs too: hide remembered secrets

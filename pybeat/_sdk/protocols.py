@@ -203,6 +203,9 @@ class ProtocolContext:
 
 
 class _NullLogger:
+    """The logger of a context built without one (a plugin's own tests). 0.1 handed plugins the
+    agent's structlog logger: ``bind``, ``exception`` and ``critical`` work too."""
+
     def debug(self, event: str, **kw: Any) -> None: ...
 
     def info(self, event: str, **kw: Any) -> None: ...
@@ -210,6 +213,13 @@ class _NullLogger:
     def warning(self, event: str, **kw: Any) -> None: ...
 
     def error(self, event: str, **kw: Any) -> None: ...
+
+    def exception(self, event: str, **kw: Any) -> None: ...
+
+    def critical(self, event: str, **kw: Any) -> None: ...
+
+    def bind(self, **kw: Any) -> "_NullLogger":
+        return self
 
 
 class ProtocolPlugin(Protocol):

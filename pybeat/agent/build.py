@@ -303,6 +303,11 @@ def build(
         decoder = Decoder(udp, tcp, icmp, limits, shard=(shard.index, shard.count) if shard else None,
                           timers=[_Timers(faults, name, det) for name, det in detectors.items()],
                           on_analyzer_error=analyzer_failed, split_by="address_pair" if detectors else "flow")
+        flows = a.packetbeat.flows
+        if flows is not None and flows.enabled and (shard is None or shard.index == 0):  # worker 0 sees every frame
+            from pybeat.flows import attach_flows
+
+            attach_flows(flows, decoder, pipeline, bctx, metrics, closers)
         metrics.register("decode", decoder.stats)
     except BaseException:
         for close in reversed(cleanup + closers):

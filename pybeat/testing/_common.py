@@ -83,6 +83,12 @@ class RecordingLogger:
     def error(self, event: str, **kw: Any) -> None:
         self._add("error", event, kw)
 
+    def exception(self, event: str, **kw: Any) -> None:
+        self._add("error", event, kw)
+
+    def critical(self, event: str, **kw: Any) -> None:
+        self._add("critical", event, kw)
+
     def messages(self, level: str | None = None) -> list[str]:
         """The event texts logged (at ``level`` only, if given)."""
         with self._lock:

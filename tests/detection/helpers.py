@@ -27,7 +27,7 @@ def run(pcap: Path, tmp: Path, detection: str = DETECTION, workers: int = 1, dat
     cfg = tmp / "pybeat.yml"
     cfg.write_text(
         "packetbeat.protocols:\n  - type: dns\n    ports: [53, 5353]\n"
-        f"output.file:\n  path: {out}\n  filename: ev\n" + detection + extra
+        f"output.file:\n  path: {out}\n  filename: ev\n  rotate_every_kb: 10485760\n" + detection + extra
     )
     registry = load_registry()
     settings = load_settings(load(str(cfg)), registry)

@@ -64,8 +64,9 @@ def test_lookalikes_are_flagged_once_each_and_idn_names_are_not(tmp_path):
 
 @pytest.mark.parametrize("name", OTHERS)
 def test_no_alert_of_any_kind_on_the_other_captures(name, tmp_path):
-    alerts, docs, _ = run(PCAPS / name, tmp_path)
+    alerts, docs, metrics = run(PCAPS / name, tmp_path)
     assert alerts == [], [a["message"] for a in alerts]
+    assert not any(n for k, n in metrics.items() if k.startswith("detection.dns.") and k.endswith(".alerts"))
 
 
 def test_a_run_split_across_two_processes_gives_the_same_alerts_as_one(tmp_path):

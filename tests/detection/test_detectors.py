@@ -27,8 +27,9 @@ T0 = 1_800_000_000 * S
 def txn(ts, name, rd, *, client="10.0.0.5", port=40000, id=1, answers=(), q=True, r=True, qtype="A",
         server="10.0.0.53"):
     sub = name[: -len(rd) - 1] if name.endswith("." + rd) else ""
-    down = sum(len(d) for t, d in answers if t not in ("A", "AAAA"))
-    msg = Message(name, qtype, rd, sub, "NOERROR", tuple(answers), len(answers), sub.lower(), down)
+    data = [d for t, d in answers if t not in ("A", "AAAA")]
+    msg = Message(name, qtype, rd, sub, "NOERROR", tuple(answers), len(answers), sub.lower(), sum(map(len, data)),
+                  any(shape(d) for d in data))
     return TxnView(ts, client, port, server, id, q, r, msg)
 
 
@@ -66,6 +67,10 @@ def test_hash_lookups_blocklists_and_dkim_do_not_look_like_tunnels():
         h = "".join(rng.choice("0123456789abcdef") for _ in range(32))
         det.observe(txn(T0 + i * S // 10, f"{h}.hashes.av.test", "av.test", qtype="TXT",
                         answers=[("TXT", "1700000000 45")] if i % 5 == 0 else ()))
+        # a hash cloud that answers every lookup with a record of its own (SHA-256 in two labels)
+        h2 = "".join(rng.choice("0123456789abcdef") for _ in range(64))
+        det.observe(txn(T0 + i * S // 10, f"{h2[:32]}.{h2[32:]}.rep.av2.test", "av2.test", qtype="TXT",
+                        answers=[("TXT", f"{1700000000 + i} {rng.randrange(100)} malware-family-{i % 7}")]))
         ip = ".".join(str(rng.randrange(256)) for _ in range(4))
         det.observe(txn(T0 + i * S // 10, f"{ip}.dnsbl.rbl.test", "rbl.test", answers=[("A", "127.0.0.2")]))
         det.observe(txn(T0 + i * S // 10, f"s{i}._domainkey.mail.test", "mail.test", qtype="TXT",
@@ -245,3 +250,13 @@ def test_only_enabled_and_protected_domains_runs_every_detector_and_each_can_be_
                                              "new_domain": {"enabled": False}})
     assert sorted(plugin.create(off, ctx).parts) == ["lookalike", "poisoning", "rate_anomaly"]
     assert "dns_detection.bytes_up" in plugin.fields() and plugin.protocols == frozenset({"dns"})
+
+
+def test_unmatched_responses_spread_over_many_questions_are_no_race():
+    # e.g. the answers to queries sent before the capture started
+    alerts, emit = collect()
+    det = PoisoningDetector(PoisoningConfig(), emit)
+    for i in range(40):
+        det.observe(txn(T0 + i * S // 100, f"host{i}.busy.test", "busy.test", client="10.0.0.53", port=2000 + i,
+                        id=i, q=False, answers=[("A", "192.0.2.9")]))
+    assert alerts == [] and det.counters["unmatched_responses"] == 40

@@ -144,3 +144,26 @@ def test_a_0_1_settle_callback_may_be_a_method_or_an_object() -> None:
     api.Batch([api.Event(0, {})], Sink()).ack()
     api.Batch([api.Event(0, {})], lambda *args: seen.append(len(args))).ack()  # any arity: 1.0's six
     assert seen == [1, -1, 6]
+
+
+def test_a_hand_built_context_has_a_logger_0_1_code_can_use() -> None:
+    """0.1 gave plugins the agent's structlog logger (or None): bind() and exception() work on
+    the stand-in a context built without one gets."""
+    ctx = api.ProtocolContext(emit=print, beat=api.BeatInfo(), protocol_name="kv")
+    log = ctx.logger.bind(protocol="kv")  # type: ignore[attr-defined]
+    log.info("ready")
+    log.exception("oops")
+
+
+def test_names_0_1s_module_had_by_accident_still_import() -> None:
+    """0.1's api.py imported pydantic's and typing's names at module level; a plugin may have
+    taken them from there (``from pybeat.api import BaseModel``). They resolve, with a warning."""
+    import pydantic
+
+    with pytest.warns(DeprecationWarning, match="import it from pydantic"):
+        from pybeat.api import BaseModel  # type: ignore[attr-defined]
+    assert BaseModel is pydantic.BaseModel
+    with pytest.warns(DeprecationWarning):
+        assert api.Duration is not None and api.field_validator is pydantic.field_validator  # type: ignore[attr-defined]
+    with pytest.raises(ImportError):
+        from pybeat.api import NoSuchName  # type: ignore[attr-defined] # noqa: F401

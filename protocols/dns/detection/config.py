@@ -52,16 +52,21 @@ class TunnelConfig(PluginConfig):
     min_distinct_subdomains: int = Field(default=20, ge=1)
     #: characters of distinct subdomains sent up (the data a tunnel carries upstream)
     min_bytes_up: int = Field(default=1000, ge=0)
-    #: bytes of record data coming down in TXT, NULL, CNAME, MX, KEY, ... answers (not A/AAAA)
+    #: a channel down: bytes of record data in TXT, NULL, CNAME, MX, KEY, ... answers (not
+    #: A/AAAA), most of it encoded-looking (min_encoded_ratio of the answers carrying data)
     min_bytes_down: int = Field(default=2000, ge=0)
-    #: or: share of the queries answered with such record data (a tunnel answers every query)
-    min_data_answer_ratio: float = Field(default=0.8, ge=0, le=1)
+    #: share of the answers carrying record data whose data looks encoded (lazy-mode polls
+    #: and acknowledgements carry little)
+    min_encoded_answer_ratio: float = Field(default=0.25, ge=0, le=1)
+    #: a channel up in packed names: min_encoded_ratio of the names have a label this long
+    #: (tunnels fill labels to the 63-character limit; hashes are 32-40 characters a label)
+    packed_label_length: int = Field(default=56, ge=1, le=63)
     #: mean length of the distinct subdomains
     min_mean_length: float = Field(default=20.0, ge=0)
     #: share of distinct subdomains whose longest label looks encoded (hex, base32/64, binary)
     min_encoded_ratio: float = Field(default=0.5, ge=0, le=1)
-    #: an upload-only channel (no data coming down) also needs this many different subdomain
-    #: lengths: hash lookups have one or two, a stream of data chunks has many
+    #: or a channel up in a stream of chunks: this many different subdomain lengths (hash
+    #: lookups have one to three, a stream of data chunks has many)
     min_distinct_lengths: int = Field(default=6, ge=1)
     allowlist: list[str] = Field(default_factory=lambda: list(DEFAULT_TUNNEL_ALLOWLIST))
     #: added to the shipped allowlist (``allowlist`` replaces it)

@@ -52,7 +52,7 @@ class DnsDetector(Detector):
         if v is None:
             self.unreadable += 1
             return
-        if v.client_port == _MDNS_PORT:
+        if v[2] == _MDNS_PORT:  # client_port
             return  # multicast DNS: local service discovery, not lookups
         self.events += 1
         for observe in self._observers:

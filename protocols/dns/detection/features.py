@@ -23,7 +23,7 @@ MIN_ENCODED_LABEL = 16
 class NameFeatures(NamedTuple):
     length: int          # characters of the subdomain (the data a tunnel can carry up)
     labels: int          # labels of the subdomain
-    longest_label: int
+    longest_label: int   # characters of the longest label (an escaped byte counts once)
     entropy: float       # Shannon entropy of the subdomain's characters, bits per character
     shape: str           # "hex", "base32", "base64", "binary" or "" (not encoded-looking)
 
@@ -69,6 +69,20 @@ def shape(label: str) -> str:
     return ""
 
 
+def _raw_len(label: str) -> int:
+    """Length of a label with each \\ddd (or \\c) escape counted as the one byte it stands for."""
+    if "\\" not in label:
+        return len(label)
+    n = i = 0
+    while i < len(label):
+        if label[i] == "\\":
+            i += 4 if label[i + 1:i + 4].isdigit() else 2
+        else:
+            i += 1
+        n += 1
+    return n
+
+
 _CACHE_MAX = 65_536
 _cache: dict[str, NameFeatures] = {}
 _NONE = NameFeatures(0, 0, 0, 0.0, "")
@@ -82,11 +96,11 @@ def name_features(subdomain: str) -> NameFeatures:
     if not subdomain:
         return _NONE
     labels = subdomain.split(".")
-    longest = max(labels, key=len)
+    longest = max(labels, key=_raw_len)
     data = subdomain.replace(".", "")
     # the protocol shows a byte outside printable ASCII as \ddd: count it as the one byte it is
     length = len(subdomain) - 3 * subdomain.count("\\") if "\\" in subdomain else len(subdomain)
-    f = NameFeatures(length, len(labels), len(longest), entropy(data), shape(longest))
+    f = NameFeatures(length, len(labels), _raw_len(longest), entropy(data), shape(longest))
     if len(_cache) >= _CACHE_MAX:
         _cache.clear()
     _cache[subdomain] = f

@@ -4,8 +4,8 @@ Two signals, per client (the receiver of the responses: a resolver or a stub):
 
 - **race**: responses whose id matches no query that client sent from that port in the last
   ``query_memory`` (the DNS protocol reports them as responses on their own), at least
-  ``min_forged_responses`` of them within ``window``: an attacker guessing the transaction id
-  (Kaminsky). A genuine answer that comes late (after the query timed out) or twice (a retried
+  ``min_forged_responses`` of them for one question within ``window``: an attacker guessing
+  the transaction id (Kaminsky). A genuine answer that comes late (after the query timed out) or twice (a retried
   query) matches a remembered query and is not counted.
 - **conflicting answers**: a second response to the same query (client, port, id) whose answer
   records differ from the first one's: one of them is forged, and if the forgery came first,
@@ -50,8 +50,8 @@ class PoisoningDetector:
         self.memory_ns = int(config.query_memory * 1e9)
         self.allow = frozenset(config.allowlist)
         self.max_tracked = config.max_tracked
-        #: (client ip, client port, id) -> (packet time, answers of the first response or None)
-        self.queries: dict[tuple[str, int, int], tuple[int, tuple[tuple[str, str], ...] | None]] = {}
+        #: (client ip, client port, id) -> the last transaction seen with that query
+        self.queries: dict[tuple[str, int, int], TxnView] = {}
         self.bursts: dict[tuple[str, str], _Burst] = {}
         self.conflicts: dict[tuple[str, str], int] = {}
         self._swept = 0
@@ -64,15 +64,15 @@ class PoisoningDetector:
             if len(queries) >= self.max_tracked and key not in queries:
                 del queries[next(iter(queries))]
                 self.counters["evicted"] += 1
-            queries[key] = (v.ts, v.msg.answers if v.has_response else None)
+            queries[key] = v  # the view itself: its time, and its answers if it was answered
             return
         if v.id < 0 or v.client_ip in self.allow:
             return
         m = v.msg
         # a response on its own
         seen = self.queries.get(key)
-        if seen is not None and v.ts - seen[0] <= self.memory_ns:
-            first = seen[1]
+        if seen is not None and v.ts - seen.ts <= self.memory_ns:
+            first = seen.msg.answers if seen.has_response else None
             if first and m.answers and set(first) != set(m.answers):
                 self._conflict(v, first)
             else:
@@ -91,19 +91,21 @@ class PoisoningDetector:
             b.ids.append(v.id)
         if len(b.ports) < 32:
             b.ports.add(v.client_port)
-        if len(b.names) < 64:
+        if len(b.names) < 64 or m.name in b.names:
             b.names[m.name] += 1
         if len(b.answers) < 16:
             b.answers[m.answers] += 1
         if len(b.servers) < 16:
             b.servers[v.server_ip] += 1
-        if b.alerted_at is None and b.count >= self.config.min_forged_responses:
+        # a race answers one question many times (responses left over from before the
+        # capture started, or a client's many lookups, spread over many questions)
+        if b.alerted_at is None and b.names.get(m.name, 0) >= self.config.min_forged_responses:
             b.alerted_at = v.ts
             self._race(bkey, b, v)
 
     def _race(self, bkey: tuple[str, str], b: _Burst, v: TxnView) -> None:
         self.counters["alerts"] += 1
-        name = b.names.most_common(1)[0][0]
+        name = v.msg.name
         forged = b.answers.most_common(1)[0][0]
         server = b.servers.most_common(1)[0][0]
         shown = ", ".join(f"{t} {d}" for t, d in forged) or "no answer records"
@@ -162,7 +164,7 @@ class PoisoningDetector:
         moves = 1024
         while queries:
             k = next(iter(queries))
-            if queries[k][0] >= horizon:
+            if queries[k].ts >= horizon:
                 if not moves:
                     break
                 moves -= 1

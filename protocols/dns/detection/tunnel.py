@@ -45,8 +45,6 @@ class Allowlist:
 
     def __init__(self, entries: list[str]):
         self.entries = frozenset(e.strip().strip(".").lower() for e in entries if e.strip().strip("."))
-        #: whether some entry lies deeper than a registered domain (then names are checked)
-        self.partial = any(e.count(".") >= 2 for e in self.entries)
         self._status: dict[str, int] = {}
 
     def _judge(self, rd: str) -> int:
@@ -56,13 +54,18 @@ class Allowlist:
         tail = "." + rd
         return self._SOME if any(e.endswith(tail) for e in self.entries) else self._NO
 
+    def partial_below(self, registered_domain: str) -> bool:
+        """Whether an entry lies below this (not listed) registered domain."""
+        self.matches(registered_domain, registered_domain)
+        return self._status.get(registered_domain) == self._SOME
+
     def matches(self, registered_domain: str, name: str) -> bool:
         status = self._status.get(registered_domain)
         if status is None:
             if len(self._status) >= 65_536:
                 self._status.clear()
             status = self._status[registered_domain] = self._judge(registered_domain)
-        if status is not self._SOME:
+        if status != self._SOME:
             return status == self._ALL
         parts = name.lower().rstrip(".").split(".")
         return any(".".join(parts[i:]) in self.entries for i in range(len(parts)))
@@ -71,11 +74,12 @@ class Allowlist:
 class _Window:
     __slots__ = ("start", "queries", "names", "distinct", "bytes_up", "bytes_down", "encoded", "lengths",
                  "entropy_sum", "longest_label", "types", "alerted", "refreshes", "zone", "first_seen", "last",
-                 "data_answers")
+                 "data_answers", "encoded_answers", "packed", "partial")
 
     def __init__(self, ts: int):
         self.start = ts
         self.first_seen = ts
+        self.partial = False  # an allowlist entry lies below this domain: names are checked
         self.alerted = False
         self.refreshes = 0
         self.zone: list[str] | None = None
@@ -89,6 +93,8 @@ class _Window:
         self.bytes_up = 0
         self.bytes_down = 0
         self.data_answers = 0
+        self.encoded_answers = 0
+        self.packed = 0
         self.encoded = 0
         self.lengths: set[int] = set()
         self.entropy_sum = 0.0
@@ -125,15 +131,18 @@ class TunnelDetector:
                 del self.state[next(iter(self.state))]
                 self.counters["evicted"] += 1
             st = self.state[key] = _Window(ts)
+            st.partial = self.allow.partial_below(rd)
         elif ts - st.start >= self.window_ns:
             st.reset(ts)
-        elif self.allow.partial and self.allow.matches(rd, m.name):
+        if st.partial and self.allow.matches(rd, m.name):
             return  # an allowlisted name below a domain that is otherwise tracked
         st.queries += 1
         st.last = ts
         if m.bytes_down:
             st.bytes_down += m.bytes_down
             st.data_answers += 1
+            if m.encoded_down:
+                st.encoded_answers += 1
         names = st.names
         if sub in names:
             return
@@ -152,6 +161,8 @@ class TunnelDetector:
             st.longest_label = f.longest_label
         if f.shape:
             st.encoded += 1
+            if f.longest_label >= self.config.packed_label_length:
+                st.packed += 1
         self._zone(st, sub)
         if not st.alerted and st.distinct >= self.config.min_distinct_subdomains:
             self._judge(key, st, v)
@@ -177,9 +188,12 @@ class TunnelDetector:
         ratio = st.encoded / d
         if mean < c.min_mean_length or ratio < c.min_encoded_ratio or st.bytes_up < c.min_bytes_up:
             return
-        # a channel down: much record data, or record data in (nearly) every answer
-        down = st.bytes_down >= c.min_bytes_down or st.data_answers >= c.min_data_answer_ratio * st.queries
-        if not down and len(st.lengths) < c.min_distinct_lengths:
+        # how the data moves: down in encoded record data, up in names packed to the label
+        # limit, or up in a stream of chunks of many lengths (answers or not)
+        down = st.bytes_down >= c.min_bytes_down and st.encoded_answers >= c.min_encoded_answer_ratio * st.data_answers
+        packed = st.packed >= c.min_encoded_ratio * d
+        stream = len(st.lengths) >= c.min_distinct_lengths
+        if not (down or packed or stream):
             return
         st.alerted = True
         st.refreshes += 1
@@ -192,7 +206,8 @@ class TunnelDetector:
             "queries": st.queries, "distinct_subdomains": d, "bytes_up": st.bytes_up, "bytes_down": st.bytes_down,
             "mean_subdomain_length": round(mean, 1), "longest_label": st.longest_label,
             "mean_entropy": round(st.entropy_sum / d, 2), "encoded_ratio": round(ratio, 2),
-            "distinct_lengths": len(st.lengths), "data_answers": st.data_answers, "window_s": round(window_s, 3), "refresh": st.refreshes,
+            "distinct_lengths": len(st.lengths), "data_answers": st.data_answers,
+            "encoded_answers": st.encoded_answers, "packed_names": st.packed, "window_s": round(window_s, 3), "refresh": st.refreshes,
             "record_types": dict(sorted(odd.items())), "zone": zone,
             "seconds_since_first_seen": round((v.ts - st.first_seen) / 1e9, 3),
         }

@@ -22,6 +22,8 @@ import orjson
 
 from pybeat.api import Event
 
+from .features import shape
+
 __all__ = ["Message", "TxnView", "view_of", "view_of_fields"]
 
 
@@ -38,6 +40,7 @@ class Message(NamedTuple):
     answers_count: int
     sub_key: str            # subdomain, lower-case
     bytes_down: int         # characters of record data in answers other than A/AAAA
+    encoded_down: bool      # some such record's data looks like encoded data (features.shape)
 
 
 class TxnView(NamedTuple):
@@ -52,6 +55,7 @@ class TxnView(NamedTuple):
 
 
 _ADDRESS_TYPES = frozenset({"A", "AAAA"})
+_new = tuple.__new__
 _CACHE_MAX = 65_536
 #: hash of a message's bytes -> its Message (a collision, about 1 in 10^14 per pair, would
 #: only give one event another message's view)
@@ -69,10 +73,11 @@ def _message(dns: dict[str, Any]) -> Message:
             (str(a.get("type", "")), str(a.get("data", ""))) for a in raw_answers if isinstance(a, dict))
     count = dns.get("answers_count")
     sub = str(q.get("subdomain") or "")
+    data = [d for t, d in answers if t not in _ADDRESS_TYPES]
     return Message(
         str(q.get("name") or ""), str(q.get("type") or ""), str(q.get("registered_domain") or "").lower(),
         sub, str(dns.get("response_code") or ""), answers, count if isinstance(count, int) else len(answers),
-        sub.lower(), sum(len(d) for t, d in answers if t not in _ADDRESS_TYPES),
+        sub.lower(), sum(map(len, data)), any(shape(max(d.split(), key=len, default="")) for d in data),
     )
 
 
@@ -102,7 +107,8 @@ def _view_raw(ts: int, raw: bytes) -> TxnView | None:
         if len(_messages) >= _CACHE_MAX:
             _messages.clear()
         msg = _messages[key] = _message(orjson.loads(b"{" + body + b"}"))
-    return TxnView(ts, raw[c:q].decode(), int(raw[q + 9:p]), "", int(raw[start:comma]), True, answered, msg)
+    # tuple.__new__ skips the NamedTuple's Python-level constructor (this runs per event)
+    return _new(TxnView, (ts, raw[c:q].decode(), int(raw[q + 9:p]), "", int(raw[start:comma]), True, answered, msg))
 
 
 def view_of_fields(ts: int, fields: dict[str, Any]) -> TxnView | None:

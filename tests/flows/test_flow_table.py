@@ -1,0 +1,111 @@
+"""The flow table on its own: the inline path gives the same flows as the general one on every
+frame of every capture; reports on packet time (period, timeout, delta, final); the cap; the
+event's fields."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+from pybeat.capture.pcapfile import PcapFileSource
+from pybeat.flows import FlowTable
+from tests.conftest import PCAPS
+
+CAPTURES = sorted(PCAPS.glob("*.pcap"))
+
+
+def _frames(pcap):
+    src = PcapFileSource(str(pcap))
+    for item in src:
+        yield item
+
+
+@pytest.mark.parametrize("pcap", CAPTURES, ids=lambda p: p.name)
+def test_the_inline_path_counts_as_the_general_path(pcap):
+    fast, slow = FlowTable(lambda e: None), FlowTable(lambda e: None)
+    n = 0
+    for ts, link, frame in _frames(pcap):
+        fast.observe_frame(ts, link, bytes(frame))
+        slow.frames += 1
+        slow.observe_general(ts, link, bytes(frame))
+        n += 1
+        if n > 20000:
+            break
+    assert fast.flows.keys() == slow.flows.keys()
+    for k, f in fast.flows.items():
+        g = slow.flows[k]
+        assert (f.dir, f.start, f.last, f.packets, f.bytes) == (g.dir, g.start, g.last, g.packets, g.bytes)
+
+
+def _udp(ts, src, dst, sport, dport, size=100, smac=b"\x02" * 6, dmac=b"\x04" * 6, vlan=None):
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + 8 + size, 0, 0, 64, 17, 0, bytes(src), bytes(dst))
+    udp = struct.pack("!HHHH", sport, dport, 8 + size, 0)
+    eth = dmac + smac + (struct.pack("!HH", 0x8100, vlan) if vlan is not None else b"") + b"\x08\x00"
+    return ts, 1, eth + ip + udp + bytes(size)
+
+
+S = 1_000_000_000
+A, B = (10, 0, 0, 1), (10, 0, 0, 2)
+
+
+def test_period_timeout_and_final_reports_on_packet_time():
+    events = []
+    t = FlowTable(events.append, timeout_s=30, period_s=10)
+    t.observe_frame(*_udp(1 * S, A, B, 5000, 53))
+    t.observe_frame(*_udp(2 * S, B, A, 53, 5000, size=200, smac=b"\x04" * 6, dmac=b"\x02" * 6))
+    t.expire(9 * S)
+    assert events == []
+    t.expire(10 * S)  # the first period boundary
+    assert len(events) == 1 and events[0].fields["flow"]["final"] is False
+    f = events[0].fields
+    assert (f["source"]["packets"], f["source"]["bytes"], f["destination"]["packets"], f["destination"]["bytes"]) == \
+        (1, 142, 1, 242)
+    assert f["source"]["ip"] == "10.0.0.1" and f["source"]["port"] == 5000 and f["destination"]["port"] == 53
+    assert f["event"]["duration"] == S and f["network"]["packets"] == 2 and f["network"]["bytes"] == 384
+    assert f["event"]["type"] == ["connection"] and events[0].timestamp_ns == 10 * S
+    for half in range(21, 100):  # the decoder ticks every 0.5 s of packet time
+        t.expire(half * S // 2)
+    # periods at 20 s and 30 s; the last frame was at 2 s: more than 30 s idle at the 40 s tick,
+    # final, forgotten (Packetbeat checks timeouts at ticks of gcd(timeout, period))
+    assert [e.timestamp_ns for e in events] == [10 * S, 20 * S, 30 * S, 40 * S]
+    assert events[-1].fields["flow"]["final"] is True and events[-1].fields["event"]["type"] == ["connection", "end"]
+    assert not t.flows and t.timed_out == 1
+    t.flush()
+    assert len(events) == 4  # nothing left at flush
+
+
+def test_delta_reports_and_flush():
+    events = []
+    t = FlowTable(events.append, timeout_s=60, period_s=10, delta=True)
+    for i in range(3):
+        t.observe_frame(*_udp(1 * S + i, A, B, 5000, 53))
+    t.expire(10 * S)
+    t.observe_frame(*_udp(11 * S, A, B, 5000, 53))
+    t.flush()
+    assert [e.fields["source"]["packets"] for e in events] == [3, 1]
+    assert [e.fields["flow"]["final"] for e in events] == [False, True]
+
+
+def test_vlan_and_mac_split_flows_and_the_flow_fields():
+    events = []
+    t = FlowTable(events.append, period_s=-1)
+    t.observe_frame(*_udp(S, A, B, 5000, 53, vlan=7))
+    t.observe_frame(*_udp(S, A, B, 5000, 53, vlan=8))
+    t.flush()
+    assert sorted(e.fields["flow"]["vlan"] for e in events) == [7, 8]
+    f = events[0].fields
+    assert f["type"] == "flow" and f["source"]["mac"] == "02:02:02:02:02:02"
+    assert f["network"]["community_id"].startswith("1:") and f["network"]["transport"] == "udp"
+    assert f["event"]["dataset"] == "flow" and f["event"]["action"] == "network_flow"
+
+
+def test_the_table_is_bounded_and_evictions_are_reported_and_counted():
+    events = []
+    t = FlowTable(events.append, period_s=-1, max_flows=64)
+    for port in range(1000):
+        t.observe_frame(*_udp(S + port, A, B, 1024 + port, 53))
+    assert len(t.flows) <= 64 and t.evicted >= 1000 - 64
+    t.flush()
+    assert len(events) == 1000 and all(e.fields["flow"]["final"] for e in events)
+    assert sum(e.fields["source"]["packets"] for e in events) == 1000
