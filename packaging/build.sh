@@ -49,13 +49,13 @@ log "build tools"
 TOOLS=$BUILD/tools/bin
 "$TOOLS/python" -m pip install -q --upgrade pip 'setuptools>=77' wheel build
 
-log "sdist and wheel (compiled extension)"
-"$TOOLS/python" -m build -q --outdir "$DIST" . >/dev/null
+log "sdist and wheel (compiled extensions)"
+# Every extension setup.py declares must build (it would otherwise leave it out quietly).
+PYBEAT_REQUIRE_COMPILED=1 "$TOOLS/python" -m build -q --outdir "$DIST" . >/dev/null
 WHEEL=$(ls "$DIST"/pybeat-"$VERSION"-cp311-cp311-*.whl 2>/dev/null) \
   || die "no compiled cp311 wheel in dist/ (is a C compiler installed?)"
-for ext in pybeat/decode/_replay pybeat/protocols/dns/_fast pybeat/protocols/dns/pairing; do
-  unzip -Z1 "$WHEEL" | grep "^$ext\..*\.so\$" >/dev/null || die "the wheel lacks the compiled $ext"
-done
+COMPILED=$(unzip -Z1 "$WHEEL" | sed -n 's/\.cpython-[^/]*\.so$//p' | tr / . | paste -sd, -)
+[ -n "$COMPILED" ] || die "the wheel has no compiled module"
 
 if [[ $TARGETS == *" deb "* || $TARGETS == *" rpm "* ]]; then
 log "Linux venv at $PREFIX/venv"
@@ -64,7 +64,7 @@ VENV=$STAGE$PREFIX/venv
 "$PY" -m venv --without-pip "$VENV"
 "$TOOLS/pip" --python "$VENV/bin/python" install -q --no-cache-dir --no-compile --only-binary=:all: "$WHEEL"
 "$PY" packaging/relocate_venv.py "$VENV" "$PREFIX/venv"
-"$VENV/bin/python" -I -c 'import pybeat.decode._replay, pybeat.protocols.dns._fast, pybeat.cli' || die "the staged venv does not import pybeat"
+"$VENV/bin/python" -I -c "import pybeat.cli, $COMPILED" || die "the staged venv does not import pybeat ($COMPILED)"
 
 log "deb and rpm (nfpm)"
 # nfpm expands variables in a few fields only: the description is rendered here.

@@ -44,10 +44,13 @@ if (-not (Test-Path $wpcap)) {
 if (-not $Python) {
   $launcher = Get-Command py.exe -ErrorAction SilentlyContinue
   if ($launcher) {
+    # A missing version makes py.exe write to stderr, which "Stop" would turn into an error.
+    $ErrorActionPreference = "Continue"
     foreach ($version in "3.11", "3.12", "3.13") {
       $found = & $launcher.Source "-$version" -c "import sys; print(sys.executable)" 2>$null
-      if ($LASTEXITCODE -eq 0 -and $found) { $Python = $found.Trim(); break }
+      if ($LASTEXITCODE -eq 0 -and $found) { $Python = "$found".Trim(); break }
     }
+    $ErrorActionPreference = "Stop"
   }
 }
 if (-not $Python -or -not (Test-Path $Python)) {

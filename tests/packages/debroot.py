@@ -58,7 +58,8 @@ def deb_field(deb: Path, field: str) -> str:
 class DebianRoot:
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.mounts: list[Path] = []
+        self.mounts: list[Path] = []  # /proc, /sys, /dev
+        self.mirror_mount: Path | None = None
 
     @classmethod
     def create(cls, path: Path) -> "DebianRoot":
@@ -78,15 +79,32 @@ class DebianRoot:
         sh(["mount", "--make-rslave", str(self.path / "dev")])
         self.mounts.append(self.path / "dev")
 
-    def close(self) -> None:
+    def unmount(self) -> None:
         for target in reversed(self.mounts):
             sh(["umount", "-R", str(target)], check=False)
         self.mounts.clear()
+
+    def close(self) -> None:
+        self.unmount()
+        if self.mirror_mount is not None:
+            sh(["umount", str(self.mirror_mount)], check=False)
         still = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()
                  if line.split()[1].startswith(str(self.path) + "/")]
         if still:
             raise AssertionError(f"still mounted below the root, not deleting it: {still}")
         sh(["rm", "-rf", "--one-file-system", str(self.path)])
+
+    def boot(self, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+        """Boot the root's own systemd in a container with only a loopback interface
+        (systemd-nspawn) until something in it powers it off. /proc, /sys and /dev are
+        unmounted meanwhile (nspawn brings its own)."""
+        self.unmount()
+        try:
+            Path("/run/systemd/nspawn").mkdir(parents=True, exist_ok=True)
+            return sh(["systemd-nspawn", "--quiet", "--boot", "--private-network", "--register=no", "--keep-unit",
+                       f"--directory={self.path}"], check=False, timeout=timeout)
+        finally:
+            self.mount()
 
     # -- running things inside -------------------------------------------------------------
 
@@ -116,7 +134,7 @@ class DebianRoot:
         inside = self.path / MIRROR_IN_ROOT.lstrip("/")
         inside.mkdir(parents=True, exist_ok=True)
         sh(["mount", "--bind", "-o", "ro", str(mirror), str(inside)])
-        self.mounts.append(inside)
+        self.mirror_mount = inside
         sh(["mount", "-o", "remount,bind,ro", str(inside)])
         (self.path / "etc/apt/sources.list").write_text(f"deb [trusted=yes] file:{MIRROR_IN_ROOT} ./\n")
         self.run("apt-get", "update", "-qq")

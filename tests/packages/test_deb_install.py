@@ -34,6 +34,7 @@ PATHS = ("/usr/bin/pybeat", "/usr/share/pybeat", "/etc/pybeat", "/var/lib/pybeat
          "/lib/systemd/system/pybeat.service", "/usr/share/doc/pybeat")
 
 DNS_PING = Path(__file__).with_name("dns_ping.py")
+UNIT_CHECK = Path(__file__).with_name("unit_check.sh")
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +44,7 @@ def root(built: Built, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deb
     need_tool("dpkg-scanpackages")
     need_tool("unshare")
     need_tool("ip")
+    need_tool("systemd-nspawn")
     debian = DebianRoot.create(tmp_path_factory.mktemp("debian12") / "root")
     try:
         debian.use_local_mirror(built.deb)
@@ -80,7 +82,10 @@ def test_version_runs_from_the_bundled_venv(root: DebianRoot, built: Built) -> N
     """`pybeat version` runs on the system's python3.11 with the bundled venv and its compiled hot path."""
     out = root.run("pybeat", "version").stdout
     assert out.startswith(f"pybeat version {built.version} ") and "python 3.11" in out
-    root.run("/usr/share/pybeat/venv/bin/python3", "-c", "import pybeat.decode._replay, pybeat.protocols.dns._fast")
+    site = root.path / "usr/share/pybeat/venv/lib/python3.11/site-packages"
+    compiled = [".".join(p.relative_to(site).with_name(p.name.split(".")[0]).parts) for p in site.glob("pybeat/**/*.so")]
+    assert compiled
+    root.run("/usr/share/pybeat/venv/bin/python3", "-I", "-c", "import " + ", ".join(compiled))
 
 
 def test_test_config_without_arguments_checks_etc_pybeat(root: DebianRoot) -> None:
@@ -117,6 +122,24 @@ def test_replay_as_the_pybeat_user_writes_events(root: DebianRoot) -> None:
     assert f"output      file: acked {len(docs)}, dropped 0" in out
     assert stat(root, "/var/lib/pybeat/events") == "pybeat:pybeat 700"
     assert any(p.name.startswith("pybeat-") for p in (root.path / "var/log/pybeat").iterdir())
+
+
+def test_keystore_of_the_service_user_feeds_the_agent(root: DebianRoot) -> None:
+    """`pybeat keystore` run as pybeat (as docs/install.md says) keeps /var/lib/pybeat/pybeat.keystore
+    private to that user, and the agent running as pybeat resolves ${KEY} from it."""
+    secret = "planted-7f3a9c"
+    root.run(*AS_PYBEAT, "pybeat", "keystore", "create")
+    root.run(*AS_PYBEAT, "pybeat", "keystore", "add", "SITE_TOKEN", "--stdin", input=secret + "\n")
+    assert stat(root, "/var/lib/pybeat/pybeat.keystore") == "pybeat:pybeat 600"
+    listed = root.run(*AS_PYBEAT, "pybeat", "keystore", "list").stdout
+    assert "SITE_TOKEN" in listed and secret not in listed
+    out = root.run(*AS_PYBEAT, "pybeat", "run", "-I", f"/tmp/{CAPTURE}", "-t", "-E", "output.file.filename=keystore",
+                   "-E", "fields.site_token=${SITE_TOKEN}").stdout
+    docs = events(root, "keystore-*.ndjson")
+    assert docs and all(d["fields"]["site_token"] == secret for d in docs)
+    assert secret not in out
+    refused = root.run("pybeat", "test", "config", check=False)  # root, strict perms: not root's file
+    assert refused.returncode == 1 and "must be owned by the user running pybeat or root" in refused.stderr
 
 
 @pytest.mark.parametrize("capture_type", ["af_packet", "pcap"])
@@ -160,6 +183,40 @@ def test_unit_passes_systemd_analyze_verify(root: DebianRoot) -> None:
     assert score <= 2.5, security.stdout  # 2.1 when written; systemd calls up to 4.x "OK"
 
 
+def test_service_runs_under_systemd_with_its_sandbox(root: DebianRoot) -> None:
+    """Booted with its own systemd (nspawn, loopback only), the root starts pybeat.service: it runs as
+    pybeat with CAP_NET_RAW and CAP_NET_ADMIN only, captures DNS with af_packet, stops cleanly on SIGTERM."""
+    conf = root.path / "etc/pybeat/pybeat.yml"
+    shipped = conf.read_text()
+    check_unit = root.path / "etc/systemd/system/pybeat-check.service"
+    wants = root.path / "etc/systemd/system/multi-user.target.wants/pybeat-check.service"
+    shutil.copy(DNS_PING, root.path / "root" / DNS_PING.name)
+    shutil.copy(UNIT_CHECK, root.path / "root" / UNIT_CHECK.name)
+    check_unit.write_text("[Unit]\nAfter=multi-user.target\n[Service]\nExecStart=/root/unit_check.sh\n"
+                          "[Install]\nWantedBy=multi-user.target\n")
+    wants.parent.mkdir(parents=True, exist_ok=True)
+    wants.symlink_to("/etc/systemd/system/pybeat-check.service")
+    try:
+        booted = root.boot()
+        log_file = root.path / "root/unit-check.log"
+        log = log_file.read_text() if log_file.exists() else ""
+    finally:
+        for path in (wants, check_unit, root.path / "root/unit-check.log", root.path / "root" / UNIT_CHECK.name):
+            path.unlink(missing_ok=True)
+        conf.write_text(shipped)
+    assert booted.returncode == 0 and log, f"{booted.returncode}\n{booted.stdout[-3000:]}\n{booted.stderr[-3000:]}"
+    facts = dict(line.replace(":\t", "=", 1).split("=", 1) for line in log.splitlines()
+                 if "=" in line or ":\t" in line)
+    assert facts["ActiveState"] == "active" and facts["User"] == "pybeat", log
+    assert facts["Uid"].split() == [facts["Uid"].split()[0]] * 4 and facts["Uid"].split()[0] != "0", log
+    net_raw_and_admin = "0000000000003000"
+    assert (facts["CapEff"], facts["CapBnd"], facts["CapAmb"], facts["NoNewPrivs"]) == \
+        (net_raw_and_admin, net_raw_and_admin, net_raw_and_admin, "1"), log
+    assert facts["answered"] == "20" and int(facts["events"]) >= 15, log
+    assert facts["Result"] == "success" and facts["ExecMainStatus"] == "0", log
+    assert "output      file: acked" in log and "dropped 0" in log
+
+
 def test_upgrade_keeps_a_changed_conffile(root: DebianRoot, built_upgrade: Built) -> None:
     """Installing a rebuilt, newer .deb keeps an edited /etc/pybeat/pybeat.yml, its ownership and the data."""
     conf = root.path / "etc/pybeat/pybeat.yml"
@@ -172,7 +229,8 @@ def test_upgrade_keeps_a_changed_conffile(root: DebianRoot, built_upgrade: Built
     assert not root.exists("/etc/pybeat/pybeat.yml.dpkg-new")
     assert stat(root, "/etc/pybeat/pybeat.yml") == "root:pybeat 640"
     assert events(root, "replay-*.ndjson")
-    assert root.run("pybeat", "test", "config").stdout.strip() == "Config OK"
+    # as the service user: the keystore made earlier is pybeat's, which root's strict perms refuse
+    assert root.run(*AS_PYBEAT, "pybeat", "test", "config").stdout.strip() == "Config OK"
 
 
 def test_purge_leaves_nothing_behind(root: DebianRoot) -> None:
