@@ -25,6 +25,7 @@ package_data["pybeat"] = ["py.typed", "fields.yml"]
 # The compiled code's sources and declarations (an sdist builds them; .pxd for cimport)
 package_data["pybeat.decode"] = ["_replay.pyx", "_replay.pxd"]
 package_data["pybeat.protocols.dns"] = ["fields.yml", "_fast.pyx", "pairing.pxd"]
+package_data["pybeat.protocols.dns.detection"] = ["fields.yml", "_view.pyx"]
 
 from setuptools.command.build_ext import build_ext  # noqa: E402
 
@@ -61,7 +62,8 @@ def _extensions() -> list:
     Python and runs the same code paths the extensions mirror:
     - pybeat.decode._replay: the protocol-blind replay loop (its interfaces in _replay.pxd);
     - pybeat.protocols.dns.pairing: pairing.py itself, compiled (types in pairing.pxd);
-    - pybeat.protocols.dns._fast: the DNS lane of the loop and the usual messages' parser."""
+    - pybeat.protocols.dns._fast: the DNS lane of the loop and the usual messages' parser;
+    - pybeat.protocols.dns.detection._view: the detectors' reader of pre-encoded DNS events."""
     try:
         from Cython.Build import cythonize
         from setuptools import Extension
@@ -73,6 +75,7 @@ def _extensions() -> list:
         Extension("pybeat.decode._replay", ["pybeat/decode/_replay.pyx"], libraries=["z"]),
         Extension("pybeat.protocols.dns.pairing", ["protocols/dns/pairing.py"]),
         Extension("pybeat.protocols.dns._fast", ["protocols/dns/_fast.pyx"]),
+        Extension("pybeat.protocols.dns.detection._view", ["protocols/dns/detection/_view.pyx"]),
     ]
     for ext in exts:
         ext.optional = True
@@ -99,7 +102,7 @@ def _pxd_tree() -> str:
 
 # Generated C and an in-place build (pip install -e) are not data: build_ext makes the module.
 exclude_package_data = {"pybeat": ["*.c", "*.so"], "pybeat.decode": ["*.c", "*.so"],
-                        "pybeat.protocols.dns": ["*.c", "*.so"]}
+                        "pybeat.protocols.dns": ["*.c", "*.so"], "pybeat.protocols.dns.detection": ["*.c", "*.so"]}
 
 setup(packages=packages, package_dir=package_dir, package_data=package_data,
       exclude_package_data=exclude_package_data, ext_modules=_extensions(), cmdclass={"build_ext": OptionalBuildExt})

@@ -15,11 +15,15 @@ from .newdomain import NewDomainDetector
 from .poisoning import PoisoningDetector
 from .rate import RateDetector
 from .tunnel import TunnelDetector
-from .view import view_of
+from .view import TxnView, view_of
 
 __all__ = ["DnsDetector"]
 
 _MDNS_PORT = 5353
+#: the per-domain detectors see a registered domain again after this much packet time
+#: (2^42 ns, 73 minutes: new_domain keeps its last-seen times to the hour)
+_DOMAIN_PERIOD_SHIFT = 42
+_GATE_MAX = 65_536
 
 
 class DnsDetector(Detector):
@@ -42,7 +46,15 @@ class DnsDetector(Detector):
             suffix = ctx.shard.suffix if ctx.shard is not None else ""
             self.new_domain = NewDomainDetector(config.new_domain, emit, folder, suffix, ctx.logger)
             self.parts["new_domain"] = self.new_domain
-        self._observers = [p.observe for p in self.parts.values()]
+        # Per-transaction detectors see every transaction; the per-domain ones (lookalike judges
+        # a registered domain once, new_domain remembers when it last saw one) see a domain
+        # when it is new to this gate and then once per period: on ordinary traffic most
+        # transactions are of domains seen moments ago. The gate is a cache (cleared when
+        # full): whatever it forgets, those detectors are shown again and know what to do.
+        per_domain = ("lookalike", "new_domain")
+        self._observers = [p.observe for name, p in self.parts.items() if name not in per_domain]
+        self._domain_observers = [p.observe for name, p in self.parts.items() if name in per_domain]
+        self._gate: dict[str, int] = {}
         self._timers = [p.expire for p in self.parts.values() if hasattr(p, "expire")]
         self.events = 0
         self.unreadable = 0
@@ -52,11 +64,27 @@ class DnsDetector(Detector):
         if v is None:
             self.unreadable += 1
             return
-        if v[2] == _MDNS_PORT:  # client_port
+        self.observe_view(v)
+
+    def observe_view(self, v: TxnView) -> None:
+        """Show one transaction to the detectors."""
+        # (unpacking a view reads it faster than its attributes do: this runs per event)
+        ts, _, client_port, _, _, _, _, msg = v
+        if client_port == _MDNS_PORT:
             return  # multicast DNS: local service discovery, not lookups
         self.events += 1
         for observe in self._observers:
             observe(v)
+        if self._domain_observers:
+            rd = msg.registered_domain
+            period = ts >> _DOMAIN_PERIOD_SHIFT
+            gate = self._gate
+            if gate.get(rd) != period:
+                if len(gate) >= _GATE_MAX:
+                    gate.clear()
+                gate[rd] = period
+                for observe in self._domain_observers:
+                    observe(v)
 
     def expire(self, now_ns: int) -> None:
         for expire in self._timers:

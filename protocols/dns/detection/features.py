@@ -10,7 +10,7 @@ import math
 from collections import Counter
 from typing import NamedTuple
 
-__all__ = ["NameFeatures", "entropy", "name_features", "shape"]
+__all__ = ["MIN_ENCODED_LABEL", "NameFeatures", "entropy", "name_features", "raw_length", "shape"]
 
 _HEX = frozenset("0123456789abcdefABCDEF")
 _B32 = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
@@ -69,7 +69,7 @@ def shape(label: str) -> str:
     return ""
 
 
-def _raw_len(label: str) -> int:
+def raw_length(label: str) -> int:
     """Length of a label with each \\ddd (or \\c) escape counted as the one byte it stands for."""
     if "\\" not in label:
         return len(label)
@@ -96,11 +96,11 @@ def name_features(subdomain: str) -> NameFeatures:
     if not subdomain:
         return _NONE
     labels = subdomain.split(".")
-    longest = max(labels, key=_raw_len)
+    longest = max(labels, key=raw_length)
     data = subdomain.replace(".", "")
     # the protocol shows a byte outside printable ASCII as \ddd: count it as the one byte it is
     length = len(subdomain) - 3 * subdomain.count("\\") if "\\" in subdomain else len(subdomain)
-    f = NameFeatures(length, len(labels), _raw_len(longest), entropy(data), shape(longest))
+    f = NameFeatures(length, len(labels), raw_length(longest), entropy(data), shape(longest))
     if len(_cache) >= _CACHE_MAX:
         _cache.clear()
     _cache[subdomain] = f

@@ -59,14 +59,19 @@ class PoisoningDetector:
         self.counters = {"alerts": 0, "evicted": 0, "late_or_repeated_answers": 0, "unmatched_responses": 0}
 
     def observe(self, v: TxnView) -> None:
-        key = (v.client_ip, v.client_port, v.id)
-        if v.has_query:
+        client_ip, client_port, _, mid, has_query = v[1:6]  # (faster than its attributes: per event)
+        key = (client_ip, client_port, mid)
+        if has_query:
             queries = self.queries
-            if key in queries:
-                del queries[key]  # re-inserted at the end: the table stays in order of last use
-            elif len(queries) >= self.max_tracked:
+            if len(queries) >= self.max_tracked and key not in queries:
                 self.counters["evicted"] += evict_oldest(queries, self.max_tracked)
-            queries[key] = v  # the view itself: its time, and its answers if it was answered
+            # The view itself: its time, and its answers if it was answered. A query seen again
+            # (a retry: same client, port and id) keeps its place in the table, which is in
+            # order of first use: expire() stops at the first entry still fresh, so an entry
+            # behind a retried one may outlive query_memory until the retry is stale too (the
+            # cap bounds the table either way); moving it to the end cost a second lookup per
+            # query.
+            queries[key] = v
             return
         if v.id < 0 or v.client_ip in self.allow:
             return
@@ -159,7 +164,7 @@ class PoisoningDetector:
         self._swept = now_ns
         horizon = now_ns - self.memory_ns
         queries = self.queries
-        # the table is in order of last use: the stale entries are at the front
+        # the table is in order of first use (see observe): the stale entries are at the front
         stale = []
         for k, seen in queries.items():
             if seen.ts >= horizon:

@@ -45,11 +45,10 @@ class RateDetector:
         self.counters = {"alerts": 0, "evicted": 0, "expired": 0}
 
     def observe(self, v: TxnView) -> None:
-        if not v.has_query:
+        ts, ip, _, _, _, has_query, _, _ = v  # (faster than its attributes: this runs per event)
+        if not has_query:
             return
-        ip = v.client_ip
         c = self.clients.get(ip)
-        ts = v.ts
         if c is None:
             if ip in self.allow:
                 return

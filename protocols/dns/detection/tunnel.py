@@ -27,7 +27,7 @@ from pybeat.api import Event
 from .alerts import alert
 from .caps import evict_oldest
 from .config import TunnelConfig
-from .features import name_features
+from .features import MIN_ENCODED_LABEL, entropy, name_features, raw_length
 from .view import TxnView
 
 __all__ = ["TunnelDetector", "Allowlist"]
@@ -72,10 +72,33 @@ class Allowlist:
         return any(".".join(parts[i:]) in self.entries for i in range(len(parts)))
 
 
+def _names_summary(names: set[str]) -> tuple[list[str], float, int]:
+    """What an alert tells of a window's names, computed when it fires rather than per name:
+    the labels every name ends with (the tunnel's own zone: t1 in xxxx.t1.tunnel.test), the
+    sum of their entropies (characters without the dots) and the longest label."""
+    zone: list[str] | None = None
+    total = 0.0
+    longest = 0
+    for sub in names:
+        labels = sub.split(".")
+        total += entropy(sub.replace(".", ""))
+        longest = max(longest, max(map(raw_length, labels)))
+        parents = labels[1:]
+        if zone is None:
+            zone = parents
+            continue
+        k = 0
+        while k < len(zone) and k < len(parents) and zone[-1 - k] == parents[-1 - k]:
+            k += 1
+        if k < len(zone):
+            zone = zone[len(zone) - k:]
+    return zone or [], total, longest
+
+
 class _Window:
     __slots__ = ("start", "queries", "names", "distinct", "bytes_up", "bytes_down", "encoded", "lengths",
-                 "entropy_sum", "longest_label", "types", "alerted", "refreshes", "zone", "first_seen", "last",
-                 "data_answers", "encoded_answers", "packed", "partial")
+                 "types", "alerted", "refreshes", "first_seen", "last", "data_answers", "encoded_answers",
+                 "packed", "partial")
 
     def __init__(self, ts: int):
         self.start = ts
@@ -83,7 +106,6 @@ class _Window:
         self.partial = False  # an allowlist entry lies below this domain: names are checked
         self.alerted = False
         self.refreshes = 0
-        self.zone: list[str] | None = None
         self.reset(ts)
 
     def reset(self, ts: int) -> None:
@@ -98,8 +120,6 @@ class _Window:
         self.packed = 0
         self.encoded = 0
         self.lengths: set[int] = set()
-        self.entropy_sum = 0.0
-        self.longest_label = 0
         self.types: dict[str, int] = {}
         self.alerted = False
         self.last = ts
@@ -116,16 +136,14 @@ class TunnelDetector:
         self.counters = {"alerts": 0, "evicted": 0, "expired": 0, "allowlisted": 0, "names_over_cap": 0}
 
     def observe(self, v: TxnView) -> None:
-        m = v.msg
-        rd = m.registered_domain
-        sub = m.sub_key
+        ts, client_ip, _, _, _, _, _, m = v  # (unpacking reads a view faster: this runs per event)
+        name, qtype, rd, raw, _, _, _, sub, bytes_down, encoded_down = m
         if not sub or not rd or rd == ".":
             return
-        key = (v.client_ip, rd)
+        key = (client_ip, rd)
         st = self.state.get(key)
-        ts = v.ts
         if st is None:
-            if self.allow.matches(rd, m.name):
+            if self.allow.matches(rd, name):
                 self.counters["allowlisted"] += 1
                 return
             if len(self.state) >= self.config.max_tracked:
@@ -134,14 +152,14 @@ class TunnelDetector:
             st.partial = self.allow.partial_below(rd)
         elif ts - st.start >= self.window_ns:
             st.reset(ts)
-        if st.partial and self.allow.matches(rd, m.name):
+        if st.partial and self.allow.matches(rd, name):
             return  # an allowlisted name below a domain that is otherwise tracked
         st.queries += 1
         st.last = ts
-        if m.bytes_down:
-            st.bytes_down += m.bytes_down
+        if bytes_down:
+            st.bytes_down += bytes_down
             st.data_answers += 1
-            if m.encoded_down:
+            if encoded_down:
                 st.encoded_answers += 1
         names = st.names
         if sub in names:
@@ -151,35 +169,25 @@ class TunnelDetector:
         else:
             self.counters["names_over_cap"] += 1
         st.distinct += 1
-        t = m.qtype
-        st.types[t] = st.types.get(t, 0) + 1
-        f = name_features(m.subdomain)
-        st.bytes_up += f.length
-        st.lengths.add(f.length)
-        st.entropy_sum += f.entropy
-        if f.longest_label > st.longest_label:
-            st.longest_label = f.longest_label
-        if f.shape:
-            st.encoded += 1
-            if f.longest_label >= self.config.packed_label_length:
-                st.packed += 1
-        self._zone(st, sub)
-        if not st.alerted and st.distinct >= self.config.min_distinct_subdomains:
+        st.types[qtype] = st.types.get(qtype, 0) + 1
+        # the protocol shows a byte outside printable ASCII as \ddd: it counts as the one byte it is
+        length = len(raw) - 3 * raw.count("\\") if "\\" in raw else len(raw)
+        st.bytes_up += length
+        st.lengths.add(length)
+        # A name shorter than the shortest label judged cannot look encoded, and most names are
+        # that short: their shape (entropy, character sets) is never computed. The alert's
+        # entropy, longest label and zone come from the names when it fires (_names_summary).
+        if len(raw) >= MIN_ENCODED_LABEL:
+            f = name_features(raw)
+            if f.shape:
+                st.encoded += 1
+                if f.longest_label >= self.config.packed_label_length:
+                    st.packed += 1
+        cfg = self.config
+        # (the encoded share is checked first here: on most traffic it is zero)
+        if (not st.alerted and st.distinct >= cfg.min_distinct_subdomains
+                and st.encoded >= cfg.min_encoded_ratio * st.distinct):
             self._judge(key, st, v)
-
-    def _zone(self, st: _Window, sub: str) -> None:
-        """The labels every subdomain seen so far ends with (the tunnel's own zone, t1 in
-        xxxx.t1.tunnel.test)."""
-        labels = sub.split(".")[1:]
-        if st.zone is None:
-            st.zone = labels
-            return
-        z = st.zone
-        n = 0
-        while n < len(z) and n < len(labels) and z[-1 - n] == labels[-1 - n]:
-            n += 1
-        if n < len(z):
-            st.zone = z[len(z) - n:]
 
     def _judge(self, key: tuple[str, str], st: _Window, v: TxnView) -> None:
         c = self.config
@@ -199,13 +207,14 @@ class TunnelDetector:
         st.refreshes += 1
         self.counters["alerts"] += 1
         rd = key[1]
-        zone = ".".join([*(st.zone or []), rd])
+        zone_labels, entropy_sum, longest = _names_summary(st.names)
+        zone = ".".join([*zone_labels, rd])
         window_s = (v.ts - st.start) / 1e9
         odd = {t: n for t, n in st.types.items() if t not in _PLAIN_TYPES}
         evidence: dict[str, Any] = {
             "queries": st.queries, "distinct_subdomains": d, "bytes_up": st.bytes_up, "bytes_down": st.bytes_down,
-            "mean_subdomain_length": round(mean, 1), "longest_label": st.longest_label,
-            "mean_entropy": round(st.entropy_sum / d, 2), "encoded_ratio": round(ratio, 2),
+            "mean_subdomain_length": round(mean, 1), "longest_label": longest,
+            "mean_entropy": round(entropy_sum / max(len(st.names), 1), 2), "encoded_ratio": round(ratio, 2),
             "distinct_lengths": len(st.lengths), "data_answers": st.data_answers,
             "encoded_answers": st.encoded_answers, "packed_names": st.packed, "window_s": round(window_s, 3), "refresh": st.refreshes,
             "record_types": dict(sorted(odd.items())), "zone": zone,

@@ -16,6 +16,7 @@ Never changes the event.
 
 from __future__ import annotations
 
+import os
 from typing import Any, NamedTuple
 
 import orjson
@@ -62,53 +63,96 @@ _CACHE_MAX = 65_536
 _messages: dict[int, Message] = {}
 
 
+def down(data: list[str]) -> tuple[int, bool]:
+    """``bytes_down`` and ``encoded_down`` of the data of a message's answers other than A/AAAA."""
+    return sum(map(len, data)), any(shape(max(d.split(), key=len, default="")) for d in data)
+
+
+_NO_DATA = (0, False)
+
+
 def _message(dns: dict[str, Any]) -> Message:
     q = dns.get("question")
     if not isinstance(q, dict):
         q = {}
     raw_answers = dns.get("answers")
     answers: tuple[tuple[str, str], ...] = ()
+    data: list[str] = []
     if isinstance(raw_answers, list):
         answers = tuple(
             (str(a.get("type", "")), str(a.get("data", ""))) for a in raw_answers if isinstance(a, dict))
+        data = [d for t, d in answers if t not in _ADDRESS_TYPES]
     count = dns.get("answers_count")
-    sub = str(q.get("subdomain") or "")
-    data = [d for t, d in answers if t not in _ADDRESS_TYPES]
-    return Message(
+    sub = q.get("subdomain") or ""
+    if not isinstance(sub, str):
+        sub = str(sub)
+    # tuple.__new__: a new message is the per-event case of random-name traffic
+    return _new(Message, (
         str(q.get("name") or ""), str(q.get("type") or ""), str(q.get("registered_domain") or "").lower(),
         sub, str(dns.get("response_code") or ""), answers, count if isinstance(count, int) else len(answers),
-        sub.lower(), sum(map(len, data)), any(shape(max(d.split(), key=len, default="")) for d in data),
-    )
+        sub.lower(), *(down(data) if data else _NO_DATA),
+    ))
 
 
-def _view_raw(ts: int, raw: bytes) -> TxnView | None:
+def message_of_body(body: bytes) -> Message:
+    """The Message of the ``dns`` object's members (``body``: the object without its braces
+    and its leading ``"id":N,``)."""
+    return _message(orjson.loads(b"{" + body + b"}"))
+
+
+def read_raw(ts: int, raw: bytes) -> TxnView | None:
+    """The view of a pre-encoded DNS event (see the module docstring); None when it has no
+    client or no ``dns`` object, ValueError when it is not the layout described there. The
+    compiled twin (``_view.pyx``, the same steps in C) replaces it where it was built."""
     # Pre-encoded events are answered transactions and unanswered queries only (a response
-    # on its own always takes the dict path), so "type" says which halves were seen. The
-    # message ends before the last ',"type":"answer"}' (what follows, the request/response
-    # strings and the agent's fields, cannot hold it unescaped), so it is searched from the end.
+    # on its own always takes the dict path), so "type" says which halves were seen. Each
+    # string searched for is found once in the document: it has quotes, and a quote inside a
+    # JSON string is escaped.
     c = raw.find(b'"client":{"ip":"') + 16
     if c < 16:
         return None
     q = raw.find(b'"', c)
     p = raw.find(b",", q + 9)
-    end = raw.rfind(b',"type":"answer"}')
-    answered = end >= 0
-    if not answered:
-        end = raw.rfind(b',"type":"query"}')
-    d = raw.rfind(b',"dns":{"id":', p, end)
+    if q < 0 or p < 0:
+        raise ValueError("not a pre-encoded DNS event")
+    d = raw.find(b',"dns":{"id":', p)
     if d < 0:
         return None
+    end = raw.find(b',"type":"answer"}', d)
+    answered = end >= 0
+    if not answered:
+        end = raw.find(b',"type":"query"}', d)
     start = d + 13
     comma = raw.find(b",", start, end)
-    body = raw[comma + 1:end]
-    key = hash(body)  # the bytes themselves would make the cache ten times bigger
+    if end < 0 or comma < 0:
+        raise ValueError("not a pre-encoded DNS event")
+    # The message is cached by the hash of the members it is read from (the response code to
+    # the answers; the bytes themselves would make the cache ten times bigger).
+    ks = raw.find(b'"response_code":"', comma + 1, end)
+    if ks < 0:
+        ks = comma + 1
+    ke = raw.find(b',"authorities_count":', ks, end)
+    if ke < 0:
+        ke = end
+    key = hash(raw[ks:ke])
     msg = _messages.get(key)
     if msg is None:
         if len(_messages) >= _CACHE_MAX:
             _messages.clear()
-        msg = _messages[key] = _message(orjson.loads(b"{" + body + b"}"))
+        msg = _messages[key] = message_of_body(raw[comma + 1:end])
     # tuple.__new__ skips the NamedTuple's Python-level constructor (this runs per event)
-    return _new(TxnView, (ts, raw[c:q].decode(), int(raw[q + 9:p]), "", int(raw[start:comma]), True, answered, msg))
+    return _new(TxnView, (ts, raw[c:q].decode(), _digits(raw[q + 9:p]), "", _digits(raw[start:comma]), True,
+                          answered, msg))
+
+
+def _digits(text: bytes) -> int:
+    """A JSON number of this layout (digits only: int() would also take signs, spaces and _)."""
+    if not text.isdigit():
+        raise ValueError("not a pre-encoded DNS event")
+    return int(text)
+
+
+_view_raw = read_raw
 
 
 def view_of_fields(ts: int, fields: dict[str, Any]) -> TxnView | None:
@@ -136,3 +180,17 @@ def view_of(event: Event) -> TxnView | None:
         except ValueError:  # not the DNS protocol's layout: read it the slow way
             pass
     return view_of_fields(event.timestamp_ns, event.fields)
+
+
+# The compiled twin of read_raw and view_of (_view.pyx), where it was built
+if os.environ.get("PYBEAT_PURE_PYTHON", "") in ("", "0"):
+    try:
+        from ._view import bind as _bind
+        from ._view import read_raw as _compiled_read_raw
+        from ._view import view_of as _compiled_view_of
+    except ImportError:  # not built: the Python reader above
+        pass
+    else:
+        _bind(TxnView, Message, _messages, _CACHE_MAX, message_of_body, down, view_of_fields)
+        _view_raw = _compiled_read_raw
+        view_of = _compiled_view_of  # noqa: F811
