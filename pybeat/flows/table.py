@@ -280,9 +280,10 @@ class FlowTable:
         self.frames = self.untracked = self.created = self.reported = self.evicted = self.timed_out = 0
 
     def stats(self) -> dict[str, int]:
-        return {"flows.active": len(self.flows), "flows.created": self.created, "flows.frames": self.frames,
-                "flows.untracked_frames": self.untracked, "flows.reports": self.reported,
-                "flows.timed_out": self.timed_out, "flows.evicted": self.evicted}
+        """The counters, registered under ``flows`` (``flows.evicted``, ...)."""
+        return {"active": len(self.flows), "created": self.created, "frames": self.frames,
+                "untracked_frames": self.untracked, "reports": self.reported,
+                "timed_out": self.timed_out, "evicted": self.evicted}
 
     # -- per frame ----------------------------------------------------------------------------------
     def observe_frame(self, ts: int, link: int, frame: bytes) -> None:
