@@ -278,10 +278,27 @@ class FlowTable:
         self.now = 0
         # counters (metrics)
         self.frames = self.untracked = self.created = self.reported = self.evicted = self.timed_out = 0
+        #: the compiled per-frame hook (``observer()``), which counts its frames itself
+        self.fast: Any = None
+
+    def observer(self) -> Any:
+        """What the decoder calls for every frame (``Decoder.observer``): the compiled hook
+        (``_fast.pyx``) when it was built, unless ``PYBEAT_PURE_PYTHON=1``; else this table
+        (``observe_frame``). Both count the same flows (tests/flows/test_flow_table.py)."""
+        import os
+
+        if self.fast is None and os.environ.get("PYBEAT_PURE_PYTHON", "") in ("", "0"):
+            try:
+                from pybeat.flows._fast import FlowObserver
+            except ImportError:  # a build without a C compiler
+                return self
+            self.fast = FlowObserver(self, _PREFIX_UDP4, _PREFIX_TCP4)
+        return self.fast if self.fast is not None else self
 
     def stats(self) -> dict[str, int]:
         """The counters, registered under ``flows`` (``flows.evicted``, ...)."""
-        return {"active": len(self.flows), "created": self.created, "frames": self.frames,
+        frames = self.frames + (self.fast.frames if self.fast is not None else 0)
+        return {"active": len(self.flows), "created": self.created, "frames": frames,
                 "untracked_frames": self.untracked, "reports": self.reported,
                 "timed_out": self.timed_out, "evicted": self.evicted}
 
@@ -376,8 +393,9 @@ class FlowTable:
 
     def flush(self, now_ns: int = 0) -> None:
         """The end of the input: every flow's final report."""
-        flows, self.flows = self.flows, {}
-        for flow in flows.values():
+        flows = list(self.flows.values())
+        self.flows.clear()  # the same dict: the compiled hook holds it
+        for flow in flows:
             self._report(flow, max(self.now, flow.last), final=True)
 
     def _evict(self) -> None:

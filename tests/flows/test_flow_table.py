@@ -10,7 +10,7 @@ import pytest
 
 from pybeat.capture.pcapfile import PcapFileSource
 from pybeat.flows import FlowTable
-from tests.conftest import PCAPS
+from tests.conftest import PCAPS, need
 
 CAPTURES = sorted(PCAPS.glob("*.pcap"))
 
@@ -21,12 +21,28 @@ def _frames(pcap):
         yield item
 
 
+def _hook(table: FlowTable, kind: str):
+    """The per-frame hook under test: the table's Python inline path or the compiled one."""
+    if kind == "python":
+        return table.observe_frame
+    try:
+        from pybeat.flows._fast import FlowObserver  # noqa: F401
+    except ImportError:
+        need(False, "the compiled extension pybeat.flows._fast (pip install -e .)")
+    obs = table.observer()
+    assert obs is not table
+    return obs.observe_frame
+
+
+@pytest.mark.parametrize("kind", ["python", "compiled"])
 @pytest.mark.parametrize("pcap", CAPTURES, ids=lambda p: p.name)
-def test_the_inline_path_counts_as_the_general_path(pcap):
+def test_the_inline_path_counts_as_the_general_path(pcap, kind, monkeypatch):
+    monkeypatch.delenv("PYBEAT_PURE_PYTHON", raising=False)
     fast, slow = FlowTable(lambda e: None), FlowTable(lambda e: None)
+    observe = _hook(fast, kind)
     n = 0
     for ts, link, frame in _frames(pcap):
-        fast.observe_frame(ts, link, bytes(frame))
+        observe(ts, link, bytes(frame))
         slow.frames += 1
         slow.observe_general(ts, link, bytes(frame))
         n += 1
@@ -36,6 +52,7 @@ def test_the_inline_path_counts_as_the_general_path(pcap):
     for k, f in fast.flows.items():
         g = slow.flows[k]
         assert (f.dir, f.start, f.last, f.packets, f.bytes) == (g.dir, g.start, g.last, g.packets, g.bytes)
+    assert fast.stats() == slow.stats() and fast.now == slow.now
 
 
 def _udp(ts, src, dst, sport, dport, size=100, smac=b"\x02" * 6, dmac=b"\x04" * 6, vlan=None):
@@ -109,3 +126,46 @@ def test_the_table_is_bounded_and_evictions_are_reported_and_counted():
     t.flush()
     assert len(events) == 1000 and all(e.fields["flow"]["final"] for e in events)
     assert sum(e.fields["source"]["packets"] for e in events) == 1000
+
+
+def _sample_frames() -> list[bytes]:
+    out: list[bytes] = []
+    for name in ("dns_udp_mixed.pcap", "dns_tcp.pcap", "dns_vlan.pcap", "icmp.pcap"):
+        out += [bytes(f) for _, link, f in _frames(PCAPS / name) if link == 1][:60]
+    return out
+
+
+SAMPLES = _sample_frames()
+
+
+def test_hostile_frames_count_the_same_in_the_compiled_hook_and_in_python():
+    """Frames of real captures with bytes changed, cut short at every length or grown: the
+    compiled hook never reads past a frame and counts exactly as the Python path."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    try:
+        from pybeat.flows._fast import FlowObserver  # noqa: F401
+    except ImportError:
+        need(False, "the compiled extension pybeat.flows._fast (pip install -e .)")
+
+    @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.lists(st.tuples(st.integers(0, len(SAMPLES) - 1), st.integers(0, 80), st.integers(0, 255),
+                              st.integers(0, 1600)), min_size=1, max_size=40))
+    def check(changes):
+        py, compiled = FlowTable(lambda e: None), FlowTable(lambda e: None)
+        hook = compiled.observer()
+        assert hook is not compiled
+        for i, (which, pos, value, cut) in enumerate(changes):
+            frame = bytearray(SAMPLES[which])
+            if pos < len(frame):
+                frame[pos] = value
+            frame = bytes(frame[:cut]) if cut < len(frame) else bytes(frame) + bytes(cut % 7)
+            for t in (py, compiled):
+                (t.observe_frame if t is py else hook.observe_frame)(S + i, 1, frame)
+        assert py.flows.keys() == compiled.flows.keys() and py.stats() == compiled.stats()
+        for k, f in py.flows.items():
+            g = compiled.flows[k]
+            assert (f.dir, f.start, f.last, f.packets, f.bytes) == (g.dir, g.start, g.last, g.packets, g.bytes)
+
+    check()
