@@ -49,7 +49,7 @@ cdef class FlowObserver(PacketObserver):
         cdef PyObject* hit
         self.frames += 1
         if (link == 1 and caplen >= 38 and f[12] == 8 and f[13] == 0 and f[14] == 0x45
-                and not (f[20] & 0x1F or f[21])):
+                and not (f[20] & 0x3F or f[21])):
             proto = f[23]
             if proto == 17 or proto == 6:
                 # FlowTable.observe_frame's direction: MACs, then IPs, then the ports as

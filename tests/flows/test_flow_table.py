@@ -169,3 +169,31 @@ def test_hostile_frames_count_the_same_in_the_compiled_hook_and_in_python():
             assert (f.dir, f.start, f.last, f.packets, f.bytes) == (g.dir, g.start, g.last, g.packets, g.bytes)
 
     check()
+
+
+def _icmp(ts, src, dst, icmp_type, smac=b"\x02" * 6, dmac=b"\x04" * 6, frag=0):
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 28, 0, frag, 64, 1, 0, bytes(src), bytes(dst))
+    return ts, 1, dmac + smac + b"\x08\x00" + ip + struct.pack("!BBHHH", icmp_type, 0, 0, 7, 1)
+
+
+def test_icmp_shares_the_ip_flow_and_its_last_type_names_the_transport():
+    """As Packetbeat: no ICMP layer in the flow id (an IPv4 fragment between the same hosts is
+    in the same flow); the source direction's last type/code, unless 0/0, gives the transport
+    and the Community ID."""
+    events = []
+    t = FlowTable(events.append, period_s=-1)
+    t.observe_frame(*_icmp(S, A, B, 8))  # echo request
+    t.observe_frame(*_icmp(S + 1, B, A, 0, smac=b"\x04" * 6, dmac=b"\x02" * 6))  # echo reply
+    t.observe_frame(*_icmp(S + 3, A, B, 8, frag=0x2000))  # a first fragment: IP only
+    t.flush()
+    assert len(events) == 1
+    icmp = events[0].fields
+    assert icmp["source"]["packets"] == 2
+    assert icmp["network"]["transport"] == "icmp" and icmp["network"]["community_id"].startswith("1:")
+    assert "port" not in icmp["source"] and icmp["destination"]["packets"] == 1  # request + fragment, reply
+    assert icmp["flow"]["id"].startswith("EQAA")  # flags 0x0011: Ethernet and IPv4, no ICMP layer
+    events.clear()
+    t = FlowTable(events.append, period_s=-1)
+    t.observe_frame(*_icmp(S, A, B, 0))  # the source's last message is an echo reply (0/0)
+    t.flush()
+    assert "transport" not in events[0].fields["network"] and "community_id" not in events[0].fields["network"]
