@@ -165,14 +165,16 @@ def _ip_layer(key: FlowKey, frame: bytes, off: int, version: int, depth: int = 0
         _ip_layer(key, frame, pos, 4 if proto == 4 else 6, 1)
 
 
-def flow_key(link: int, frame: bytes) -> FlowKey | None:
-    """The flow of one frame (None when no layer Packetbeat tracks is there)."""
+def flow_key(link: int, frame: bytes, ethernet: bool = True) -> FlowKey | None:
+    """The flow of one frame (None when no layer Packetbeat tracks is there); without
+    ``ethernet`` (``allow_mismatched_eth``) the Ethernet addresses are not part of it."""
     key = FlowKey()
     try:
         if link == 1:  # Ethernet
             if len(frame) < 14:
                 return None
-            key.add_eth(frame[6:12], frame[0:6])
+            if ethernet:
+                key.add_eth(frame[6:12], frame[0:6])
             etype, off = (frame[12] << 8) | frame[13], 14
         elif link == 113:  # Linux cooked
             if len(frame) < 16:
@@ -254,8 +256,11 @@ class FlowTable:
     """The flow table, fed frame by frame; ``emit`` gets the report events."""
 
     def __init__(self, emit: Callable[[Event], None], timeout_s: float = 30.0, period_s: float = 10.0,
-                 delta: bool = False, max_flows: int = 262_144):
+                 delta: bool = False, max_flows: int = 262_144, ethernet: bool = True):
         self.emit = emit
+        #: False (``allow_mismatched_eth``): the Ethernet addresses are not part of a flow, so a
+        #: reply routed back through another MAC pair stays in its flow
+        self.ethernet = ethernet
         self.timeout_ns = int(timeout_s * 1e9)
         self.period_ns = int(period_s * 1e9) if period_s > 0 else 0
         self.delta = delta
@@ -276,6 +281,8 @@ class FlowTable:
         (``observe_frame``). Both count the same flows (tests/flows/test_flow_table.py)."""
         import os
 
+        if not self.ethernet:  # the inline paths key on the MACs
+            return self
         if self.fast is None and os.environ.get("PYBEAT_PURE_PYTHON", "") in ("", "0"):
             try:
                 from pybeat.flows._fast import FlowObserver
@@ -298,7 +305,8 @@ class FlowTable:
         # The common frame (Ethernet, IPv4 without options, not a fragment, UDP or TCP) of a
         # known flow inline: the same key as flow_key() builds (a test checks it on every frame
         # of every capture); anything else, and a new flow, takes the general path.
-        if link == 1 and len(frame) >= 38 and frame[12] == 8 and frame[13] == 0 and frame[14] == 0x45 \
+        if link == 1 and self.ethernet and len(frame) >= 38 and frame[12] == 8 and frame[13] == 0 \
+                and frame[14] == 0x45 \
                 and not (frame[20] & 0x3F or frame[21]):
             proto = frame[23]
             if proto == 17 or proto == 6:
@@ -326,7 +334,7 @@ class FlowTable:
 
     def observe_general(self, ts: int, link: int, frame: bytes) -> None:
         """``observe_frame`` without the inline path (the reference it is tested against)."""
-        key = flow_key(link, frame)
+        key = flow_key(link, frame, self.ethernet)
         if key is None:
             self.untracked += 1
             return

@@ -197,3 +197,32 @@ def test_icmp_shares_the_ip_flow_and_its_last_type_names_the_transport():
     t.observe_frame(*_icmp(S, A, B, 0))  # the source's last message is an echo reply (0/0)
     t.flush()
     assert "transport" not in events[0].fields["network"] and "community_id" not in events[0].fields["network"]
+
+
+def test_allow_mismatched_eth_leaves_the_macs_out_of_the_flow():
+    """packetbeat.flows.allow_mismatched_eth (8.x): a reply routed back through another MAC
+    pair stays in its flow, and the flow has no MAC addresses."""
+    frames = [_udp(S, A, B, 5000, 53), _udp(S + 1, B, A, 53, 5000, smac=b"\x06" * 6, dmac=b"\x08" * 6)]
+    for ethernet, flows in ((True, 2), (False, 1)):
+        events = []
+        t = FlowTable(events.append, period_s=-1, ethernet=ethernet)
+        hook = t.observer()
+        for f in frames:
+            hook.observe_frame(*f)
+        t.flush()
+        assert len(events) == flows
+        if not ethernet:
+            f = events[0].fields
+            assert "mac" not in f["source"] and f["destination"]["packets"] == 1
+            assert f["flow"]["id"].startswith("EAL")  # flags 0x0210 (little-endian): IPv4 and UDP
+
+
+def test_allow_mismatched_eth_is_a_flows_key(tmp_path):
+    from pybeat.config import load, load_settings
+    from pybeat.plugins import load_registry
+
+    cfg = tmp_path / "pb.yml"
+    cfg.write_text("packetbeat.protocols:\n  - type: dns\n    ports: [53]\n"
+                   "packetbeat.flows:\n  allow_mismatched_eth: true\noutput.file.path: /tmp/x\n")
+    settings = load_settings(load(str(cfg), env={}), load_registry())
+    assert not [w for w in settings.warnings if "allow_mismatched_eth" in w]
