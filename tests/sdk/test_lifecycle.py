@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any, Callable
 
 import pytest
 
@@ -20,22 +21,34 @@ PACKETS = 12  # one every 0.3 s of packet time: expire ticks (every 0.5 s) fall 
 
 
 @pytest.fixture(scope="module")
-def calls(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, str, str]]:
+def replay(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., list[list[Any]]]:
+    """Runs ``pybeat run`` with the package's plugins on a capture; returns the calls recorded
+    (kind, call, thread name, pid)."""
     root = tmp_path_factory.mktemp("lifecycle")
     shutil.copytree(PACKAGE, root / "src")
     done = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(root / "site"),
                            str(root / "src")], capture_output=True, text=True, timeout=600)
     need(done.returncode == 0, f"pip install of tests/sdk/lifecycle ({done.stderr.strip()[-300:]})")
-    cap = Capture()
+    cap = Capture()  # one client each: a split replay watched by a detector splits by address pair
     for i in range(PACKETS):
-        cap.udp(b"x%d" % i, src=("10.1.0.1", 5000 + i), dst=("10.1.0.2", 4444), ts=at(i * 0.3))
-    log = root / "calls.jsonl"
+        cap.udp(b"x%d" % i, src=(f"10.1.0.{i + 10}", 5000 + i), dst=("10.1.0.2", 4444), ts=at(i * 0.3))
+    pcap = cap.write(root / "lc.pcap")
     config = {"packetbeat.protocols": [{"type": "lc_proto"}], "processors": [{"lc_proc": {}}],
               "pybeat.detection.lc_det": {}, "output.lc_out": {}}
-    result = run_cli(config, cap.write(root / "lc.pcap"), root / "run",
-                     env={"PYTHONPATH": str(root / "site"), "PYBEAT_LIFECYCLE_LOG": str(log)})
-    assert result.exit_code == 0, result
-    records = [json.loads(line) for line in log.read_text().splitlines()]
+
+    def run(name: str, *args: str) -> list[list[Any]]:
+        log = root / f"{name}.jsonl"
+        result = run_cli(config, pcap, root / name, args=args,
+                         env={"PYTHONPATH": str(root / "site"), "PYBEAT_LIFECYCLE_LOG": str(log)})
+        assert result.exit_code == 0, result
+        return [json.loads(line) for line in log.read_text().splitlines()]
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def calls(replay: Callable[..., list[list[Any]]]) -> list[tuple[str, str, str]]:
+    records = replay("one")
     assert len({pid for *_, pid in records}) == 1  # one process: no split replay asked for
     return [(kind, call, thread) for kind, call, thread, _ in records]
 
@@ -91,3 +104,13 @@ def test_processors_and_detectors_close_at_the_end_after_the_outputs_drained(
         (closed,) = positions(calls, kind, "close")
         assert closed > last_publish and calls[closed][2] == "MainThread"
     assert positions(calls, "protocol", "stats")  # the exit summary read the counters
+
+
+def test_a_split_replay_creates_each_plugin_once_in_each_process(replay: Callable[..., list[list[Any]]]) -> None:
+    records = replay("split", "-E", "packetbeat.workers=2")
+    pids = {r[3] for r in records if r[1] == "on_udp"}
+    assert len(pids) == 2
+    for pid in pids:
+        created = [kind for kind, call, _, p in records if call == "create" and p == pid]
+        assert created == ["output", "processor", "detector", "protocol"]
+    assert sum(r[1] == "on_udp" for r in records) == PACKETS
