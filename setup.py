@@ -25,6 +25,7 @@ package_data["pybeat"] = ["py.typed", "fields.yml"]
 # The compiled code's sources and declarations (an sdist builds them; .pxd for cimport)
 package_data["pybeat.decode"] = ["_replay.pyx", "_replay.pxd"]
 package_data["pybeat.protocols.dns"] = ["fields.yml", "_fast.pyx", "pairing.pxd"]
+package_data["pybeat.flows"] = ["_fast.pyx"]
 
 from setuptools.command.build_ext import build_ext  # noqa: E402
 
@@ -61,7 +62,8 @@ def _extensions() -> list:
     Python and runs the same code paths the extensions mirror:
     - pybeat.decode._replay: the protocol-blind replay loop (its interfaces in _replay.pxd);
     - pybeat.protocols.dns.pairing: pairing.py itself, compiled (types in pairing.pxd);
-    - pybeat.protocols.dns._fast: the DNS lane of the loop and the usual messages' parser."""
+    - pybeat.protocols.dns._fast: the DNS lane of the loop and the usual messages' parser;
+    - pybeat.flows._fast: the flow table's per-frame hook (a PacketObserver of the loop)."""
     try:
         from Cython.Build import cythonize
         from setuptools import Extension
@@ -73,6 +75,7 @@ def _extensions() -> list:
         Extension("pybeat.decode._replay", ["pybeat/decode/_replay.pyx"], libraries=["z"]),
         Extension("pybeat.protocols.dns.pairing", ["protocols/dns/pairing.py"]),
         Extension("pybeat.protocols.dns._fast", ["protocols/dns/_fast.pyx"]),
+        Extension("pybeat.flows._fast", ["pybeat/flows/_fast.pyx"]),
     ]
     for ext in exts:
         ext.optional = True

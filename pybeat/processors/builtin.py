@@ -213,13 +213,16 @@ def host_metadata(netinfo: bool = True, name: str | None = None) -> dict[str, An
     except OSError:
         pass
     if netinfo:
-        ips, macs = _interfaces()
-        if ips:
-            host["ip"] = ips
-        if macs:
-            host["mac"] = macs
+        host.update(netinfo_fields())
     host["os"] = {k: v for k, v in host["os"].items() if v}
     return host
+
+
+def netinfo_fields() -> dict[str, list[str]]:
+    """``ip`` and ``mac`` of this machine, each when known (``netinfo.enabled`` of
+    add_host_metadata and add_observer_metadata)."""
+    ips, macs = _interfaces()
+    return {k: v for k, v in (("ip", ips), ("mac", macs)) if v}
 
 
 def _interfaces() -> tuple[list[str], list[str]]:

@@ -15,7 +15,7 @@ from pydantic import Field
 from pybeat.api import Duration, Event, PluginConfig, ProcessorContext, build_condition, community_id
 
 from ._fields import MISSING, FieldError, get_value, has_value, put_value
-from .builtin import CacheConfig, GeoConfig, NetInfo, _interfaces
+from .builtin import CacheConfig, GeoConfig, NetInfo, netinfo_fields
 
 
 class _Plugin:
@@ -262,11 +262,7 @@ class AddObserverMetadataConfig(PluginConfig):
 def _observer(netinfo: bool, geo: GeoConfig | None) -> dict[str, Any]:
     observer: dict[str, Any] = {"hostname": socket.gethostname()}
     if netinfo:
-        ips, macs = _interfaces()
-        if ips:
-            observer["ip"] = ips
-        if macs:
-            observer["mac"] = macs
+        observer.update(netinfo_fields())
     if geo is not None:
         g = geo.fields()
         if g:

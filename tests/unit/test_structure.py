@@ -13,6 +13,7 @@ COMPILED = [
     REPO / "pybeat" / "decode" / "_replay.pyx",
     REPO / "protocols" / "dns" / "_fast.pyx",
     REPO / "protocols" / "dns" / "pairing.py",  # compiled as it is (pairing.pxd)
+    REPO / "pybeat" / "flows" / "_fast.pyx",
 ]
 
 # `obj._name` where obj is not self: another object's private attribute
