@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import tomllib
-from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 from typing import Any, Callable
 
@@ -16,6 +15,7 @@ from pybeat.api import Event
 from pybeat.testing import Capture, CliResult, ProtocolHarness, at
 from tests.conftest import REPO, need
 from tests.sdk import toys
+from tests.sdk.test_example_plugin import installed
 
 GUIDE = (REPO / "docs" / "plugins.md").read_text()
 BLOCKS = re.findall(r"^```(\w*)\n(.*?)^```$", GUIDE, re.S | re.M)
@@ -66,16 +66,8 @@ def test_the_test_kit_tour_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert len(output.sink) == 15  # publish, close_during_publish, run
 
 
-def _installed(name: str) -> bool:
-    try:
-        distribution(name)
-    except PackageNotFoundError:
-        return False
-    return True
-
-
 def test_the_pybeat_run_fixture_example_passes(pybeat_run: Callable[..., CliResult], tmp_path: Path) -> None:
-    need(_installed("pybeat-ntp"),
+    need(installed("pybeat-ntp"),
          "the pybeat-ntp example installed as a package (bash tests/tooling/plugins/setup.sh)")
     request = bytes([0x23]) + bytes(39) + (0xE9B5C0A0 << 32).to_bytes(8, "big")  # NTPv4, mode 3
     namespace = run(python_block("from pybeat.testing import Capture"), {

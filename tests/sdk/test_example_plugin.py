@@ -15,7 +15,7 @@ from tests.conftest import REPO, need
 EXAMPLE = REPO / "examples" / "pybeat-ntp"
 
 
-def _installed(name: str) -> bool:
+def installed(name: str) -> bool:
     try:
         distribution(name)
     except PackageNotFoundError:
@@ -24,7 +24,7 @@ def _installed(name: str) -> bool:
 
 
 def test_its_own_test_suite_passes_with_mypy_strict() -> None:
-    need(_installed("pybeat-ntp"),
+    need(installed("pybeat-ntp"),
          "the pybeat-ntp example installed as a package (bash tests/tooling/plugins/setup.sh)")
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", "tests"],
                           cwd=EXAMPLE, capture_output=True, text=True, timeout=1200)
