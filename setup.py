@@ -26,6 +26,7 @@ package_data["pybeat"] = ["py.typed", "fields.yml"]
 package_data["pybeat.decode"] = ["_replay.pyx", "_replay.pxd"]
 package_data["pybeat.protocols.dns"] = ["fields.yml", "_fast.pyx", "pairing.pxd"]
 package_data["pybeat.protocols.dns.detection"] = ["fields.yml", "_view.pyx"]
+package_data["pybeat.flows"] = ["_fast.pyx"]
 
 from setuptools.command.build_ext import build_ext  # noqa: E402
 
@@ -63,7 +64,8 @@ def _extensions() -> list:
     - pybeat.decode._replay: the protocol-blind replay loop (its interfaces in _replay.pxd);
     - pybeat.protocols.dns.pairing: pairing.py itself, compiled (types in pairing.pxd);
     - pybeat.protocols.dns._fast: the DNS lane of the loop and the usual messages' parser;
-    - pybeat.protocols.dns.detection._view: the detectors' reader of pre-encoded DNS events."""
+    - pybeat.protocols.dns.detection._view: the detectors' reader of pre-encoded DNS events;
+    - pybeat.flows._fast: the flow table's per-frame hook (a PacketObserver of the loop)."""
     try:
         from Cython.Build import cythonize
         from setuptools import Extension
@@ -76,6 +78,7 @@ def _extensions() -> list:
         Extension("pybeat.protocols.dns.pairing", ["protocols/dns/pairing.py"]),
         Extension("pybeat.protocols.dns._fast", ["protocols/dns/_fast.pyx"]),
         Extension("pybeat.protocols.dns.detection._view", ["protocols/dns/detection/_view.pyx"]),
+        Extension("pybeat.flows._fast", ["pybeat/flows/_fast.pyx"]),
     ]
     for ext in exts:
         ext.optional = True

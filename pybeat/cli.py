@@ -352,14 +352,20 @@ def cmd_plugins(args: argparse.Namespace, registry: Registry) -> int:
 
     print(f"pybeat.api {API_VERSION} (plugins declaring no api_version are served as 0.1)")
     broken = 0
-    for info in sorted(registry.all(), key=lambda i: (i.kind, i.name)):
+    infos = sorted(registry.all(), key=lambda i: (i.kind, i.name))
+    width = max((len(i.name) for i in infos), default=0)
+    value_width = max((len(i.value) for i in infos), default=0)
+    for info in infos:
         if info.error:
             broken += 1
             state = f"BROKEN: {info.error}"
+        elif getattr(info.plugin, "supported", True) is False:
+            state = "known name, not supported (using it is a config error)"
         else:
             state = "ok" + (" (api 0.1, deprecated)" if info.legacy else "")
         api = info.api_version or "-"
-        print(f"{info.kind[:-1]:9} {info.name:18} api {api:5} {info.value:50} {info.distribution or '-':10} {state}")
+        print(f"{info.kind[:-1]:9} {info.name:{width}} api {api:5} {info.value:{value_width}} "
+              f"{info.distribution or '-':10} {state}")
     if broken:
         print(f"pybeat: {broken} plugin(s) cannot be used (see BROKEN above)", file=sys.stderr)
         return 1

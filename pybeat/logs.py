@@ -20,6 +20,8 @@ import threading
 import time
 from typing import Any, Callable, TextIO
 
+#: Beats' selector names that select one of pybeat's
+_ALIASES = {"publisher": "pipeline", "publish": "pipeline", "publisher_pipeline_output": "pipeline"}
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "warn": logging.WARNING,
            "error": logging.ERROR, "critical": logging.CRITICAL}
 
@@ -43,6 +45,8 @@ def setup_logging(
     if selectors:
         level = "debug"
     chosen = frozenset(selectors or ()) or frozenset({"*"})
+    if chosen & _ALIASES.keys():  # Beats' names for pybeat's selectors
+        chosen |= {_ALIASES[s] for s in chosen & _ALIASES.keys()}
     use_json = json_format if json_format is not None else not stream.isatty()
     min_level = _LEVELS.get(level, logging.INFO)
 

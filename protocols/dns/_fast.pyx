@@ -326,7 +326,7 @@ cdef class DnsUdp4Lane(UdpLane):
                 cache.hits += 1
         if msg is None:
             if self.cache_size > 0:
-                msg = self.parser._parse(p, plen)
+                msg = self.parser.parse_bytes(p, plen)
             if msg is not None:  # MessageCache.parse's bookkeeping
                 if len(entries) >= self.cache_size:
                     entries.clear()
@@ -568,9 +568,9 @@ cdef class DnsFastParser:
 
     def parse(self, bytes data):
         """For tests: the Message for ``data``, or None where the Python parser must decode it."""
-        return self._parse(<const uint8_t*>(<const char*>data), len(data))
+        return self.parse_bytes(<const uint8_t*>(<const char*>data), len(data))
 
-    cdef object _parse(self, const uint8_t* m, Py_ssize_t n):
+    cdef object parse_bytes(self, const uint8_t* m, Py_ssize_t n):
         if n < 12:
             return None
         cdef uint16_t flags = _u16(m + 2)

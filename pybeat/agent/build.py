@@ -130,9 +130,9 @@ def _failed(kind: str, name: str, exc: BaseException, logger: Any) -> StartupErr
                         "(the traceback is logged with -d '*')")
 
 
-def _bound(logger: Any, **kw: Any) -> Any:
-    bind = getattr(logger, "bind", None)
-    return bind(**kw) if callable(bind) else logger
+def _bound(log: Any, **kw: Any) -> Any:
+    bind = getattr(log, "bind", None)
+    return bind(**kw) if callable(bind) else log
 
 
 def build(
@@ -156,6 +156,7 @@ def build(
     beat = beat or beat_info(settings, paths)
     metrics = MetricsRegistry()
     faults = FaultLog(logger)
+    pipeline_logger = _bound(logger, logger="pipeline")  # -d pipeline: the pipeline, its output runners
     deadline = Deadline()
     field_types = declared_field_types(
         [(p.name, p.plugin) for p in s.protocols] + [(d.name, d.plugin) for d in s.detectors], logger)
@@ -202,7 +203,7 @@ def build(
             )
             try:
                 group = output_group(out.plugin, out.config, octx, info.legacy)
-                runner = OutputRunner(out.name, group, queue_events, logger, faults, deadline,
+                runner = OutputRunner(out.name, group, queue_events, pipeline_logger, faults, deadline,
                                       queue=disk_queue.consumer(out.name) if disk_queue is not None else None)
             except ConfigError:
                 raise
@@ -220,7 +221,7 @@ def build(
             beat, runners, processors=processors, fields=a.fields, fields_under_root=a.fields_under_root,
             tags=a.tags, min_events=min_events, flush_timeout=flush_timeout,
             block=not live,  # replay applies backpressure; live capture drops and counts
-            logger=logger, disk_queue=disk_queue,
+            logger=pipeline_logger, disk_queue=disk_queue,
         )
         observer = SummaryObserver(
             {p.name: p.plugin.summary_field for p in s.protocols if getattr(p.plugin, "summary_field", None)})

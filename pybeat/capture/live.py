@@ -18,7 +18,7 @@ import select
 from collections.abc import Generator, Iterator, Sequence
 from typing import TYPE_CHECKING, Protocol
 
-from pybeat.capture.base import WakeableSource
+from pybeat.capture.base import PacketSource, WakeableSource
 from pybeat.capture import libpcap
 from pybeat.capture.devices import resolve_device
 from pybeat.capture.dump import PcapWriter
@@ -49,7 +49,7 @@ class _Source(Protocol):
     def _release(self) -> None: ...
 
 
-class LiveSource:
+class LiveSource(PacketSource):
     """One opened interface: ``device``, ``kind`` (``af_packet``/``pcap``), ``link_type``."""
 
     def __init__(self, source: _Source, device: str, kind: str, bpf_filter: str, dump: PcapWriter | None):
@@ -59,13 +59,9 @@ class LiveSource:
         self.bpf_filter = bpf_filter
         self.link_type = source.link_type
         self._dump = dump
-        self._iter: Iterator[tuple[int, int, bytes] | None] | None = None
 
-    def packets(self) -> Iterator[tuple[int, int, bytes] | None]:
-        """Always the same iterator: a caller may stop iterating and pick up again later."""
-        if self._iter is None:
-            self._iter = self._source.packets() if self._dump is None else self._dumping(self._dump)
-        return self._iter
+    def _read(self) -> Iterator[tuple[int, int, bytes] | None]:
+        return self._source.packets() if self._dump is None else self._dumping(self._dump)
 
     def _dumping(self, dump: PcapWriter) -> Iterator[tuple[int, int, bytes] | None]:
         write = dump.write
@@ -278,7 +274,7 @@ class MultiLiveSource(WakeableSource):
         self.close()
 
 
-class RoutedLiveSource:
+class RoutedLiveSource(PacketSource):
     """A ``default_route*`` device that follows route changes (``poll_default_route``).
 
     As in Packetbeat 8.x: the route is looked up again every ``poll_default_route`` (at least
@@ -298,7 +294,6 @@ class RoutedLiveSource:
         self._ignore_outgoing = ignore_outgoing
         self.interval = max(1.0, float(iface.poll_default_route))
         self._closing = False
-        self._iter: Iterator[tuple[int, int, bytes] | None] | None = None
         self._past: dict[str, int] = {}
         self.switches = 0
         self._current = _open_one(iface, bpf_filter, dump_path=dump_path, ignore_outgoing=ignore_outgoing)
@@ -312,12 +307,6 @@ class RoutedLiveSource:
     @property
     def link_type(self) -> int:
         return self._current.link_type
-
-    def packets(self) -> Iterator[tuple[int, int, bytes] | None]:
-        """Always the same iterator: a caller may stop iterating and pick up again later."""
-        if self._iter is None:
-            self._iter = self._read()
-        return self._iter
 
     def _read(self) -> Iterator[tuple[int, int, bytes] | None]:
         import time

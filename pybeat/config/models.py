@@ -78,6 +78,7 @@ class FlowsConfig(Section):
     timeout: Duration = 30.0
     period: Duration = 10.0
     enable_delta_flow_reports: bool = False
+    allow_mismatched_eth: bool = False
     fields: dict[str, Any] = {}
     fields_under_root: bool = False
     tags: list[str] = []

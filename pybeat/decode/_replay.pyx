@@ -5,14 +5,14 @@ Optional: built by ``pip install`` when a C compiler is there (Cython); without 
 reads the file through ``PcapFileSource``'s iterator and ``Decoder.decode``, with the same
 results. This is their twin, fused: the record framing and the ``-l`` time shift of
 ``PcapFileSource._read_pcap``, the counters, ticks and common-frame test of ``Decoder.decode``,
-the port lookup of ``Decoder._udp4`` and the split check of ``Decoder._udp_mine`` (with
-``split_hash``), in C, so that a datagram of another worker process costs no Python object.
+the port lookup and the split check of ``Decoder.decode_udp4`` (with ``split_hash``), in C, so that a datagram of another worker process costs no Python object.
 
 A datagram for an analyzer with a compiled lane (``Analyzer.udp4_lane()`` returning a
 :class:`UdpLane`, declared in ``_replay.pxd``) goes to the lane; a datagram for any other
-analyzer to ``Decoder._udp4``; every other frame to ``Decoder.decode``. A
+analyzer to ``Decoder.decode_udp4``; every other frame to ``Decoder.decode``. A
 :class:`PacketObserver` set as ``Decoder.observer`` sees every frame (nothing is done for it
-when none is set). Tests: tests/unit/test_replay_loop.py (whole runs against the generator
+when none is set). The decoder is driven through its public surface only (listed in
+decoder.py's docstring). Tests: tests/unit/test_replay_loop.py (whole runs against the generator
 loop), tests/unit/test_speedups.py (splits, ``split_hash`` against ``decoder.split_hash``),
 tests/fuzz/test_compiled_loop_fuzz.py (hostile captures). Bounds: every read is inside the
 record (``caplen >= 42`` and the IPv4 total length inside it, the UDP payload inside that).
@@ -20,8 +20,6 @@ record (``caplen >= 42`` and the IPv4 total length inside it, the UDP payload in
 
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
-
-import struct as _struct
 
 cdef extern from "zlib.h" nogil:
     unsigned long crc32(unsigned long crc, const unsigned char* buf, unsigned int len)
@@ -123,14 +121,14 @@ def replay(source, decoder, check):
     cdef Py_ssize_t end = view.shape[0]
     cdef bint little = base[3] == 0xA1
 
-    # Port -> 0 (no analyzer), 1 (an analyzer without a compiled lane: Decoder._udp4) or
+    # Port -> 0 (no analyzer), 1 (an analyzer without a compiled lane: Decoder.decode_udp4) or
     # 2 + the index of its lane in ``lanes``; the decoder's rule: source port first.
     cdef uint8_t[65536] kinds
     cdef int port
     for port in range(65536):
         kinds[port] = 0
     lanes = []
-    lane_analyzers = []  # the analyzer of each lane, for Decoder._analyzer_failed
+    lane_analyzers = []  # the analyzer of each lane, for Decoder.analyzer_failed
     lane_of = {}
     for port_obj, analyzer in decoder.udp_ports.items():
         port = port_obj
@@ -158,11 +156,11 @@ def replay(source, decoder, check):
     py_observe = observer.observe_frame if observer is not None and c_observer is None else None
 
     decode = decoder.decode
-    udp4 = decoder._udp4
-    tick_at = decoder._packet_tick
+    udp4 = decoder.decode_udp4
+    tick_at = decoder.packet_tick
     cdef _Counts cnt = _Counts()
     cnt.now_ns = decoder.now_ns
-    cdef int64_t next_tick = decoder._next_tick
+    cdef int64_t next_tick = decoder.next_tick
     cdef int64_t loops = source.loops
     cdef int64_t passes = 0, shift = 0, n = 0, first, last, ts
     cdef int64_t packets, nbytes
@@ -174,7 +172,6 @@ def replay(source, decoder, check):
     cdef Py_ssize_t plen
     cdef UdpLane lane_
     cdef bint whole
-    errors = (_struct.error, IndexError, ValueError, OSError)
 
     while loops == 0 or passes < loops:
         pos = 24
@@ -205,13 +202,13 @@ def replay(source, decoder, check):
                         c_observer.observe(ts, link, f, caplen)
                     elif py_observe is not None:
                         py_observe(ts, link, PyBytes_FromStringAndSize(<const char*>f, caplen))
-                    # Decoder.decode's counters and tick, then Decoder._udp4, in C.
+                    # Decoder.decode's counters and tick, then Decoder.decode_udp4, in C.
                     cnt.packets += 1
                     cnt.nbytes += caplen
                     if ts >= next_tick:
                         cnt.sync(decoder)
                         tick_at(ts)
-                        next_tick = decoder._next_tick
+                        next_tick = decoder.next_tick
                     cnt.now_ns = ts
                     sport = (f[34] << 8) | f[35]
                     dport = (f[36] << 8) | f[37]
@@ -220,7 +217,7 @@ def replay(source, decoder, check):
                         ulen = (f[38] << 8) | f[39]
                         plen = ulen - 8 if 8 <= ulen <= total - 20 else total - 28
                         lane_ = <UdpLane>lanes[kind - 2]
-                        if sharded:  # Decoder._udp_mine
+                        if sharded:  # Decoder._udp_mine (by split_hash, as decode_udp4)
                             if by_pair:
                                 key = split_hash(f + 26, 0, f + 30, 0, 0)
                             else:
@@ -230,31 +227,26 @@ def replay(source, decoder, check):
                                 plen = -1
                         if plen > 0:
                             cnt.dispatched += 1
-                            try:  # as Decoder._udp4 around the analyzer's call
+                            try:  # as Decoder.decode_udp4 around the analyzer's call
                                 lane_.handle(ts, f, plen, sport, dport)
                             except Exception as exc:
                                 cnt.sync(decoder)
-                                decoder._analyzer_failed(exc, lane_analyzers[kind - 2])
+                                decoder.analyzer_failed(exc, lane_analyzers[kind - 2])
                     elif kind == 1:
                         cnt.sync(decoder)
                         frame = PyBytes_FromStringAndSize(<const char*>f, caplen)
-                        try:
-                            udp4(ts, frame, total)
-                        except errors:
-                            decoder._error("malformed")
-                        except Exception as exc:
-                            decoder._analyzer_failed(exc)
+                        udp4(ts, frame, total)
                 else:  # Decoder.decode (which shows the frame to the observer itself)
                     cnt.sync(decoder)
                     decode(ts, link, PyBytes_FromStringAndSize(<const char*>f, caplen))
                     cnt.now_ns = decoder.now_ns
-                    next_tick = decoder._next_tick
+                    next_tick = decoder.next_tick
                 n += 1
                 if not n & 63:
                     cnt.sync(decoder)
                     if check():
                         return False
-                    next_tick = decoder._next_tick
+                    next_tick = decoder.next_tick
             if whole and pos != end:
                 source.truncated_records += 1
         finally:

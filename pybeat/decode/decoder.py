@@ -19,6 +19,11 @@ pending work nor moves the next tick. So one outlier frame (a broken clock sayin
 nothing, while a real jump (a capture resumed hours later) is confirmed by the frame after it,
 which is at or after the jump, and ticks then. Two outlier frames in a row look like a real jump.
 A first frame that is itself an outlier is not detected.
+
+The compiled replay loop (``_replay.pyx``) drives a decoder through its public surface only:
+``decode``, ``decode_udp4``, ``packet_tick`` / ``next_tick``, ``analyzer_failed``, the counters
+(``packets``, ``bytes``, ``dispatched``, ``skipped_other_shard``, ``now_ns``) and the settings
+(``udp_ports``, ``shard``, ``split_by``, ``observer``).
 """
 
 from __future__ import annotations
@@ -168,7 +173,7 @@ class Decoder:
             int(self.limits.tcp_idle_timeout_s * 1e9),
         )
         self._tick_ns = int(self.limits.tick_interval_s * 1e9)
-        self._next_tick = 0
+        self.next_tick = 0
         self._jump_ns = -1  # stamp of the last frame counted in errors.timestamp_jump
         self.now_ns = 0
         self._ip4_cache: dict[bytes, str] = {}
@@ -183,7 +188,7 @@ class Decoder:
     def _error(self, reason: str) -> None:
         self.errors[reason] = self.errors.get(reason, 0) + 1
 
-    def _analyzer_failed(self, exc: BaseException, analyzer: Any = None) -> None:
+    def analyzer_failed(self, exc: BaseException, analyzer: Any = None) -> None:
         self.last_exception = exc
         if self.on_analyzer_error is not None:
             self.on_analyzer_error(analyzer, exc)
@@ -238,8 +243,8 @@ class Decoder:
         self.bytes += flen
         if self.observer is not None:
             self.observer.observe_frame(ts_ns, link, frame)
-        if ts_ns >= self._next_tick:
-            self._packet_tick(ts_ns)  # before now_ns moves: it compares with the previous frame
+        if ts_ns >= self.next_tick:
+            self.packet_tick(ts_ns)  # before now_ns moves: it compares with the previous frame
         self.now_ns = ts_ns
         try:
             if link == LINKTYPE_ETHERNET:
@@ -284,7 +289,17 @@ class Decoder:
         except (struct.error, IndexError, ValueError, OSError):
             self._error("malformed")
         except Exception as exc:  # an analyzer bug: count it, keep the agent alive
-            self._analyzer_failed(exc)
+            self.analyzer_failed(exc)
+
+    def decode_udp4(self, ts_ns: int, frame: bytes, total: int) -> None:
+        """``decode``'s common case after its counters and tick: a frame ``common_udp4`` passed
+        (``total`` is what it returned), with the same error handling."""
+        try:
+            self._udp4(ts_ns, frame, total)
+        except (struct.error, IndexError, ValueError, OSError):
+            self._error("malformed")
+        except Exception as exc:
+            self.analyzer_failed(exc)
 
     def _udp4(self, ts_ns: int, frame: bytes, total: int) -> None:
         """UDP in option-less, unfragmented IPv4 in Ethernet (``total`` fits in the frame)."""
@@ -306,7 +321,7 @@ class Decoder:
                 else:
                     analyzer.on_udp(Packet(ts_ns, src, dst, sport, dport, "udp", 4, ()), payload)
             except Exception as exc:
-                self._analyzer_failed(exc, analyzer)
+                self.analyzer_failed(exc, analyzer)
 
     def _ethernet(self, ts_ns: int, frame: bytes) -> None:
         if len(frame) < 14:
@@ -452,7 +467,7 @@ class Decoder:
                 try:
                     analyzer.on_udp(pkt, payload)
                 except Exception as exc:
-                    self._analyzer_failed(exc, analyzer)
+                    self.analyzer_failed(exc, analyzer)
         elif proto == 6:
             if len(data) < 20:
                 self._error("short_tcp_header")
@@ -476,7 +491,7 @@ class Decoder:
                     dport in self.tcp_ports, version, vlans,
                 )
             except Exception as exc:
-                self._analyzer_failed(exc, analyzer)
+                self.analyzer_failed(exc, analyzer)
         elif proto == 1 or proto == 58:
             if self.icmp is None:
                 return
@@ -494,7 +509,7 @@ class Decoder:
             try:
                 self.icmp.on_icmp(pkt, data)
             except Exception as exc:
-                self._analyzer_failed(exc, self.icmp)
+                self.analyzer_failed(exc, self.icmp)
         elif (proto == 4 or proto == 41) and depth == 0:
             self._ip(ts_ns, data, 0, 4 if proto == 4 else 6, vlans, 1)
 
@@ -504,7 +519,7 @@ class Decoder:
         try:
             key = analyzer.shard_key(payload) if payload else 0
         except Exception as exc:
-            self._analyzer_failed(exc, analyzer)
+            self.analyzer_failed(exc, analyzer)
             return False
         if analyzer.shard_by_key_only:
             return self._mine(b"", 0, b"", 0, key)
@@ -521,7 +536,7 @@ class Decoder:
         return False
 
     # -- time -------------------------------------------------------------------------
-    def _packet_tick(self, ts_ns: int) -> None:
+    def packet_tick(self, ts_ns: int) -> None:
         """A frame's time reached the next tick: tick, unless the frame jumped far ahead of the
         previous one and nothing confirms the jump yet (see the module docstring)."""
         prev = self.now_ns
@@ -535,7 +550,7 @@ class Decoder:
 
     def tick(self, now_ns: int) -> None:
         """Expire buffers and pending transactions up to ``now_ns`` (packet time)."""
-        self._next_tick = now_ns + self._tick_ns
+        self.next_tick = now_ns + self._tick_ns
         self.frags.expire(now_ns)
         self._guard(self.tcp.expire, now_ns)
         for a in self.analyzers:
@@ -556,4 +571,4 @@ class Decoder:
         try:
             fn(now_ns)
         except Exception as exc:  # an analyzer bug in a timer must not stop the agent
-            self._analyzer_failed(exc, analyzer)
+            self.analyzer_failed(exc, analyzer)

@@ -22,8 +22,9 @@ def attach_flows(config: Any, decoder: Any, pipeline: Any, bctx: Any, metrics: A
     client = ProtocolClient(pipeline, processors=chain, fields=config.fields,
                             fields_under_root=config.fields_under_root, tags=config.tags, index=config.index,
                             keep_null=config.keep_null)
-    table = FlowTable(client.publish, config.timeout, config.period, config.enable_delta_flow_reports)
-    decoder.observer = table
+    table = FlowTable(client.publish, config.timeout, config.period, config.enable_delta_flow_reports,
+                      ethernet=not config.allow_mismatched_eth)
+    decoder.observer = table.observer()
     decoder.timers.append(table)
     metrics.register("flows", table.stats)
     return table

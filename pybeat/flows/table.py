@@ -2,8 +2,8 @@
 the flow its layers name, and flows are reported as ``type: flow`` events.
 
 Owns the flow table (the one owner of flow state), the per-frame key (Packetbeat's layered
-flow id: Ethernet addresses, VLAN tags, IP addresses, then UDP/TCP ports or the ICMP
-identifier), the reports and the cap. Never decodes a protocol and never reads the clock:
+flow id: Ethernet addresses, VLAN tags, IP addresses, then UDP/TCP ports; ICMP adds no
+layer, its last type and code per direction are kept apart), the reports and the cap. Never decodes a protocol and never reads the clock:
 ``observe_frame`` is called by the decoder for every frame (``Decoder.observer``, before a
 split across worker processes, so a split replay counts each frame once in worker 0), and
 ``expire``/``flush`` run on packet time (the decoder's timers).
@@ -36,9 +36,6 @@ __all__ = ["Flow", "FlowTable", "FlowKey", "flow_key"]
 ETH, OUTER_VLAN, VLAN, OUTER_IP4, IP4, OUTER_IP6, IP6, ICMP4, ICMP6, UDP, TCP = (1 << i for i in range(11))
 UNSET = 0xFF
 _VLAN_TPIDS = (0x8100, 0x88A8, 0x9100)
-_IPV6_EXT = (0, 43, 60)  # hop-by-hop, routing, destination options (fragment handled apart)
-_ICMP4_REQUESTS = {8, 13, 15, 17, 35, 37}  # echo, timestamp, info, address mask, ... requests
-_ICMP6_REQUESTS = {128, 130, 133, 135, 137, 139}
 
 
 class FlowKey:
@@ -122,17 +119,16 @@ class FlowKey:
     def add_ports(self, tcp: bool, sport: int, dport: int) -> None:
         self._add(10 if tcp else 9, TCP if tcp else UDP, struct.pack("<H", sport), struct.pack("<H", dport))
 
-    def add_icmp(self, version: int, ident: int, request: bool) -> None:
-        self._add(7 if version == 4 else 8, ICMP4 if version == 4 else ICMP6, struct.pack("<H", ident), None,
-                  0 if request else 1)
-
     def meta(self) -> bytes:
         return bytes((self.flags & 0xFF, self.flags >> 8, *self.off, self.cnt_eth, self.cnt_vlan, self.cnt_ip))
 
 
 def _ip_layer(key: FlowKey, frame: bytes, off: int, version: int, depth: int = 0) -> None:
-    """The IP layer and what is under it (UDP/TCP ports, ICMP identifier), as gopacket decodes
-    one frame: no reassembly; a fragment other than the first carries no transport layer."""
+    """The IP layer and what is under it (UDP/TCP ports; ICMP type and code, outside the key),
+    as Packetbeat 7.x's decoder (gopacket) decodes one frame: no reassembly, and a fragment
+    (IPv4: more fragments or an offset; IPv6: a Fragment header), even the first one, is
+    decoded no further than its IP layer; IPv6 passes one Hop-by-Hop header and stops at any
+    other extension header."""
     if version == 4:
         if len(frame) < off + 20 or frame[off] >> 4 != 4:
             return
@@ -141,7 +137,7 @@ def _ip_layer(key: FlowKey, frame: bytes, off: int, version: int, depth: int = 0
             return
         key.add_ip(4, frame[off + 12:off + 16], frame[off + 16:off + 20])
         proto = frame[off + 9]
-        if (frame[off + 6] & 0x1F) or frame[off + 7]:  # a non-zero fragment offset
+        if (frame[off + 6] & 0x3F) or frame[off + 7]:  # more fragments, or an offset
             return
         pos = off + ihl
     elif version == 6:
@@ -150,15 +146,10 @@ def _ip_layer(key: FlowKey, frame: bytes, off: int, version: int, depth: int = 0
         key.add_ip(6, frame[off + 8:off + 24], frame[off + 24:off + 40])
         proto = frame[off + 6]
         pos = off + 40
-        while proto in _IPV6_EXT or proto == 44:
+        if proto == 0:  # Hop-by-Hop (gopacket's IPv6 layer reads it)
             if pos + 8 > len(frame):
                 return
-            if proto == 44:
-                if ((frame[pos + 2] << 8) | frame[pos + 3]) & 0xFFF8:  # not the first fragment
-                    return
-                proto, pos = frame[pos], pos + 8
-            else:
-                proto, pos = frame[pos], pos + (frame[pos + 1] + 1) * 8
+            proto, pos = frame[pos], pos + (frame[pos + 1] + 1) * 8
     else:
         return
     if proto in (6, 17):
@@ -166,25 +157,24 @@ def _ip_layer(key: FlowKey, frame: bytes, off: int, version: int, depth: int = 0
             sport, dport = struct.unpack_from("!HH", frame, pos)
             key.add_ports(proto == 6, sport, dport)
     elif proto == 1 or proto == 58:
-        if len(frame) >= pos + 4:
-            icmp_type, code = frame[pos], frame[pos + 1]
-            requests = _ICMP4_REQUESTS if proto == 1 else _ICMP6_REQUESTS
-            ident = struct.unpack_from("!H", frame, pos + 4)[0] if len(frame) >= pos + 6 and \
-                icmp_type in (0, 8, 13, 14, 15, 16, 17, 18, 128, 129) else 0
-            key.add_icmp(4 if proto == 1 else 6, ident, icmp_type in requests)
-            key.icmp = (4 if proto == 1 else 6, icmp_type, code)
+        # Packetbeat adds no ICMP layer to the flow id (ICMP shares the flow of its IP
+        # addresses); it keeps each direction's last type and code for the report.
+        if len(frame) >= pos + 2:
+            key.icmp = (4 if proto == 1 else 6, frame[pos], frame[pos + 1])
     elif proto in (4, 41) and depth == 0:  # IP in IP: the inner addresses become the flow's
         _ip_layer(key, frame, pos, 4 if proto == 4 else 6, 1)
 
 
-def flow_key(link: int, frame: bytes) -> FlowKey | None:
-    """The flow of one frame (None when no layer Packetbeat tracks is there)."""
+def flow_key(link: int, frame: bytes, ethernet: bool = True) -> FlowKey | None:
+    """The flow of one frame (None when no layer Packetbeat tracks is there); without
+    ``ethernet`` (``allow_mismatched_eth``) the Ethernet addresses are not part of it."""
     key = FlowKey()
     try:
         if link == 1:  # Ethernet
             if len(frame) < 14:
                 return None
-            key.add_eth(frame[6:12], frame[0:6])
+            if ethernet:
+                key.add_eth(frame[6:12], frame[0:6])
             etype, off = (frame[12] << 8) | frame[13], 14
         elif link == 113:  # Linux cooked
             if len(frame) < 16:
@@ -243,7 +233,8 @@ class Flow:
         self.last = ts
         self.packets = [0, 0]
         self.bytes = [0, 0]
-        self.icmp = meta.icmp
+        #: each direction's last ICMP (version, type, code), as Packetbeat's icmpV4/V6TypeCode
+        self.icmp: list[tuple[int, int, int] | None] = [None, None]
         self.reported_end = ts
 
 
@@ -265,8 +256,11 @@ class FlowTable:
     """The flow table, fed frame by frame; ``emit`` gets the report events."""
 
     def __init__(self, emit: Callable[[Event], None], timeout_s: float = 30.0, period_s: float = 10.0,
-                 delta: bool = False, max_flows: int = 262_144):
+                 delta: bool = False, max_flows: int = 262_144, ethernet: bool = True):
         self.emit = emit
+        #: False (``allow_mismatched_eth``): the Ethernet addresses are not part of a flow, so a
+        #: reply routed back through another MAC pair stays in its flow
+        self.ethernet = ethernet
         self.timeout_ns = int(timeout_s * 1e9)
         self.period_ns = int(period_s * 1e9) if period_s > 0 else 0
         self.delta = delta
@@ -278,11 +272,31 @@ class FlowTable:
         self.now = 0
         # counters (metrics)
         self.frames = self.untracked = self.created = self.reported = self.evicted = self.timed_out = 0
+        #: the compiled per-frame hook (``observer()``), which counts its frames itself
+        self.fast: Any = None
+
+    def observer(self) -> Any:
+        """What the decoder calls for every frame (``Decoder.observer``): the compiled hook
+        (``_fast.pyx``) when it was built, unless ``PYBEAT_PURE_PYTHON=1``; else this table
+        (``observe_frame``). Both count the same flows (tests/flows/test_flow_table.py)."""
+        import os
+
+        if not self.ethernet:  # the inline paths key on the MACs
+            return self
+        if self.fast is None and os.environ.get("PYBEAT_PURE_PYTHON", "") in ("", "0"):
+            try:
+                from pybeat.flows._fast import FlowObserver
+            except ImportError:  # a build without a C compiler
+                return self
+            self.fast = FlowObserver(self, _PREFIX_UDP4, _PREFIX_TCP4)
+        return self.fast if self.fast is not None else self
 
     def stats(self) -> dict[str, int]:
-        return {"flows.active": len(self.flows), "flows.created": self.created, "flows.frames": self.frames,
-                "flows.untracked_frames": self.untracked, "flows.reports": self.reported,
-                "flows.timed_out": self.timed_out, "flows.evicted": self.evicted}
+        """The counters, registered under ``flows`` (``flows.evicted``, ...)."""
+        frames = self.frames + (self.fast.frames if self.fast is not None else 0)
+        return {"active": len(self.flows), "created": self.created, "frames": frames,
+                "untracked_frames": self.untracked, "reports": self.reported,
+                "timed_out": self.timed_out, "evicted": self.evicted}
 
     # -- per frame ----------------------------------------------------------------------------------
     def observe_frame(self, ts: int, link: int, frame: bytes) -> None:
@@ -291,8 +305,9 @@ class FlowTable:
         # The common frame (Ethernet, IPv4 without options, not a fragment, UDP or TCP) of a
         # known flow inline: the same key as flow_key() builds (a test checks it on every frame
         # of every capture); anything else, and a new flow, takes the general path.
-        if link == 1 and len(frame) >= 38 and frame[12] == 8 and frame[13] == 0 and frame[14] == 0x45 \
-                and not (frame[20] & 0x1F or frame[21]):
+        if link == 1 and self.ethernet and len(frame) >= 38 and frame[12] == 8 and frame[13] == 0 \
+                and frame[14] == 0x45 \
+                and not (frame[20] & 0x3F or frame[21]):
             proto = frame[23]
             if proto == 17 or proto == 6:
                 smac, dmac, sip, dip = frame[6:12], frame[0:6], frame[26:30], frame[30:34]
@@ -319,7 +334,7 @@ class FlowTable:
 
     def observe_general(self, ts: int, link: int, frame: bytes) -> None:
         """``observe_frame`` without the inline path (the reference it is tested against)."""
-        key = flow_key(link, frame)
+        key = flow_key(link, frame, self.ethernet)
         if key is None:
             self.untracked += 1
             return
@@ -338,6 +353,8 @@ class FlowTable:
         side = 0 if d == flow.dir else 1
         flow.packets[side] += 1
         flow.bytes[side] += length
+        if key.icmp is not None:
+            flow.icmp[side] = key.icmp
         if ts > flow.last:
             flow.last = ts
         if ts > self.now:
@@ -375,8 +392,9 @@ class FlowTable:
 
     def flush(self, now_ns: int = 0) -> None:
         """The end of the input: every flow's final report."""
-        flows, self.flows = self.flows, {}
-        for flow in flows.values():
+        flows = list(self.flows.values())
+        self.flows.clear()  # the same dict: the compiled hook holds it
+        for flow in flows:
             self._report(flow, max(self.now, flow.last), final=True)
 
     def _evict(self) -> None:
@@ -439,8 +457,11 @@ class FlowTable:
                 source["port"], dest["port"] = ports
                 network["transport"] = name
                 proto = number
-        if flow.icmp is not None and proto == 0:
-            version, icmp_type, code = flow.icmp
+        icmp = flow.icmp[0]
+        if icmp is not None and proto == 0 and (icmp[1] or icmp[2]):
+            # Packetbeat: the source direction's last ICMP type and code, when not 0/0 (an
+            # echo reply leaves the flow without a transport and a community id)
+            version, icmp_type, code = icmp
             network["transport"] = "icmp" if version == 4 else "ipv6-icmp"
             proto = 1 if version == 4 else 58
             ports = (icmp_type, code)

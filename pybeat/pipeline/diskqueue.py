@@ -35,6 +35,7 @@ import orjson
 
 from pybeat.api import Event
 from pybeat.pipeline.deadline import Deadline
+from pybeat.pipeline.queue import RetryLine
 from pybeat.pipeline import segment as seg_format
 from pybeat.pipeline.segment import HEADER_SIZE, SegmentError
 
@@ -578,8 +579,7 @@ class DiskQueueConsumer:
         self._done: set[int] = set()  # settled events at or after _acked
         self._gaps: dict[int, int] = {}  # unreadable ranges (damage): start -> end
         self._inflight: dict[int, int] = {}  # id(event) -> seq, handed out and not settled
-        #: (not before, events, retries): groups handed back by the output, taken before new ones
-        self._retry: deque[tuple[float, list[Event], int]] = deque()
+        self._retry = RetryLine()  # groups handed back by the output, taken before new ones
         self._given_up = False  # take_all(): this output takes nothing more in this run
         self.peak = 0
         self._rlock = threading.Lock()
@@ -608,7 +608,7 @@ class DiskQueueConsumer:
         """Events waiting for this output (not handed to it yet)."""
         q = self.queue
         with q._cond:
-            return q.next_seq - self._read_seq + sum(len(g[1]) for g in self._retry)
+            return q.next_seq - self._read_seq + self._retry.events()
 
     @property
     def dropped_full(self) -> int:
@@ -627,17 +627,15 @@ class DiskQueueConsumer:
                     if q._stopped or self._given_up:
                         return None
                     now = time.monotonic()
-                    if self._retry and self._retry[0][0] <= now:
-                        _, events, retries = self._retry.popleft()
-                        return events, retries
+                    due = self._retry.due(now)
+                    if due is not None:
+                        return due
                     if self._read_seq >= q.next_seq:  # nothing new to read
                         # Stop only when nothing is in flight either: a batch another worker
                         # holds may still come back for retry.
                         if q._closed and not self._inflight and not self._retry:
                             return None
-                        wait = q.deadline.wait_time(_POLL)
-                        if self._retry:
-                            wait = min(wait, max(0.0, self._retry[0][0] - now))
+                        wait = self._retry.wait(now, q.deadline.wait_time(_POLL))
                         if end is not None:
                             if now >= end:
                                 return [], 0
@@ -661,9 +659,7 @@ class DiskQueueConsumer:
                 for ev in events:
                     self._inflight.pop(id(ev), None)
             else:
-                self._retry.append((not_before, events, retries))
-                if len(self._retry) > 1 and not_before < self._retry[-2][0]:
-                    self._retry = deque(sorted(self._retry, key=lambda g: g[0]))
+                self._retry.add(not_before, events, retries)
             q._cond.notify_all()
 
     def release(self, n: int) -> None:
@@ -674,9 +670,9 @@ class DiskQueueConsumer:
         were waiting for it (they stay on disk for the next start, as do those in flight)."""
         q = self.queue
         with q._cond:
-            n = q.next_seq - self._read_seq + sum(len(g[1]) for g in self._retry)
+            n = q.next_seq - self._read_seq + self._retry.events()
             self._given_up = True
-            for _, events, _ in self._retry:
+            for events in self._retry:
                 for ev in events:
                     self._inflight.pop(id(ev), None)
             self._retry.clear()

@@ -12,12 +12,55 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 
 from pybeat.api import Event
 from pybeat.pipeline.deadline import Deadline
 
 #: how often a blocked caller looks at the shutdown deadline (seconds)
 _POLL = 0.25
+
+
+class RetryLine:
+    """Groups of events an output handed back, each with the time (``time.monotonic()``) it
+    may be taken again and its retry count: taken before new events, earliest first. Both
+    queues keep one per reader; the caller holds the queue's lock."""
+
+    __slots__ = ("_groups",)
+
+    def __init__(self) -> None:
+        self._groups: deque[tuple[float, list[Event], int]] = deque()
+
+    def __bool__(self) -> bool:
+        return bool(self._groups)
+
+    def __iter__(self) -> Iterator[list[Event]]:
+        return (g[1] for g in self._groups)
+
+    def events(self) -> int:
+        """How many events wait in it."""
+        return sum(len(g[1]) for g in self._groups)
+
+    def add(self, not_before: float, events: list[Event], retries: int) -> None:
+        groups = self._groups
+        groups.append((not_before, events, retries))
+        if len(groups) > 1 and not_before < groups[-2][0]:
+            self._groups = deque(sorted(groups, key=lambda g: g[0]))
+
+    def due(self, now: float) -> tuple[list[Event], int] | None:
+        """The earliest group if its time has come (removed), else None."""
+        groups = self._groups
+        if groups and groups[0][0] <= now:
+            _, events, retries = groups.popleft()
+            return events, retries
+        return None
+
+    def wait(self, now: float, wait: float) -> float:
+        """``wait`` shortened to when the earliest group is due."""
+        return min(wait, max(0.0, self._groups[0][0] - now)) if self._groups else wait
+
+    def clear(self) -> None:
+        self._groups.clear()
 
 
 class MemQueue:
@@ -28,8 +71,7 @@ class MemQueue:
         self.deadline = deadline or Deadline()
         self._cond = threading.Condition()
         self._events: deque[Event] = deque()
-        #: (not before, events, retries): groups handed back by an output, taken before new events
-        self._retry: deque[tuple[float, list[Event], int]] = deque()
+        self._retry = RetryLine()  # groups handed back by an output, taken before new events
         self._used = 0  # queued + in flight (handed to an output, not settled yet)
         self._closed = False
         self.dropped_full = 0
@@ -43,7 +85,7 @@ class MemQueue:
     def queued(self) -> int:
         """Events waiting in the queue (not handed to an output)."""
         with self._cond:
-            return len(self._events) + sum(len(g[1]) for g in self._retry)
+            return len(self._events) + self._retry.events()
 
     def put(self, events: list[Event], block: bool = True) -> int:
         """Add events; return how many were accepted.
@@ -85,9 +127,9 @@ class MemQueue:
         with self._cond:
             while True:
                 now = time.monotonic()
-                if self._retry and self._retry[0][0] <= now:
-                    _, events, retries = self._retry.popleft()
-                    return events, retries
+                due = self._retry.due(now)
+                if due is not None:
+                    return due
                 if self._events:
                     n = min(max_events, len(self._events)) if max_events > 0 else len(self._events)
                     pop = self._events.popleft
@@ -96,9 +138,7 @@ class MemQueue:
                 # still come back for retry (requeue), and someone must be there to take it.
                 if self._closed and self._used == 0:
                     return None
-                wait = _POLL
-                if self._retry:
-                    wait = min(wait, max(0.0, self._retry[0][0] - now))
+                wait = self._retry.wait(now, _POLL)
                 if end is not None:
                     if now >= end:
                         return [], 0
@@ -109,9 +149,7 @@ class MemQueue:
         """Put events an output could not deliver back at the front (they keep their space);
         a worker takes them again from ``not_before`` (``time.monotonic()`` seconds) on."""
         with self._cond:
-            self._retry.append((not_before, events, retries))
-            if len(self._retry) > 1 and not_before < self._retry[-2][0]:
-                self._retry = deque(sorted(self._retry, key=lambda g: g[0]))
+            self._retry.add(not_before, events, retries)
             self._cond.notify_all()
 
     def release(self, n: int) -> None:
@@ -123,7 +161,7 @@ class MemQueue:
     def take_all(self) -> int:
         """Shutdown gave up: remove every queued event (not those in flight); return how many."""
         with self._cond:
-            n = len(self._events) + sum(len(g[1]) for g in self._retry)
+            n = len(self._events) + self._retry.events()
             self._events.clear()
             self._retry.clear()
             self._used -= n

@@ -139,16 +139,16 @@ class AddLabelsPlugin(_Plugin):
         return AddFields("labels", flat)
 
 
-# -- add_host_metadata -------------------------------------------------------------------
-class _NetInfo(PluginConfig):
+# -- add_host_metadata (its netinfo/cache/geo settings are add_observer_metadata's too) ----
+class NetInfo(PluginConfig):
     enabled: bool = True
 
 
-class _Cache(PluginConfig):
+class CacheConfig(PluginConfig):
     ttl: Duration = 300.0
 
 
-class _Geo(PluginConfig):
+class GeoConfig(PluginConfig):
     name: str | None = None
     location: str | None = None
     continent_name: str | None = None
@@ -158,7 +158,7 @@ class _Geo(PluginConfig):
     city_name: str | None = None
 
     def fields(self) -> dict[str, Any]:
-        """``host.geo``: the set keys; ``location`` "lat, lon" as a geo point (Beats)."""
+        """``host.geo`` / ``observer.geo``: the set keys; ``location`` "lat, lon" as a geo point (Beats)."""
         g = {k: v for k, v in self.model_dump().items() if v is not None}
         if "location" in g:
             try:
@@ -170,9 +170,9 @@ class _Geo(PluginConfig):
 
 
 class AddHostMetadataConfig(PluginConfig):
-    netinfo: _NetInfo = _NetInfo()
-    cache: _Cache = _Cache()
-    geo: _Geo | None = None
+    netinfo: NetInfo = NetInfo()
+    cache: CacheConfig = CacheConfig()
+    geo: GeoConfig | None = None
     replace_fields: bool = True
     name: str | None = None
 
@@ -213,13 +213,16 @@ def host_metadata(netinfo: bool = True, name: str | None = None) -> dict[str, An
     except OSError:
         pass
     if netinfo:
-        ips, macs = _interfaces()
-        if ips:
-            host["ip"] = ips
-        if macs:
-            host["mac"] = macs
+        host.update(netinfo_fields())
     host["os"] = {k: v for k, v in host["os"].items() if v}
     return host
+
+
+def netinfo_fields() -> dict[str, list[str]]:
+    """``ip`` and ``mac`` of this machine, each when known (``netinfo.enabled`` of
+    add_host_metadata and add_observer_metadata)."""
+    ips, macs = _interfaces()
+    return {k: v for k, v in (("ip", ips), ("mac", macs)) if v}
 
 
 def _interfaces() -> tuple[list[str], list[str]]:

@@ -15,6 +15,7 @@ from pydantic import Field
 from pybeat.api import Duration, Event, PluginConfig, ProcessorContext, build_condition, community_id
 
 from ._fields import MISSING, FieldError, get_value, has_value, put_value
+from .builtin import CacheConfig, GeoConfig, NetInfo, netinfo_fields
 
 
 class _Plugin:
@@ -251,24 +252,6 @@ class RegisteredDomainPlugin(_Plugin):
 
 
 # -- add_observer_metadata ----------------------------------------------------------------------------
-class NetInfo(PluginConfig):
-    enabled: bool = True
-
-
-class CacheConfig(PluginConfig):
-    ttl: Duration = 300.0
-
-
-class GeoConfig(PluginConfig):
-    name: str | None = None
-    location: str | None = None
-    continent_name: str | None = None
-    country_iso_code: str | None = None
-    region_name: str | None = None
-    region_iso_code: str | None = None
-    city_name: str | None = None
-
-
 class AddObserverMetadataConfig(PluginConfig):
     netinfo: NetInfo = NetInfo()
     cache: CacheConfig = CacheConfig()
@@ -277,23 +260,11 @@ class AddObserverMetadataConfig(PluginConfig):
 
 
 def _observer(netinfo: bool, geo: GeoConfig | None) -> dict[str, Any]:
-    from .builtin import _interfaces
-
     observer: dict[str, Any] = {"hostname": socket.gethostname()}
     if netinfo:
-        ips, macs = _interfaces()
-        if ips:
-            observer["ip"] = ips
-        if macs:
-            observer["mac"] = macs
+        observer.update(netinfo_fields())
     if geo is not None:
-        g = {k: v for k, v in geo.model_dump().items() if v is not None}
-        if "location" in g:
-            try:
-                lat, lon = (float(x) for x in str(g["location"]).split(","))
-                g["location"] = {"lat": lat, "lon": lon}
-            except ValueError:
-                raise ValueError("geo.location must be 'latitude, longitude'") from None
+        g = geo.fields()
         if g:
             observer["geo"] = g
     return {"observer": observer}

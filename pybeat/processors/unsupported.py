@@ -57,6 +57,8 @@ def _model(name: str) -> type[PluginConfig]:
 
 class NotSupportedPlugin:
     api_version = "1.0"
+    #: ``pybeat plugins`` lists the name as known but not supported
+    supported = False
 
     def __init__(self, name: str):
         self.name = name

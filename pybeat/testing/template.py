@@ -83,7 +83,7 @@ version = "0.1.0"
 description = "The $name $kind plugin for pybeat"
 readme = "README.md"
 requires-python = ">=3.11"
-dependencies = ["pybeat"]
+dependencies = ["pybeat", "pydantic>=2"]  # the config model is a pydantic v2 model
 
 [project.optional-dependencies]
 test = ["pytest>=8", "hypothesis>=6.100", "mypy>=1.10"]

@@ -24,6 +24,10 @@ def test_test_config_says_ok_with_warnings_for_every_stock_config(path, tmp_path
                          capture_output=True, text=True, timeout=60, cwd=REPO, env={"PATH": "/usr/bin:/bin"})
     assert out.returncode == 0 and out.stdout.strip() == "Config OK", out.stderr
     assert "Traceback" not in out.stderr
+    # with warnings: each names its key and file:line, and says it has no effect or is skipped
+    warnings = [line for line in out.stderr.splitlines() if line.startswith("warning: ")]
+    assert warnings and all(f"({cfg.name}:" in w and ("no effect" in w or "skipped" in w) for w in warnings), \
+        out.stderr
 
 
 @pytest.mark.parametrize("path", [p for p in STOCK if p.name == "packetbeat.yml"], ids=lambda p: p.parent.name)

@@ -40,10 +40,11 @@ def test_a_nine_level_billion_laughs_fails_fast_and_small(tmp_path):
         # peak memory of this process alone (ru_maxrss would carry pytest's over the fork)
         "import json, time, sys\n"
         "from pybeat.config import load, ConfigError\n"
-        "t = time.monotonic()\n"
+        # CPU time, not wall time: the bound is about the work done, and the CI machine is shared
+        "t = time.process_time()\n"
         "try:\n    load(sys.argv[1]); message = None\nexcept ConfigError as e:\n    message = str(e)\n"
         "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]\n"
-        "print(json.dumps({'message': message, 'seconds': time.monotonic() - t, 'rss_kb': int(hwm)}))\n"
+        "print(json.dumps({'message': message, 'seconds': time.process_time() - t, 'rss_kb': int(hwm)}))\n"
     )
     out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60, cwd=REPO)
     assert out.returncode == 0, out.stderr

@@ -9,15 +9,19 @@ import subprocess
 from collections import defaultdict
 from pathlib import Path
 
-#: Each frame is counted as gopacket (Packetbeat) decodes it: no IP reassembly (the first
-#: fragment is in the UDP conversation, the others are not) and no tunnels' inner headers.
+#: Each frame is counted as gopacket (Packetbeat 7.x) decodes it: no IP reassembly, and a
+#: fragment (even the first, which tshark would put in its UDP conversation) or an IPv6 frame
+#: with a routing or destination-options header is decoded no further than IP, so it is in no
+#: UDP/TCP conversation; ICMP errors quoting a UDP/TCP header are in none either.
 OPTIONS = ["-o", "ip.defragment:FALSE", "-o", "ipv6.defragment:FALSE"]
+FILTER = ("not icmp and not icmpv6 and not ip.flags.mf == 1 and not ip.frag_offset > 0 and not ipv6.fraghdr"
+          " and not ipv6.routing and not ipv6.dstopts")
 _ROW = re.compile(r"^(\S+):(\d+)\s+<->\s+(\S+):(\d+)\s+(\d+)\s+([\d.]+)\s+(\w+)\s+(\d+)\s+([\d.]+)\s+(\w+)\s+(\d+)")
 _UNIT = {"bytes": 1, "kB": 1000, "MB": 1000**2, "GB": 1000**3}
 
 
 def conversations(tshark: str, pcap: Path, proto: str) -> dict[tuple, tuple[int, float, int, float]]:
-    out = subprocess.run([tshark, "-n", "-r", str(pcap), *OPTIONS, "-q", "-z", f"conv,{proto},not icmp and not icmpv6"],
+    out = subprocess.run([tshark, "-n", "-r", str(pcap), *OPTIONS, "-q", "-z", f"conv,{proto},{FILTER}"],
                          capture_output=True, text=True, timeout=300, check=True).stdout
     convs = {}
     for line in out.splitlines():
@@ -36,7 +40,7 @@ def conversations(tshark: str, pcap: Path, proto: str) -> dict[tuple, tuple[int,
 def exact_bytes(tshark: str, pcap: Path, proto: str) -> dict[tuple, int]:
     """Bytes per direction ``(proto, src, dst)`` summed from tshark's per-frame fields."""
     ip = "ip.src", "ip.dst", "ipv6.src", "ipv6.dst"
-    out = subprocess.run([tshark, "-n", "-r", str(pcap), *OPTIONS, "-Y", f"{proto} and not icmp and not icmpv6",
+    out = subprocess.run([tshark, "-n", "-r", str(pcap), *OPTIONS, "-Y", f"{proto} and {FILTER}",
                           "-T", "fields", "-E", "separator=|", "-e", ip[0], "-e", ip[1], "-e", ip[2], "-e", ip[3],
                           "-e", f"{proto}.srcport", "-e", f"{proto}.dstport", "-e", "frame.len"],
                          capture_output=True, text=True, timeout=300, check=True).stdout

@@ -20,7 +20,7 @@ from tests.conftest import REPO, need
 
 FAST_SUBSET = ["tests/unit", "tests/golden", "tests/dns"]
 #: tests of the source tree itself, which a copy without sources cannot run
-SOURCE_TREE_TESTS = ["tests/unit/test_typing.py"]
+SOURCE_TREE_TESTS = ["tests/unit/test_typing.py", "tests/unit/test_structure.py"]
 
 
 def _clean_copy(dest: Path) -> None:

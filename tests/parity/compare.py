@@ -46,6 +46,10 @@ PB_SHUTDOWN_TIMEOUT = "5s"
 #: time; pybeat times out on packet time (docs/dns.md), so it gets a timeout beyond any capture's
 #: gaps here. Queries never answered are published at the end by both.
 PY_TRANSACTION_TIMEOUT = "24h"
+#: DNS ports of both agents: Packetbeat's stock 53 and mDNS's 5353, so mDNS captures are compared
+#: too. Packetbeat pairs port-5353 traffic as unicast DNS; pybeat does that with ``mdns: false``
+#: (its default decodes mDNS as mDNS, a deliberate difference: docs/dns.md), set here for pybeat.
+PORTS = [53, 5353]
 
 _DNS = {
     "include_authorities": True,
@@ -129,7 +133,7 @@ def run_pybeat(capture: Path, work: Path, ports: list[int], timeout: float = 600
     out = home / "out"
     home.mkdir(parents=True)
     cfg = home / "pybeat.yml"
-    cfg.write_text(_config(out, "pybeat", ports, {"transaction_timeout": PY_TRANSACTION_TIMEOUT}))
+    cfg.write_text(_config(out, "pybeat", ports, {"transaction_timeout": PY_TRANSACTION_TIMEOUT, "mdns": False}))
     cmd = _pybeat_command() + ["run", "-c", str(cfg), "--path.data", str(home / "data"),
                                 "--path.logs", str(home / "logs"), "-I", str(capture), "-t"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=home)
@@ -426,7 +430,7 @@ def compare(capture: Path, pb_events: list[dict[str, Any]], py_events: list[dict
 
 def run(capture: Path, ports: list[int] | None = None, work: Path | None = None) -> Result:
     """Both agents on ``capture``, compared."""
-    ports = ports or [53]
+    ports = ports or PORTS
     with tempfile.TemporaryDirectory(prefix="parity-", dir=work) as tmp:
         py = run_pybeat(capture, Path(tmp), ports)
         try:
@@ -462,7 +466,8 @@ def report(res: Result, show: int = 5) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("captures", nargs="+", type=Path)
-    ap.add_argument("--ports", default="53", help="DNS ports for both agents (default 53, Packetbeat's stock setting)")
+    ap.add_argument("--ports", default=",".join(map(str, PORTS)),
+                    help="DNS ports for both agents (default 53,5353: Packetbeat's stock port and mDNS's)")
     ap.add_argument("--show", type=int, default=5, help="how many differing values to print")
     args = ap.parse_args(argv)
     if packetbeat_binary() is None:

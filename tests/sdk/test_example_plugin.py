@@ -15,7 +15,7 @@ from tests.conftest import REPO, need
 EXAMPLE = REPO / "examples" / "pybeat-ntp"
 
 
-def _installed(name: str) -> bool:
+def installed(name: str) -> bool:
     try:
         distribution(name)
     except PackageNotFoundError:
@@ -24,7 +24,7 @@ def _installed(name: str) -> bool:
 
 
 def test_its_own_test_suite_passes_with_mypy_strict() -> None:
-    need(_installed("pybeat-ntp"),
+    need(installed("pybeat-ntp"),
          "the pybeat-ntp example installed as a package (bash tests/tooling/plugins/setup.sh)")
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", "tests"],
                           cwd=EXAMPLE, capture_output=True, text=True, timeout=1200)
@@ -33,7 +33,7 @@ def test_its_own_test_suite_passes_with_mypy_strict() -> None:
     assert "PASSED tests/test_capture.py::test_the_pybeat_command_on_the_capture" in done.stdout
 
 
-def _pybeat_imports(path: Path) -> set[str]:
+def pybeat_imports(path: Path) -> set[str]:
     found = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "pybeat":
@@ -45,7 +45,7 @@ def _pybeat_imports(path: Path) -> set[str]:
 
 def test_it_imports_only_pybeat_api_and_pybeat_testing() -> None:
     """The plugin itself uses pybeat.api only; its tests pybeat.api and pybeat.testing only."""
-    plugin = {m for p in (EXAMPLE / "src").rglob("*.py") for m in _pybeat_imports(p)}
-    tests = {m for p in (EXAMPLE / "tests").rglob("*.py") for m in _pybeat_imports(p)}
+    plugin = {m for p in (EXAMPLE / "src").rglob("*.py") for m in pybeat_imports(p)}
+    tests = {m for p in (EXAMPLE / "tests").rglob("*.py") for m in pybeat_imports(p)}
     assert plugin == {"pybeat.api"}
     assert tests <= {"pybeat.api", "pybeat.testing"} and "pybeat.testing" in tests

@@ -12,6 +12,7 @@ import pytest
 
 from pybeat.testing import run_pybeat
 from tests.conftest import need
+from tests.sdk.test_example_plugin import pybeat_imports
 
 
 @pytest.mark.parametrize("kind", ["protocol", "output", "processor", "detector"])
@@ -33,6 +34,9 @@ def test_each_kind_installs_and_passes_its_own_tests(kind: str, tmp_path: Path) 
                            env=env, capture_output=True, text=True, timeout=900)
     assert tests.returncode == 0, tests.stdout[-4000:] + tests.stderr[-2000:]
     assert "PASSED tests/test_typing.py::test_mypy_strict" in tests.stdout
+    # written against the public surface only, as the example is
+    assert {m for p in (root / "src").rglob("*.py") for m in pybeat_imports(p)} == {"pybeat.api"}
+    assert {m for p in (root / "tests").rglob("*.py") for m in pybeat_imports(p)} == {"pybeat.api", "pybeat.testing"}
 
 
 def test_names_that_cannot_be_used_are_refused(tmp_path: Path) -> None:

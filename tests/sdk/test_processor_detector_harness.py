@@ -3,6 +3,8 @@ DetectorHarness (transaction events in, alerts out, packet time)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from pybeat.api import Event
@@ -60,3 +62,24 @@ def test_a_detector_watches_protocol_plugins_fed_from_packets() -> None:
         proto.udp(f"PING {i}".encode(), src=("10.0.0.5", 1000 + i), dst=("10.0.0.6", 7777), ts=at(i))
     proto.flush()
     assert [a.fields["alert"]["client"] for a in h.alerts] == ["10.0.0.5"]
+
+
+def test_a_detector_harness_alerts_as_a_real_run_does(tmp_path: Path) -> None:
+    """The built-in DNS detector on the iodine capture: the harness's alerts are the alerts
+    the CLI writes (apart from what the pipeline adds: agent, ecs, host, @metadata)."""
+    from pybeat.api import format_ts
+    from pybeat.plugins import load_registry
+    from pybeat.testing import run_cli
+    from tests.conftest import PCAPS
+
+    capture = PCAPS / "dns_tunnel_iodine.pcap"
+    h = DetectorHarness(load_registry().get("detectors", "dns"), {"enabled": True})
+    alerts = h.pcap(capture, {"dns": {"ports": [53]}})
+    cli = run_cli({"packetbeat.protocols": [{"type": "dns", "ports": [53]}], "pybeat.detection.dns": {"enabled": True}},
+                  capture, tmp_path)
+    written = [d for d in cli.events if d.get("event", {}).get("kind") == "alert"]
+    assert cli.exit_code == 0 and len(alerts) == len(written) >= 1
+    skip = ("agent", "ecs", "host", "@metadata", "@timestamp")
+    for alert, doc in zip(alerts, written):
+        assert {k: v for k, v in doc.items() if k not in skip} == alert.fields
+        assert format_ts(alert.timestamp_ns) == doc["@timestamp"]

@@ -253,6 +253,9 @@ def test_pybeat_plugins_exits_non_zero_when_a_plugin_is_broken(capsys: Any, monk
     assert "half" in out.out and "BROKEN" in out.out and "dns" in out.out
     monkeypatch.setattr(cli, "load_registry", lambda: load_registry())
     assert cli.main(["plugins"]) == 0
+    lines = {line.split()[1]: line for line in capsys.readouterr().out.splitlines()[1:]}
+    assert lines["add_id"].endswith(" ok")
+    assert lines["decode_cef"].endswith("known name, not supported (using it is a config error)")
 
 
 def test_a_plugin_declaring_an_api_version_this_agent_cannot_serve_is_refused() -> None:

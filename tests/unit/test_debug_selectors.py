@@ -31,7 +31,7 @@ def test_star_shows_capture_decode_and_output_debug_lines(tmp_path: Path) -> Non
     """-d "*" writes debug lines of the capture, the decoder and the file output; a 243-packet
     replay gives a handful of them, not one per packet."""
     debug = [line for line in _run(tmp_path, "-d", "*") if line["level"] == "debug"]
-    assert {"capture", "decoder", "file"} <= {line.get("logger") for line in debug}, debug
+    assert {"capture", "decoder", "pipeline", "file"} <= {line.get("logger") for line in debug}, debug
     assert len(debug) < 20, debug
 
 
@@ -39,6 +39,16 @@ def test_a_selector_shows_only_its_own_debug_lines(tmp_path: Path) -> None:
     """-d file: the file output's debug lines, none of the capture's or the decoder's."""
     debug = [line for line in _run(tmp_path, "-d", "file") if line["level"] == "debug"]
     assert debug and {line.get("logger") for line in debug} == {"file"}, debug
+
+
+def test_the_pipeline_selector_shows_the_pipeline_and_its_output_runners(tmp_path: Path) -> None:
+    """-d pipeline: the pipeline's and its output runners' debug lines (Beats' name for it,
+    "publisher", selects the same), none of the capture's, the decoder's or the file output's."""
+    for selector in ("pipeline", "publisher"):
+        debug = [line for line in _run(tmp_path, "-d", selector) if line["level"] == "debug"]
+        events = {line["event"] for line in debug}
+        assert {"pipeline closed", "output started", "output stopped"} <= events, debug
+        assert {line.get("logger") for line in debug} == {"pipeline"}, debug
 
 
 def test_without_selectors_no_debug_lines(tmp_path: Path) -> None:

@@ -254,3 +254,21 @@ def test_a_processor_changing_a_nested_agent_field_changes_only_its_event():
     p.close(5)
     builds = {e.fields["n"]: e.fields["agent"]["build"] for e in out.got}
     assert "site" in builds[0] and "site" not in builds[1]
+
+
+def test_retry_line_hands_groups_back_earliest_first_when_due() -> None:
+    """Both queues' retry line: a group is taken only from its time on, earliest first whatever
+    the order they came back in, and a waiter wakes when the earliest is due."""
+    from pybeat.pipeline.queue import RetryLine
+
+    line = RetryLine()
+    a, b, c = [Event(1, {"n": 1})], [Event(2, {"n": 2})], [Event(3, {"n": 3})]
+    line.add(10.0, a, 1)
+    line.add(5.0, b, 2)
+    line.add(20.0, c, 3)
+    assert line.events() == 3 and list(line) == [b, a, c]
+    assert line.wait(4.0, 0.25) == 0.25 and line.wait(4.9, 0.25) == pytest.approx(0.1)
+    assert line.due(4.0) is None
+    assert line.due(12.0) == (b, 2) and line.due(12.0) == (a, 1) and line.due(12.0) is None
+    line.clear()
+    assert not line and line.wait(0.0, 0.25) == 0.25

@@ -175,3 +175,24 @@ def test_config_mistakes_name_the_key() -> None:
         ProtocolHarness(plugin, {"max_pending_requests": 0})
     with pytest.raises(ConfigError, match=r"report_malformd: unknown key; did you mean 'report_malformed'"):
         ProtocolHarness(plugin, {"report_malformd": True})
+
+
+def _leaves(prefix: str, value: Any) -> set[str]:
+    if isinstance(value, dict):
+        return {leaf for k, v in value.items() for leaf in _leaves(f"{prefix}.{k}", v)}
+    return {prefix}
+
+
+def test_fields_yml_declares_exactly_the_fields_the_events_carry() -> None:
+    """fields() (the package's fields.yml) against every ``ntp.*`` field that an exchange, a
+    kiss-o'-death and every other mode write: none undeclared, none declared for nothing."""
+    h = ProtocolHarness(plugin)
+    events = exchange(h, at(0), at(0.01), reference=ntp_ts(at(-60))) + exchange(
+        h, at(1), at(1.01), stratum=0, ref_id=b"RATE",
+        client=("192.168.1.30", 999))
+    events += h.udp(message(1, stratum=2, ref_id=b"\x0a\0\0\x01"), src=SERVER, dst=("192.0.2.7", 123))
+    events += h.udp(bytes.fromhex("1700032a") + bytes(44), src=CLIENT, dst=SERVER)
+    written = {leaf for e in events for leaf in _leaves("ntp", ntp(e))}
+    declared = plugin.fields()
+    assert written == set(declared)
+    assert declared["ntp.offset"] == "double" and declared["ntp.transmit_time"] == "date_nanos"

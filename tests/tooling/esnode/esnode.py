@@ -27,7 +27,10 @@ ENGINES = {
     "os3": ("pybeat.nodelauncher.os3.Main", HERE / "os3"),  # needs Java 21+
 }
 JAVA17 = Path("/usr/lib/jvm/java-17-openjdk-amd64/bin/java")
-JAVA21_PLUS = [Path("/usr/lib/jvm/temurin-25-jdk-amd64/bin/java")]
+#: Temurin 21 or newer, newest first (setup.sh installs Temurin 21 where there is none)
+JAVA21_PLUS = sorted((p for p in Path("/usr/lib/jvm").glob("temurin-*-jdk-amd64/bin/java")
+                      if p.parts[-3].split("-")[1].isdigit() and int(p.parts[-3].split("-")[1]) >= 21),
+                     key=lambda p: int(p.parts[-3].split("-")[1]), reverse=True)
 
 
 class LauncherError(RuntimeError):

@@ -6,9 +6,16 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 NFPM_VERSION=v2.48.0
 
-apt-get install -y -qq --no-install-recommends \
-  python3.11 python3.11-venv python3.11-dev gcc libc6-dev \
-  rpm debootstrap dpkg-dev systemd systemd-container unzip util-linux passwd >/dev/null
+pkgs=(python3.11 python3.11-venv python3.11-dev gcc libc6-dev
+      rpm debootstrap dpkg-dev systemd systemd-container unzip util-linux passwd)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then  # also on its own on a fresh machine (no apt lists yet)
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
 
 here="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=../go-toolchain.sh

@@ -3,13 +3,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 
-from pybeat.api import Analyzer, CommonProtocolConfig, ProtocolContext, SummaryField
+from pybeat.api import Analyzer, CommonProtocolConfig, ProtocolContext, SummaryField, load_field_file
 
 from pybeat_ntp.analyzer import NtpAnalyzer
 
-__all__ = ["FIELDS", "NtpConfig", "NtpPlugin", "plugin"]
+__all__ = ["FIELDS_FILE", "NtpConfig", "NtpPlugin", "plugin"]
 
 
 class NtpConfig(CommonProtocolConfig):
@@ -26,25 +28,7 @@ class NtpConfig(CommonProtocolConfig):
 
 
 #: the fields an ``ntp`` event carries, for the index template
-FIELDS: dict[str, str] = {
-    "ntp.version": "long",
-    "ntp.mode": "keyword",
-    "ntp.leap_indicator": "long",
-    "ntp.stratum": "long",
-    "ntp.poll": "long",
-    "ntp.precision": "long",
-    "ntp.root_delay": "double",
-    "ntp.root_dispersion": "double",
-    "ntp.reference_id": "keyword",
-    "ntp.kiss_code": "keyword",
-    "ntp.reference_time": "date_nanos",
-    "ntp.origin_time": "date_nanos",
-    "ntp.receive_time": "date_nanos",
-    "ntp.transmit_time": "date_nanos",
-    "ntp.offset": "double",
-    "ntp.delay": "double",
-    "ntp.opcode": "long",
-}
+FIELDS_FILE = Path(__file__).with_name("fields.yml")
 
 
 class NtpPlugin:
@@ -58,7 +42,8 @@ class NtpPlugin:
         return NtpAnalyzer(ctx, config.transaction_timeout, config.max_pending_requests, config.report_malformed)
 
     def fields(self) -> dict[str, str]:
-        return dict(FIELDS)
+        """The fields this protocol writes, for the index template (fields.yml beside this file)."""
+        return load_field_file(FIELDS_FILE)
 
 
 plugin = NtpPlugin()
