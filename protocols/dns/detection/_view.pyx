@@ -31,9 +31,12 @@ cdef object _view_of_fields = None
 
 
 cdef extern from "Python.h":
+    bint PyUnicode_IS_ASCII(object o)
     ctypedef struct PyTypeObject:
         pass
     object PyType_GenericAlloc(PyTypeObject* t, Py_ssize_t nitems)
+    # what hash() of a bytes object computes, on the bytes in place (no copy to hash)
+    Py_hash_t _Py_HashBytes(const void* data, Py_ssize_t n)
 
 
 cdef inline void _put(object t, Py_ssize_t i, object v):
@@ -171,7 +174,7 @@ def read_raw(int64_t ts, bytes raw):
     cdef Py_ssize_t ke = _find(s, ks, end, &_AUTHORITIES)
     if ke < 0:
         ke = end
-    key = hash(PyBytes_FromStringAndSize(s + ks, ke - ks))
+    key = _Py_HashBytes(s + ks, ke - ks)  # == hash(raw[ks:ke]), view.py's key
     cdef PyObject* hit = PyDict_GetItem(_messages, key)
     if hit is NULL:
         if len(_messages) >= _cache_max:
@@ -197,6 +200,19 @@ cdef inline Py_ssize_t _string_end(const char* s, Py_ssize_t i, Py_ssize_t n) no
             return -1
         i += 1
     return -1
+
+
+cdef inline object _lower(str text):
+    """text.lower(), or text itself when it has no upper-case letter (names are lower-case)."""
+    cdef Py_ssize_t i, n = len(text)
+    cdef Py_UCS4 ch
+    if not PyUnicode_IS_ASCII(text):
+        return text.lower()
+    for i in range(n):
+        ch = text[i]
+        if 65 <= ch <= 90:
+            return text.lower()
+    return text
 
 
 cdef object _message(bytes body):
@@ -298,12 +314,12 @@ cdef object _message(bytes body):
     t = PyType_GenericAlloc(<PyTypeObject*>_Message, 10)
     _put(t, 0, name)
     _put(t, 1, qtype)
-    _put(t, 2, rd.lower())
+    _put(t, 2, _lower(rd))
     _put(t, 3, sub)
     _put(t, 4, rcode)
     _put(t, 5, answers)
     _put(t, 6, count)
-    _put(t, 7, sub.lower())
+    _put(t, 7, _lower(sub))
     _put(t, 8, down[0])
     _put(t, 9, down[1])
     return t
