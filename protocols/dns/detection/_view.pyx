@@ -74,7 +74,7 @@ def view_of(event):
     raw = event.raw
     if raw is not None:
         try:
-            return read_raw(event.timestamp_ns, raw)
+            return _read_raw(event.timestamp_ns, <bytes?>raw)
         except ValueError:  # not the DNS protocol's layout: read it the slow way
             pass
     return _view_of_fields(event.timestamp_ns, event.fields)
@@ -147,6 +147,10 @@ cdef inline Py_ssize_t _digits(const char* s, Py_ssize_t start, Py_ssize_t end) 
 
 def read_raw(int64_t ts, bytes raw):
     """view.read_raw in C."""
+    return _read_raw(ts, raw)
+
+
+cdef object _read_raw(int64_t ts, bytes raw):
     cdef const char* s = PyBytes_AS_STRING(raw)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(raw)
     cdef Py_ssize_t c = _find(s, 0, n, &_CLIENT)
