@@ -17,7 +17,8 @@ import lookalike_names  # noqa: E402
 TUNNELS = {"dns_tunnel_iodine.pcap": ("10.99.6.2", "t1.tunnel.test"),
            "dns_tunnel_dns2tcp.pcap": ("10.99.10.2", "t2.tunnel.test")}
 SPECIAL = set(TUNNELS) | {"dns_poisoning_race.pcap", "dns_lookalikes.pcap"}
-OTHERS = sorted(p.name for p in PCAPS.glob("*.pcap") if p.name not in SPECIAL)
+#: every other capture in the folder (pcap or pcapng), so a capture added later is covered too
+OTHERS = sorted(p.name for p in PCAPS.iterdir() if p.suffix in (".pcap", ".pcapng") and p.name not in SPECIAL)
 
 
 def first_ts(docs):

@@ -11,7 +11,8 @@ from pybeat.protocols.dns.detection.view import view_of, view_of_fields
 from tests.conftest import PCAPS
 from tests.detection.helpers import run
 
-CAPTURES = sorted(p.name for p in PCAPS.glob("*.pcap") if p.name != "dns_bulk_100k.pcap") + ["dns_bulk_100k.pcap"]
+CAPTURES = sorted(p.name for p in PCAPS.iterdir()
+                  if p.suffix in (".pcap", ".pcapng") and p.name != "dns_bulk_100k.pcap") + ["dns_bulk_100k.pcap"]
 
 
 @pytest.mark.parametrize("name", CAPTURES)
