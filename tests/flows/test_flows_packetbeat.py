@@ -26,6 +26,17 @@ from tests.parity.compare import SETUP, packetbeat_binary
 
 CAPTURES = sorted(PCAPS.glob("*.pcap"))
 FLOWS = {"timeout": "30s", "period": "-1s"}
+#: Packetbeat writes its final flow reports while it stops, within shutdown_timeout: 1 s lost
+#: the last 88 of 3,209 flows once on a loaded machine (a CI run), so it gets 3 s
+PB_SHUTDOWN = "3s"
+LINKTYPE_LINUX_SLL2 = 276
+
+
+def _link_type(pcap: Path) -> int:
+    """The link type of a classic pcap file (either byte order)."""
+    head = pcap.read_bytes()[:24]
+    order = "little" if head[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else "big"
+    return int.from_bytes(head[20:24], order) & 0x0FFFFFFF
 
 
 def _config(out: Path) -> str:
@@ -93,16 +104,20 @@ def test_flows_agree_with_packetbeat(pcap: Path, tmp_path: Path):
         (home / "cfg.yml").chmod(0o600)
     pb = subprocess.run([str(binary), "-c", str(pb_home / "cfg.yml"), "--strict.perms=false",
                          "--path.home", str(pb_home), "--path.data", str(pb_home / "data"),
-                         "--path.logs", str(pb_home / "logs"), "-E", "packetbeat.shutdown_timeout=1s",
+                         "--path.logs", str(pb_home / "logs"), "-E", f"packetbeat.shutdown_timeout={PB_SHUTDOWN}",
                          "-I", str(pcap), "-t"], capture_output=True, text=True, timeout=600)
-    if "Unsupported link type" in pb.stderr:
-        pytest.skip(f"Packetbeat 7.17 does not read {pcap.name}'s link type")
-    assert pb.returncode == 0, pb.stderr[-2000:]
     py = subprocess.run([sys.executable, "-m", "pybeat.cli", "run", "-c", str(py_home / "cfg.yml"),
                          "--path.home", str(py_home), "--path.data", str(py_home / "data"),
                          "-I", str(pcap), "-t"], capture_output=True, text=True, timeout=600)
     assert py.returncode == 0, py.stdout + py.stderr
     theirs, mine = _flows(pb_home / "out"), _flows(py_home / "out")
+    if "Unsupported link type" in pb.stderr:
+        # Packetbeat 7.17 predates Linux cooked capture v2 (link type 276) and refuses the file;
+        # pybeat reads it (its counts are compared with tshark's in test_flows_tshark.py).
+        assert _link_type(pcap) == LINKTYPE_LINUX_SLL2, pb.stderr[-2000:]
+        assert mine and not theirs
+        return
+    assert pb.returncode == 0, pb.stderr[-2000:]
     assert theirs, "Packetbeat reported no flow"
     assert all(d["flow"]["final"] for d in theirs + mine)
     macs = _qinq_macs(pcap)
