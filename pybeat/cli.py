@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     setup.add_argument("--index-management", action="store_true")
     _add_keystore(sub("keystore", "manage the secrets that ${KEY} in the config reads (pybeat.keystore)"))
     sub("devices", "list the capture devices")
-    sub("plugins", "list installed protocol, output and processor plugins")
+    sub("plugins", "list installed protocol, output, processor and detector plugins")
     sub("version", "print the version")
     newp = sub("new-plugin", "write a plugin package to start from (docs/plugins.md)")
     newp.add_argument("kind", choices=["protocol", "output", "processor", "detector"])
@@ -189,7 +189,7 @@ def cmd_run(args: argparse.Namespace, registry: Registry) -> int:
         result = agent.run()
     # The summary goes where the events do not: stdout, unless an output writes events there.
     to_stderr = any(k.endswith(".location") and v == "stdout" for k, v in result.metrics.items())
-    print(result.summary, file=sys.stderr if to_stderr else sys.stdout, flush=True)
+    print(_scrub(result.summary), file=sys.stderr if to_stderr else sys.stdout, flush=True)
     return result.exit_code
 
 
@@ -414,7 +414,7 @@ def main(argv: Sequence[str] | None = None, on_agent: Any = None) -> int:
         print(f"pybeat: {_scrub(str(exc))}", file=sys.stderr)
         return 1
     except StartupError as exc:
-        print(f"pybeat: error: {exc}", file=sys.stderr)
+        print(f"pybeat: error: {_scrub(str(exc))}", file=sys.stderr)
         return 1
     except (CliError, PluginError) as exc:
         print(f"pybeat: error: {_scrub(str(exc))}", file=sys.stderr)
@@ -432,11 +432,11 @@ def main(argv: Sequence[str] | None = None, on_agent: Any = None) -> int:
         from pybeat.capture import CaptureFileError
 
         if isinstance(exc, CaptureFileError):
-            print(f"pybeat: error: {exc}", file=sys.stderr)
+            print(f"pybeat: error: {_scrub(str(exc))}", file=sys.stderr)
             return 1
         capture_error = _capture_error_type()
         if capture_error is not None and isinstance(exc, capture_error):
-            print(f"pybeat: error: {exc}", file=sys.stderr)
+            print(f"pybeat: error: {_scrub(str(exc))}", file=sys.stderr)
             return 1
         if args.debug == "*":  # the traceback, masked like every other line
             import traceback

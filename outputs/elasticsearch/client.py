@@ -27,6 +27,7 @@ from elastic_transport import (
     Urllib3HttpNode,
 )
 
+from pybeat.api import redact_url
 from pybeat.outputs.elasticsearch.config import ElasticsearchConfig, SslConfig
 
 __all__ = ["ClusterInfo", "Connection", "HostURL", "parse_host", "ssl_context"]
@@ -59,13 +60,15 @@ def parse_host(entry: str, protocol: str = "", path: str = "") -> HostURL:
         text = f"{protocol or 'http'}://{text}"
     parts = urllib.parse.urlsplit(text)
     if parts.scheme not in ("http", "https"):
-        raise ValueError(f"unsupported scheme {parts.scheme!r} in host {entry!r} (use http or https)")
+        raise ValueError(f"unsupported scheme {parts.scheme!r} in host {redact_url(entry)!r} (use http or https)")
     if not parts.hostname:
-        raise ValueError(f"no host name in {entry!r}")
+        raise ValueError(f"no host name in {redact_url(entry)!r}")
     try:
         port = parts.port or 9200
+        if port < 1:
+            raise ValueError(port)
     except ValueError:
-        raise ValueError(f"invalid port in host {entry!r}") from None
+        raise ValueError(f"invalid port in host {redact_url(entry)!r} (a number 1-65535)") from None
     url_path = parts.path.rstrip("/") or (("/" + path.strip("/")) if path.strip("/") else "")
     return HostURL(parts.scheme, parts.hostname, port, url_path)
 

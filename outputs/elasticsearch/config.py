@@ -104,8 +104,15 @@ class ElasticsearchConfig(PluginConfig):
     @field_validator("hosts")
     @classmethod
     def _non_empty(cls, v: list[str]) -> list[str]:
+        """At least one, and each parses as the client will read it (scheme, port; ``protocol``
+        and ``path`` change neither): a bad host is a config error here, not a start-up
+        failure of ``run``. The message hides the URL's userinfo."""
+        from pybeat.outputs.elasticsearch.client import parse_host
+
         if not v:
             raise ValueError("at least one host is required")
+        for host in v:
+            parse_host(host)
         return v
 
     @model_validator(mode="after")

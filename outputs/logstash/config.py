@@ -6,6 +6,7 @@ opens a file or a socket; certificates are read when the output is built.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from pydantic import AliasChoices, Field, field_validator
@@ -26,6 +27,9 @@ def parse_host(text: str, default_port: int = DEFAULT_PORT) -> tuple[str, int]:
             raw = raw[len(scheme) :]
     if not raw:
         raise ValueError("empty host")
+    if "@" in raw:  # never echo it: what comes before the @ is usually a password
+        raise ValueError("a Logstash host is host[:port]; user@ is not supported (Lumberjack has no "
+                         "password: use ssl client certificates)")
     if raw.startswith("["):
         end = raw.find("]")
         if end < 0:
@@ -39,6 +43,11 @@ def parse_host(text: str, default_port: int = DEFAULT_PORT) -> tuple[str, int]:
     elif raw.count(":") == 1:
         host, port_text = raw.split(":")
     else:  # a name, an IPv4 address, or an IPv6 address without a port
+        if ":" in raw:
+            try:
+                ipaddress.IPv6Address(raw)
+            except ValueError:
+                raise ValueError(f"{text!r} is neither host:port nor an IPv6 address ([v6]:port)") from None
         return raw, default_port
     try:
         port = int(port_text)

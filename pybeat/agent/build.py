@@ -77,8 +77,9 @@ def agent_id(data_dir: str) -> str:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump({"uuid": new}, fh)
-    except OSError:
-        pass
+    except OSError as exc:  # as Beats: an agent that cannot keep its state does not start
+        raise StartupError(f"path.data {data_dir}: cannot write {os.path.basename(path)} "
+                           f"({exc.strerror or exc}); set path.data to a folder this user can write") from None
     return new
 
 

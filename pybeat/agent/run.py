@@ -10,7 +10,6 @@ the shutdown deadline), and the exit status. Signals are stop.py's; building is 
 from __future__ import annotations
 
 import gc
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -340,5 +339,3 @@ class _Services:
             self._http.close()
 
 
-def print_summary(result: RunResult, to_stderr: bool) -> None:
-    print(result.summary, file=sys.stderr if to_stderr else sys.stdout, flush=True)

@@ -75,8 +75,8 @@ class InterfaceConfig(Section):
 
 class FlowsConfig(Section):
     enabled: bool = True
-    timeout: Duration = 30.0
-    period: Duration = 10.0
+    timeout: Duration = Field(default=30.0, gt=0)
+    period: Duration = 10.0  # <= 0: final reports only (Beats' -1s)
     enable_delta_flow_reports: bool = False
     allow_mismatched_eth: bool = False
     fields: dict[str, Any] = {}

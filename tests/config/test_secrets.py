@@ -60,7 +60,7 @@ cloud.auth: "elastic:CloudPw-Plant13"
 
 BROKEN = """
 output.elasticsearch:
-  hosts: 5
+  hosts: {bad: 5}  # (a bare 5 is the host "5", as go-ucfg reads it)
   password: {nested: NestedPw-Plant11}
   api_key: [ApiKeyList-Plant14]
   timeout: "http://u:UrlInError-Plant15@h"

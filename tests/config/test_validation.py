@@ -87,7 +87,7 @@ def test_every_error_is_reported_at_once(registry, tmp_path):
 @pytest.mark.parametrize("snippet,secret", [
     ("output.elasticsearch: {hosts: [x], ssl: {verification_mode: {password: S3cr3tPlant}}}", "S3cr3tPlant"),
     ("output.elasticsearch: {hosts: [x], password: [S3cr3tPlant]}", "S3cr3tPlant"),
-    ("output.elasticsearch: {hosts: [x], api_key: 12345678}", "12345678"),
+    ("output.elasticsearch: {hosts: [x], api_key: {k: 12345678}}", "12345678"),  # (a bare number is text, as in Beats)
     ("output.elasticsearch: {hosts: [x], timeout: 'https://u:S3cr3tPlant@h'}", "S3cr3tPlant"),
     ("output.logstash: {hosts: [x], ssl: {key: {a: '-----BEGIN PRIVATE KEY-----\\nMIIEvQ'}}}", "MIIEvQ"),
 ])

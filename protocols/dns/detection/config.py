@@ -47,7 +47,7 @@ class TunnelConfig(PluginConfig):
     """dns_tunnel: tunnelling and exfiltration, per client and registered domain."""
 
     enabled: bool = True
-    window: Duration = 60.0
+    window: Duration = Field(default=60.0, gt=0)
     #: distinct subdomains of one registered domain asked by one client within the window
     min_distinct_subdomains: int = Field(default=20, ge=1)
     #: characters of distinct subdomains sent up (the data a tunnel carries upstream)
@@ -81,12 +81,12 @@ class PoisoningConfig(PluginConfig):
     """dns_poisoning: forged responses racing a real one."""
 
     enabled: bool = True
-    window: Duration = 10.0
+    window: Duration = Field(default=10.0, gt=0)
     #: responses with an id that matches no recent query of that client and port, within the
     #: window, that make a race
     min_forged_responses: int = Field(default=5, ge=1)
     #: how long queries are remembered, so a late or repeated genuine answer is recognised
-    query_memory: Duration = 60.0
+    query_memory: Duration = Field(default=60.0, gt=0)
     #: (client, port, id) remembered at once (as many as the DNS protocol's pending queries);
     #: the least recently used are evicted and counted
     max_tracked: int = Field(default=100_000, ge=1)
@@ -112,7 +112,7 @@ class RateAnomalyConfig(PluginConfig):
 
     enabled: bool = True
     #: length of one counting bucket
-    window: Duration = 60.0
+    window: Duration = Field(default=60.0, gt=0)
     #: buckets of history a client needs before it is judged
     min_history: int = Field(default=10, ge=1)
     #: how far above the baseline (moving average of past buckets) a bucket must be
@@ -128,9 +128,9 @@ class NewDomainConfig(PluginConfig):
 
     enabled: bool = True
     #: packet time spent learning (no alerts) from the first event this agent ever saw
-    learning_period: Duration = 86_400.0
+    learning_period: Duration = Field(default=86_400.0, ge=0)
     #: alerts at most per window (a burst of new domains is one count, not a flood of alerts)
-    window: Duration = 60.0
+    window: Duration = Field(default=60.0, gt=0)
     max_alerts_per_window: int = Field(default=20, ge=0)
     allowlist: list[str] = []
     #: registered domains remembered (and persisted); the least recently seen is evicted
