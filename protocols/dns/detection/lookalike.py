@@ -155,9 +155,12 @@ class LookalikeDetector:
             "protected_domain": finding.protected, "technique": finding.technique,
             "edit_distance": finding.distance, "unicode": shown,
         }
-        how = {"confusable": "confusable characters", "one_edit": "one edit away",
-               "hyphenated": "a hyphenated addition"}[finding.technique]
+        p = finding.protected
+        how = {"confusable": f"which imitates {p} with confusable characters",
+               "one_edit": f"one edit away from {p}",
+               "hyphenated": f"which imitates {p} with a hyphenated addition"}[finding.technique]
         name = v.msg.name
-        msg = f"Lookalike domain: {v.client_ip} looked up {name} ({shown}), imitating {finding.protected} by {how}"
+        spelled = f" ({shown})" if shown != rd else ""  # an IDN: how it reads on screen
+        msg = f"Lookalike domain: {v.client_ip} looked up {name}{spelled}, {how}"
         self.emit(alert("dns_lookalike", v.ts, msg, key=(rd,), evidence=evidence, client_ip=v.client_ip,
                         name=name, registered_domain=rd))
