@@ -540,8 +540,9 @@ __all__ = ["${Name}", "${Name}Config", "${Name}Plugin", "plugin"]
 class ${Name}Config(PluginConfig):
     """``pybeat.detection.$name``."""
 
+    enabled: bool = True  # the agent runs the detector only when this is true
     threshold: int = Field(default=100, ge=1)
-    window: Duration = 60.0
+    window: Duration = Field(default=60.0, gt=0)
     #: cap on clients tracked at once (the oldest is forgotten first)
     max_clients: int = Field(default=100_000, ge=1)
 
@@ -566,8 +567,13 @@ class ${Name}(Detector):
             times.popleft()
         if len(times) == self.threshold:
             self.alerts += 1
+            # An alert as the built-in detectors write theirs (docs/plugins.md, detectors)
             alert: dict[str, Any] = {
-                "type": "$name", "event": {"kind": "alert"}, "client": {"ip": client},
+                "event": {"kind": "alert", "category": ["network", "intrusion_detection"], "type": ["info"],
+                          "dataset": "pybeat.detection"},
+                "rule": {"name": "$name", "description": "One client made many transactions in a short time"},
+                "client": {"ip": client}, "related": {"ip": [client]},
+                "message": f"$name: {client} made {len(times)} transactions in {self.window_ns / 1e9:g} s",
                 "$name": {"transactions": len(times), "window_s": self.window_ns / 1e9},
             }
             self.ctx.emit(Event(event.timestamp_ns, alert))
@@ -615,6 +621,7 @@ def test_a_burst_from_one_client_is_one_alert() -> None:
     h = DetectorHarness(plugin, {"threshold": 3, "window": "10s"})
     alerts = h.observe_all([(at(i), dns("10.0.0.1")) for i in range(5)])
     assert len(alerts) == 1 and alerts[0].fields["$name"]["transactions"] == 3
+    assert alerts[0].fields["event"]["kind"] == "alert" and alerts[0].fields["rule"]["name"] == "$name"
     assert h.observe((at(5), dns("10.0.0.2"))) == []
 
 
