@@ -94,13 +94,6 @@ class ElasticsearchConfig(PluginConfig):
     template: dict[str, Any] | None = None
     ilm: dict[str, Any] | None = None
 
-    @field_validator("hosts", mode="before")
-    @classmethod
-    def _hosts(cls, v: Any) -> Any:
-        if isinstance(v, str):
-            return [v]
-        return v
-
     @field_validator("hosts")
     @classmethod
     def _non_empty(cls, v: list[str]) -> list[str]:

@@ -7,7 +7,6 @@ opens a file or a socket; certificates are read when the output is built.
 from __future__ import annotations
 
 import ipaddress
-from typing import Any
 
 from pydantic import AliasChoices, Field, field_validator
 
@@ -76,11 +75,6 @@ class LogstashConfig(PluginConfig):
     proxy_url: str | None = None
     proxy_use_local_resolver: bool = False
     ssl: SslConfig = SslConfig()
-
-    @field_validator("hosts", mode="before")
-    @classmethod
-    def _hosts_list(cls, v: Any) -> Any:
-        return [v] if isinstance(v, str) else v
 
     @field_validator("hosts")
     @classmethod
