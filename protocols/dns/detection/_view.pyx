@@ -206,6 +206,18 @@ cdef inline Py_ssize_t _string_end(const char* s, Py_ssize_t i, Py_ssize_t n) no
     return -1
 
 
+cdef inline Py_ssize_t _member(const char* s, Py_ssize_t j, Py_ssize_t n, Py_ssize_t* ke) noexcept nogil:
+    """At j, a ``"key":"value"`` member of a flat object of strings: the value's closing quote
+    (``ke[0]``: the key's), or -1 when it is not one this reader takes."""
+    if j >= n or s[j] != 34:
+        return -1
+    ke[0] = _string_end(s, j + 1, n)
+    if ke[0] < 0 or ke[0] + 2 >= n or s[ke[0] + 1] != 58 or s[ke[0] + 2] != 34:  # "key":"
+        return -1
+    cdef Py_ssize_t ve = _string_end(s, ke[0] + 3, n)
+    return ve if ve >= 0 and ve + 1 < n else -1
+
+
 cdef inline object _lower(str text):
     """text.lower(), or text itself when it has no upper-case letter (names are lower-case)."""
     cdef Py_ssize_t i, n = len(text)
@@ -231,13 +243,8 @@ cdef object _message(bytes body):
     name = qtype = rd = sub = _EMPTY
     cdef Py_ssize_t j = i + 12, ke, ve, klen
     while True:
-        if j >= n or s[j] != 34:
-            return _message_of_body(body)
-        ke = _string_end(s, j + 1, n)
-        if ke < 0 or ke + 2 >= n or s[ke + 1] != 58 or s[ke + 2] != 34:  # "key":"
-            return _message_of_body(body)
-        ve = _string_end(s, ke + 3, n)
-        if ve < 0 or ve + 1 >= n:
+        ve = _member(s, j, n, &ke)
+        if ve < 0:
             return _message_of_body(body)
         klen = ke - j - 1
         if klen == 4 and memcmp(s + j + 1, b"name", 4) == 0:
@@ -281,13 +288,8 @@ cdef object _message(bytes body):
             atype = adata = _EMPTY
             plain = False
             while True:
-                if j >= n or s[j] != 34:
-                    return _message_of_body(body)
-                ke = _string_end(s, j + 1, n)
-                if ke < 0 or ke + 2 >= n or s[ke + 1] != 58 or s[ke + 2] != 34:
-                    return _message_of_body(body)
-                ve = _string_end(s, ke + 3, n)
-                if ve < 0 or ve + 1 >= n:
+                ve = _member(s, j, n, &ke)
+                if ve < 0:
                     return _message_of_body(body)
                 klen = ke - j - 1
                 if klen == 4 and memcmp(s + j + 1, b"type", 4) == 0:
