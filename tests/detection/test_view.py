@@ -1,12 +1,15 @@
 """view_of reads a pre-encoded DNS event (without decoding it) exactly as it reads the same
-event decoded, on every event of every shared capture; and it never changes the event."""
+event decoded, on every event of every shared capture; and it never changes the event. What
+``reduce_raw`` keeps of an event (what a capture process hands to the detection process) reads
+as the whole event does."""
 
 from __future__ import annotations
 
 import orjson
 import pytest
 
-from pybeat.protocols.dns.detection import detector as detector_mod
+from pybeat.api import Event
+from pybeat.protocols.dns.detection import plugin as plugin_mod
 from pybeat.protocols.dns.detection.view import view_of, view_of_fields
 from tests.conftest import PCAPS
 from tests.detection.helpers import run
@@ -17,25 +20,48 @@ CAPTURES = sorted(p.name for p in PCAPS.iterdir()
 
 @pytest.mark.parametrize("name", CAPTURES)
 def test_the_view_of_a_pre_encoded_event_is_the_view_of_its_fields(name, tmp_path, monkeypatch):
-    seen = {"raw": 0, "dict": 0}
+    """Every pre-encoded event the detectors are handed (through ``reduce_raw``, which the
+    agent calls with the whole event) is checked here, in a real run."""
+    seen = {"raw": 0}
+    reduce = plugin_mod.DnsDetectionPlugin.reduce_raw
 
-    def check(self, event):
-        raw = event.raw
-        v = view_of(event)
-        if raw is None:
-            seen["dict"] += 1
-            return
+    def check(raw):
         seen["raw"] += 1
+        event = Event(1, None, raw=raw)
+        v = view_of(event)
         assert event.raw is raw and event._fields is None  # not decoded, not changed
-        want = view_of_fields(event.timestamp_ns, orjson.loads(raw))
+        want = view_of_fields(1, orjson.loads(raw))
         assert v is not None and want is not None
         # what the pre-encoded reader leaves out (the server's address) is all that differs
         assert v._replace(server_ip="") == want._replace(server_ip="")
+        _same_when_reduced(1, raw)
+        return reduce(raw)
 
-    monkeypatch.setattr(detector_mod.DnsDetector, "observe", check)
-    run(PCAPS / name, tmp_path)
+    monkeypatch.setattr(plugin_mod.DnsDetectionPlugin, "reduce_raw", staticmethod(check))
+    # in this process, where the patched hook runs (not only in a detection process)
+    run(PCAPS / name, tmp_path, extra="packetbeat.detection_process: false\n")
     if name.startswith("dns_") and name not in ("dns_tcp.pcap",):
         assert seen["raw"] > 0
+
+
+def _same_when_reduced(ts: int, raw: bytes) -> None:
+    """Both reducers cut the same bytes, and both readers read them as the whole event
+    (with the message cache empty: the message is parsed from what was kept)."""
+    from pybeat.protocols.dns.detection import view
+
+    readers = [view.read_raw]
+    reduced = view._reduce_raw_py(raw)
+    compiled = _compiled(skip=False)
+    if compiled is not None:
+        assert compiled.reduce_raw(raw) == reduced
+        readers.append(compiled.read_raw)
+    assert len(reduced) <= len(raw)
+    for read in readers:
+        view._messages.clear()
+        whole = read(ts, raw)
+        view._messages.clear()
+        assert read(ts, reduced) == whole
+    view._messages.clear()
 
 
 def _event(dns: bytes, answered: bool = True) -> bytes:
@@ -70,12 +96,18 @@ BODIES = [
 ]
 
 
-def _compiled():
+def _compiled(skip: bool = True):
     """The compiled reader, bound to view.py's types and cache (as view.py does unless
-    PYBEAT_PURE_PYTHON=1 keeps it out); skipped where it was not built."""
+    PYBEAT_PURE_PYTHON=1 keeps it out); skipped where it was not built (None: ``skip=False``)."""
     from pybeat.protocols.dns.detection import view
 
-    compiled = pytest.importorskip("pybeat.protocols.dns.detection._view")
+    if skip:
+        compiled = pytest.importorskip("pybeat.protocols.dns.detection._view")
+    else:
+        try:
+            from pybeat.protocols.dns.detection import _view as compiled
+        except ImportError:
+            return None
     compiled.bind(view.TxnView, view.Message, view._messages, view._CACHE_MAX, view.message_of_body, view.down,
                   view.view_of_fields)
     return compiled
@@ -95,6 +127,22 @@ def test_the_compiled_reader_reads_what_the_python_reader_reads(body, answered):
     assert got == want
     assert want == view_of_fields(5, orjson.loads(raw))._replace(server_ip="", has_query=True, has_response=answered)
     view._messages.clear()
+
+
+@pytest.mark.parametrize("answered", [True, False])
+@pytest.mark.parametrize("body", BODIES)
+def test_what_reduce_raw_keeps_reads_as_the_whole_event(body, answered):
+    _compiled()
+    _same_when_reduced(5, _event(body, answered))
+
+
+def test_reduce_raw_returns_a_document_of_another_layout_whole():
+    from pybeat.protocols.dns.detection import view
+
+    compiled = _compiled()
+    for raw in (b'{"x":1}', b'{"client":{"ip":"10.0.0.5","port":1,"bytes":1}}',
+                b'{"client":{"ip":"10.0.0.5","port":1},"dns":{"id":1,"type":"other"}}'):
+        assert view._reduce_raw_py(raw) is raw and compiled.reduce_raw(raw) is raw
 
 
 def test_a_document_of_another_layout_is_refused_by_both_readers():

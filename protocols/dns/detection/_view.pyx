@@ -19,7 +19,7 @@ from cpython.ref cimport Py_INCREF, PyObject
 from cpython.tuple cimport PyTuple_SET_ITEM
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.stdint cimport int64_t
-from libc.string cimport memchr, memcmp
+from libc.string cimport memchr, memcmp, memcpy
 
 cdef object _TxnView = None
 cdef object _Message = None
@@ -192,6 +192,40 @@ cdef object _read_raw(int64_t ts, bytes raw):
     return _txn_view(ts, PyUnicode_DecodeUTF8(s + c, q - c, NULL), port, mid, answered, msg)
 
 
+def reduce_raw(bytes raw):
+    """view.reduce_raw in C: the same cuts, one allocation."""
+    cdef const char* s = PyBytes_AS_STRING(raw)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(raw)
+    cdef Py_ssize_t c = _find(s, 0, n, &_CLIENT)
+    cdef Py_ssize_t q = _find_byte(s, c + 16, n, 34) if c >= 0 else -1
+    cdef Py_ssize_t p = _find_byte(s, q + 9, n, 44) if q >= 0 else -1
+    cdef Py_ssize_t d = _find(s, p, n, &_DNS) if p >= 0 else -1
+    if d < 0:
+        return raw
+    cdef Py_ssize_t end = _find(s, d, n, &_ANSWER)
+    cdef Py_ssize_t tail = 17  # len(',"type":"answer"}')
+    if end < 0:
+        end = _find(s, d, n, &_QUERY)
+        tail = 16
+    cdef Py_ssize_t comma = _find_byte(s, d + 13, end, 44) if end >= 0 else -1
+    if comma < 0:
+        return raw
+    cdef Py_ssize_t ks = _find(s, comma + 1, end, &_RCODE)
+    if ks < 0:
+        ks = comma + 1
+    cdef Py_ssize_t ke = _find(s, ks, end, &_AUTHORITIES)
+    if ke < 0:
+        ke = end
+    cdef Py_ssize_t a = p - c, b = comma + 1 - d, k = ke - ks
+    out = PyBytes_FromStringAndSize(NULL, a + b + k + tail)
+    cdef char* o = PyBytes_AS_STRING(out)
+    memcpy(o, s + c, a)
+    memcpy(o + a, s + d, b)
+    memcpy(o + a + b, s + ks, k)
+    memcpy(o + a + b + k, s + end, tail)
+    return out
+
+
 # -- a message -------------------------------------------------------------------------------------
 
 cdef inline Py_ssize_t _string_end(const char* s, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
@@ -268,7 +302,7 @@ cdef object _message(bytes body):
     j = k + 16
     while j < n and 48 <= s[j] <= 57:
         j += 1
-    if j >= n or j == k + 16 or s[j] != 44 or j - k - 16 > 9:
+    if j == k + 16 or j - k - 16 > 9 or (j < n and s[j] != 44):  # (the last member: reduce_raw's cut)
         return _message_of_body(body)
     count = _digits(s, k + 16, j)
     # the answers: flat objects of strings; (type, data) of each

@@ -25,7 +25,7 @@ from pybeat.api import Event
 
 from .features import shape
 
-__all__ = ["Message", "TxnView", "view_of", "view_of_fields"]
+__all__ = ["Message", "TxnView", "reduce_raw", "view_of", "view_of_fields"]
 
 
 class Message(NamedTuple):
@@ -145,6 +145,38 @@ def read_raw(ts: int, raw: bytes) -> TxnView | None:
                           answered, msg))
 
 
+def reduce_raw(raw: bytes) -> bytes:
+    """The part of a pre-encoded DNS event that :func:`read_raw` reads, as a document it reads
+    the same way (the client's address and port, the ``dns`` object's id, and its members
+    from the response code to the answers): what a capture process hands to the detection
+    process (pybeat/agent/detection.py), about a fifth of the event. Anything not of that
+    layout is returned whole. The compiled twin (``_view.pyx``) replaces it where built."""
+    c = raw.find(b'"client":{"ip":"')
+    q = raw.find(b'"', c + 16) if c >= 0 else -1
+    p = raw.find(b",", q + 9) if q >= 0 else -1
+    d = raw.find(b',"dns":{"id":', p) if p >= 0 else -1
+    if d < 0:
+        return raw
+    tail = b',"type":"answer"}'
+    end = raw.find(tail, d)
+    if end < 0:
+        tail = b',"type":"query"}'
+        end = raw.find(tail, d)
+    comma = raw.find(b",", d + 13, end) if end >= 0 else -1
+    if comma < 0:
+        return raw
+    ks = raw.find(b'"response_code":"', comma + 1, end)
+    if ks < 0:
+        ks = comma + 1
+    ke = raw.find(b',"authorities_count":', ks, end)
+    if ke < 0:
+        ke = end
+    return b"".join((raw[c:p], raw[d:comma + 1], raw[ks:ke], tail))
+
+
+_reduce_raw_py = reduce_raw  # the reference, kept where the compiled twin replaces it
+
+
 def _digits(text: bytes) -> int:
     """A JSON number of this layout (digits only: int() would also take signs, spaces and _)."""
     if not text.isdigit():
@@ -171,6 +203,11 @@ def view_of_fields(ts: int, fields: dict[str, Any]) -> TxnView | None:
     )
 
 
+def raw_reader() -> Any:
+    """:func:`read_raw`, or its compiled twin where it was built."""
+    return _view_raw
+
+
 def view_of(event: Event) -> TxnView | None:
     """The view of a DNS transaction event, pre-encoded or not; None for anything else."""
     raw = event.raw
@@ -187,10 +224,12 @@ if os.environ.get("PYBEAT_PURE_PYTHON", "") in ("", "0"):
     try:
         from ._view import bind as _bind
         from ._view import read_raw as _compiled_read_raw
+        from ._view import reduce_raw as _compiled_reduce_raw
         from ._view import view_of as _compiled_view_of
     except ImportError:  # not built: the Python reader above
         pass
     else:
         _bind(TxnView, Message, _messages, _CACHE_MAX, message_of_body, down, view_of_fields)
         _view_raw = _compiled_read_raw
+        reduce_raw = _compiled_reduce_raw  # noqa: F811
         view_of = _compiled_view_of  # noqa: F811
