@@ -16,6 +16,11 @@ module besides ``pybeat.api``.
   publishes an event whose ``raw`` already ends with them, with no splice on the way.
 - ``Analyzer.udp4_lane()`` (optional, looked up with ``getattr``): a compiled stand-in for
   ``on_udp4`` that the compiled replay loop calls without creating Python objects first.
+- ``DetectorPlugin.reduce_raw(raw) -> bytes`` (optional, looked up with ``getattr``): when
+  detectors run in their own process (pybeat/agent/detection.py), a capture process hands
+  over a pre-encoded event of the protocols the detector watches as ``reduce_raw(raw)``: the
+  part of it the detector reads, which it must read the same way as the whole event. Used
+  only when every detector watching that protocol has the same one.
 """
 
 from __future__ import annotations

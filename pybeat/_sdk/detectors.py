@@ -17,10 +17,14 @@ class Detector:
     """Base class of a detector; override what it uses.
 
     ``observe`` sees every transaction event of the protocols the plugin names, as the
-    protocol emitted it (before any processor), on the capture thread, in capture order. It
-    must only read the event. Time is packet time: the event's ``timestamp_ns`` and the
-    ``now_ns`` of ``expire``/``flush``, never the clock. An exception costs only that call
-    (counted as ``detection.<name>.exceptions``).
+    protocol emitted it (before any processor), in the order the capture emitted them (by the
+    packet or tick that completed the transaction, then by timestamp), with ``expire`` at the
+    ticks (every 0.5 s of packet time) between them. It runs in the detection process
+    (``packetbeat.detection_process``, the default where the agent may use more than one CPU;
+    one for every worker of a split replay) or on the capture thread; a detector shares
+    nothing with the capture process either way. It must only read the event. Time is packet
+    time: the event's ``timestamp_ns`` and the ``now_ns`` of ``expire``/``flush``, never the
+    clock. An exception costs only that call (counted as ``detection.<name>.exceptions``).
     """
 
     def observe(self, event: Event) -> None:
@@ -45,8 +49,9 @@ class DetectorContext:
     """What a detector is built with: ``emit`` for its alerts (they go through the global
     fields, tags and processors and to every output, beside the transactions), who is running,
     a logger, its name, the run's folders, and ``shard`` when a replay is split across
-    processes (the agent then splits by address pair, so all of one client's transactions
-    reach the same process)."""
+    processes and the detector runs in each of them (``detection_process: false``: the agent
+    then splits by address pair, so all of one client's transactions reach the same process).
+    In the detection process ``shard`` is None: it sees every worker's transactions."""
 
     emit: EmitFn
     beat: BeatInfo

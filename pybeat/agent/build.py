@@ -22,7 +22,7 @@ from typing import Any, Callable
 from pybeat._compat import output_group
 from pybeat._fastpath import FastPath
 from pybeat.api import (
-    Analyzer, BeatInfo, DetectorContext, Event, Metrics, OutputContext, Paths, PluginSetupError, ProtocolContext,
+    Analyzer, BeatInfo, Event, Metrics, OutputContext, Paths, PluginSetupError, ProtocolContext,
     Shard,
 )
 from pybeat.config.loader import ConfigError
@@ -146,8 +146,12 @@ def build(
     shard: Shard | None = None,
     stdout: Any = None,
     beat: BeatInfo | None = None,
+    detection: Any = None,
 ) -> Components:
-    """Every component of a run, wired. On failure, what was built is closed again."""
+    """Every component of a run, wired. On failure, what was built is closed again.
+
+    ``detection``: this process's :class:`~pybeat.agent.detection.DetectionFeed` when the
+    detectors run in a process of their own (then none is built here)."""
     s = settings
     a = s.agent
     if logger is None:
@@ -230,23 +234,30 @@ def build(
         metrics.register("pipeline", pipeline.stats)
         metrics.register("", faults.metrics)
 
-        # Detectors: their alerts go through the global stage; they watch protocol clients.
+        # Detectors: their alerts go through the global stage; they watch protocol clients
+        # (agent/detection.py: in a process of their own, or in this one).
         alerts = AlertClient(pipeline)
         detectors: dict[str, Any] = {}
         watchers: dict[str, list[Callable[[Event], None]]] = {}
-        for d in s.detectors:
-            dctx = DetectorContext(emit=alerts.publish, beat=beat, logger=_bound(logger, detector=d.name),
-                                   name=d.name, paths=paths, shard=shard)
-            try:
-                det = d.plugin.create(d.config, dctx)
-            except Exception as exc:
-                raise _failed("detector", d.name, exc, logger) from None
-            detectors[d.name] = det
-            closers.append(_guarded(faults, "detector", d.name, det.close))
-            cleanup.append(closers[-1])
-            metrics.register(f"detection.{d.name}", det.stats)
-            for proto in d.plugin.protocols:
-                watchers.setdefault(proto, []).append(_guarded(faults, "detector", d.name, det.observe))
+        timers: list[Any] = []
+        local = False
+        if s.detectors:
+            from pybeat.agent.detection import Detection, LocalDetection
+
+            if detection is None:
+                in_process = Detection(s, alerts.publish, beat, paths, logger, faults, shard=shard)
+                detectors = in_process.detectors
+                detection = LocalDetection(in_process)
+                local = True
+            else:
+                detection.emit, detection.deadline = alerts.publish, deadline
+            closers.append(detection.close)
+            metrics.register("detection", detection.metrics)
+            for d in s.detectors:
+                metrics.register(f"detection.{d.name}", detection.counters(d.name))
+            for proto, code in Detection.watched(s).items():
+                watchers[proto] = [detection.watcher(code, Detection.reducer(s, proto))]
+            timers.append(detection)
 
         internal: list[str] = []
         for iface in interfaces(s):
@@ -300,11 +311,14 @@ def build(
         logger.debug("protocols built", udp_ports=sorted(udp), tcp_ports=sorted(tcp), icmp=icmp is not None,
                      detectors=sorted(detectors), shard=f"{shard.index}/{shard.count}" if shard else None)
         limits = DecoderLimits(**a.packetbeat.limits.model_dump())
-        # Detectors keep per-client state: a split replay then sends all of one address pair's
-        # transactions to one process (DetectorContext.shard says so to them).
+        # Detectors keep per-client state: run in this process, a split replay then sends all
+        # of one address pair's transactions to one process (DetectorContext.shard says so to
+        # them). In their own process they see every worker's transactions (agent/detection.py).
         decoder = Decoder(udp, tcp, icmp, limits, shard=(shard.index, shard.count) if shard else None,
-                          timers=[_Timers(faults, name, det) for name, det in detectors.items()],
-                          on_analyzer_error=analyzer_failed, split_by="address_pair" if detectors else "flow")
+                          timers=timers, on_analyzer_error=analyzer_failed,
+                          split_by="address_pair" if local else "flow")
+        if detection is not None:
+            detection.attach_clock(decoder)  # an event's emission time: the decoder's packet clock
         flows = a.packetbeat.flows
         if flows is not None and flows.enabled and (shard is None or shard.index == 0):  # worker 0 sees every frame
             from pybeat.flows import attach_flows
@@ -332,14 +346,6 @@ def _guarded(faults: FaultLog, kind: str, name: str, fn: Callable[..., Any]) -> 
             faults.record(kind, name, exc, getattr(fn, "__name__", ""))
 
     return call
-
-
-class _Timers:
-    """A detector's packet-time timers, driven by the decoder like an analyzer's."""
-
-    def __init__(self, faults: FaultLog, name: str, detector: Any):
-        self.expire = _guarded(faults, "detector", name, detector.expire)
-        self.flush = _guarded(faults, "detector", name, detector.flush)
 
 
 def local_ips() -> list[str]:

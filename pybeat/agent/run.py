@@ -15,7 +15,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from pybeat.agent.build import Components, StartupError, build, interfaces
+from pybeat.agent.build import Components, StartupError, beat_info, build, interfaces
+from pybeat.agent.detection import wanted as detection_wanted
 from pybeat.agent.stop import Stopper
 from pybeat.api import Paths, Shard
 from pybeat.capture.pcapfile import PcapFileSource
@@ -94,6 +95,7 @@ class Agent:
         options: RunOptions | None = None,
         stdout: Any = None,
         shard: tuple[int, int] | None = None,
+        detection: Any = None,
     ):
         self.settings = settings
         self.registry = registry
@@ -110,8 +112,26 @@ class Agent:
         #: that walks every object the run left (0.2-0.3 s on the bulk capture): a worker
         #: process that exits right after the run skips it.
         self.restore_gc = True
-        self.parts: Components = build(settings, registry, paths, logger, live=self.options.file is None,
-                                       shard=self.shard, stdout=stdout)
+        #: the detection process this run started (agent/detection.py); a split replay's
+        #: parent starts it instead and hands each worker its ``detection`` feed
+        self.detection_host: Any = None
+        beat = None
+        if detection is None and self.shard is None and detection_wanted(
+                settings.agent.packetbeat.detection_process, len(settings.detectors)):
+            from pybeat.agent.detection import DetectionHost
+
+            beat = beat_info(settings, paths)  # before any thread starts: the host forks
+            self.detection_host = DetectionHost(settings, paths, logger, beat, 1)
+            detection = self.detection_host.feed(0, None, logger)
+        try:
+            self.parts: Components = build(settings, registry, paths, logger, live=self.options.file is None,
+                                           shard=self.shard, stdout=stdout, beat=beat, detection=detection)
+        except BaseException:
+            if detection is not None:
+                detection.close()  # the detection process sees its feed end, and ends
+            if self.detection_host is not None:
+                self.detection_host.join(10)
+            raise
         self.stopper = Stopper(self.parts.deadline, self._stop_timeout(), logger)
         self._source: Any = None
         self.http_port: int | None = None
@@ -233,6 +253,8 @@ class Agent:
             settled = self._shut_down(packets)
             services.stop()
             self.stopper.uninstall()
+            if self.detection_host is not None:
+                self.detection_host.join(5)  # it ended with its feed (see _shut_down)
             if self.restore_gc:
                 gc.set_threshold(*old_threshold)
                 gc.unfreeze()

@@ -17,7 +17,9 @@ from typing import Any
 
 from pybeat.agent.run import Agent, RunOptions, RunResult, exit_status
 from pybeat.api import Paths
-from pybeat.agent.build import agent_id
+from pybeat.agent.build import agent_id, beat_info
+from pybeat.agent.detection import DetectionHost
+from pybeat.agent.detection import wanted as detection_wanted
 from pybeat.config.settings import Settings
 from pybeat.plugins import Registry
 from pybeat.summary import SummaryObserver, render
@@ -33,11 +35,18 @@ def run_sharded(
     agent_id(paths.data)  # create meta.json once, so every worker reports the same agent.id
     results = ctx.Queue()
 
+    # Detectors in a process of their own see every worker's transactions (agent/detection.py),
+    # started before the workers so that each inherits its end of the pipes.
+    host = None
+    if detection_wanted(settings.agent.packetbeat.detection_process, len(settings.detectors)):
+        host = DetectionHost(settings, paths, logger, beat_info(settings, paths), workers)
+
     def child(index: int) -> None:
         # The parent relays signals: a worker stops when the parent tells it to.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
-            agent = Agent(settings, registry, paths, logger, options, shard=(index, workers))
+            feed = host.feed(index, None, logger) if host is not None else None
+            agent = Agent(settings, registry, paths, logger, options, shard=(index, workers), detection=feed)
             agent.restore_gc = False  # this process ends with the run
             signal.signal(signal.SIGTERM, lambda *_: agent.stopper._on_signal(signal.SIGTERM, None))
             res = agent.run(install_signals=False)
@@ -57,6 +66,8 @@ def run_sharded(
     procs = [ctx.Process(target=child, args=(i,), name=f"pybeat-worker-{i}") for i in range(workers)]
     for p in procs:
         p.start()
+    if host is not None:
+        host.close_all()  # the workers hold the feeds now
 
     def relay(signum: int, frame: Any) -> None:
         for p in procs:
@@ -96,6 +107,8 @@ def run_sharded(
                 observer.merge(obs)
         for p in procs:
             p.join(timeout=10)
+        if host is not None:
+            host.join(10)  # it ends when every worker's feed has
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)

@@ -128,6 +128,9 @@ class PacketbeatSection(Section):
     limits: LimitsConfig = LimitsConfig()  # decoder caps, see ARCHITECTURE.md "caps"
     # processes for a -I replay, split by flow; "auto" = one per CPU (each writes its own files)
     workers: int | Literal["auto"] = Field(default=1)
+    #: the detectors in a process of their own (agent/detection.py); "auto": when the agent
+    #: may use more than one CPU
+    detection_process: bool | Literal["auto"] = "auto"
 
     @field_validator("workers")
     @classmethod

@@ -14,6 +14,7 @@ or use :meth:`pcap`, which runs the protocols the detector watches on a capture.
 
 from __future__ import annotations
 
+import operator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
     from pybeat.testing.protocol import ProtocolHarness
 
 __all__ = ["DetectorHarness"]
+
+_ORDER = operator.itemgetter(0, 1)
 
 
 class DetectorHarness:
@@ -57,6 +60,9 @@ class DetectorHarness:
                               name=self.name, paths=paths or Paths.resolve(), shard=shard)
         self.detector = plugin.create(self.config, ctx)
         self._tick_ns = int(tick_interval_s * 1e9)
+        #: events from protocols (pcap, protocols) until the tick: (emission time, time, event)
+        self._period: list[tuple[int, int, Event]] = []
+        self._source: Any = None
         self._next_tick = 0
         self._now = 0
 
@@ -135,14 +141,25 @@ class DetectorHarness:
         harness = ProtocolHarness(first, first_config, strict=self.strict)
         for plugin, config in rest:
             harness.add(plugin, config)
+        self._source = harness
         for name in set(self.plugin.protocols) & set(harness.analyzers):
             harness.watch(name, self._watched)
         harness.add_timer(_Timers(self))
         return harness
 
     def _watched(self, event: Event) -> None:
+        # As the agent does (pybeat/agent/detection.py): kept, then shown by emission time (the
+        # decoder's packet clock when the protocol emitted it), then by timestamp, before the
+        # next tick.
         self._now = max(self._now, event.timestamp_ns)
-        self._call("observe", event)
+        clock = self._source.decoder.now_ns if self._source is not None else event.timestamp_ns
+        self._period.append((clock, event.timestamp_ns, event))
+
+    def _end_period(self) -> None:
+        period, self._period = self._period, []
+        period.sort(key=_ORDER)
+        for _, _, event in period:
+            self._call("observe", event)
 
     def stats(self) -> dict[str, int]:
         """The detector's counters (``detection.<name>.<counter>``)."""
@@ -165,9 +182,11 @@ class _Timers:
 
     def expire(self, now_ns: int) -> None:
         self.harness._now = max(self.harness._now, now_ns)
-        self.harness._call("expire", now_ns)
+        self.harness._end_period()
+        self.harness._call("expire", self.harness._now)
 
     def flush(self, now_ns: int) -> None:
         self.harness._now = max(self.harness._now, now_ns)
-        self.harness._call("flush", now_ns)
+        self.harness._end_period()
+        self.harness._call("flush", self.harness._now)
 

@@ -29,7 +29,7 @@ def replay(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., list[list[
     done = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(root / "site"),
                            str(root / "src")], capture_output=True, text=True, timeout=600)
     need(done.returncode == 0, f"pip install of tests/sdk/lifecycle ({done.stderr.strip()[-300:]})")
-    cap = Capture()  # one client each: a split replay watched by a detector splits by address pair
+    cap = Capture()  # one client each: a split replay with detectors in it splits by address pair
     for i in range(PACKETS):
         cap.udp(b"x%d" % i, src=(f"10.1.0.{i + 10}", 5000 + i), dst=("10.1.0.2", 4444), ts=at(i * 0.3))
     pcap = cap.write(root / "lc.pcap")
@@ -48,9 +48,16 @@ def replay(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., list[list[
 
 @pytest.fixture(scope="module")
 def calls(replay: Callable[..., list[list[Any]]]) -> list[tuple[str, str, str]]:
-    records = replay("one")
+    """The detectors in the capture process (``detection_process: false``)."""
+    records = replay("one", "-E", "packetbeat.detection_process=false")
     assert len({pid for *_, pid in records}) == 1  # one process: no split replay asked for
     return [(kind, call, thread) for kind, call, thread, _ in records]
+
+
+@pytest.fixture(scope="module")
+def process_records(replay: Callable[..., list[list[Any]]]) -> list[list[Any]]:
+    """The detectors in a process of their own (``detection_process: true``)."""
+    return replay("process", "-E", "packetbeat.detection_process=true")
 
 
 def positions(calls: list[tuple[str, str, str]], kind: str, call: str) -> list[int]:
@@ -107,10 +114,45 @@ def test_processors_and_detectors_close_at_the_end_after_the_outputs_drained(
 
 
 def test_a_split_replay_creates_each_plugin_once_in_each_process(replay: Callable[..., list[list[Any]]]) -> None:
-    records = replay("split", "-E", "packetbeat.workers=2")
+    records = replay("split", "-E", "packetbeat.workers=2", "-E", "packetbeat.detection_process=false")
     pids = {r[3] for r in records if r[1] == "on_udp"}
     assert len(pids) == 2
     for pid in pids:
         created = [kind for kind, call, _, p in records if call == "create" and p == pid]
         assert created == ["output", "processor", "detector", "protocol"]
     assert sum(r[1] == "on_udp" for r in records) == PACKETS
+
+
+def _detector_calls(records: list[list[Any]]) -> tuple[set[int], int, list[tuple[str, str]]]:
+    """(the capture processes, the detection process, its detector calls but stats)."""
+    capture = {pid for kind, call, _, pid in records if (kind, call) == ("protocol", "on_udp")}
+    (detection,) = {pid for kind, _, _, pid in records if kind == "detector"}
+    assert detection not in capture
+    return capture, detection, [(c, t) for k, c, t, _ in records if k == "detector" and c != "stats"]
+
+
+def test_detectors_in_their_own_process_are_created_and_called_there_on_its_main_thread(
+        process_records: list[list[Any]]) -> None:
+    capture, detection, det = _detector_calls(process_records)
+    (pid,) = capture
+    assert [k for k, c, _, p in process_records if c == "create" and p == pid] == ["output", "processor", "protocol"]
+    assert {t for _, t in det} == {"MainThread"}
+    names = [c for c, _ in det]
+    assert names[0] == "create" and names.count("create") == 1
+    assert names.count("observe") == PACKETS
+    # every 0.5 s of packet time after that period's transactions; flush, then close, last
+    assert names.count("expire") >= 5 and names[-2:] == ["flush", "close"]
+    assert "expire" not in names[names.index("flush"):]
+    # the run's processors saw every event in the capture process
+    assert sum(1 for k, c, _, p in process_records if (k, c) == ("processor", "run") and p == pid) == PACKETS
+
+
+def test_a_split_replay_feeds_one_detection_process_from_every_worker(
+        replay: Callable[..., list[list[Any]]]) -> None:
+    records = replay("split-process", "-E", "packetbeat.workers=2", "-E", "packetbeat.detection_process=true")
+    capture, detection, det = _detector_calls(records)
+    assert len(capture) == 2
+    for pid in capture:
+        assert [k for k, c, _, p in records if c == "create" and p == pid] == ["output", "processor", "protocol"]
+    names = [c for c, _ in det]
+    assert names.count("create") == 1 and names.count("observe") == PACKETS and names[-2:] == ["flush", "close"]

@@ -15,6 +15,7 @@ from .newdomain import NewDomainDetector
 from .poisoning import PoisoningDetector
 from .rate import RateDetector
 from .tunnel import TunnelDetector
+from . import view
 from .view import TxnView, view_of
 
 __all__ = ["DnsDetector"]
@@ -58,9 +59,23 @@ class DnsDetector(Detector):
         self._timers = [p.expire for p in self.parts.values() if hasattr(p, "expire")]
         self.events = 0
         self.unreadable = 0
+        self._read_raw = view.raw_reader()
 
     def observe(self, event: Event) -> None:
         v = view_of(event)
+        if v is None:
+            self.unreadable += 1
+            return
+        self.observe_view(v)
+
+    def observe_raw(self, ts: int, raw: bytes) -> None:
+        """``observe(Event(ts, None, raw=raw))`` without the event (pybeat._fastpath: the
+        detection process calls it with what ``reduce_raw`` kept of a pre-encoded event)."""
+        try:
+            v = self._read_raw(ts, raw)
+        except ValueError:  # not the DNS protocol's layout: read it the slow way
+            self.observe(Event(ts, None, raw=raw))
+            return
         if v is None:
             self.unreadable += 1
             return

@@ -10,6 +10,7 @@ from pybeat.api import Detector, DetectorContext, load_field_file
 
 from .config import DnsDetectionConfig
 from .detector import DnsDetector
+from .view import reduce_raw
 
 __all__ = ["DnsDetectionPlugin", "plugin"]
 
@@ -19,6 +20,10 @@ class DnsDetectionPlugin:
     api_version = "1.0"
     protocols = frozenset({"dns"})
     config_model = DnsDetectionConfig
+
+    #: pybeat._fastpath's hook: what a capture process hands the detection process of a
+    #: pre-encoded DNS event (view.read_raw reads it as it reads the whole event)
+    reduce_raw = staticmethod(reduce_raw)
 
     def create(self, config: Any, ctx: DetectorContext) -> Detector:
         if not isinstance(config, DnsDetectionConfig):

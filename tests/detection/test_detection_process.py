@@ -1,0 +1,152 @@
+"""The detectors in a process of their own (pybeat/agent/detection.py): the same alerts and
+counters as on the capture thread, a start-up failure reported as one, a detection process
+that dies costing only detection, and a stop by signal to the whole process group losing
+nothing the detectors were handed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pybeat.agent import Agent, Paths, RunOptions
+from pybeat.agent.build import StartupError
+from pybeat.config import load, load_settings
+from pybeat.logs import setup_logging
+from pybeat.plugins import load_registry
+from pybeat.protocols.dns.detection import detector as detector_mod
+from pybeat.protocols.dns.detection import plugin as plugin_mod
+from tests.conftest import PCAPS
+from tests.detection.helpers import DETECTION, run
+
+IN_PROCESS = "packetbeat.detection_process: false\n"
+OWN_PROCESS = "packetbeat.detection_process: true\n"
+
+
+def _key(alert):
+    return (alert["rule"]["name"], alert["event"]["id"], alert["@timestamp"], alert["message"],
+            json.dumps(alert.get("dns_detection"), sort_keys=True))
+
+
+def _detection_metrics(metrics):
+    return {k: v for k, v in metrics.items() if k.startswith("detection.dns.")}
+
+
+@pytest.mark.parametrize("name", ["dns_tunnel_iodine.pcap", "dns_tunnel_dns2tcp.pcap", "dns_poisoning_race.pcap",
+                                  "dns_lookalikes.pcap", "dns_udp_mixed.pcap"])
+def test_both_layouts_give_the_same_alerts_and_counters(name, tmp_path):
+    inline, docs_inline, m_inline = run(PCAPS / name, tmp_path / "in", extra=IN_PROCESS)
+    own, docs_own, m_own = run(PCAPS / name, tmp_path / "own", extra=OWN_PROCESS)
+    assert sorted(map(_key, inline)) == sorted(map(_key, own))
+    assert len(docs_inline) == len(docs_own)
+    assert _detection_metrics(m_inline) == _detection_metrics(m_own)
+    assert m_own["detection.dns.events"] > 0 and m_own["detection.process.lost"] == 0
+
+
+def _agent(tmp_path: Path, pcap: Path, extra: str = OWN_PROCESS) -> Agent:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    out = tmp_path / "out"
+    cfg = tmp_path / "pybeat.yml"
+    cfg.write_text("packetbeat.protocols:\n  - type: dns\n    ports: [53]\n"
+                   f"output.file:\n  path: {out}\n  filename: ev\n" + DETECTION + extra)
+    registry = load_registry()
+    settings = load_settings(load(str(cfg)), registry)
+    log = setup_logging(logs_dir=str(tmp_path / "logs"))
+    return Agent(settings, registry, Paths.resolve(str(tmp_path)), log, RunOptions(file=str(pcap), fast=True))
+
+
+def _written(tmp_path: Path) -> list[dict]:
+    out = tmp_path / "out"
+    return [json.loads(line) for name in sorted(os.listdir(out)) for line in (out / name).read_text().splitlines()]
+
+
+def test_the_detection_process_ends_with_the_run_and_is_reaped(tmp_path):
+    agent = _agent(tmp_path, PCAPS / "dns_tunnel_iodine.pcap")
+    host = agent.detection_host
+    assert host is not None and host.pid > 0
+    pid = host.pid
+    result = agent.run(install_signals=False)
+    assert result.exit_code == 0 and host.status == 0
+    with pytest.raises(ChildProcessError):  # reaped: no zombie left behind
+        os.waitpid(pid, os.WNOHANG)
+    assert result.metrics["detection.dns.tunnel.alerts"] >= 1
+    assert any(d.get("rule", {}).get("name") == "dns_tunnel" for d in _written(tmp_path))
+
+
+def test_a_detector_that_cannot_start_in_its_process_stops_the_agent_at_start(tmp_path, monkeypatch):
+    def create(self, config, ctx):
+        raise RuntimeError("no state folder")
+
+    monkeypatch.setattr(plugin_mod.DnsDetectionPlugin, "create", create)
+    with pytest.raises(StartupError) as info:
+        _agent(tmp_path, PCAPS / "dns_tunnel_iodine.pcap")
+    assert str(info.value).startswith("detector dns could not start: RuntimeError: no state folder")
+    with pytest.raises(StartupError) as same:  # the same line as on the capture thread
+        _agent(tmp_path / "in", PCAPS / "dns_tunnel_iodine.pcap", extra=IN_PROCESS)
+    assert str(same.value) == str(info.value)
+
+
+def test_a_detection_process_that_dies_costs_only_detection(tmp_path, monkeypatch):
+    seen = {"n": 0}
+
+    def observe_raw(self, ts, raw):
+        seen["n"] += 1  # (counted in the detection process, which this kills)
+        if seen["n"] == 5:
+            os._exit(9)
+
+    monkeypatch.setattr(detector_mod.DnsDetector, "observe_raw", observe_raw)
+    agent = _agent(tmp_path, PCAPS / "dns_tunnel_iodine.pcap")
+    started = time.monotonic()
+    result = agent.run(install_signals=False)
+    assert time.monotonic() - started < 30
+    assert result.exit_code == 0 and agent.detection_host.status == 9
+    assert result.metrics["detection.process.lost"] == 1
+    # every transaction was still published, none of the detectors' alerts
+    docs = _written(tmp_path)
+    assert len(docs) == result.metrics["pipeline.events.published"] > 0
+    assert not [d for d in docs if d.get("event", {}).get("kind") == "alert"]
+
+
+def test_a_stop_by_signal_to_the_process_group_loses_nothing_the_detectors_were_handed(tmp_path):
+    """Ctrl-C and a service manager's stop reach every process of the group: the detection
+    process ignores them, ends when its feed does, and saves its state."""
+    cfg = tmp_path / "pybeat.yml"
+    out = tmp_path / "out"
+    cfg.write_text("packetbeat.protocols:\n  - type: dns\n    ports: [53]\n"
+                   f"output.file:\n  path: {out}\n  filename: ev\n" + DETECTION + OWN_PROCESS
+                   + "logging.to_stderr: true\nlogging.level: info\n")
+    data = tmp_path / "data"
+    # the bulk capture replayed over and over at full speed, until the signal
+    proc = subprocess.Popen([sys.executable, "-m", "pybeat.cli", "run", "-c", str(cfg), "-I",
+                             str(PCAPS / "dns_udp_mixed.pcap"), "-t", "-l", "0", "--path.data", str(data),
+                             "--path.home", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (out.exists() and any(out.iterdir())):
+            time.sleep(0.1)
+        time.sleep(1.0)
+        os.killpg(proc.pid, signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, stderr.decode()[-2000:]
+    # nothing of the group is left running
+    for _ in range(50):
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("a process of the agent's group outlived it")
+    state = data / "detection" / "dns-domains.json"
+    assert state.exists() and json.loads(state.read_text())
+    assert b"detection process" not in stderr  # neither gone nor late
