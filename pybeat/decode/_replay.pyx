@@ -227,6 +227,9 @@ def replay(source, decoder, check):
                                 plen = -1
                         if plen > 0:
                             cnt.dispatched += 1
+                            # the packet clock, as Decoder.decode keeps it: what a detector's
+                            # feed reads as the emission time of the events this packet emits
+                            decoder.now_ns = ts
                             try:  # as Decoder.decode_udp4 around the analyzer's call
                                 lane_.handle(ts, f, plen, sport, dport)
                             except Exception as exc:
