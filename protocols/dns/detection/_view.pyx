@@ -150,79 +150,78 @@ def read_raw(int64_t ts, bytes raw):
     return _read_raw(ts, raw)
 
 
-cdef object _read_raw(int64_t ts, bytes raw):
-    cdef const char* s = PyBytes_AS_STRING(raw)
-    cdef Py_ssize_t n = PyBytes_GET_SIZE(raw)
+cdef struct _Members:
+    # view._Members: where a pre-encoded DNS event's members are
+    Py_ssize_t client, quote, port_end, dns, comma, end, key_start, key_end
+    bint answered
+
+
+cdef int _members(const char* s, Py_ssize_t n, _Members* m) except -1:
+    """view._members in C: 1 when found, 0 when the event has no client or no ``dns`` object,
+    ValueError when it is not the layout."""
     cdef Py_ssize_t c = _find(s, 0, n, &_CLIENT)
     if c < 0:
-        return None
-    c += 16
-    cdef Py_ssize_t q = _find_byte(s, c, n, 34)
-    cdef Py_ssize_t p = _find_byte(s, q + 9, n, 44) if q >= 0 else -1
-    if q < 0 or p < 0:
+        return 0
+    m.client = c + 16
+    m.quote = _find_byte(s, m.client, n, 34)
+    m.port_end = _find_byte(s, m.quote + 9, n, 44) if m.quote >= 0 else -1
+    if m.quote < 0 or m.port_end < 0:
         raise ValueError("not a pre-encoded DNS event")
-    cdef Py_ssize_t d = _find(s, p, n, &_DNS)
-    if d < 0:
-        return None
-    cdef Py_ssize_t end = _find(s, d, n, &_ANSWER)
-    cdef bint answered = end >= 0
-    if not answered:
-        end = _find(s, d, n, &_QUERY)
-    cdef Py_ssize_t start = d + 13
-    cdef Py_ssize_t comma = _find_byte(s, start, end, 44)
-    if end < 0 or comma < 0:
+    m.dns = _find(s, m.port_end, n, &_DNS)
+    if m.dns < 0:
+        return 0
+    m.end = _find(s, m.dns, n, &_ANSWER)
+    m.answered = m.end >= 0
+    if not m.answered:
+        m.end = _find(s, m.dns, n, &_QUERY)
+    m.comma = _find_byte(s, m.dns + 13, m.end, 44)
+    if m.end < 0 or m.comma < 0:
         raise ValueError("not a pre-encoded DNS event")
-    cdef Py_ssize_t ks = _find(s, comma + 1, end, &_RCODE)
-    if ks < 0:
-        ks = comma + 1
-    cdef Py_ssize_t ke = _find(s, ks, end, &_AUTHORITIES)
-    if ke < 0:
-        ke = end
-    key = _Py_HashBytes(s + ks, ke - ks)  # == hash(raw[ks:ke]), view.py's key
+    m.key_start = _find(s, m.comma + 1, m.end, &_RCODE)
+    if m.key_start < 0:
+        m.key_start = m.comma + 1
+    m.key_end = _find(s, m.key_start, m.end, &_AUTHORITIES)
+    if m.key_end < 0:
+        m.key_end = m.end
+    return 1
+
+
+cdef object _read_raw(int64_t ts, bytes raw):
+    cdef const char* s = PyBytes_AS_STRING(raw)
+    cdef _Members m
+    if not _members(s, PyBytes_GET_SIZE(raw), &m):
+        return None
+    key = _Py_HashBytes(s + m.key_start, m.key_end - m.key_start)  # == hash(raw[ks:ke]), view.py's key
     cdef PyObject* hit = PyDict_GetItem(_messages, key)
     if hit is NULL:
         if len(_messages) >= _cache_max:
             _messages.clear()
-        msg = _message(PyBytes_FromStringAndSize(s + comma + 1, end - comma - 1))
+        msg = _message(PyBytes_FromStringAndSize(s + m.comma + 1, m.end - m.comma - 1))
         _messages[key] = msg
     else:
         msg = <object>hit
-    port = _digits(s, q + 9, p)
-    mid = _digits(s, start, comma)
-    return _txn_view(ts, PyUnicode_DecodeUTF8(s + c, q - c, NULL), port, mid, answered, msg)
+    port = _digits(s, m.quote + 9, m.port_end)
+    mid = _digits(s, m.dns + 13, m.comma)
+    return _txn_view(ts, PyUnicode_DecodeUTF8(s + m.client, m.quote - m.client, NULL), port, mid, m.answered, msg)
 
 
 def reduce_raw(bytes raw):
     """view.reduce_raw in C: the same cuts, one allocation."""
     cdef const char* s = PyBytes_AS_STRING(raw)
-    cdef Py_ssize_t n = PyBytes_GET_SIZE(raw)
-    cdef Py_ssize_t c = _find(s, 0, n, &_CLIENT)
-    cdef Py_ssize_t q = _find_byte(s, c + 16, n, 34) if c >= 0 else -1
-    cdef Py_ssize_t p = _find_byte(s, q + 9, n, 44) if q >= 0 else -1
-    cdef Py_ssize_t d = _find(s, p, n, &_DNS) if p >= 0 else -1
-    if d < 0:
+    cdef _Members m
+    try:
+        if not _members(s, PyBytes_GET_SIZE(raw), &m):
+            return raw
+    except ValueError:
         return raw
-    cdef Py_ssize_t end = _find(s, d, n, &_ANSWER)
-    cdef Py_ssize_t tail = 17  # len(',"type":"answer"}')
-    if end < 0:
-        end = _find(s, d, n, &_QUERY)
-        tail = 16
-    cdef Py_ssize_t comma = _find_byte(s, d + 13, end, 44) if end >= 0 else -1
-    if comma < 0:
-        return raw
-    cdef Py_ssize_t ks = _find(s, comma + 1, end, &_RCODE)
-    if ks < 0:
-        ks = comma + 1
-    cdef Py_ssize_t ke = _find(s, ks, end, &_AUTHORITIES)
-    if ke < 0:
-        ke = end
-    cdef Py_ssize_t a = p - c, b = comma + 1 - d, k = ke - ks
+    cdef Py_ssize_t tail = 17 if m.answered else 16  # ',"type":"answer"}' or ',"type":"query"}'
+    cdef Py_ssize_t a = m.port_end - m.client + 16, b = m.comma + 1 - m.dns, k = m.key_end - m.key_start
     out = PyBytes_FromStringAndSize(NULL, a + b + k + tail)
     cdef char* o = PyBytes_AS_STRING(out)
-    memcpy(o, s + c, a)
-    memcpy(o + a, s + d, b)
-    memcpy(o + a + b, s + ks, k)
-    memcpy(o + a + b + k, s + end, tail)
+    memcpy(o, s + m.client - 16, a)
+    memcpy(o + a, s + m.dns, b)
+    memcpy(o + a + b, s + m.key_start, k)
+    memcpy(o + a + b + k, s + m.end, tail)
     return out
 
 

@@ -100,14 +100,27 @@ def message_of_body(body: bytes) -> Message:
     return _message(orjson.loads(b"{" + body + b"}"))
 
 
-def read_raw(ts: int, raw: bytes) -> TxnView | None:
-    """The view of a pre-encoded DNS event (see the module docstring); None when it has no
-    client or no ``dns`` object, ValueError when it is not the layout described there. The
-    compiled twin (``_view.pyx``, the same steps in C) replaces it where it was built."""
-    # Pre-encoded events are answered transactions and unanswered queries only (a response
-    # on its own always takes the dict path), so "type" says which halves were seen. Each
-    # string searched for is found once in the document: it has quotes, and a quote inside a
-    # JSON string is escaped.
+class _Members(NamedTuple):
+    """Where a pre-encoded DNS event's members are (offsets into it)."""
+
+    client: int      # the client's address: raw[client:quote]
+    quote: int
+    port_end: int    # its port: raw[quote + 9:port_end]
+    dns: int         # ',"dns":{"id":' (the id: raw[dns + 13:comma])
+    comma: int
+    end: int         # ',"type":"answer"}' or ',"type":"query"}': the end of the dns object
+    answered: bool
+    key_start: int   # the members the message is read from and cached by: raw[key_start:key_end]
+    key_end: int
+
+
+def _members(raw: bytes) -> _Members | None:
+    """Where the members of a pre-encoded DNS event are; None when it has no client or no
+    ``dns`` object, ValueError when it is not the layout described in the module docstring.
+    Each string searched for is found once in the document: it has quotes, and a quote inside
+    a JSON string is escaped. Pre-encoded events are answered transactions and unanswered
+    queries only (a response on its own always takes the dict path), so "type" says which
+    halves were seen."""
     c = raw.find(b'"client":{"ip":"') + 16
     if c < 16:
         return None
@@ -122,8 +135,7 @@ def read_raw(ts: int, raw: bytes) -> TxnView | None:
     answered = end >= 0
     if not answered:
         end = raw.find(b',"type":"query"}', d)
-    start = d + 13
-    comma = raw.find(b",", start, end)
+    comma = raw.find(b",", d + 13, end)
     if end < 0 or comma < 0:
         raise ValueError("not a pre-encoded DNS event")
     # The message is cached by the hash of the members it is read from (the response code to
@@ -132,17 +144,25 @@ def read_raw(ts: int, raw: bytes) -> TxnView | None:
     if ks < 0:
         ks = comma + 1
     ke = raw.find(b',"authorities_count":', ks, end)
-    if ke < 0:
-        ke = end
-    key = hash(raw[ks:ke])
+    return _Members(c, q, p, d, comma, end, answered, ks, end if ke < 0 else ke)
+
+
+def read_raw(ts: int, raw: bytes) -> TxnView | None:
+    """The view of a pre-encoded DNS event (see the module docstring); None when it has no
+    client or no ``dns`` object, ValueError when it is not the layout described there. The
+    compiled twin (``_view.pyx``, the same steps in C) replaces it where it was built."""
+    m = _members(raw)
+    if m is None:
+        return None
+    key = hash(raw[m.key_start:m.key_end])
     msg = _messages.get(key)
     if msg is None:
         if len(_messages) >= _CACHE_MAX:
             _messages.clear()
-        msg = _messages[key] = message_of_body(raw[comma + 1:end])
+        msg = _messages[key] = message_of_body(raw[m.comma + 1:m.end])
     # tuple.__new__ skips the NamedTuple's Python-level constructor (this runs per event)
-    return _new(TxnView, (ts, raw[c:q].decode(), _digits(raw[q + 9:p]), "", _digits(raw[start:comma]), True,
-                          answered, msg))
+    return _new(TxnView, (ts, raw[m.client:m.quote].decode(), _digits(raw[m.quote + 9:m.port_end]), "",
+                          _digits(raw[m.dns + 13:m.comma]), True, m.answered, msg))
 
 
 def reduce_raw(raw: bytes) -> bytes:
@@ -151,27 +171,14 @@ def reduce_raw(raw: bytes) -> bytes:
     from the response code to the answers): what a capture process hands to the detection
     process (pybeat/agent/detection.py), about a fifth of the event. Anything not of that
     layout is returned whole. The compiled twin (``_view.pyx``) replaces it where built."""
-    c = raw.find(b'"client":{"ip":"')
-    q = raw.find(b'"', c + 16) if c >= 0 else -1
-    p = raw.find(b",", q + 9) if q >= 0 else -1
-    d = raw.find(b',"dns":{"id":', p) if p >= 0 else -1
-    if d < 0:
+    try:
+        m = _members(raw)
+    except ValueError:
         return raw
-    tail = b',"type":"answer"}'
-    end = raw.find(tail, d)
-    if end < 0:
-        tail = b',"type":"query"}'
-        end = raw.find(tail, d)
-    comma = raw.find(b",", d + 13, end) if end >= 0 else -1
-    if comma < 0:
+    if m is None:
         return raw
-    ks = raw.find(b'"response_code":"', comma + 1, end)
-    if ks < 0:
-        ks = comma + 1
-    ke = raw.find(b',"authorities_count":', ks, end)
-    if ke < 0:
-        ke = end
-    return b"".join((raw[c:p], raw[d:comma + 1], raw[ks:ke], tail))
+    tail = b',"type":"answer"}' if m.answered else b',"type":"query"}'
+    return b"".join((raw[m.client - 16:m.port_end], raw[m.dns:m.comma + 1], raw[m.key_start:m.key_end], tail))
 
 
 _reduce_raw_py = reduce_raw  # the reference, kept where the compiled twin replaces it
