@@ -150,3 +150,22 @@ def test_a_stop_by_signal_to_the_process_group_loses_nothing_the_detectors_were_
     state = data / "detection" / "dns-domains.json"
     assert state.exists() and json.loads(state.read_text())
     assert b"detection process" not in stderr  # neither gone nor late
+
+
+@pytest.mark.parametrize("layout", [OWN_PROCESS, IN_PROCESS])
+def test_a_detector_that_raises_on_some_events_loses_only_those(tmp_path, monkeypatch, layout):
+    original = detector_mod.DnsDetector.observe_raw
+    calls = {"n": 0}
+
+    def observe_raw(self, ts, raw):
+        calls["n"] += 1
+        if calls["n"] % 3 == 0:
+            raise RuntimeError("every third one")
+        original(self, ts, raw)
+
+    monkeypatch.setattr(detector_mod.DnsDetector, "observe_raw", observe_raw)
+    _, docs, metrics = run(PCAPS / "dns_udp_mixed.pcap", tmp_path, extra=layout)
+    dns = [d for d in docs if d.get("type") == "dns" and d.get("client", {}).get("port") != 5353]
+    raised = len(dns) // 3
+    assert raised > 0 and metrics["detection.dns.exceptions"] == raised
+    assert metrics["detection.dns.events"] == len(dns) - raised
