@@ -187,9 +187,8 @@ class DetectionHost:
         if self.pid == 0:
             code = 1
             try:
-                _serve(settings, paths, logger, beat, [r for r, _ in self._pipes], [w for _, w in self._pipes],
-                       self._alert_r, self._alert_w)
-                code = 0
+                code = _serve(settings, paths, logger, beat, [r for r, _ in self._pipes],
+                              [w for _, w in self._pipes], self._alert_r, self._alert_w)
             except BaseException as exc:  # never return into the caller's code
                 try:
                     os.write(2, f"pybeat detection process failed: {type(exc).__name__}: {exc}\n".encode())
@@ -365,8 +364,8 @@ class DetectionFeed(_Batcher):
                               error=f"{type(exc).__name__}: {exc}")
 
     def expire(self, now_ns: int) -> None:
-        """A packet-time tick (the decoder's timer): the period ends; the alerts that came
-        back are published."""
+        """A packet-time tick (the decoder's timer): what was kept goes over with the tick;
+        the alerts that came back are published."""
         self._send(_TICK, max(now_ns, self._now()))
         self._publish()
 
@@ -690,8 +689,9 @@ def _unpack(count: int, body: bytes) -> tuple[list[int], list[int], bytes, list[
 
 
 def _serve(settings: Any, paths: Paths, logger: Any, beat: BeatInfo, feed_fds: list[int], feed_ws: list[int],
-           alert_r: int, alert_w: int) -> None:
-    """The detection process's main (forked: it closes the ends it does not use)."""
+           alert_r: int, alert_w: int) -> int:
+    """The detection process's main (forked: it closes the ends it does not use); its exit
+    status (1: a detector could not start)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     # As the packet loop does (run.py): what was built before is frozen, and young objects
@@ -715,7 +715,7 @@ def _serve(settings: Any, paths: Paths, logger: Any, beat: BeatInfo, feed_fds: l
         detection = Detection(settings, emit, beat, paths, logger, FaultLog(logger))
     except Exception as exc:
         send(_frame(_ERROR, str(exc).encode()))
-        return
+        return 1
     send(_frame(_READY))
     readers = {fd: _Reader(fd) for fd in feed_fds}
     merger = _Merger(detection, feed_fds)
@@ -741,3 +741,4 @@ def _serve(settings: Any, paths: Paths, logger: Any, beat: BeatInfo, feed_fds: l
     send(_frame(_STATS, orjson.dumps(detection.stats())))
     send(_frame(_END))
     _close(alert_w)
+    return 0

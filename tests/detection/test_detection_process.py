@@ -169,3 +169,29 @@ def test_a_detector_that_raises_on_some_events_loses_only_those(tmp_path, monkey
     raised = len(dns) // 3
     assert raised > 0 and metrics["detection.dns.exceptions"] == raised
     assert metrics["detection.dns.events"] == len(dns) - raised
+
+
+def test_the_detection_process_that_could_not_start_exits_with_status_1(tmp_path, monkeypatch):
+    from pybeat.agent.detection import DetectionHost, DetectionStartError
+    from pybeat.agent.build import beat_info
+
+    def create(self, config, ctx):
+        raise RuntimeError("no")
+
+    monkeypatch.setattr(plugin_mod.DnsDetectionPlugin, "create", create)
+    cfg = tmp_path / "pybeat.yml"
+    cfg.write_text("packetbeat.protocols:\n  - type: dns\noutput.file:\n  path: /tmp\n" + DETECTION)
+    registry = load_registry()
+    settings = load_settings(load(str(cfg)), registry)
+    paths = Paths.resolve(str(tmp_path))
+    hosts = []
+    original = DetectionHost.join
+
+    def join(self, timeout=None):
+        hosts.append(self)
+        return original(self, timeout)
+
+    monkeypatch.setattr(DetectionHost, "join", join)
+    with pytest.raises(DetectionStartError):
+        DetectionHost(settings, paths, None, beat_info(settings, paths), 1)
+    assert hosts and hosts[0].status == 1
