@@ -1,5 +1,6 @@
 """Drive a detector plugin as the agent does: built with a :class:`DetectorContext`, shown
-transaction events in capture order, its ``expire`` run every 0.5 s of packet time (the
+transaction events in the order given (or, from protocols, in the agent's order), its
+``expire`` run every 0.5 s of packet time (the
 decoder's tick, before the packet that reaches it) and ``flush`` at the end of input; its
 alerts collected as it emitted them.
 
@@ -118,13 +119,16 @@ class DetectorHarness:
         show this detector their events as the agent does; returns the alerts."""
         mark = len(self.alerts)
         self.protocols(protocols).pcap(path, flush=flush)
+        self._end_period()  # (without flush: what the agent would show at its next tick)
         return self._done(mark)
 
     def protocols(self, protocols: Mapping[Any, Any]) -> "ProtocolHarness":
         """A :class:`ProtocolHarness` of the given protocols (``{plugin or installed name:
         config}``) wired to this detector as in the agent: it observes each event of the
-        protocols it watches as emitted, its ``expire`` runs on the decoder's packet-time ticks
-        and its ``flush`` after the analyzers'. Feed the harness frames, payloads or captures."""
+        protocols it watches in the agent's order (by emission time, the packet clock when the
+        protocol emitted the event, then by timestamp: pybeat/agent/detection.py), before each
+        of the decoder's packet-time ticks, where its ``expire`` runs, and its ``flush`` after
+        the analyzers'. Feed the harness frames, payloads or captures."""
         from pybeat.plugins import load_registry
         from pybeat.testing.protocol import ProtocolHarness
 
