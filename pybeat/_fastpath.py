@@ -21,6 +21,9 @@ module besides ``pybeat.api``.
   over a pre-encoded event of the protocols the detector watches as ``reduce_raw(raw)``: the
   part of it the detector reads, which it must read the same way as the whole event. Used
   only when every detector watching that protocol has the same one.
+- ``Detector.observe_raw(ts_ns, raw)`` (optional): ``observe(Event(ts_ns, None, raw=raw))``
+  without the ``Event``, for such a pre-encoded event, when it is the only detector of that
+  protocol.
 """
 
 from __future__ import annotations
