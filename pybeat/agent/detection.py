@@ -126,12 +126,13 @@ class _Reader:
         else:
             self.eof = True
 
-    def frames(self) -> list[tuple[int, int, int, bytes]]:
-        out = []
+    def frames(self, most: int = -1) -> list[tuple[int, int, int, bytes]]:
+        """The whole frames read so far (at most ``most`` of them); the rest stays buffered."""
+        out: list[tuple[int, int, int, bytes]] = []
         buf = self.buf
         pos = 0
         size = _HEAD.size
-        while len(buf) - pos >= size:
+        while len(buf) - pos >= size and len(out) != most:
             kind, count, ts, length = _HEAD.unpack_from(buf, pos)
             if length > _MAX_BODY:
                 raise ValueError(f"broken detection stream (a frame of {length} bytes)")
@@ -147,11 +148,8 @@ class _Reader:
         """One frame, waiting at most ``timeout`` seconds; None at the end of the stream."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            frames = self.frames()
+            frames = self.frames(most=1)
             if frames:
-                if len(frames) > 1:  # put the rest back (only the first is asked for)
-                    rest = b"".join(_HEAD.pack(k, c, t, len(b)) + b for k, c, t, b in frames[1:])
-                    self.buf[:0] = rest
                 return frames[0]
             if self.eof:
                 return None
@@ -176,7 +174,6 @@ class DetectionHost:
                  start_timeout: float = 60.0):
         self.status: int | None = None
         self._closed = False
-        self.feeds = feeds
         self._pipes = [os.pipe() for _ in range(feeds)]
         for r, w in self._pipes:
             _grow(w)
@@ -334,7 +331,6 @@ class DetectionFeed(_Batcher):
         self.logger = logger
         self.emit = emit
         self.deadline = Deadline()  # build() hands over the run's
-        self.sent = 0
         self.broken = False
         #: the detection process ended before its END (died, or killed): 1 in the metrics
         self.lost = False
@@ -357,7 +353,6 @@ class DetectionFeed(_Batcher):
         length = sum(map(len, head)) + sum(map(len, bodies))
         try:
             _write_all(self.fd, b"".join((_HEAD.pack(kind, len(tss), clock, length), *head, *bodies)))
-            self.sent += len(tss)
         except OSError as exc:
             self.broken = self.lost = True
             self.logger.error("the detection process is gone: detection is off for the rest of the run",
