@@ -25,7 +25,7 @@ package_data["pybeat"] = ["py.typed", "fields.yml"]
 # The compiled code's sources and declarations (an sdist builds them; .pxd for cimport)
 package_data["pybeat.decode"] = ["_replay.pyx", "_replay.pxd"]
 package_data["pybeat.protocols.dns"] = ["fields.yml", "_fast.pyx", "pairing.pxd"]
-package_data["pybeat.protocols.dns.detection"] = ["fields.yml", "_view.pyx"]
+package_data["pybeat.protocols.dns.detection"] = ["fields.yml", "_view.pyx", "_detect.pyx"]
 package_data["pybeat.flows"] = ["_fast.pyx"]
 
 from setuptools.command.build_ext import build_ext  # noqa: E402
@@ -65,6 +65,7 @@ def _extensions() -> list:
     - pybeat.protocols.dns.pairing: pairing.py itself, compiled (types in pairing.pxd);
     - pybeat.protocols.dns._fast: the DNS lane of the loop and the usual messages' parser;
     - pybeat.protocols.dns.detection._view: the detectors' reader of pre-encoded DNS events;
+    - pybeat.protocols.dns.detection._detect: the dns detector's per-transaction steps;
     - pybeat.flows._fast: the flow table's per-frame hook (a PacketObserver of the loop)."""
     try:
         from Cython.Build import cythonize
@@ -78,6 +79,7 @@ def _extensions() -> list:
         Extension("pybeat.protocols.dns.pairing", ["protocols/dns/pairing.py"]),
         Extension("pybeat.protocols.dns._fast", ["protocols/dns/_fast.pyx"]),
         Extension("pybeat.protocols.dns.detection._view", ["protocols/dns/detection/_view.pyx"]),
+        Extension("pybeat.protocols.dns.detection._detect", ["protocols/dns/detection/_detect.pyx"]),
         Extension("pybeat.flows._fast", ["pybeat/flows/_fast.pyx"]),
     ]
     for ext in exts:

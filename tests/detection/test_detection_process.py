@@ -20,7 +20,6 @@ from pybeat.agent.build import StartupError
 from pybeat.config import load, load_settings
 from pybeat.logs import setup_logging
 from pybeat.plugins import load_registry
-from pybeat.protocols.dns.detection import detector as detector_mod
 from pybeat.protocols.dns.detection import plugin as plugin_mod
 from tests.conftest import PCAPS
 from tests.detection.helpers import DETECTION, run
@@ -92,15 +91,29 @@ def test_a_detector_that_cannot_start_in_its_process_stops_the_agent_at_start(tm
     assert str(same.value) == str(info.value)
 
 
+def _wrap_observe_raw(monkeypatch, wrapper):
+    """Every dns detector built from here on reads its pre-encoded events through
+    ``wrapper(its own observe_raw, ts, raw)`` (the Python method or its compiled twin)."""
+    create = plugin_mod.DnsDetectionPlugin.create
+
+    def wrapped(self, config, ctx):
+        det = create(self, config, ctx)
+        inner = det.observe_raw
+        det.observe_raw = lambda ts, raw: wrapper(inner, ts, raw)
+        return det
+
+    monkeypatch.setattr(plugin_mod.DnsDetectionPlugin, "create", wrapped)
+
+
 def test_a_detection_process_that_dies_costs_only_detection(tmp_path, monkeypatch):
     seen = {"n": 0}
 
-    def observe_raw(self, ts, raw):
+    def observe_raw(inner, ts, raw):
         seen["n"] += 1  # (counted in the detection process, which this kills)
         if seen["n"] == 5:
             os._exit(9)
 
-    monkeypatch.setattr(detector_mod.DnsDetector, "observe_raw", observe_raw)
+    _wrap_observe_raw(monkeypatch, observe_raw)
     agent = _agent(tmp_path, PCAPS / "dns_tunnel_iodine.pcap")
     started = time.monotonic()
     result = agent.run(install_signals=False)
@@ -154,16 +167,15 @@ def test_a_stop_by_signal_to_the_process_group_loses_nothing_the_detectors_were_
 
 @pytest.mark.parametrize("layout", [OWN_PROCESS, IN_PROCESS])
 def test_a_detector_that_raises_on_some_events_loses_only_those(tmp_path, monkeypatch, layout):
-    original = detector_mod.DnsDetector.observe_raw
     calls = {"n": 0}
 
-    def observe_raw(self, ts, raw):
+    def observe_raw(inner, ts, raw):
         calls["n"] += 1
         if calls["n"] % 3 == 0:
             raise RuntimeError("every third one")
-        original(self, ts, raw)
+        inner(ts, raw)
 
-    monkeypatch.setattr(detector_mod.DnsDetector, "observe_raw", observe_raw)
+    _wrap_observe_raw(monkeypatch, observe_raw)
     _, docs, metrics = run(PCAPS / "dns_udp_mixed.pcap", tmp_path, extra=layout)
     dns = [d for d in docs if d.get("type") == "dns" and d.get("client", {}).get("port") != 5353]
     raised = len(dns) // 3

@@ -7,7 +7,10 @@ import os
 import random
 import stat
 
+import pytest
+
 from pybeat.api import BeatInfo, DetectorContext, Event, Paths
+from pybeat.protocols.dns.detection import fast
 from pybeat.protocols.dns.detection.config import (
     DnsDetectionConfig, LookalikeConfig, NewDomainConfig, PoisoningConfig, RateAnomalyConfig, TunnelConfig,
 )
@@ -22,6 +25,18 @@ from pybeat.protocols.dns.detection.view import Message, TxnView
 
 S = 10**9
 T0 = 1_800_000_000 * S
+
+
+@pytest.fixture(autouse=True, params=["compiled", "python"])
+def twins(request, monkeypatch):
+    """Every test here runs with the compiled twins of the per-transaction steps (_detect.pyx)
+    and with the Python reference."""
+    if request.param == "python":
+        monkeypatch.setattr(fast, "CORE", None)
+    elif fast.CORE is None:
+        pytest.skip("the compiled twins are not built (pip install -e . builds them; PYBEAT_PURE_PYTHON=1 "
+                    "keeps them out)")
+    return request.param
 
 
 def txn(ts, name, rd, *, client="10.0.0.5", port=40000, id=1, answers=(), q=True, r=True, qtype="A",

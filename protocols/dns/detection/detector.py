@@ -15,7 +15,7 @@ from .newdomain import NewDomainDetector
 from .poisoning import PoisoningDetector
 from .rate import RateDetector
 from .tunnel import TunnelDetector
-from . import view
+from . import fast, view
 from .view import TxnView, view_of
 
 __all__ = ["DnsDetector"]
@@ -60,6 +60,14 @@ class DnsDetector(Detector):
         self.events = 0
         self.unreadable = 0
         self._read_raw = view.raw_reader()
+        self._core: Any = None
+        if fast.CORE is not None:
+            # the compiled twin of observe_raw/observe_view: the per-transaction detectors'
+            # twins (each built with its detector), the per-domain ones through the same gate
+            twins = [getattr(self.parts.get(n), "observe", None) for n in ("tunnel", "poisoning", "rate_anomaly")]
+            self._core = fast.CORE.Dispatch(self._read_raw, self.observe, *twins, self._domain_observers, self._gate)
+            self.observe_raw = self._core.observe_raw  # type: ignore[method-assign]
+            self.observe_view = self._core.observe_view  # type: ignore[method-assign]
 
     def observe(self, event: Event) -> None:
         v = view_of(event)
@@ -114,6 +122,9 @@ class DnsDetector(Detector):
 
     def stats(self) -> dict[str, int]:
         out = {"events": self.events, "unreadable": self.unreadable}
+        if self._core is not None:
+            out["events"] += self._core.events
+            out["unreadable"] += self._core.unreadable
         for name, part in self.parts.items():
             for k, n in part.counters.items():
                 out[f"{name}.{k}"] = n

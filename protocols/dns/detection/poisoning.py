@@ -24,6 +24,7 @@ from pybeat.api import Event
 
 from .alerts import alert
 from .caps import evict_oldest
+from . import fast
 from .config import PoisoningConfig
 from .view import TxnView
 
@@ -57,6 +58,8 @@ class PoisoningDetector:
         self.conflicts: dict[tuple[str, str], int] = {}
         self._swept = 0
         self.counters = {"alerts": 0, "evicted": 0, "late_or_repeated_answers": 0, "unmatched_responses": 0}
+        if fast.CORE is not None:  # the compiled twin of observe (the queries; _response stays here)
+            self.observe = fast.CORE.Poisoning(self)  # type: ignore[method-assign]
 
     def observe(self, v: TxnView) -> None:
         client_ip, client_port, _, mid, has_query = v[1:6]  # (faster than its attributes: per event)
@@ -73,10 +76,13 @@ class PoisoningDetector:
             # query.
             queries[key] = v
             return
+        self._response(v, key)
+
+    def _response(self, v: TxnView, key: tuple[str, int, int]) -> None:
+        """A response on its own (the compiled twin's observe calls this too)."""
         if v.id < 0 or v.client_ip in self.allow:
             return
         m = v.msg
-        # a response on its own
         seen = self.queries.get(key)
         if seen is not None and v.ts - seen.ts <= self.memory_ns:
             first = seen.msg.answers if seen.has_response else None
