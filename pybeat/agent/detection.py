@@ -234,6 +234,7 @@ class DetectionHost:
         if self.pid <= 0:
             return self.status
         end = None if timeout is None else time.monotonic() + timeout
+        _exited(self.pid, timeout)  # (it usually is by now, or within milliseconds)
         while True:
             try:
                 pid, status = os.waitpid(self.pid, os.WNOHANG)
@@ -246,6 +247,19 @@ class DetectionHost:
             if end is not None and time.monotonic() >= end:
                 return None
             time.sleep(0.01)
+
+
+def _exited(pid: int, timeout: float | None) -> None:
+    """Wait until process ``pid`` has exited (not reaped), at most ``timeout`` seconds, without
+    polling where Linux gives a descriptor to wait on (pidfd); elsewhere join() polls."""
+    try:
+        fd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return
+    try:
+        select.select([fd], [], [], timeout)
+    finally:
+        os.close(fd)
 
 
 class DetectionStartError(StartupError):
