@@ -24,6 +24,7 @@ package_data = {name: ["fields.yml"] for name in packages}
 package_data["pybeat"] = ["py.typed", "fields.yml"]
 # The compiled code's sources and declarations (an sdist builds them; .pxd for cimport)
 package_data["pybeat.decode"] = ["_replay.pyx", "_replay.pxd"]
+package_data["pybeat.agent"] = ["_batch.pyx"]
 package_data["pybeat.protocols.dns"] = ["fields.yml", "_fast.pyx", "pairing.pxd"]
 package_data["pybeat.protocols.dns.detection"] = ["fields.yml", "_view.pyx", "_detect.pyx"]
 package_data["pybeat.flows"] = ["_fast.pyx"]
@@ -66,7 +67,8 @@ def _extensions() -> list:
     - pybeat.protocols.dns._fast: the DNS lane of the loop and the usual messages' parser;
     - pybeat.protocols.dns.detection._view: the detectors' reader of pre-encoded DNS events;
     - pybeat.protocols.dns.detection._detect: the dns detector's per-transaction steps;
-    - pybeat.flows._fast: the flow table's per-frame hook (a PacketObserver of the loop)."""
+    - pybeat.flows._fast: the flow table's per-frame hook (a PacketObserver of the loop);
+    - pybeat.agent._batch: what a capture process keeps of each event for the detectors."""
     try:
         from Cython.Build import cythonize
         from setuptools import Extension
@@ -81,6 +83,7 @@ def _extensions() -> list:
         Extension("pybeat.protocols.dns.detection._view", ["protocols/dns/detection/_view.pyx"]),
         Extension("pybeat.protocols.dns.detection._detect", ["protocols/dns/detection/_detect.pyx"]),
         Extension("pybeat.flows._fast", ["pybeat/flows/_fast.pyx"]),
+        Extension("pybeat.agent._batch", ["pybeat/agent/_batch.pyx"]),
     ]
     for ext in exts:
         ext.optional = True

@@ -45,6 +45,7 @@ import array
 import bisect
 import collections
 import gc
+import importlib
 import itertools
 import os
 import select
@@ -273,28 +274,31 @@ def _close(fd: int) -> None:
         pass
 
 
-class _Batcher:
-    """Watchers that keep what detectors read of each event: a snapshot (processors may change
-    the event after the watchers saw it) of its timestamp, its emission time (the decoder's
-    packet clock when the protocol emitted it), which protocol (``code``), and its bytes (what
-    ``reduce_raw`` keeps of a pre-encoded event, or the JSON of the fields and meta)."""
+def _snapshot(event: Event) -> bytes:
+    """What detectors get of an event that is not pre-encoded: the JSON of its fields and meta."""
+    return orjson.dumps({"f": event.fields, "m": event.meta}, default=str)
 
-    def __init__(self) -> None:
-        self._tss: list[int] = []
-        self._es: list[int] = []
-        self._bodies: list[bytes] = []
-        self._codes = bytearray()
-        #: the decoder whose ``now_ns`` is the emission clock (build() sets it)
-        self._clock: list[Any] = [_NoClock()]
 
-    def attach_clock(self, decoder: Any) -> None:
-        self._clock[0] = decoder
+class _PyBatch:
+    """The events kept since the last frame, as lists (the reference of the compiled twin,
+    ``_batch.pyx``, which writes the frame's buffers directly)."""
+
+    def __init__(self, clock: list[Any], full: Callable[[], None], limit: int):
+        self.tss: list[int] = []
+        self.es: list[int] = []
+        self.bodies: list[bytes] = []
+        self.codes = bytearray()
+        self.clock = clock
+        self.full = full
+        self.limit = limit
+
+    @property
+    def count(self) -> int:
+        return len(self.bodies)
 
     def watcher(self, code: int, reduce: Callable[[bytes], bytes] | None = None) -> Callable[[Event], None]:
-        """The watcher of the protocol numbered ``code`` (runs per event: appends only);
-        ``reduce``: the detectors' ``reduce_raw`` for pre-encoded events (pybeat._fastpath)."""
-        tss, es, bodies, codes, clock = self._tss, self._es, self._bodies, self._codes, self._clock
-        full = self._full
+        tss, es, bodies, codes, clock = self.tss, self.es, self.bodies, self.codes, self.clock
+        full, limit = self.full, self.limit
         plain, as_json = code << 1, (code << 1) | 1
         cut = reduce if reduce is not None else bytes  # (bytes(b) is b)
 
@@ -304,23 +308,62 @@ class _Batcher:
                 bodies.append(cut(raw))
                 codes.append(plain)
             else:
-                bodies.append(orjson.dumps({"f": event.fields, "m": event.meta}, default=str))
+                bodies.append(_snapshot(event))
                 codes.append(as_json)
             tss.append(event.timestamp_ns)
             es.append(clock[0].now_ns)
-            if len(bodies) >= BATCH:
+            if len(bodies) >= limit:
                 full()
 
         return watch
 
-    def _take(self) -> tuple[list[int], list[int], bytes, list[bytes]]:
-        """What was kept since the last call (the lists are reused: the watchers hold them)."""
-        out = (list(self._es), list(self._tss), bytes(self._codes), list(self._bodies))
-        del self._es[:]
-        del self._tss[:]
-        del self._codes[:]
-        del self._bodies[:]
+    def take(self) -> tuple[int, bytes]:
+        """(count, the frame's body) of what was kept since the last call (the lists are
+        reused: the watchers hold them)."""
+        parts = (array.array("q", self.es).tobytes(), array.array("q", self.tss).tobytes(),
+                 array.array("I", map(len, self.bodies)).tobytes(), bytes(self.codes), *self.bodies)
+        out = (len(self.bodies), b"".join(parts))
+        del self.es[:]
+        del self.tss[:]
+        del self.codes[:]
+        del self.bodies[:]
         return out
+
+
+_Batch: Any = _PyBatch
+if os.environ.get("PYBEAT_PURE_PYTHON", "") in ("", "0"):
+    try:
+        _batch = importlib.import_module("pybeat.agent._batch")
+    except ImportError:  # not built: the Python reference
+        pass
+    else:
+        _batch.bind(_snapshot)
+        _Batch = _batch.Batch
+
+
+class _Batcher:
+    """Watchers that keep what detectors read of each event: a snapshot (processors may change
+    the event after the watchers saw it) of its timestamp, its emission time (the decoder's
+    packet clock when the protocol emitted it), which protocol (``code``), and its bytes (what
+    ``reduce_raw`` keeps of a pre-encoded event, or the JSON of the fields and meta), in the
+    layout of a feed frame's body (:func:`_unpack`)."""
+
+    def __init__(self) -> None:
+        #: the decoder whose ``now_ns`` is the emission clock (build() sets it)
+        self._clock: list[Any] = [_NoClock()]
+        self._batch = _Batch(self._clock, self._full, BATCH)
+
+    def attach_clock(self, decoder: Any) -> None:
+        self._clock[0] = decoder
+
+    def watcher(self, code: int, reduce: Callable[[bytes], bytes] | None = None) -> Callable[[Event], None]:
+        """The watcher of the protocol numbered ``code`` (runs per event: appends only);
+        ``reduce``: the detectors' ``reduce_raw`` for pre-encoded events (pybeat._fastpath)."""
+        return self._batch.watcher(code, reduce)  # type: ignore[no-any-return]
+
+    def _take(self) -> tuple[int, bytes]:
+        """(count, frame body) of what was kept since the last call."""
+        return self._batch.take()  # type: ignore[no-any-return]
 
     def _now(self) -> int:
         """The emission clock now: no event kept from here on is emitted earlier."""
@@ -359,14 +402,11 @@ class DetectionFeed(_Batcher):
         self._send(_EVENTS, self._now())
 
     def _send(self, kind: int, clock: int) -> None:
-        es, tss, codes, bodies = self._take()
+        count, body = self._take()
         if self.broken:
             return
-        head = (array.array("q", es).tobytes(), array.array("q", tss).tobytes(),
-                array.array("I", map(len, bodies)).tobytes(), codes)
-        length = sum(map(len, head)) + sum(map(len, bodies))
         try:
-            _write_all(self.fd, b"".join((_HEAD.pack(kind, len(tss), clock, length), *head, *bodies)))
+            _write_all(self.fd, _frame(kind, body, count, clock))
         except OSError as exc:
             self.broken = self.lost = True
             self.logger.error("the detection process is gone: detection is off for the rest of the run",
@@ -457,7 +497,7 @@ class LocalDetection(_Batcher):
         self._closed = False
 
     def _hand(self, kind: int, clock: int) -> None:
-        self._merger.add(0, kind, clock, *self._take())
+        self._merger.add(0, kind, clock, *_unpack(*self._take()))
         self._merger.run()
 
     def _full(self) -> None:

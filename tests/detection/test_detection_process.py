@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 import pytest
@@ -207,3 +208,33 @@ def test_the_detection_process_that_could_not_start_exits_with_status_1(tmp_path
     with pytest.raises(DetectionStartError):
         DetectionHost(settings, paths, None, beat_info(settings, paths), 1)
     assert hosts and hosts[0].status == 1
+
+
+def test_the_compiled_batch_keeps_the_same_frames_as_the_python_reference():
+    from pybeat.agent import detection as D
+    from pybeat.api import Event
+    from pybeat.protocols.dns.detection.view import reduce_raw
+
+    if D._Batch is D._PyBatch:
+        pytest.skip("pybeat.agent._batch is not built (pip install -e . builds it; PYBEAT_PURE_PYTHON=1 keeps it out)")
+    raw = (b'{"@timestamp":"x","client":{"ip":"10.0.0.1","port":40000,"bytes":30},"dns":{"id":7,'
+           b'"response_code":"NOERROR","question":{"name":"a.test"},"answers_count":0,"type":"answer"},"x":1}')
+    events = [Event(1_000 + i, None, raw=raw) for i in range(5)]
+    events += [Event(2_000, {"dns": {"id": 1}, "client": {"ip": "10.0.0.2"}}),  # not pre-encoded
+               Event(3_000, None, {"pipeline": "p"}, raw=raw)]  # with meta: its JSON
+    frames = []
+    for batch_type in (D._Batch, D._PyBatch):
+        clock = types.SimpleNamespace(now_ns=0)
+        full: list[tuple[int, bytes]] = []
+        batch = batch_type([clock], lambda: full.append(batch.take()), 3)
+        watch_dns, watch_plain = batch.watcher(2, reduce_raw), batch.watcher(5)
+        for i, e in enumerate(events):
+            clock.now_ns = 10 * i
+            (watch_dns if i % 2 else watch_plain)(e)
+        frames.append(full + [batch.take()])
+    assert frames[0] == frames[1]
+    assert [count for count, _ in frames[0]] == [3, 3, 1]
+    # and the detection process reads them back as kept
+    es, tss, codes, bodies = D._unpack(*frames[0][0])
+    assert es == [0, 10, 20] and tss == [1_000, 1_001, 1_002] and codes == bytes([10, 4, 10])
+    assert bodies == [raw, reduce_raw(raw), raw]
