@@ -133,14 +133,15 @@ class _Reader:
         buf = self.buf
         pos = 0
         size = _HEAD.size
-        while len(buf) - pos >= size and len(out) != most:
-            kind, count, ts, length = _HEAD.unpack_from(buf, pos)
-            if length > _MAX_BODY:
-                raise ValueError(f"broken detection stream (a frame of {length} bytes)")
-            if len(buf) - pos - size < length:
-                break
-            out.append((kind, count, ts, bytes(buf[pos + size:pos + size + length])))
-            pos += size + length
+        with memoryview(buf) as view:  # (a body is copied once, from the view)
+            while len(buf) - pos >= size and len(out) != most:
+                kind, count, ts, length = _HEAD.unpack_from(buf, pos)
+                if length > _MAX_BODY:
+                    raise ValueError(f"broken detection stream (a frame of {length} bytes)")
+                if len(buf) - pos - size < length:
+                    break
+                out.append((kind, count, ts, bytes(view[pos + size:pos + size + length])))
+                pos += size + length
         if pos:
             del buf[:pos]
         return out

@@ -20,6 +20,7 @@ from cpython.unicode cimport PyUnicode_GET_LENGTH
 cdef object _evict_oldest = None
 cdef object _name_features = None
 cdef object _Event = None
+cdef dict _features = None
 cdef Py_ssize_t _min_encoded_label = 16
 cdef int _MDNS_PORT = 5353
 #: (detector.py: _DOMAIN_PERIOD_SHIFT, _GATE_MAX)
@@ -28,11 +29,13 @@ cdef Py_ssize_t _GATE_MAX = 65_536
 cdef double _ALPHA = 0.2
 
 
-def bind(evict_oldest, name_features, min_encoded_label, event_type):
-    """The Python helpers the twins call (caps.evict_oldest, features.name_features)."""
-    global _evict_oldest, _name_features, _min_encoded_label, _Event
+def bind(evict_oldest, name_features, dict features, min_encoded_label, event_type):
+    """The Python helpers the twins call (caps.evict_oldest, features.name_features and its
+    cache, read here first)."""
+    global _evict_oldest, _name_features, _features, _min_encoded_label, _Event
     _evict_oldest = evict_oldest
     _name_features = name_features
+    _features = features
     _min_encoded_label = min_encoded_label
     _Event = event_type
 
@@ -158,7 +161,8 @@ cdef class Tunnel:
         st.bytes_up += length
         st.lengths.add(length)
         if PyUnicode_GET_LENGTH(raw) >= _min_encoded_label:
-            f = _name_features(raw)
+            found = PyDict_GetItem(_features, raw)
+            f = <object>found if found is not NULL else _name_features(raw)
             if (<tuple>f)[4]:
                 st.encoded += 1
                 if (<tuple>f)[2] >= self.packed_label_length:

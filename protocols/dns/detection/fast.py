@@ -12,6 +12,7 @@ from types import ModuleType
 from pybeat.api import Event
 
 from .caps import evict_oldest
+from . import features
 from .features import MIN_ENCODED_LABEL, name_features
 
 __all__ = ["CORE"]
@@ -24,5 +25,5 @@ if os.environ.get("PYBEAT_PURE_PYTHON", "") in ("", "0"):
     except ImportError:  # not built: the Python reference
         pass
     else:
-        _detect.bind(evict_oldest, name_features, MIN_ENCODED_LABEL, Event)
+        _detect.bind(evict_oldest, name_features, features._cache, MIN_ENCODED_LABEL, Event)
         CORE = _detect
