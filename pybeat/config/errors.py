@@ -86,6 +86,9 @@ def _msg(key: str, err: Any) -> str:
     """pydantic's message, without the refused value when that may be secret (a validator's
     message may quote it)."""
     msg = str(err["msg"]).rstrip(".")
+    for tag in ("Value error, ", "Assertion failed, "):  # pydantic's prefix of a validator's own message
+        if msg.startswith(tag):
+            msg = msg[len(tag):]
     value = err.get("input")
     if isinstance(value, str) and value and shown(key, value).startswith("a str (not shown"):
         msg = msg.replace(repr(value), "(not shown)").replace(value, "(not shown)")
@@ -121,6 +124,8 @@ def describe(exc: ValidationError, model: type[BaseModel], prefix: str, raw: Raw
             message = f"unknown key{tail}"
         elif err["type"] == "missing":
             message = "required key is missing"
+        elif err["type"] == "value_error" and isinstance(err.get("input"), (list, dict)):
+            message = _msg(key, err)  # a validator's own message says which item (a list's size would not)
         else:
             message = f"{_msg(key, err)}, got {shown(key, err.get('input'))}"
         found.setdefault(key, [])
@@ -134,7 +139,7 @@ def describe(exc: ValidationError, model: type[BaseModel], prefix: str, raw: Raw
             continue
         where = raw.origin(key) if raw is not None else None
         at = f" ({where})" if where else ""
-        problems.append(f"{key}{at}: " + "; or ".join(messages))
+        problems.append(f"{raw.written(key) if raw is not None else key}{at}: " + "; or ".join(messages))
     return problems
 
 

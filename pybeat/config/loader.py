@@ -46,6 +46,19 @@ class RawConfig:
             key = key.rpartition(".")[0]
         return None
 
+    def written(self, dotted: str) -> str:
+        """``dotted`` as the config wrote it: a ``packetbeat.*`` key set through its
+        ``pybeat.*`` alias is named ``pybeat.*`` (merge_alias keeps both origins)."""
+        if not dotted.startswith("packetbeat."):
+            return dotted
+        parts = dotted.split(".")
+        for i in range(len(parts), 1, -1):
+            alias = ".".join(["pybeat", *parts[1:i]])
+            if alias in self.origins:
+                same = self.origins.get(".".join(parts[:i])) == self.origins[alias]
+                return "pybeat" + dotted[len("packetbeat"):] if same else dotted
+        return dotted
+
 
 def _merge(target: dict[str, Any], key_path: list[str], value: Any) -> None:
     node: Any = target

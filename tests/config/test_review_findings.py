@@ -111,3 +111,32 @@ def test_single_values_are_lists_and_numbers_are_strings_as_in_beats(tmp_path: P
     docs = [json.loads(line) for f in (tmp_path / "out").glob("*.ndjson") for line in f.read_text().splitlines()]
     dns = [d for d in docs if d.get("type") == "dns"]
     assert dns and all(d["tags"] == ["site-a", "one"] or set(d["tags"]) == {"site-a", "one"} for d in dns)
+
+
+@pytest.mark.parametrize("namespace", ["pybeat", "packetbeat"])
+@pytest.mark.parametrize("bad", ["http://corp.test/login", "*.corp.test", "corp.test:443", "corp", "-corp.test"])
+def test_a_protected_domain_that_is_not_a_domain_is_refused_under_the_name_it_was_written(
+        tmp_path: Path, namespace: str, bad: str) -> None:
+    config = ("packetbeat.protocols: [{type: dns, ports: [53]}]\noutput.file: {path: out}\n"
+              f"{namespace}.detection.dns:\n  enabled: true\n  protected_domains: [example.test, {json.dumps(bad)}]\n")
+    checked = pybeat(tmp_path, config, "test", "config")
+    assert checked.returncode == 1, checked.stdout + checked.stderr
+    line = next(x for x in checked.stderr.splitlines() if "protected_domains" in x).strip()
+    assert line.startswith(f"{namespace}.detection.dns.protected_domains (c.yml:5): {bad!r} is not a registered domain")
+    assert "Value error" not in line and "got a list" not in line
+
+
+def test_protected_domains_take_idn_names_in_their_letters_or_as_punycode(tmp_path: Path) -> None:
+    config = ("packetbeat.protocols: [{type: dns, ports: [53]}]\noutput.file: {path: out}\n"
+              "pybeat.detection.dns:\n  enabled: true\n  protected_domains: [Bücher.example, xn--bcher-kva.test, a-b.co.uk]\n")
+    checked = pybeat(tmp_path, config, "test", "config")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_a_key_set_through_packetbeat_is_named_packetbeat_beside_a_pybeat_one(tmp_path: Path) -> None:
+    config = ("packetbeat.protocols: [{type: dns, ports: [53]}]\noutput.file: {path: out}\n"
+              "pybeat.detection.dns:\n  enabled: true\n"
+              "packetbeat.detection_process: sometimes\n")
+    checked = pybeat(tmp_path, config, "test", "config")
+    assert checked.returncode == 1
+    assert "packetbeat.detection_process (c.yml:5)" in checked.stderr, checked.stderr

@@ -153,7 +153,16 @@ class DnsDetectionConfig(PluginConfig):
         out = []
         for d in value:
             d = d.strip().strip(".").lower()
-            if not d or "." not in d:
-                raise ValueError(f"protected_domains: {d!r} is not a registered domain such as example.com")
+            labels = d.split(".")
+            if len(labels) < 2 or not all(_is_label(label) for label in labels):
+                raise ValueError(f"{d!r} is not a registered domain such as example.com "
+                                 "(letters, digits and hyphens between dots; no scheme, path, port or wildcard)")
             out.append(d)
         return out
+
+
+def _is_label(label: str) -> bool:
+    """A DNS label as people write domains: 1 to 63 letters (any script: an IDN name is written
+    in its own letters or as xn--), digits and inner hyphens."""
+    return (0 < len(label) <= 63 and not label.startswith("-") and not label.endswith("-")
+            and all(c.isalnum() or c == "-" for c in label))
