@@ -6,6 +6,8 @@ Nothing here opens a socket, a file for writing or a capture: validating has no 
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,6 +102,25 @@ def _off(value: Any) -> bool:
     return value is False or (isinstance(value, str) and value.strip().lower() in ("false", "f", "no", "n", "off", "0"))
 
 
+_WHERE = re.compile(r"^\S+ \((.+):(\d+)\): ")
+
+
+def by_line(problems: list[str]) -> list[str]:
+    """The problems in the order of the config: by file (in the order the problems name them),
+    then by line; those with no line (``-E`` overrides, missing keys) after them, as found."""
+    files: dict[str, int] = {}
+    for p in problems:
+        m = _WHERE.match(p)
+        if m:
+            files.setdefault(m.group(1), len(files))
+
+    def key(p: str) -> tuple[int, int, int]:
+        m = _WHERE.match(p)
+        return (0, files[m.group(1)], int(m.group(2))) if m else (1, 0, 0)
+
+    return sorted(problems, key=key)
+
+
 def _typed(value: Any, kind: type, default: Any) -> Any:
     """``value`` if it is a ``kind`` (a wrong shape is the core model's error to report)."""
     return value if isinstance(value, kind) else default
@@ -157,6 +178,7 @@ def load_settings(raw: RawConfig, registry: Registry, require_output: bool = Tru
     if require_output and not output_setups and not problems:
         problems.append("output: no output is enabled (configure output.file, output.console, output.elasticsearch, ...)")
     if problems or agent is None:
+        problems = by_line(problems)
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems), problems)
     return Settings(agent, raw, protocol_setups, output_setups, warnings, detector_setups)
 

@@ -140,3 +140,13 @@ def test_a_key_set_through_packetbeat_is_named_packetbeat_beside_a_pybeat_one(tm
     checked = pybeat(tmp_path, config, "test", "config")
     assert checked.returncode == 1
     assert "packetbeat.detection_process (c.yml:5)" in checked.stderr, checked.stderr
+
+
+def test_every_problem_of_a_config_is_listed_in_the_order_of_its_lines(tmp_path: Path) -> None:
+    config = ("packetbeat.protocols:\n- type: dns\n  ports: [53]\n  send_request: maybe\n"
+              "pybeat.detection.dns:\n  enabled: true\n  protected_domains: [\"http://x\"]\n"
+              "output.file: {path: out, rotate_every_kb: -5}\npacketbeat.workers: lots\nlogging.level: loud\n")
+    checked = pybeat(tmp_path, config, "test", "config")
+    assert checked.returncode == 1
+    lines = [int(x.split("(c.yml:")[1].split(")")[0]) for x in checked.stderr.splitlines() if "(c.yml:" in x]
+    assert lines == [4, 7, 8, 9, 10], checked.stderr
