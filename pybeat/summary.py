@@ -73,15 +73,24 @@ def output_names(metrics: Mapping[str, Any]) -> list[str]:
     return sorted({k.split(".")[1] for k in metrics if k.startswith("output.") and k.endswith(".events.acked")})
 
 
+#: a delivery longer than this after the input ended is shown apart from the decoding
+WAIT_SHOWN_S = 1.0
+
+
 def render(metrics: dict[str, Any], observer: SummaryObserver, elapsed: float, outputs: list[str],
-           problems: list[str] | None = None) -> str:
+           problems: list[str] | None = None, decoded: float | None = None) -> str:
+    """The run's summary. ``decoded``: seconds until the input ended; when the outputs then kept
+    the run waiting (an output down: the shutdown deadline), packets/s are of the decoding and
+    the wait is shown on its own."""
     m = metrics
     pkts = m.get("decode.packets", 0)
-    lines = [
-        "pybeat summary",
-        f"  packets     {pkts:,} ({m.get('decode.bytes', 0):,} bytes) in {elapsed:.2f}s"
-        + (f" = {pkts / elapsed:,.0f} packets/s" if elapsed > 0 else ""),
-    ]
+    waited = elapsed - decoded if decoded is not None else 0.0
+    took = elapsed if waited < WAIT_SHOWN_S or decoded is None else decoded
+    line = (f"  packets     {pkts:,} ({m.get('decode.bytes', 0):,} bytes) in {took:.2f}s"
+            + (f" = {pkts / took:,.0f} packets/s" if took > 0 else ""))
+    if took != elapsed:
+        line += f"; {elapsed:.2f}s in all, {waited:.2f}s of it waiting for the outputs to take the events"
+    lines = ["pybeat summary", line]
     decode_errors = {k[len('decode.errors.'):]: v for k, v in m.items() if k.startswith("decode.errors.")}
     if decode_errors:
         lines.append("  undecodable " + ", ".join(f"{k} {v:,}" for k, v in sorted(decode_errors.items())))

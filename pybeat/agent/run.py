@@ -52,6 +52,8 @@ class RunResult:
     extra: dict[str, Any] = field(default_factory=dict)
     exit_code: int = EXIT_OK
     problems: list[str] = field(default_factory=list)
+    #: time.monotonic() when the input ended (the rest of ``elapsed`` is delivery)
+    decoded_at: float | None = None
 
 
 def exit_status(metrics: dict[str, Any], source_error: str | None = None) -> tuple[int, list[str]]:
@@ -250,6 +252,7 @@ class Agent:
             source_error = f"{type(exc).__name__}: {exc}"
             self.log.error("the capture source failed; publishing what was decoded", error=source_error)
         finally:
+            decoded_at = time.monotonic()
             settled = self._shut_down(packets)
             services.stop()
             self.stopper.uninstall()
@@ -261,10 +264,11 @@ class Agent:
         elapsed = time.monotonic() - started
         snap = self.metrics.snapshot()
         code, problems = exit_status(snap, source_error)
-        summary = render(snap, self.observer, elapsed, [o.name for o in self.settings.outputs], problems)
+        summary = render(snap, self.observer, elapsed, [o.name for o in self.settings.outputs], problems,
+                         decoded=decoded_at - started)
         self.log.info("stopped", settled=settled, elapsed_s=round(elapsed, 3), exit_status=code,
                       metrics={k: v for k, v in snap.items() if v})
-        return RunResult(snap, summary, settled, elapsed, exit_code=code, problems=problems)
+        return RunResult(snap, summary, settled, elapsed, exit_code=code, problems=problems, decoded_at=decoded_at)
 
     def _loop(self, packets: Any) -> None:
         live = self.options.file is None

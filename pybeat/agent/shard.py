@@ -50,9 +50,9 @@ def run_sharded(
             agent.restore_gc = False  # this process ends with the run
             signal.signal(signal.SIGTERM, lambda *_: agent.stopper._on_signal(signal.SIGTERM, None))
             res = agent.run(install_signals=False)
-            results.put((index, res.metrics, res.all_settled, agent.observer, None))
+            results.put((index, res.metrics, res.all_settled, agent.observer, None, res.decoded_at))
         except BaseException as exc:  # report, never hang the parent
-            results.put((index, {}, False, None, f"{type(exc).__name__}: {exc}"))
+            results.put((index, {}, False, None, f"{type(exc).__name__}: {exc}", None))
 
     started = time.monotonic()
     # Shared read-only state built once here is inherited by every worker (copy-on-write).
@@ -83,10 +83,11 @@ def run_sharded(
     settled = True
     errors = []
     reported: set[int] = set()
+    decoded = started  # when the last worker's input ended
     try:
         while len(reported) < workers:
             try:
-                index, metrics, ok, obs, error = results.get(timeout=1.0)
+                index, metrics, ok, obs, error, decoded_at = results.get(timeout=1.0)
             except queue_mod.Empty:
                 # A worker killed from outside (OOM, SIGKILL) never reports: do not wait for it.
                 dead = [i for i, p in enumerate(procs) if i not in reported and p.exitcode is not None]
@@ -99,6 +100,8 @@ def run_sharded(
                             settled = False
                 continue
             reported.add(index)
+            if decoded_at is not None:  # (time.monotonic() is the system's clock: the same in every process)
+                decoded = max(decoded, decoded_at)
             if error:
                 errors.append(f"worker {index}: {error}")
             settled = settled and ok
@@ -118,8 +121,10 @@ def run_sharded(
         merged[key[:-1]] = _common_location(merged.pop(key))
     elapsed = time.monotonic() - started
     code, problems = exit_status(merged)
-    summary = render(merged, observer, elapsed, [o.name for o in settings.outputs], problems)
-    return RunResult(merged, summary, settled, elapsed, {"workers": workers}, exit_code=code, problems=problems)
+    summary = render(merged, observer, elapsed, [o.name for o in settings.outputs], problems,
+                     decoded=decoded - started if decoded > started else None)
+    return RunResult(merged, summary, settled, elapsed, {"workers": workers}, exit_code=code, problems=problems,
+                     decoded_at=decoded if decoded > started else None)
 
 
 def _merge(merged: dict[str, Any], metrics: dict[str, Any], index: int) -> None:

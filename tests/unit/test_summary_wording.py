@@ -53,3 +53,33 @@ def test_nothing_is_said_about_rotation_when_nothing_was_removed(tmp_path: Path)
     proc = run(tmp_path, PCAPS / "dns_udp_mixed.pcap")
     assert proc.returncode == 0, proc.stderr
     assert "rotation removed" not in proc.stdout
+
+
+def test_packets_per_second_leave_out_the_wait_for_an_output_that_is_down(tmp_path: Path) -> None:
+    """With an output down, the run waits for it until the shutdown deadline: the packets/s are
+    of the decoding, and the wait is shown on its own (one process and a split replay)."""
+    cfg = tmp_path / "down.yml"
+    cfg.write_text("packetbeat.protocols: [{type: dns, ports: [53]}]\n"
+                   "output.elasticsearch: {hosts: [\"http://127.0.0.1:9\"]}\npacketbeat.shutdown_timeout: 2s\n")
+    for workers in ("1", "2"):
+        proc = subprocess.run([sys.executable, "-m", "pybeat.cli", "run", "-c", str(cfg), "-I",
+                               str(REPO / "packaging" / "sample" / "dns.pcap"), "-t", "--strict.perms=false",
+                               "-E", f"packetbeat.workers={workers}", "--path.home", str(tmp_path)],
+                              capture_output=True, text=True, cwd=tmp_path, timeout=120)
+        assert proc.returncode != 0  # the events were not delivered
+        line = summary_line(proc.stdout, "packets")
+        took, rest = line.split(" in ", 1)[1].split("s = ", 1)
+        total, waited = rest.split("; ")[1].split("s in all, ")
+        assert float(took) < 1.5 and 2.0 <= float(total) and float(waited.split("s of it")[0]) >= 1.9, line
+        assert line.endswith("waiting for the outputs to take the events")
+
+
+def test_a_run_that_did_not_wait_shows_one_time() -> None:
+    from pybeat.summary import SummaryObserver, render
+
+    metrics = {"decode.packets": 1000, "decode.bytes": 5000}
+    plain = render(metrics, SummaryObserver(), 0.5, [], decoded=0.4).splitlines()[1]
+    assert plain.strip() == "packets     1,000 (5,000 bytes) in 0.50s = 2,000 packets/s"
+    waited = render(metrics, SummaryObserver(), 5.5, [], decoded=0.5).splitlines()[1]
+    assert waited.strip() == ("packets     1,000 (5,000 bytes) in 0.50s = 2,000 packets/s; 5.50s in all, "
+                              "5.00s of it waiting for the outputs to take the events")
