@@ -173,3 +173,20 @@ def test_the_twins_match_the_python_reference_on_every_capture(name, monkeypatch
             a["event"].pop("ingested", None)
         results.append((alerts, counters))
     assert results[0] == results[1]
+
+
+def test_the_twins_refuse_a_view_with_values_of_other_types_in_that_call_and_never_crash(monkeypatch, tmp_path):
+    """A view is built by the agent with these types; the compiled twins still check them (a
+    TypeError for that call, counted by the agent), where a C cast would read memory."""
+    compiled = True
+    good = _view(T0, "10.0.0.1", 40000, 1, "a" * 20 + ".evil.test", "evil.test", "TXT", (("TXT", "x" * 30),))
+    odd = [good._replace(msg=good.msg._replace(subdomain=None)), good._replace(msg=good.msg._replace(subdomain=5)),
+           good._replace(ts="late"), good._replace(msg=good.msg._replace(bytes_down="many"))]
+    for v in odd:  # (each fresh: the odd value is not left in the tables for the next one)
+        det, _ = _detector(compiled, monkeypatch, tmp_path)
+        try:
+            det.observe_view(v)
+        except TypeError:
+            pass  # what the agent counts as detection.dns.exceptions
+        det.observe_view(good)  # and the detector goes on
+        assert det.stats()["events"] >= 1

@@ -15,7 +15,6 @@ Measured on dns_bulk_100k.pcap (docs/detection.md, "Speed").
 
 from cpython.dict cimport PyDict_GetItem, PyDict_SetItem
 from cpython.ref cimport PyObject
-from cpython.unicode cimport PyUnicode_GET_LENGTH
 
 cdef object _evict_oldest = None
 cdef object _name_features = None
@@ -154,13 +153,13 @@ cdef class Tunnel:
         qtype = m[1]
         found = PyDict_GetItem(st.types, qtype)
         st.types[qtype] = (<object>found + 1) if found is not NULL else 1
-        raw = m[3]
-        length = PyUnicode_GET_LENGTH(raw)
+        cdef str raw = m[3]  # (a TypeError, not a crash, if a view were built with another type)
+        length = len(raw)
         if "\\" in raw:
             length -= 3 * raw.count("\\")
         st.bytes_up += length
         st.lengths.add(length)
-        if PyUnicode_GET_LENGTH(raw) >= _min_encoded_label:
+        if len(raw) >= _min_encoded_label:
             found = PyDict_GetItem(_features, raw)
             f = <object>found if found is not NULL else _name_features(raw)
             if (<tuple>f)[4]:
