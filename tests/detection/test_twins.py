@@ -149,8 +149,14 @@ def test_the_twins_match_the_python_reference_on_random_streams(seed, monkeypatc
 
 def test_a_view_that_is_not_a_view_is_an_error_of_that_call_only(monkeypatch, tmp_path):
     det, _ = _detector(True, monkeypatch, tmp_path)
-    with pytest.raises(TypeError, match="expected a TxnView"):
-        det.observe_view(["not", "a", "view"])
+    good = next(v for v in _stream(0, 1) if isinstance(v, TxnView) and v.client_port != 5353)
+    for bad in (["not", "a", "view"], (1, 2, 3), tuple(good)[:7], good._replace(msg=("short",)),
+                good._replace(msg=None)):
+        with pytest.raises(TypeError, match="expected a TxnView"):
+            det.observe_view(bad)
+        for twin in (det.parts["tunnel"].observe, det.parts["poisoning"].observe, det.parts["rate_anomaly"].observe):
+            with pytest.raises(TypeError, match="expected a TxnView"):
+                twin(bad)
     det.observe_view(next(v for v in _stream(0, 1) if isinstance(v, TxnView) and v.client_port != 5353))
     assert det.stats()["events"] == 1
 

@@ -40,9 +40,13 @@ def bind(evict_oldest, name_features, dict features, min_encoded_label, event_ty
 
 
 cdef inline tuple _view(object v):
-    """A TxnView (a tuple subclass) as the tuple it is."""
-    if not isinstance(v, tuple):
+    """A TxnView (a tuple subclass) as the tuple it is, with its message checked too: the
+    twins read both by index without bounds checks."""
+    if not isinstance(v, tuple) or len(<tuple>v) != 8:
         raise TypeError(f"expected a TxnView, got {type(v).__name__}")
+    m = (<tuple>v)[7]
+    if not isinstance(m, tuple) or len(<tuple>m) != 10:
+        raise TypeError(f"expected a TxnView's Message, got {type(m).__name__}")
     return <tuple>v
 
 
@@ -162,9 +166,9 @@ cdef class Tunnel:
         if len(raw) >= _min_encoded_label:
             found = PyDict_GetItem(_features, raw)
             f = <object>found if found is not NULL else _name_features(raw)
-            if (<tuple>f)[4]:
+            if f.shape:
                 st.encoded += 1
-                if (<tuple>f)[2] >= self.packed_label_length:
+                if f.longest_label >= self.packed_label_length:
                     st.packed += 1
         if (not st.alerted and st.distinct >= self.min_distinct
                 and <double>st.encoded >= self.min_encoded_ratio * <double>st.distinct):
