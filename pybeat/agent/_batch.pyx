@@ -36,11 +36,14 @@ cdef class Batch:
     cdef list clock
     cdef object full
     cdef public Py_ssize_t count, limit
+    #: events the detectors could not be handed (their snapshot failed); published all the same
+    cdef public Py_ssize_t failed
 
     def __init__(self, list clock, full, Py_ssize_t limit):
         self.clock = clock
         self.full = full
         self.limit = limit
+        self.failed = 0
         self._reset()
 
     cdef void _reset(self):
@@ -90,9 +93,21 @@ cdef class Watcher:
         self.reduce = reduce
 
     def __call__(self, event):
-        raw = event.raw
-        if raw is not None and not event.meta:
-            body = self.reduce(raw) if self.reduce is not None else raw
-            self.batch.keep(<bytes?>body, self.plain, event.timestamp_ns)
-        else:
-            self.batch.keep(_dumps(event), self.as_json, event.timestamp_ns)
+        cdef unsigned char code
+        try:
+            raw = event.raw
+            if raw is not None and not event.meta:
+                if type(raw) is not bytes:  # (another bytes-like type: kept as bytes, as the Python batch does)
+                    raw = bytes(raw)
+                body = self.reduce(raw) if self.reduce is not None else raw
+                code = self.plain
+            else:
+                body = _dumps(event)
+                code = self.as_json
+            ts = event.timestamp_ns
+            if type(body) is not bytes:
+                raise TypeError(f"a snapshot is bytes, not {type(body).__name__}")
+        except Exception:  # the event is published all the same; only the detectors miss it
+            self.batch.failed += 1
+            return
+        self.batch.keep(<bytes>body, code, ts)

@@ -277,7 +277,7 @@ def _close(fd: int) -> None:
 
 def _snapshot(event: Event) -> bytes:
     """What detectors get of an event that is not pre-encoded: the JSON of its fields and meta."""
-    return orjson.dumps({"f": event.fields, "m": event.meta}, default=str)
+    return orjson.dumps({"f": event.fields, "m": event.meta}, default=str, option=orjson.OPT_NON_STR_KEYS)
 
 
 class _PyBatch:
@@ -292,6 +292,8 @@ class _PyBatch:
         self.clock = clock
         self.full = full
         self.limit = limit
+        #: events the detectors could not be handed (their snapshot failed); published all the same
+        self.failed = 0
 
     @property
     def count(self) -> int:
@@ -304,14 +306,21 @@ class _PyBatch:
         cut = reduce if reduce is not None else bytes  # (bytes(b) is b)
 
         def watch(event: Event) -> None:
-            raw = event.raw
-            if raw is not None and not event.meta:
-                bodies.append(cut(raw))
-                codes.append(plain)
-            else:
-                bodies.append(_snapshot(event))
-                codes.append(as_json)
-            tss.append(event.timestamp_ns)
+            try:
+                raw = event.raw
+                if raw is not None and not event.meta:
+                    body, code = cut(raw if type(raw) is bytes else bytes(raw)), plain
+                else:
+                    body, code = _snapshot(event), as_json
+                ts = event.timestamp_ns
+                if type(body) is not bytes:
+                    raise TypeError(f"a snapshot is bytes, not {type(body).__name__}")
+            except Exception:  # the event is published all the same; only the detectors miss it
+                self.failed += 1
+                return
+            bodies.append(body)
+            codes.append(code)
+            tss.append(ts)
             es.append(clock[0].now_ns)
             if len(bodies) >= limit:
                 full()
@@ -473,8 +482,9 @@ class DetectionFeed(_Batcher):
             self.fd = -1
 
     def metrics(self) -> dict[str, int]:
-        """``detection.process.lost``: 1 when the detection process ended early."""
-        return {"process.lost": int(self.lost)}
+        """``detection.process.lost``: 1 when the detection process ended early;
+        ``detection.snapshot_failed``: events the detectors were not handed."""
+        return {"process.lost": int(self.lost), "snapshot_failed": self._batch.failed}
 
     def counters(self, name: str) -> Callable[[], dict[str, int]]:
         """Detector ``name``'s counters as the detection process last reported them."""
@@ -523,7 +533,8 @@ class LocalDetection(_Batcher):
         return det.stats
 
     def metrics(self) -> dict[str, int]:
-        return {}
+        """``detection.snapshot_failed``: events the detectors were not handed."""
+        return {"snapshot_failed": self._batch.failed}
 
 
 # -- running the detectors (in the detection process, or in this one) ----------------------

@@ -221,7 +221,8 @@ def test_the_compiled_batch_keeps_the_same_frames_as_the_python_reference():
            b'"response_code":"NOERROR","question":{"name":"a.test"},"answers_count":0,"type":"answer"},"x":1}')
     events = [Event(1_000 + i, None, raw=raw) for i in range(5)]
     events += [Event(2_000, {"dns": {"id": 1}, "client": {"ip": "10.0.0.2"}}),  # not pre-encoded
-               Event(3_000, None, {"pipeline": "p"}, raw=raw)]  # with meta: its JSON
+               Event(3_000, None, {"pipeline": "p"}, raw=raw),  # with meta: its JSON
+               Event(4_000, None, raw=bytearray(raw[:40]))]  # another bytes-like type, kept as bytes
     frames = []
     for batch_type in (D._Batch, D._PyBatch):
         clock = types.SimpleNamespace(now_ns=0)
@@ -233,8 +234,31 @@ def test_the_compiled_batch_keeps_the_same_frames_as_the_python_reference():
             (watch_dns if i % 2 else watch_plain)(e)
         frames.append(full + [batch.take()])
     assert frames[0] == frames[1]
-    assert [count for count, _ in frames[0]] == [3, 3, 1]
+    assert [count for count, _ in frames[0]] == [3, 3, 2]
     # and the detection process reads them back as kept
     es, tss, codes, bodies = D._unpack(*frames[0][0])
     assert es == [0, 10, 20] and tss == [1_000, 1_001, 1_002] and codes == bytes([10, 4, 10])
     assert bodies == [raw, reduce_raw(raw), raw]
+
+
+def test_an_event_the_detectors_cannot_be_handed_is_counted_and_the_rest_go_on():
+    """A snapshot that fails (here a key no JSON can hold, or a reduce hook that raises) costs
+    the detectors that event only: it is counted, and the watcher returns normally, so the
+    event is published all the same. Both batches."""
+    from pybeat.agent import detection as D
+    from pybeat.api import Event
+
+    for batch_type in {D._Batch, D._PyBatch}:
+        batch = batch_type([types.SimpleNamespace(now_ns=0)], lambda: None, 512)
+
+        def broken(raw):
+            raise RuntimeError("a reduce hook that fails")
+
+        watch, reducing = batch.watcher(1), batch.watcher(2, broken)
+        watch(Event(1, {"dns": {("a", "tuple"): 1}}))
+        watch(Event(2, {"dns": {7: "int keys are fine"}}))
+        reducing(Event(3, None, raw=b'{"x":1}'))
+        watch(Event(4, {"dns": {"id": 1}}))
+        count, body = batch.take()
+        assert batch.failed == 2 and count == 2
+        assert D._unpack(count, body)[1] == [2, 4]
