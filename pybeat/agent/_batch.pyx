@@ -94,6 +94,7 @@ cdef class Watcher:
 
     def __call__(self, event):
         cdef unsigned char code
+        cdef int64_t ts
         try:
             raw = event.raw
             if raw is not None and not event.meta:
@@ -104,7 +105,7 @@ cdef class Watcher:
             else:
                 body = _dumps(event)
                 code = self.as_json
-            ts = event.timestamp_ns
+            ts = event.timestamp_ns  # (an int64: a TypeError or an OverflowError here otherwise)
             if type(body) is not bytes:
                 raise TypeError(f"a snapshot is bytes, not {type(body).__name__}")
         except Exception:  # the event is published all the same; only the detectors miss it

@@ -47,6 +47,7 @@ import collections
 import gc
 import importlib
 import itertools
+import operator
 import os
 import select
 import signal
@@ -275,6 +276,9 @@ def _close(fd: int) -> None:
         pass
 
 
+_I64 = 1 << 63
+
+
 def _snapshot(event: Event) -> bytes:
     """What detectors get of an event that is not pre-encoded: the JSON of its fields and meta."""
     return orjson.dumps({"f": event.fields, "m": event.meta}, default=str, option=orjson.OPT_NON_STR_KEYS)
@@ -312,7 +316,9 @@ class _PyBatch:
                     body, code = cut(raw if type(raw) is bytes else bytes(raw)), plain
                 else:
                     body, code = _snapshot(event), as_json
-                ts = event.timestamp_ns
+                ts = operator.index(event.timestamp_ns)
+                if not -_I64 <= ts < _I64:  # (what a frame carries: an int64, as in _batch.pyx)
+                    raise OverflowError("a timestamp beyond an int64")
                 if type(body) is not bytes:
                     raise TypeError(f"a snapshot is bytes, not {type(body).__name__}")
             except Exception:  # the event is published all the same; only the detectors miss it

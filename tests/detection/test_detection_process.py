@@ -258,7 +258,8 @@ def test_an_event_the_detectors_cannot_be_handed_is_counted_and_the_rest_go_on()
         watch(Event(1, {"dns": {("a", "tuple"): 1}}))
         watch(Event(2, {"dns": {7: "int keys are fine"}}))
         reducing(Event(3, None, raw=b'{"x":1}'))
+        watch(Event(2**70, {"dns": {"id": 1}}))  # a timestamp no frame can carry
         watch(Event(4, {"dns": {"id": 1}}))
         count, body = batch.take()
-        assert batch.failed == 2 and count == 2
+        assert batch.failed == 3 and count == 2
         assert D._unpack(count, body)[1] == [2, 4]
