@@ -112,3 +112,4 @@ cdef class Watcher:
             self.batch.failed += 1
             return
         self.batch.keep(<bytes>body, code, ts)
+

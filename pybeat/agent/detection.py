@@ -744,7 +744,10 @@ class _Merger:
 
 
 def _unpack(count: int, body: bytes) -> tuple[list[int], list[int], bytes, list[bytes]]:
-    """A feed frame's events: emission times, timestamps, codes, bodies."""
+    """A feed frame's events: emission times, timestamps, codes, bodies (ValueError when its
+    lengths do not fit it)."""
+    if count < 0 or 21 * count > len(body):
+        raise ValueError("broken detection stream (a frame shorter than its events)")
     es = array.array("q")
     es.frombytes(body[:8 * count])
     tss = array.array("q")
@@ -752,7 +755,10 @@ def _unpack(count: int, body: bytes) -> tuple[list[int], list[int], bytes, list[
     lens = array.array("I")
     lens.frombytes(body[16 * count:20 * count])
     ends = list(itertools.accumulate(lens, initial=21 * count))
+    if ends[-1] > len(body):
+        raise ValueError("broken detection stream (an event beyond its frame)")
     return es.tolist(), tss.tolist(), body[20 * count:21 * count], [body[a:b] for a, b in zip(ends, ends[1:])]
+
 
 
 def _serve(settings: Any, paths: Paths, logger: Any, beat: BeatInfo, feed_fds: list[int], feed_ws: list[int],

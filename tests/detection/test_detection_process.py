@@ -263,3 +263,21 @@ def test_an_event_the_detectors_cannot_be_handed_is_counted_and_the_rest_go_on()
         count, body = batch.take()
         assert batch.failed == 3 and count == 2
         assert D._unpack(count, body)[1] == [2, 4]
+
+
+
+def test_a_frame_whose_lengths_do_not_fit_it_is_refused():
+    from pybeat.agent import detection as D
+    from pybeat.api import Event
+
+    batch = D._PyBatch([types.SimpleNamespace(now_ns=-5)], lambda: None, 512)
+    watch = batch.watcher(3)
+    for i, raw in enumerate([b"{}", b'{"a":1}', b"", b'{"b":"' + b"x" * 300 + b'"}']):
+        watch(Event(i - 2, None, raw=raw))
+    count, body = batch.take()
+    assert D._unpack(count, body)[1] == [-2, -1, 0, 1]
+    assert D._unpack(0, b"") == ([], [], b"", [])
+    for bad_count, bad_body in [(count, body[:-1]), (count, body[:20]), (-1, body),
+                                (1, b"\x00" * 16 + b"\xff\xff\xff\xff" + b"\x02")]:
+        with pytest.raises(ValueError, match="broken detection stream"):
+            D._unpack(bad_count, bad_body)
