@@ -112,4 +112,3 @@ cdef class Watcher:
             self.batch.failed += 1
             return
         self.batch.keep(<bytes>body, code, ts)
-
