@@ -79,9 +79,9 @@ WAIT_SHOWN_S = 1.0
 
 def render(metrics: dict[str, Any], observer: SummaryObserver, elapsed: float, outputs: list[str],
            problems: list[str] | None = None, decoded: float | None = None) -> str:
-    """The run's summary. ``decoded``: seconds until the input ended; when the outputs then kept
-    the run waiting (an output down: the shutdown deadline), packets/s are of the decoding and
-    the wait is shown on its own."""
+    """The run's summary. ``decoded``: seconds until the input ended; when delivering the events
+    then kept the run waiting (an output down: up to the shutdown deadline), packets/s are of
+    the decoding and the wait is shown on its own."""
     m = metrics
     pkts = m.get("decode.packets", 0)
     waited = elapsed - decoded if decoded is not None else 0.0
@@ -89,7 +89,7 @@ def render(metrics: dict[str, Any], observer: SummaryObserver, elapsed: float, o
     line = (f"  packets     {pkts:,} ({m.get('decode.bytes', 0):,} bytes) in {took:.2f}s"
             + (f" = {pkts / took:,.0f} packets/s" if took > 0 else ""))
     if took != elapsed:
-        line += f"; {elapsed:.2f}s in all, {waited:.2f}s of it waiting for the outputs to take the events"
+        line += f"; {elapsed:.2f}s in all, {waited:.2f}s of it after the input ended, delivering the events"
     lines = ["pybeat summary", line]
     decode_errors = {k[len('decode.errors.'):]: v for k, v in m.items() if k.startswith("decode.errors.")}
     if decode_errors:

@@ -8,6 +8,7 @@ the same events and compares their frames. Chosen in ``detection.py`` where it w
 (``PYBEAT_PURE_PYTHON=1`` keeps it out).
 """
 
+from cpython.number cimport PyNumber_Index
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
 from libc.stdint cimport int64_t, uint32_t
 from libc.string cimport memcpy
@@ -86,7 +87,9 @@ cdef class Watcher:
     cdef unsigned char plain, as_json
     cdef object reduce
 
-    def __init__(self, Batch batch, int code, reduce):
+    def __init__(self, Batch batch not None, int code, reduce):
+        if not 0 <= code < 128:
+            raise ValueError(f"a protocol's code is 0-127, not {code}")
         self.batch = batch
         self.plain = code << 1
         self.as_json = (code << 1) | 1
@@ -105,7 +108,7 @@ cdef class Watcher:
             else:
                 body = _dumps(event)
                 code = self.as_json
-            ts = event.timestamp_ns  # (an int64: a TypeError or an OverflowError here otherwise)
+            ts = PyNumber_Index(event.timestamp_ns)  # (as operator.index; an OverflowError past an int64)
             if type(body) is not bytes:
                 raise TypeError(f"a snapshot is bytes, not {type(body).__name__}")
         except Exception:  # the event is published all the same; only the detectors miss it

@@ -304,6 +304,8 @@ class _PyBatch:
         return len(self.bodies)
 
     def watcher(self, code: int, reduce: Callable[[bytes], bytes] | None = None) -> Callable[[Event], None]:
+        if not 0 <= code < 128:
+            raise ValueError(f"a protocol's code is 0-127, not {code}")
         tss, es, bodies, codes, clock = self.tss, self.es, self.bodies, self.codes, self.clock
         full, limit = self.full, self.limit
         plain, as_json = code << 1, (code << 1) | 1

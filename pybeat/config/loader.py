@@ -52,11 +52,13 @@ class RawConfig:
         if not dotted.startswith("packetbeat."):
             return dotted
         parts = dotted.split(".")
-        for i in range(len(parts), 1, -1):
+        for i in range(len(parts), 1, -1):  # the nearest key (or parent) set in either spelling
             alias = ".".join(["pybeat", *parts[1:i]])
+            own = self.origins.get(".".join(parts[:i]))
             if alias in self.origins:
-                same = self.origins.get(".".join(parts[:i])) == self.origins[alias]
-                return "pybeat" + dotted[len("packetbeat"):] if same else dotted
+                return "pybeat" + dotted[len("packetbeat"):] if own == self.origins[alias] else dotted
+            if own is not None:
+                return dotted
         return dotted
 
 

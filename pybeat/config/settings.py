@@ -102,7 +102,7 @@ def _off(value: Any) -> bool:
     return value is False or (isinstance(value, str) and value.strip().lower() in ("false", "f", "no", "n", "off", "0"))
 
 
-_WHERE = re.compile(r"^\S+ \((.+):(\d+)\): ")
+_WHERE = re.compile(r"^\S+ \(([^()]+):(\d+)\): ")
 
 
 def by_line(problems: list[str]) -> list[str]:

@@ -114,7 +114,8 @@ def test_single_values_are_lists_and_numbers_are_strings_as_in_beats(tmp_path: P
 
 
 @pytest.mark.parametrize("namespace", ["pybeat", "packetbeat"])
-@pytest.mark.parametrize("bad", ["http://corp.test/login", "*.corp.test", "corp.test:443", "corp", "-corp.test"])
+@pytest.mark.parametrize("bad", ["http://corp.test/login", "*.corp.test", "corp.test:443", "corp", "-corp.test",
+                                 "ex\u00b2mple.com", "10.0.0.1"])
 def test_a_protected_domain_that_is_not_a_domain_is_refused_under_the_name_it_was_written(
         tmp_path: Path, namespace: str, bad: str) -> None:
     config = ("packetbeat.protocols: [{type: dns, ports: [53]}]\noutput.file: {path: out}\n"
@@ -150,3 +151,19 @@ def test_every_problem_of_a_config_is_listed_in_the_order_of_its_lines(tmp_path:
     assert checked.returncode == 1
     lines = [int(x.split("(c.yml:")[1].split(")")[0]) for x in checked.stderr.splitlines() if "(c.yml:" in x]
     assert lines == [4, 7, 8, 9, 10], checked.stderr
+
+
+def test_a_key_written_under_packetbeat_is_named_so_though_its_parent_is_also_set_under_pybeat(tmp_path: Path) -> None:
+    config = ("packetbeat.protocols: [{type: dns, ports: [53]}]\noutput.file: {path: out}\n"
+              "pybeat.detection.dns:\n  enabled: true\n"
+              "packetbeat.detection.dns:\n  protected_domains: [\"http://x.test\"]\n")
+    checked = pybeat(tmp_path, config, "test", "config")
+    assert checked.returncode == 1
+    assert "packetbeat.detection.dns.protected_domains (c.yml:6)" in checked.stderr, checked.stderr
+
+
+def test_the_line_order_reads_the_location_not_a_parenthesis_in_the_message() -> None:
+    from pybeat.config.settings import by_line
+
+    problems = ["b.key (c.yml:9): expected (x:1): y", "a.key (c.yml:3): bad", "c.key: missing"]
+    assert by_line(problems) == ["a.key (c.yml:3): bad", "b.key (c.yml:9): expected (x:1): y", "c.key: missing"]

@@ -259,9 +259,10 @@ def test_an_event_the_detectors_cannot_be_handed_is_counted_and_the_rest_go_on()
         watch(Event(2, {"dns": {7: "int keys are fine"}}))
         reducing(Event(3, None, raw=b'{"x":1}'))
         watch(Event(2**70, {"dns": {"id": 1}}))  # a timestamp no frame can carry
+        watch(Event(5.9, {"dns": {"id": 1}}))  # nor a float (not truncated)
         watch(Event(4, {"dns": {"id": 1}}))
         count, body = batch.take()
-        assert batch.failed == 3 and count == 2
+        assert batch.failed == 4 and count == 2
         assert D._unpack(count, body)[1] == [2, 4]
 
 
@@ -281,3 +282,18 @@ def test_a_frame_whose_lengths_do_not_fit_it_is_refused():
                                 (1, b"\x00" * 16 + b"\xff\xff\xff\xff" + b"\x02")]:
         with pytest.raises(ValueError, match="broken detection stream"):
             D._unpack(bad_count, bad_body)
+
+
+def test_a_protocol_code_a_frame_cannot_carry_is_refused_by_both_batches():
+    from pybeat.agent import detection as D
+
+    for batch_type in {D._Batch, D._PyBatch}:
+        batch = batch_type([types.SimpleNamespace(now_ns=0)], lambda: None, 512)
+        for code in (-1, 128, 200):
+            with pytest.raises(ValueError, match="0-127"):
+                batch.watcher(code)
+    if D._Batch is not D._PyBatch:
+        from pybeat.agent import _batch
+
+        with pytest.raises(TypeError):
+            _batch.Watcher(None, 1, None)  # (a None batch: refused, never dereferenced)

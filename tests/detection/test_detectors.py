@@ -293,3 +293,13 @@ def test_evicting_from_a_full_table_stays_cheap_under_a_flood():
     assert len(table) <= 50_000 and dropped == 300_000 - len(table)
     assert next(iter(table)) == 300_000 - len(table)  # the newest survive
     assert time.process_time() - t0 < 5
+
+
+def test_windows_and_caps_have_upper_bounds_so_they_fit_the_machine_s_numbers():
+    import pydantic
+
+    for bad in ({"tunnel": {"window": "9600h"}}, {"poisoning": {"query_memory": 1e11}},
+                {"rate_anomaly": {"max_tracked": 2**64}}, {"tunnel": {"max_names_per_domain": 10**12}}):
+        with pytest.raises(pydantic.ValidationError, match="less than or equal"):
+            DnsDetectionConfig.model_validate({"protected_domains": ["a.test"], **bad})
+    DnsDetectionConfig.model_validate({"tunnel": {"window": "720h", "max_tracked": 10**9}})

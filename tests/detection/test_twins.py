@@ -196,3 +196,24 @@ def test_the_twins_refuse_a_view_with_values_of_other_types_in_that_call_and_nev
             pass  # what the agent counts as detection.dns.exceptions
         det.observe_view(good)  # and the detector goes on
         assert det.stats()["events"] >= 1
+
+
+def test_a_foreign_object_in_a_table_is_a_type_error_not_a_crash(monkeypatch, tmp_path):
+    """The twins' tables are the detectors' own dicts, open to Python code: what they find
+    there is type-checked (review finding: an unchecked cast read any object as a window)."""
+    det, _ = _detector(True, monkeypatch, tmp_path)
+    v = _view(T0, "10.0.0.1", 40000, 1, "a.evil.test", "evil.test", "A", ())
+    det.parts["tunnel"].state[("10.0.0.1", "evil.test")] = object()
+    det.parts["rate_anomaly"].clients["10.0.0.1"] = object()
+    with pytest.raises(TypeError):
+        det.parts["tunnel"].observe(v)
+    with pytest.raises(TypeError):
+        det.parts["rate_anomaly"].observe(v)
+
+
+def test_a_view_whose_numbers_are_not_ints_is_refused_not_truncated(monkeypatch, tmp_path):
+    det, _ = _detector(True, monkeypatch, tmp_path)
+    v = _view(T0, "10.0.0.1", 40000, 1, "a.evil.test", "evil.test", "TXT", (("TXT", "x"),))
+    for odd in (v._replace(ts=T0 + 0.5), v._replace(msg=v.msg._replace(bytes_down=1.5))):
+        with pytest.raises(TypeError, match="ints"):
+            det.observe_view(odd)

@@ -71,7 +71,7 @@ def test_packets_per_second_leave_out_the_wait_for_an_output_that_is_down(tmp_pa
         took, rest = line.split(" in ", 1)[1].split("s = ", 1)
         total, waited = rest.split("; ")[1].split("s in all, ")
         assert float(took) < 1.5 and 2.0 <= float(total) and float(waited.split("s of it")[0]) >= 1.9, line
-        assert line.endswith("waiting for the outputs to take the events")
+        assert line.endswith("after the input ended, delivering the events")
 
 
 def test_a_run_that_did_not_wait_shows_one_time() -> None:
@@ -82,4 +82,4 @@ def test_a_run_that_did_not_wait_shows_one_time() -> None:
     assert plain.strip() == "packets     1,000 (5,000 bytes) in 0.50s = 2,000 packets/s"
     waited = render(metrics, SummaryObserver(), 5.5, [], decoded=0.5).splitlines()[1]
     assert waited.strip() == ("packets     1,000 (5,000 bytes) in 0.50s = 2,000 packets/s; 5.50s in all, "
-                              "5.00s of it waiting for the outputs to take the events")
+                              "5.00s of it after the input ended, delivering the events")

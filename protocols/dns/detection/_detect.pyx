@@ -47,6 +47,9 @@ cdef inline tuple _view(object v):
     m = (<tuple>v)[7]
     if not isinstance(m, tuple) or len(<tuple>m) != 10:
         raise TypeError(f"expected a TxnView's Message, got {type(m).__name__}")
+    # the numbers the twins hold in C types: ints (a float would be truncated there)
+    if not isinstance((<tuple>v)[0], int) or not isinstance((<tuple>m)[8], int):
+        raise TypeError("a TxnView's time and bytes_down are ints")
     return <tuple>v
 
 
@@ -133,7 +136,7 @@ cdef class Tunnel:
             self.state[key] = st
             st.partial = self.allow.partial_below(rd)
         else:
-            st = <TunnelWindow>found
+            st = <TunnelWindow?><object>found  # (checked: the table is the detector's, open to Python)
             if ts - st.start >= self.window_ns:
                 st.reset(ts)
         if st.partial and self.allow.matches(rd, m[0]):
@@ -246,9 +249,6 @@ cdef class Rate:
     def __call__(self, v):
         self.observe(_view(v))
 
-    def roll(self, RateClient c, long long ts):
-        self._roll(c, ts)
-
     cdef void _roll(self, RateClient c, long long ts):
         cdef long long buckets = (ts - c.start) // self.window_ns
         cdef long long i, count
@@ -279,7 +279,7 @@ cdef class Rate:
             c = RateClient(ts)
             self.clients[ip] = c
         else:
-            c = <RateClient>found
+            c = <RateClient?><object>found  # (checked: the table is the detector's, open to Python)
             if ts - c.start >= self.window_ns:
                 self._roll(c, ts)
         c.count += 1

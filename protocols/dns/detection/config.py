@@ -43,11 +43,17 @@ DEFAULT_TUNNEL_ALLOWLIST: tuple[str, ...] = (
 )
 
 
+#: the longest window a detector takes (packet time, seconds): 30 days
+_MAX_WINDOW = 30 * 86_400
+#: the largest table cap: a billion entries (far past any memory; keeps the numbers machine-sized)
+_MAX_CAP = 1_000_000_000
+
+
 class TunnelConfig(PluginConfig):
     """dns_tunnel: tunnelling and exfiltration, per client and registered domain."""
 
     enabled: bool = True
-    window: Duration = Field(default=60.0, gt=0)
+    window: Duration = Field(default=60.0, gt=0, le=_MAX_WINDOW)
     #: distinct subdomains of one registered domain asked by one client within the window
     min_distinct_subdomains: int = Field(default=20, ge=1)
     #: characters of distinct subdomains sent up (the data a tunnel carries upstream)
@@ -72,24 +78,24 @@ class TunnelConfig(PluginConfig):
     #: added to the shipped allowlist (``allowlist`` replaces it)
     extra_allowlist: list[str] = []
     #: (client, registered domain) pairs tracked at once; the oldest is evicted and counted
-    max_tracked: int = Field(default=20_000, ge=1)
+    max_tracked: int = Field(default=20_000, ge=1, le=_MAX_CAP)
     #: distinct subdomains remembered per pair and window (more are counted as new)
-    max_names_per_domain: int = Field(default=4_096, ge=16)
+    max_names_per_domain: int = Field(default=4_096, ge=16, le=_MAX_CAP)
 
 
 class PoisoningConfig(PluginConfig):
     """dns_poisoning: forged responses racing a real one."""
 
     enabled: bool = True
-    window: Duration = Field(default=10.0, gt=0)
+    window: Duration = Field(default=10.0, gt=0, le=_MAX_WINDOW)
     #: responses with an id that matches no recent query of that client and port, within the
     #: window, that make a race
     min_forged_responses: int = Field(default=5, ge=1)
     #: how long queries are remembered, so a late or repeated genuine answer is recognised
-    query_memory: Duration = Field(default=60.0, gt=0)
+    query_memory: Duration = Field(default=60.0, gt=0, le=_MAX_WINDOW)
     #: (client, port, id) remembered at once (as many as the DNS protocol's pending queries);
     #: the least recently used are evicted and counted
-    max_tracked: int = Field(default=100_000, ge=1)
+    max_tracked: int = Field(default=100_000, ge=1, le=_MAX_CAP)
     #: clients whose responses are not judged (e.g. a monitored resolver you trust)
     allowlist: list[str] = []
 
@@ -104,7 +110,7 @@ class LookalikeConfig(PluginConfig):
     #: registered domains never reported
     allowlist: list[str] = []
     #: distinct registered domains remembered (judged once each); cleared when full, counted
-    max_tracked: int = Field(default=200_000, ge=1)
+    max_tracked: int = Field(default=200_000, ge=1, le=_MAX_CAP)
 
 
 class RateAnomalyConfig(PluginConfig):
@@ -112,7 +118,7 @@ class RateAnomalyConfig(PluginConfig):
 
     enabled: bool = True
     #: length of one counting bucket
-    window: Duration = Field(default=60.0, gt=0)
+    window: Duration = Field(default=60.0, gt=0, le=_MAX_WINDOW)
     #: buckets of history a client needs before it is judged
     min_history: int = Field(default=10, ge=1)
     #: how far above the baseline (moving average of past buckets) a bucket must be
@@ -120,7 +126,7 @@ class RateAnomalyConfig(PluginConfig):
     #: and at least this many queries in the bucket
     min_queries: int = Field(default=600, ge=1)
     allowlist: list[str] = []
-    max_tracked: int = Field(default=100_000, ge=1)
+    max_tracked: int = Field(default=100_000, ge=1, le=_MAX_CAP)
 
 
 class NewDomainConfig(PluginConfig):
@@ -130,11 +136,11 @@ class NewDomainConfig(PluginConfig):
     #: packet time spent learning (no alerts) from the first event this agent ever saw
     learning_period: Duration = Field(default=86_400.0, ge=0)
     #: alerts at most per window (a burst of new domains is one count, not a flood of alerts)
-    window: Duration = Field(default=60.0, gt=0)
+    window: Duration = Field(default=60.0, gt=0, le=_MAX_WINDOW)
     max_alerts_per_window: int = Field(default=20, ge=0)
     allowlist: list[str] = []
     #: registered domains remembered (and persisted); the least recently seen is evicted
-    max_tracked: int = Field(default=500_000, ge=1)
+    max_tracked: int = Field(default=500_000, ge=1, le=_MAX_CAP)
 
 
 class DnsDetectionConfig(PluginConfig):
@@ -154,7 +160,8 @@ class DnsDetectionConfig(PluginConfig):
         for d in value:
             d = d.strip().strip(".").lower()
             labels = d.split(".")
-            if len(labels) < 2 or not all(_is_label(label) for label in labels):
+            # (an address is not a domain: its last label is all digits, as no top-level domain is)
+            if len(labels) < 2 or not all(_is_label(label) for label in labels) or labels[-1].isdigit():
                 raise ValueError(f"{d!r} is not a registered domain such as example.com "
                                  "(letters, digits and hyphens between dots; no scheme, path, port or wildcard)")
             out.append(d)
@@ -165,4 +172,7 @@ def _is_label(label: str) -> bool:
     """A DNS label as people write domains: 1 to 63 letters (any script: an IDN name is written
     in its own letters or as xn--), digits and inner hyphens."""
     return (0 < len(label) <= 63 and not label.startswith("-") and not label.endswith("-")
-            and all(c.isalnum() or c == "-" for c in label))
+            and all(c in _LDH or (not c.isascii() and c.isalpha()) for c in label))
+
+
+_LDH = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
