@@ -36,7 +36,7 @@ cdef class Batch:
     cdef bytearray es, tss, lens, codes, bodies
     cdef list clock
     cdef object full
-    cdef public Py_ssize_t count, limit
+    cdef Py_ssize_t count, limit
     #: events the detectors could not be handed (their snapshot failed); published all the same
     cdef public Py_ssize_t failed
 

@@ -299,10 +299,6 @@ class _PyBatch:
         #: events the detectors could not be handed (their snapshot failed); published all the same
         self.failed = 0
 
-    @property
-    def count(self) -> int:
-        return len(self.bodies)
-
     def watcher(self, code: int, reduce: Callable[[bytes], bytes] | None = None) -> Callable[[Event], None]:
         if not 0 <= code < 128:
             raise ValueError(f"a protocol's code is 0-127, not {code}")

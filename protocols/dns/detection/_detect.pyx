@@ -21,11 +21,6 @@ cdef object _name_features = None
 cdef object _Event = None
 cdef dict _features = None
 cdef Py_ssize_t _min_encoded_label = 16
-cdef int _MDNS_PORT = 5353
-#: (detector.py: _DOMAIN_PERIOD_SHIFT, _GATE_MAX)
-cdef int _PERIOD_SHIFT = 42
-cdef Py_ssize_t _GATE_MAX = 65_536
-cdef double _ALPHA = 0.2
 
 
 def bind(evict_oldest, name_features, dict features, min_encoded_label, event_type):
@@ -232,9 +227,9 @@ cdef class Rate:
     cdef object allow, fire
     cdef long long window_ns, min_history, min_queries
     cdef Py_ssize_t max_tracked
-    cdef double factor
+    cdef double factor, alpha
 
-    def __init__(self, det):
+    def __init__(self, det, double alpha):
         cfg = det.config
         self.clients = det.clients
         self.counters = det.counters
@@ -245,6 +240,7 @@ cdef class Rate:
         self.min_history = cfg.min_history
         self.min_queries = cfg.min_queries
         self.factor = cfg.factor
+        self.alpha = alpha
 
     def __call__(self, v):
         self.observe(_view(v))
@@ -254,7 +250,7 @@ cdef class Rate:
         cdef long long i, count
         for i in range(min(buckets, 100)):
             count = c.count if i == 0 else 0
-            c.baseline = <double>count if c.history == 0 else (1 - _ALPHA) * c.baseline + _ALPHA * count
+            c.baseline = <double>count if c.history == 0 else (1 - self.alpha) * c.baseline + self.alpha * count
             c.history += 1
         if buckets > 100:
             c.baseline = 0.0
@@ -303,9 +299,12 @@ cdef class Dispatch:
     cdef Rate rate
     cdef list domain_observers
     cdef dict gate
+    cdef int mdns_port, period_shift
+    cdef Py_ssize_t gate_max
     cdef public long long events, unreadable
 
-    def __init__(self, read_raw, slow, tunnel, poisoning, rate, list domain_observers, dict gate):
+    def __init__(self, read_raw, slow, tunnel, poisoning, rate, list domain_observers, dict gate, int mdns_port,
+                 int period_shift, Py_ssize_t gate_max):
         self.read_raw = read_raw
         self.slow = slow
         self.tunnel = tunnel
@@ -313,6 +312,9 @@ cdef class Dispatch:
         self.rate = rate
         self.domain_observers = domain_observers
         self.gate = gate
+        self.mdns_port = mdns_port
+        self.period_shift = period_shift
+        self.gate_max = gate_max
         self.events = 0
         self.unreadable = 0
 
@@ -333,7 +335,7 @@ cdef class Dispatch:
     cdef int view(self, tuple v) except -1:
         cdef long long period
         cdef PyObject* found
-        if v[2] == _MDNS_PORT:
+        if v[2] == self.mdns_port:
             return 0  # multicast DNS: local service discovery, not lookups
         self.events += 1
         if self.tunnel is not None:
@@ -344,10 +346,10 @@ cdef class Dispatch:
             self.rate.observe(v)
         if self.domain_observers:
             rd = (<tuple>v[7])[2]
-            period = (<long long>v[0]) >> _PERIOD_SHIFT
+            period = (<long long>v[0]) >> self.period_shift
             found = PyDict_GetItem(self.gate, rd)
             if found is NULL or <object>found != period:
-                if len(self.gate) >= _GATE_MAX:
+                if len(self.gate) >= self.gate_max:
                     self.gate.clear()
                 self.gate[rd] = period
                 for observe in self.domain_observers:

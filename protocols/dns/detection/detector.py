@@ -65,7 +65,8 @@ class DnsDetector(Detector):
             # the compiled twin of observe_raw/observe_view: the per-transaction detectors'
             # twins (each built with its detector), the per-domain ones through the same gate
             twins = [getattr(self.parts.get(n), "observe", None) for n in ("tunnel", "poisoning", "rate_anomaly")]
-            self._core = fast.CORE.Dispatch(self._read_raw, self.observe, *twins, self._domain_observers, self._gate)
+            self._core = fast.CORE.Dispatch(self._read_raw, self.observe, *twins, self._domain_observers, self._gate,
+                                            _MDNS_PORT, _DOMAIN_PERIOD_SHIFT, _GATE_MAX)
             self.observe_raw = self._core.observe_raw  # type: ignore[method-assign]
             self.observe_view = self._core.observe_view  # type: ignore[method-assign]
 

@@ -45,7 +45,7 @@ class RateDetector:
         self._swept = 0
         self.counters = {"alerts": 0, "evicted": 0, "expired": 0}
         if fast.CORE is not None:  # the compiled twin of observe (the same steps, typed state)
-            self.observe = fast.CORE.Rate(self)  # type: ignore[method-assign]
+            self.observe = fast.CORE.Rate(self, _ALPHA)  # type: ignore[method-assign]
 
     def observe(self, v: TxnView) -> None:
         ts, ip, _, _, _, has_query, _, _ = v  # (faster than its attributes: this runs per event)
